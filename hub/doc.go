@@ -1,0 +1,32 @@
+// Package hub owns all of Statehub's state: the tree of keys, their revisions, the global seq,
+// TTL deadlines, idempotency records, the retained history of changes and the subscriptions.
+// Transports (package web) call its methods and get copies back; they never see its maps.
+//
+// # Invariants
+//
+//   - Seq is one global, strictly increasing commit number. Every commit (a set, an increment, a
+//     delete, a subtree delete, an expiry) takes the next seq; all of a commit's changes share it and
+//     are ordered by key. The seq never goes backwards, across restarts included (the journal
+//     restores it).
+//   - A key's revision is 0 when it is created and +1 on every change; a deleted key's delete event
+//     carries its last revision + 1, and a re-created key starts again at 0.
+//   - Values are compact JSON with number literals exactly as written.
+//   - A write is acknowledged only after its commit is durable in the journal. After a journal
+//     failure every later write is refused (ErrUnavailable) until restart; a failed fsync is never
+//     retried and reported as a success.
+//   - Events reach subscribers in (seq, key) order, only after their commit is durable. A
+//     subscription's Initial events plus its channel hold every change of its path after its start
+//     exactly once: the start and the registration are fixed under the same lock.
+//   - A writer never waits for a subscriber: delivery is a non-blocking send into a bounded queue,
+//     and a full queue closes that subscription with ErrSlowConsumer. Nothing is dropped silently.
+//   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
+//     no goroutine per key.
+//
+// # Concurrency
+//
+// One sync.RWMutex (mu) guards the state. A write takes it for a short read-check-change step that
+// also fixes the order of journal appends (Journal.Append only buffers); it waits for durability
+// (the group-commit fsync) after releasing it, then publishes. Publishing is serialized by pubMu
+// and takes subsMu, which guards the subscription sets; lock order is pubMu, then mu or subsMu,
+// and mu before subsMu. Helpers that need mu held end in Locked.
+package hub

@@ -1,0 +1,243 @@
+package hub
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tidwall/btree"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultHistorySize       = 100_000
+	DefaultQueueSize         = 4096
+	DefaultIdempotencyWindow = 24 * time.Hour
+)
+
+// Config configures a Hub. Zero fields take the Default constants.
+type Config struct {
+	Limits            Limits
+	HistorySize       int           // changes retained for resuming streams (default 100,000)
+	QueueSize         int           // events buffered per subscriber before it is closed as slow (default 4096)
+	IdempotencyWindow time.Duration // how long an Idempotency-Key answer is remembered (default 24 h)
+	Clock             Clock         // default SystemClock
+	Journal           Journal       // persistence; nil keeps everything in memory only
+	Logger            *slog.Logger  // default slog.Default()
+}
+
+// Journal is the persistence seam. The hub calls Append with every commit, in seq order, while it
+// holds its state lock; Append must only buffer. The returned wait function blocks until the commit
+// is durable (or returns the error that prevents it) and is called without the lock.
+type Journal interface {
+	Append(c *Commit) (wait func() error)
+}
+
+// Entry is a copy of one key's current state.
+type Entry struct {
+	Key      string
+	Value    []byte    // compact JSON; nil for a subtree entry of a children listing
+	Revision int64     // 0 when created, +1 on every change
+	Seq      uint64    // seq of the key's last change; its ETag
+	Expires  time.Time // zero when the key does not expire
+}
+
+// Change is one key's new state inside a commit.
+type Change struct {
+	Key      string
+	Value    []byte // nil when Deleted
+	Revision int64  // the key's revision after the change (for a delete: the deleted revision + 1)
+	Expires  time.Time
+	Deleted  bool
+}
+
+// IdemRecord remembers the answer to a write made with an idempotency key.
+type IdemRecord struct {
+	Key         string
+	Fingerprint string // the operation and its target; a reuse for something else is refused
+	Result      Result
+	Expires     time.Time
+}
+
+// Commit is one atomic step of the state: every change in it takes effect at Seq. Changes are in
+// key order and name each key at most once. It is the unit the Journal persists and replays.
+type Commit struct {
+	Seq     uint64
+	Changes []Change
+	Idem    *IdemRecord
+}
+
+// Hub owns the whole state. See the package documentation for its invariants and locking.
+type Hub struct {
+	cfg    Config
+	limits Limits
+	clock  Clock
+	log    *slog.Logger
+
+	mu       sync.RWMutex
+	tree     *btree.BTreeG[Entry] // every live key, in key order
+	seq      uint64               // the last committed seq
+	history  history              // recent events, for resuming streams
+	pending  []Event              // committed events not yet handed to subscribers, in order
+	expiry   expiryQueue          // TTL and idempotency deadlines
+	timerAt  time.Time            // when the expiry timer fires; zero when none is set
+	stopTime func() bool
+	idem     map[string]IdemRecord
+	failed   error // set when the journal failed: writes are refused from then on
+	closed   bool
+
+	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
+
+	subsMu   sync.Mutex
+	subs     map[string]map[*Subscription]struct{} // by subscribed path
+	nsubs    int
+	draining bool
+}
+
+// New returns an empty hub.
+func New(cfg Config) *Hub {
+	if cfg.HistorySize <= 0 {
+		cfg.HistorySize = DefaultHistorySize
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.IdempotencyWindow <= 0 {
+		cfg.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Hub{
+		cfg:     cfg,
+		limits:  cfg.Limits.withDefaults(),
+		clock:   cfg.Clock,
+		log:     cfg.Logger,
+		tree:    btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true}),
+		history: newHistory(cfg.HistorySize),
+		idem:    make(map[string]IdemRecord),
+		subs:    make(map[string]map[*Subscription]struct{}),
+	}
+}
+
+func entryLess(a, b Entry) bool { return a.Key < b.Key }
+
+// Limits returns the key and value limits in force.
+func (h *Hub) Limits() Limits { return h.limits }
+
+// Seq returns the last committed seq.
+func (h *Hub) Seq() uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.seq
+}
+
+// Len returns the number of keys.
+func (h *Hub) Len() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.tree.Len()
+}
+
+// Get returns a copy of key's entry, or ErrNotFound.
+func (h *Hub) Get(key string) (Entry, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Entry{}, err
+	}
+	h.mu.RLock()
+	e, ok := h.tree.Get(Entry{Key: key})
+	h.mu.RUnlock()
+	if !ok {
+		return Entry{}, ErrNotFound
+	}
+	return e, nil
+}
+
+// Replay applies a commit read back from the journal at start-up. Commits must come in seq order,
+// before any write or subscription; Replay does not journal them again.
+func (h *Hub) Replay(c *Commit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.applyLocked(c)
+	h.pending = h.pending[:0]
+}
+
+// commitLocked gives changes the next seq, applies them and hands the commit to the journal. The
+// caller holds h.mu and must call wait, then publish(seq), after releasing it.
+func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait func() error) {
+	c := &Commit{Seq: h.seq + 1, Changes: changes, Idem: idem}
+	if idem != nil {
+		idem.Result.Seq = c.Seq
+	}
+	h.applyLocked(c)
+	if h.cfg.Journal == nil {
+		return c.Seq, nil
+	}
+	return c.Seq, h.cfg.Journal.Append(c)
+}
+
+// applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records,
+// the history and the queue of events to publish.
+func (h *Hub) applyLocked(c *Commit) {
+	events := make([]Event, len(c.Changes))
+	for i, ch := range c.Changes {
+		if ch.Deleted {
+			h.tree.Delete(Entry{Key: ch.Key})
+		} else {
+			h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires})
+			if !ch.Expires.IsZero() {
+				h.expiry.push(deadline{at: ch.Expires, key: ch.Key})
+			}
+		}
+		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted}
+	}
+	if c.Seq > h.seq {
+		h.seq = c.Seq
+	}
+	if c.Idem != nil {
+		h.idem[c.Idem.Key] = *c.Idem
+		h.expiry.push(deadline{at: c.Idem.Expires, idem: c.Idem.Key})
+	}
+	h.history.append(events)
+	h.pending = append(h.pending, events...)
+	h.scheduleLocked()
+}
+
+// finish waits for a commit to become durable and then publishes it. A journal failure makes the
+// hub refuse every later write: an acknowledged write is always a durable one.
+func (h *Hub) finish(seq uint64, wait func() error) error {
+	if wait != nil {
+		if err := wait(); err != nil {
+			h.mu.Lock()
+			if h.failed == nil {
+				h.failed = err
+				h.log.Error("journal failed; refusing writes until restart", "err", err)
+			}
+			h.mu.Unlock()
+			return &storageError{err}
+		}
+	}
+	h.publish(seq)
+	return nil
+}
+
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e *storageError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// Close ends every subscription with ErrShutdown and stops the expiry timer. Writes after Close
+// fail with ErrClosed. The journal is the caller's to close, after Close returns.
+func (h *Hub) Close() {
+	h.Drain()
+	h.mu.Lock()
+	h.closed = true
+	if h.stopTime != nil {
+		h.stopTime()
+		h.stopTime = nil
+	}
+	h.mu.Unlock()
+}

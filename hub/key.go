@@ -1,0 +1,104 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on keys and values. Zero fields of Limits take these defaults.
+const (
+	DefaultMaxKeyBytes   = 1024
+	DefaultMaxKeyDepth   = 32
+	DefaultMaxValueBytes = 1 << 20
+	DefaultMaxJSONDepth  = 64
+)
+
+// Limits bounds keys and values. Zero fields mean the Default constants.
+type Limits struct {
+	MaxKeyBytes   int // longest key in bytes (default 1024)
+	MaxKeyDepth   int // most components in a key (default 32)
+	MaxValueBytes int // largest JSON value in bytes (default 1 MiB)
+	MaxJSONDepth  int // deepest nesting of arrays and objects (default 64)
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxKeyBytes <= 0 {
+		l.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if l.MaxKeyDepth <= 0 {
+		l.MaxKeyDepth = DefaultMaxKeyDepth
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if l.MaxJSONDepth <= 0 {
+		l.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	return l
+}
+
+// CheckKey reports whether key is a valid key: "/" followed by one or more components joined by "/",
+// each one or more Unicode letters, digits, "-" or "_". It returns an error wrapping ErrInvalidKey
+// that says what is wrong.
+func (l Limits) CheckKey(key string) error {
+	l = l.withDefaults()
+	if len(key) > l.MaxKeyBytes {
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalidKey, l.MaxKeyBytes)
+	}
+	if !strings.HasPrefix(key, "/") {
+		return fmt.Errorf("%w: must start with /", ErrInvalidKey)
+	}
+	if len(key) == 1 {
+		return fmt.Errorf("%w: the root is not a key", ErrInvalidKey)
+	}
+	depth := 1
+	empty := true
+	for i, r := range key[1:] {
+		switch {
+		case r == '/':
+			if empty {
+				return fmt.Errorf("%w: empty component at byte %d", ErrInvalidKey, i+1)
+			}
+			depth++
+			empty = true
+		case r == utf8.RuneError:
+			return fmt.Errorf("%w: not valid UTF-8", ErrInvalidKey)
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			empty = false
+		default:
+			return fmt.Errorf("%w: character %q not allowed (letters, digits, - and _ only)", ErrInvalidKey, r)
+		}
+	}
+	if empty {
+		return fmt.Errorf("%w: ends with /", ErrInvalidKey)
+	}
+	if depth > l.MaxKeyDepth {
+		return fmt.Errorf("%w: deeper than %d components", ErrInvalidKey, l.MaxKeyDepth)
+	}
+	return nil
+}
+
+// CheckPath accepts a key or a prefix: a key followed by "/" naming a subtree. The root "/" is a
+// valid prefix; callers decide who may use it.
+func (l Limits) CheckPath(path string) error {
+	if path == "/" {
+		return nil
+	}
+	if IsPrefix(path) {
+		return l.CheckKey(path[:len(path)-1])
+	}
+	return l.CheckKey(path)
+}
+
+// IsPrefix reports whether path names a subtree (ends in "/").
+func IsPrefix(path string) bool { return strings.HasSuffix(path, "/") }
+
+// Covers reports whether path (a key or a prefix) includes key.
+func Covers(path, key string) bool {
+	if IsPrefix(path) {
+		return strings.HasPrefix(key, path)
+	}
+	return path == key
+}

@@ -1,0 +1,97 @@
+package hub
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+)
+
+// Listing limits.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// ListOptions select a page of a subtree.
+type ListOptions struct {
+	Limit    int    // entries per page (default 100, at most 1000)
+	Cursor   string // from the previous page; empty for the first
+	KeysOnly bool   // leave Value nil
+	Children bool   // immediate children only: a deeper subtree shows as one entry "prefix/child/"
+}
+
+// Page is one page of a listing, in key order. Cursor is empty on the last page.
+type Page struct {
+	Entries []Entry
+	Cursor  string
+}
+
+// ErrInvalidCursor reports a cursor that List did not hand out.
+var ErrInvalidCursor = fmt.Errorf("hub: invalid cursor")
+
+// List returns a page of the entries under prefix.
+func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
+	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
+		return Page{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
+	}
+	limit := opt.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	limit = min(limit, MaxListLimit)
+	start := prefix
+	if opt.Cursor != "" {
+		last, err := base64.RawURLEncoding.DecodeString(opt.Cursor)
+		if err != nil || !strings.HasPrefix(string(last), prefix) {
+			return Page{}, ErrInvalidCursor
+		}
+		start = after(string(last))
+	}
+	var page Page
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for {
+		var next string // set when a children listing must skip past a subtree
+		more := false
+		h.tree.Ascend(Entry{Key: start}, func(e Entry) bool {
+			if !strings.HasPrefix(e.Key, prefix) {
+				return false
+			}
+			if len(page.Entries) == limit {
+				more = true
+				return false
+			}
+			if opt.Children {
+				if i := strings.IndexByte(e.Key[len(prefix):], '/'); i >= 0 {
+					sub := e.Key[:len(prefix)+i+1]
+					page.Entries = append(page.Entries, Entry{Key: sub})
+					next = after(sub)
+					return false
+				}
+			}
+			if opt.KeysOnly {
+				e.Value = nil
+			}
+			page.Entries = append(page.Entries, e)
+			return true
+		})
+		if more {
+			last := page.Entries[len(page.Entries)-1].Key
+			page.Cursor = base64.RawURLEncoding.EncodeToString([]byte(last))
+			return page, nil
+		}
+		if next == "" {
+			return page, nil
+		}
+		start = next
+	}
+}
+
+// after returns the smallest key that sorts after key and, when key names a subtree ("p/"),
+// after everything in it.
+func after(key string) string {
+	if IsPrefix(key) {
+		return key[:len(key)-1] + "0" // '0' is the byte after '/'
+	}
+	return key + "\x00"
+}

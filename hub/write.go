@@ -1,0 +1,242 @@
+package hub
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// WriteOptions are the options every write accepts.
+type WriteOptions struct {
+	TTL         time.Duration // > 0: the key is deleted this long after the write
+	Idempotency string        // non-empty: a repeat within the window answers the first result and changes nothing
+}
+
+// Cond is a write's precondition. The zero Cond always holds.
+type Cond struct {
+	// NextRevision, when set, is the revision the write must produce: the current revision + 1, or 0
+	// to create an absent key (AtomKV's X-Revision). Failure: ErrRevisionConflict.
+	NextRevision *int64
+	// Revision, when set, is the revision the key must be at now (a conditional delete).
+	// Failure: ErrRevisionConflict.
+	Revision *int64
+	// MatchSeqs, when non-empty, lists ETags (seqs of the last change) one of which the key must
+	// have; MatchAny requires only that it exists (If-Match). Failure: ErrPreconditionFailed.
+	MatchSeqs []uint64
+	MatchAny  bool
+	// Absent requires that the key does not exist (If-None-Match: *). Failure: ErrPreconditionFailed.
+	Absent bool
+}
+
+// check tests c against the key's current entry (ok false when absent).
+func (c Cond) check(key string, cur Entry, ok bool) error {
+	rev := int64(-1)
+	if ok {
+		rev = cur.Revision
+	}
+	conflict := func(err error) error {
+		return &ConflictError{Err: err, Key: key, Revision: rev, Seq: cur.Seq}
+	}
+	if c.NextRevision != nil && *c.NextRevision != rev+1 {
+		return conflict(ErrRevisionConflict)
+	}
+	if c.Revision != nil && *c.Revision != rev {
+		return conflict(ErrRevisionConflict)
+	}
+	if c.Absent && ok {
+		return conflict(ErrPreconditionFailed)
+	}
+	if (c.MatchAny || len(c.MatchSeqs) > 0) && !ok {
+		return conflict(ErrPreconditionFailed)
+	}
+	if len(c.MatchSeqs) > 0 {
+		for _, s := range c.MatchSeqs {
+			if s == cur.Seq {
+				return nil
+			}
+		}
+		return conflict(ErrPreconditionFailed)
+	}
+	return nil
+}
+
+// Result is the answer to a write.
+type Result struct {
+	Key      string
+	Revision int64  // the key's revision after the write (for a delete: the deleted revision + 1)
+	Seq      uint64 // the commit's seq; for a write that changed nothing, the current seq
+	Value    []byte // Incr: the new value
+	Deleted  int    // DeletePrefix: how many keys were deleted
+	Replayed bool   // the answer comes from an earlier request with the same idempotency key
+}
+
+// Set stores value (compact JSON, as returned by Limits.CompactJSON) under key if cond holds.
+func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	fp := fingerprint("set", key, value)
+	return h.write(opt, fp, func(now time.Time) ([]Change, Result, error) {
+		cur, ok := h.tree.Get(Entry{Key: key})
+		if err := cond.check(key, cur, ok); err != nil {
+			return nil, Result{}, err
+		}
+		rev := int64(0)
+		if ok {
+			rev = cur.Revision + 1
+		}
+		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL)}
+		return []Change{ch}, Result{Key: key, Revision: rev}, nil
+	})
+}
+
+// Incr adds by to the 64-bit integer at key, creating it at by. It fails with ErrNotInteger when the
+// value is not an integer literal in range, and with ErrOverflow when the sum does not fit.
+func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	fp := fingerprint("incr", key, strconv.AppendInt(nil, by, 10))
+	return h.write(opt, fp, func(now time.Time) ([]Change, Result, error) {
+		cur, ok := h.tree.Get(Entry{Key: key})
+		n, rev := by, int64(0)
+		if ok {
+			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
+			if err != nil {
+				return nil, Result{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.Value)
+			}
+			if n, err = addInt64(v, by); err != nil {
+				return nil, Result{}, fmt.Errorf("%w: %d + %d", err, v, by)
+			}
+			rev = cur.Revision + 1
+		}
+		value := strconv.AppendInt(nil, n, 10)
+		expires := expiresAt(now, opt.TTL)
+		if opt.TTL == 0 && ok {
+			expires = cur.Expires // a counter keeps its TTL unless the increment sets a new one
+		}
+		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
+		return []Change{ch}, Result{Key: key, Revision: rev, Value: value}, nil
+	})
+}
+
+func addInt64(a, b int64) (int64, error) {
+	s := a + b
+	if (a >= 0) == (b >= 0) && (s >= 0) != (a >= 0) {
+		return 0, ErrOverflow
+	}
+	return s, nil
+}
+
+// Delete removes key if cond holds; ErrNotFound when it is absent.
+func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return h.write(opt, fingerprint("delete", key, nil), func(time.Time) ([]Change, Result, error) {
+		cur, ok := h.tree.Get(Entry{Key: key})
+		if err := cond.check(key, cur, ok); err != nil {
+			return nil, Result{}, err
+		}
+		if !ok {
+			return nil, Result{}, ErrNotFound
+		}
+		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
+		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+	})
+}
+
+// DeletePrefix removes every key under prefix (which ends in "/") in one commit, with a delete
+// event each. Deleting an empty subtree succeeds and changes nothing.
+func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
+	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
+		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
+	}
+	return h.write(opt, fingerprint("deleteprefix", prefix, nil), func(time.Time) ([]Change, Result, error) {
+		var changes []Change
+		h.tree.Ascend(Entry{Key: prefix}, func(e Entry) bool {
+			if !Covers(prefix, e.Key) {
+				return false
+			}
+			changes = append(changes, Change{Key: e.Key, Revision: e.Revision + 1, Deleted: true})
+			return true
+		})
+		return changes, Result{Key: prefix, Deleted: len(changes)}, nil
+	})
+}
+
+// write runs one read-check-change step under the lock: build looks at the state and returns the
+// changes (nil to change nothing), the commit is journaled, and write waits for durability outside
+// the lock before publishing and answering.
+func (h *Hub) write(opt WriteOptions, fp string, build func(now time.Time) ([]Change, Result, error)) (Result, error) {
+	if opt.TTL < 0 {
+		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	h.mu.Lock()
+	if err := h.writableLocked(); err != nil {
+		h.mu.Unlock()
+		return Result{}, err
+	}
+	now := h.clock.Now()
+	if opt.Idempotency != "" {
+		if rec, ok := h.idem[opt.Idempotency]; ok && now.Before(rec.Expires) {
+			h.mu.Unlock()
+			if rec.Fingerprint != fp {
+				return Result{}, ErrIdempotencyMismatch
+			}
+			res := rec.Result
+			res.Replayed = true
+			return res, nil
+		}
+	}
+	changes, res, err := build(now)
+	if err != nil || len(changes) == 0 {
+		res.Seq = h.seq
+		h.mu.Unlock()
+		return res, err
+	}
+	var idem *IdemRecord
+	if opt.Idempotency != "" {
+		idem = &IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(h.cfg.IdempotencyWindow)}
+	}
+	seq, wait := h.commitLocked(changes, idem)
+	h.mu.Unlock()
+	res.Seq = seq
+	return res, h.finish(seq, wait)
+}
+
+func (h *Hub) writableLocked() error {
+	switch {
+	case h.closed:
+		return ErrClosed
+	case h.failed != nil:
+		return &storageError{h.failed}
+	}
+	return nil
+}
+
+func expiresAt(now time.Time, ttl time.Duration) time.Time {
+	if ttl <= 0 {
+		return time.Time{}
+	}
+	// Round away the monotonic reading: deadlines are persisted as wall time.
+	return now.Add(ttl).Round(0)
+}
+
+func fingerprint(op, key string, body []byte) string {
+	f := fnv.New64a()
+	f.Write(body)
+	return op + " " + key + " " + strconv.FormatUint(f.Sum64(), 16)
+}
+
+func sortedChanges(byKey map[string]Change) []Change {
+	out := make([]Change, 0, len(byKey))
+	for _, c := range byKey {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+

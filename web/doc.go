@@ -1,0 +1,20 @@
+// Package web is Statehub's HTTP face: the key API (AtomKV's protocol and its extensions), SSE
+// streams, the client script and the operational endpoints, on echo. PROTOCOL.md at the repository
+// root is the contract it implements.
+//
+// # Invariants
+//
+//   - Handlers never touch hub state directly: they call hub methods that return copies.
+//   - Every request is authorized in one place (authorize) before it reaches the hub.
+//   - Every error reaches the client through one mapping (handleError) as JSON
+//     {"error","code"} with a 4xx status for anything the client did wrong; 5xx only for faults
+//     of the server itself, such as a failed disk.
+//   - Every response allows any origin (CORS "*", no credentials) and exposes the API's headers.
+//   - Streams have no whole-response timeout; each write has its own deadline. A stream ends with
+//     an `event: close` that says why (slow, shutdown), and the client resumes from its last id.
+//
+// # Concurrency
+//
+// One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
+// is the only reader of its channel; it closes the subscription when the client goes away.
+package web

@@ -1,0 +1,108 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// apiError is an error the web layer raises itself, with its status and machine code.
+type apiError struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+func badRequest(code, msg string) error { return &apiError{http.StatusBadRequest, code, msg} }
+
+// statusOf maps hub errors to an HTTP status and a machine code. It is the only such mapping.
+var statusOf = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{hub.ErrInvalidKey, http.StatusBadRequest, "invalid_key"},
+	{hub.ErrInvalidValue, http.StatusBadRequest, "invalid_json"},
+	{hub.ErrValueTooDeep, http.StatusBadRequest, "too_deep"},
+	{hub.ErrInvalidTTL, http.StatusBadRequest, "invalid_ttl"},
+	{hub.ErrInvalidPosition, http.StatusBadRequest, "invalid_position"},
+	{hub.ErrInvalidCursor, http.StatusBadRequest, "invalid_cursor"},
+	{hub.ErrValueTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{hub.ErrNotFound, http.StatusNotFound, "not_found"},
+	{hub.ErrRevisionConflict, http.StatusConflict, "revision_conflict"},
+	{hub.ErrPreconditionFailed, http.StatusPreconditionFailed, "precondition_failed"},
+	{hub.ErrNotInteger, http.StatusConflict, "not_integer"},
+	{hub.ErrOverflow, http.StatusConflict, "overflow"},
+	{hub.ErrIdempotencyMismatch, http.StatusUnprocessableEntity, "idempotency_mismatch"},
+	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
+	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{hub.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{hub.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
+}
+
+// ErrorBody is the JSON of every error answer.
+type ErrorBody struct {
+	Error    string `json:"error"`
+	Code     string `json:"code"`
+	Revision *int64 `json:"revision,omitempty"` // the current revision, on a failed precondition
+}
+
+// classify returns the status, code and message for err.
+func classify(err error) (int, string, string) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status, ae.Code, ae.Msg
+	}
+	for _, m := range statusOf {
+		if errors.Is(err, m.err) {
+			return m.status, m.code, err.Error()
+		}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok {
+			msg = s
+		}
+		switch he.Code {
+		case http.StatusNotFound:
+			return he.Code, "not_found", msg
+		case http.StatusMethodNotAllowed:
+			return he.Code, "method_not_allowed", msg
+		case http.StatusRequestEntityTooLarge:
+			return he.Code, "too_large", msg
+		}
+		if he.Code < 500 {
+			return he.Code, "bad_request", msg
+		}
+	}
+	return http.StatusInternalServerError, "internal", "internal error"
+}
+
+// handleError is echo's HTTPErrorHandler: every error becomes one JSON answer.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, code, msg := classify(err)
+	if status >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	body := ErrorBody{Error: msg, Code: code}
+	var ce *hub.ConflictError
+	if errors.As(err, &ce) {
+		body.Revision = &ce.Revision
+		c.Response().Header().Set(hdrRevision, strconv.FormatInt(ce.Revision, 10))
+	}
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(status)
+		return
+	}
+	c.JSON(status, body)
+}

@@ -1,0 +1,335 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// keyRoute serves every path that is not one of the server's own (which all hold a dot): a key
+// ("/a/b") or a subtree ("/a/").
+func (s *Server) keyRoute(c echo.Context) error {
+	r := c.Request()
+	path := r.URL.Path
+	if err := s.hub.Limits().CheckPath(path); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	prefix := hub.IsPrefix(path)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if isEventStream(r) {
+			return s.stream(c, path, q)
+		}
+		if prefix {
+			return s.list(c, path, q)
+		}
+		return s.get(c, path)
+	case http.MethodPost:
+		if prefix {
+			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "POST needs a key, not a prefix"}
+		}
+		if q.Has("incr") {
+			return s.incr(c, path, q)
+		}
+		return s.put(c, path, q, false)
+	case http.MethodPut:
+		if prefix {
+			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "PUT needs a key, not a prefix"}
+		}
+		return s.put(c, path, q, true)
+	case http.MethodDelete:
+		return s.delete(c, path, q)
+	}
+	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"}
+}
+
+func (s *Server) get(c echo.Context, key string) error {
+	if err := s.authorize(c, OpRead, key); err != nil {
+		return err
+	}
+	e, err := s.hub.Get(key)
+	if err != nil {
+		return err
+	}
+	setEntryHeaders(c, e.Revision, e.Seq)
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	if etagMatches(c.Request().Header.Get("If-None-Match"), etag(e.Seq)) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.Value)
+}
+
+// put is POST (plain set, AtomKV) and PUT (set with the preconditions of its headers).
+func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool) error {
+	if err := s.authorize(c, OpWrite, key); err != nil {
+		return err
+	}
+	opt, err := writeOptions(c, q)
+	if err != nil {
+		return err
+	}
+	var cond hub.Cond
+	if conditional {
+		if cond, err = precondition(c.Request().Header, true); err != nil {
+			return err
+		}
+	}
+	value, err := s.readJSON(c.Request())
+	if err != nil {
+		return err
+	}
+	res, err := s.hub.Set(key, value, cond, opt)
+	if err != nil {
+		return err
+	}
+	return writeResult(c, res)
+}
+
+func (s *Server) incr(c echo.Context, key string, q url.Values) error {
+	if err := s.authorize(c, OpIncr, key); err != nil {
+		return err
+	}
+	by := int64(1)
+	if v := q.Get("incr"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return badRequest("invalid_increment", "incr must be a 64-bit integer, got "+strconv.Quote(v))
+		}
+		by = n
+	}
+	opt, err := writeOptions(c, q)
+	if err != nil {
+		return err
+	}
+	res, err := s.hub.Incr(key, by, opt)
+	if err != nil {
+		return err
+	}
+	setEntryHeaders(c, res.Revision, res.Seq)
+	markReplayed(c, res)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, res.Value)
+}
+
+func (s *Server) delete(c echo.Context, path string, q url.Values) error {
+	if err := s.authorize(c, OpWrite, path); err != nil {
+		return err
+	}
+	opt, err := writeOptions(c, q)
+	if err != nil {
+		return err
+	}
+	if hub.IsPrefix(path) {
+		res, err := s.hub.DeletePrefix(path, opt)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set(hdrSeq, strconv.FormatUint(res.Seq, 10))
+		markReplayed(c, res)
+		return c.JSON(http.StatusOK, map[string]any{"deleted": res.Deleted, "seq": res.Seq})
+	}
+	cond, err := precondition(c.Request().Header, false)
+	if err != nil {
+		return err
+	}
+	res, err := s.hub.Delete(path, cond, opt)
+	if err != nil {
+		return err
+	}
+	return writeResult(c, res)
+}
+
+// WriteAnswer is the JSON answer to a write.
+type WriteAnswer struct {
+	Key      string `json:"key"`
+	Revision int64  `json:"revision"`
+	Seq      uint64 `json:"seq"`
+}
+
+func writeResult(c echo.Context, res hub.Result) error {
+	setEntryHeaders(c, res.Revision, res.Seq)
+	markReplayed(c, res)
+	return c.JSON(http.StatusOK, WriteAnswer{Key: res.Key, Revision: res.Revision, Seq: res.Seq})
+}
+
+func markReplayed(c echo.Context, res hub.Result) {
+	if res.Replayed {
+		c.Response().Header().Set(hdrReplayed, "true")
+	}
+}
+
+func setEntryHeaders(c echo.Context, revision int64, seq uint64) {
+	h := c.Response().Header()
+	h.Set(hdrRevision, strconv.FormatInt(revision, 10))
+	h.Set(hdrSeq, strconv.FormatUint(seq, 10))
+	h.Set("ETag", etag(seq))
+}
+
+// etag is a key's entity tag: the seq of its last change, unique across deletes and re-creations.
+func etag(seq uint64) string { return `"` + strconv.FormatUint(seq, 10) + `"` }
+
+// etagMatches reports whether an If-None-Match header names tag (or is "*").
+func etagMatches(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// writeOptions reads ?ttl= and the Idempotency-Key header.
+func writeOptions(c echo.Context, q url.Values) (hub.WriteOptions, error) {
+	var opt hub.WriteOptions
+	if v := q.Get("ttl"); v != "" || q.Has("ttl") {
+		d, err := parseTTL(v)
+		if err != nil {
+			return opt, err
+		}
+		opt.TTL = d
+	}
+	if k := c.Request().Header.Get(hdrIdempotency); k != "" {
+		if len(k) > 255 {
+			return opt, badRequest("invalid_idempotency_key", "Idempotency-Key is longer than 255 bytes")
+		}
+		opt.Idempotency = k
+	}
+	return opt, nil
+}
+
+// MaxTTL bounds ?ttl: longer than this is almost certainly a mistake in units.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
+func parseTTL(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > MaxTTL {
+		return 0, badRequest("invalid_ttl", "ttl must be a positive duration such as 30s, 15m or 24h, got "+strconv.Quote(v))
+	}
+	return d, nil
+}
+
+// precondition reads X-Revision, If-Match and If-None-Match. For a write, X-Revision is the
+// revision the write will produce (AtomKV); for a delete it is the current revision.
+func precondition(h http.Header, write bool) (hub.Cond, error) {
+	var cond hub.Cond
+	if v := h.Get(hdrRevision); v != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			return cond, badRequest("invalid_revision", "X-Revision must be a non-negative integer, got "+strconv.Quote(v))
+		}
+		if write {
+			cond.NextRevision = &n
+		} else {
+			cond.Revision = &n
+		}
+	}
+	if v := h.Get("If-Match"); v != "" {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" {
+				cond.MatchAny = true
+				continue
+			}
+			n, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(t, "W/"), `"`), 10, 64)
+			if err != nil {
+				return cond, badRequest("invalid_etag", "If-Match must list ETags this server gave out, got "+strconv.Quote(t))
+			}
+			cond.MatchSeqs = append(cond.MatchSeqs, n)
+		}
+	}
+	if v := h.Get("If-None-Match"); v != "" {
+		if strings.TrimSpace(v) != "*" {
+			return cond, badRequest("invalid_precondition", `a write takes only If-None-Match: *`)
+		}
+		cond.Absent = true
+	}
+	return cond, nil
+}
+
+// readJSON reads a request body as one JSON value within the limits and compacts it.
+func (s *Server) readJSON(r *http.Request) ([]byte, error) {
+	limit := s.hub.Limits().MaxValueBytes
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, int64(limit)))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", "the value is larger than " + strconv.Itoa(limit) + " bytes"}
+	}
+	if err != nil {
+		return nil, badRequest("bad_body", "reading the body: "+err.Error())
+	}
+	return s.hub.Limits().CompactJSON(body)
+}
+
+// ListAnswer is the JSON answer to a listing.
+type ListAnswer struct {
+	Entries []ListEntry `json:"entries"`
+	Cursor  string      `json:"cursor,omitempty"`
+}
+
+// ListEntry is one entry of a listing; a subtree of a children listing has only Key.
+type ListEntry struct {
+	Key      string          `json:"key"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Revision *int64          `json:"revision,omitempty"`
+	Seq      *uint64         `json:"seq,omitempty"`
+}
+
+func (s *Server) list(c echo.Context, prefix string, q url.Values) error {
+	if err := s.authorize(c, OpRead, prefix); err != nil {
+		return err
+	}
+	opt := hub.ListOptions{Cursor: q.Get("cursor"), KeysOnly: flag(q, "keys"), Children: flag(q, "children")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return badRequest("invalid_limit", "limit must be a positive integer, got "+strconv.Quote(v))
+		}
+		opt.Limit = n
+	}
+	page, err := s.hub.List(prefix, opt)
+	if err != nil {
+		return err
+	}
+	ans := ListAnswer{Entries: make([]ListEntry, len(page.Entries)), Cursor: page.Cursor}
+	for i, e := range page.Entries {
+		le := ListEntry{Key: e.Key, Value: e.Value}
+		if !hub.IsPrefix(e.Key) {
+			le.Revision, le.Seq = &e.Revision, &e.Seq
+		}
+		ans.Entries[i] = le
+	}
+	c.Response().Header().Set("Cache-Control", "no-cache")
+	c.Response().Header().Set(hdrSeq, strconv.FormatUint(s.hub.Seq(), 10))
+	return c.JSON(http.StatusOK, ans)
+}
+
+// flag reads a boolean query option: present without a value, or 1/true/yes.
+func flag(q url.Values, name string) bool {
+	if !q.Has(name) {
+		return false
+	}
+	switch strings.ToLower(q.Get(name)) {
+	case "", "1", "true", "yes":
+		return true
+	}
+	return false
+}
+
+func isEventStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+func acceptsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+

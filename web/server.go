@@ -1,0 +1,140 @@
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// Header names of the API.
+const (
+	hdrRevision    = "X-Revision"
+	hdrSeq         = "X-Seq"
+	hdrIdempotency = "Idempotency-Key"
+	hdrReplayed    = "Idempotent-Replayed"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultKeepAlive    = 15 * time.Second
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultRetry        = 2 * time.Second
+)
+
+// Asset is a file the server serves from memory, such as the client script.
+type Asset struct {
+	Body        []byte
+	ContentType string
+	ETag        string // quoted
+}
+
+// Config configures a Server. Zero fields take the Default constants.
+type Config struct {
+	KeepAlive    time.Duration     // SSE keep-alive comment interval (default 15 s)
+	WriteTimeout time.Duration     // deadline for each write to a stream (default 10 s)
+	Retry        time.Duration     // SSE retry hint (default 2 s)
+	Assets       map[string]Asset  // static files by path, e.g. "/statehub.js"
+	Logger       *slog.Logger      // default slog.Default()
+	Clock        hub.Clock         // default hub.SystemClock
+	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
+}
+
+// Server is Statehub's HTTP API over a hub.
+type Server struct {
+	hub  *hub.Hub
+	cfg  Config
+	log  *slog.Logger
+	echo *echo.Echo
+}
+
+// New builds the HTTP server for h.
+func New(h *hub.Hub, cfg Config) *Server {
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = hub.SystemClock{}
+	}
+	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New()}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.CORSWithConfig(corsConfig))
+	e.GET("/.health", s.health)
+	e.GET("/", s.root)
+	e.HEAD("/", s.root)
+	for path := range cfg.Assets {
+		e.GET(path, s.asset)
+		e.HEAD(path, s.asset)
+	}
+	e.Any("/*", s.keyRoute)
+	return s
+}
+
+// corsConfig lets any origin use every method and header of the API, without credentials: access
+// is by token, never by cookie.
+var corsConfig = middleware.CORSConfig{
+	AllowOrigins: []string{"*"},
+	AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
+	AllowHeaders: []string{"Content-Type", "Authorization", "Last-Event-ID", hdrRevision, hdrIdempotency,
+		"If-Match", "If-None-Match", "X-Lock-Token", "Cache-Control"},
+	ExposeHeaders: []string{hdrRevision, hdrSeq, "ETag", hdrReplayed, "Retry-After", "Location"},
+	MaxAge:        86400,
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// HTTPServer returns an http.Server for addr with the timeouts a public server needs. It sets no
+// WriteTimeout: streams use a deadline per write instead.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func (s *Server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "seq": s.hub.Seq(), "keys": s.hub.Len()})
+}
+
+// root serves the client script, or the console to a browser navigating to "/".
+func (s *Server) root(c echo.Context) error {
+	if s.cfg.Console != nil && acceptsHTML(c.Request()) {
+		return s.cfg.Console(c)
+	}
+	a, ok := s.cfg.Assets["/statehub.js"]
+	if !ok {
+		return &apiError{http.StatusNotFound, "not_found", "no client script is built into this server"}
+	}
+	return s.serveAsset(c, a)
+}
+
+func (s *Server) asset(c echo.Context) error { return s.serveAsset(c, s.cfg.Assets[c.Path()]) }
+
+func (s *Server) serveAsset(c echo.Context, a Asset) error {
+	h := c.Response().Header()
+	h.Set("ETag", a.ETag)
+	h.Set("Cache-Control", "no-cache")
+	if etagMatches(c.Request().Header.Get("If-None-Match"), a.ETag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.Blob(http.StatusOK, a.ContentType, a.Body)
+}

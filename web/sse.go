@@ -1,0 +1,163 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// stream serves a path as Server-Sent Events (PROTOCOL.md): an optional reset, the replay or
+// snapshot, a ready event with the starting position, then every change as it commits.
+func (s *Server) stream(c echo.Context, path string, q url.Values) error {
+	if err := s.authorize(c, OpRead, path); err != nil {
+		return err
+	}
+	opt, err := subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), flag(q, "snapshot"))
+	if err != nil {
+		return err
+	}
+	sub, err := s.hub.Subscribe(path, opt)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	w := c.Response()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	out := &sseWriter{w: w, rc: http.NewResponseController(w.Writer), timeout: s.cfg.WriteTimeout}
+
+	out.retry(s.cfg.Retry)
+	if sub.Reset {
+		out.event("reset", "", []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
+	}
+	for _, e := range sub.Initial {
+		out.change(e)
+	}
+	out.event("ready", strconv.FormatUint(sub.Start, 10), []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
+	if err := out.flush(); err != nil {
+		return nil
+	}
+
+	keepAlive := time.NewTicker(s.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	ctx := c.Request().Context()
+	for {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				s.endStream(out, sub.Err())
+				return nil
+			}
+			out.change(e)
+			for more := true; more && out.buf.Len() < 64<<10; { // batch what is already queued
+				select {
+				case e, ok := <-sub.C:
+					if !ok {
+						s.endStream(out, sub.Err())
+						return nil
+					}
+					out.change(e)
+				default:
+					more = false
+				}
+			}
+		case <-keepAlive.C:
+			out.buf.WriteString(": keep-alive\n\n")
+		case <-ctx.Done():
+			return nil
+		}
+		if err := out.flush(); err != nil {
+			return nil // the client is gone or too slow to take a write; it resumes from its last id
+		}
+	}
+}
+
+// endStream tells the client why the stream ends; EventSource reconnects by itself and resumes
+// from the last id it saw.
+func (s *Server) endStream(out *sseWriter, err error) {
+	reason := "closed"
+	switch {
+	case errors.Is(err, hub.ErrSlowConsumer):
+		reason = "slow"
+	case errors.Is(err, hub.ErrShutdown):
+		reason = "shutdown"
+		out.retry(500 * time.Millisecond)
+	}
+	out.event("close", "", []byte(`{"reason":"`+reason+`"}`))
+	out.flush()
+}
+
+// subscribeOptions reads the resume position (Last-Event-ID wins over ?since) and ?snapshot.
+func subscribeOptions(lastEventID, since string, snapshot bool) (hub.SubscribeOptions, error) {
+	opt := hub.SubscribeOptions{Snapshot: snapshot}
+	pos := lastEventID
+	if pos == "" {
+		pos = since
+	}
+	if pos != "" {
+		p, err := hub.ParsePosition(pos)
+		if err != nil {
+			return opt, err
+		}
+		opt.Since = &p
+	}
+	return opt, nil
+}
+
+// sseWriter formats events into a buffer and writes it with a deadline per write.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     bytes.Buffer
+}
+
+func (o *sseWriter) retry(d time.Duration) {
+	o.buf.WriteString("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
+}
+
+// change writes a change or snapshot entry. Values are compact JSON, so they hold no newline.
+func (o *sseWriter) change(e hub.Event) {
+	kind := ""
+	data := e.Value
+	if e.Deleted {
+		kind, data = "delete", []byte("null")
+	}
+	o.event(kind, e.ID(), data)
+}
+
+func (o *sseWriter) event(kind, id string, data []byte) {
+	if kind != "" {
+		o.buf.WriteString("event: " + kind + "\n")
+	}
+	if id != "" {
+		o.buf.WriteString("id: " + id + "\n")
+	}
+	o.buf.WriteString("data: ")
+	o.buf.Write(data)
+	o.buf.WriteString("\n\n")
+}
+
+func (o *sseWriter) flush() error {
+	if o.buf.Len() == 0 {
+		return nil
+	}
+	o.rc.SetWriteDeadline(time.Now().Add(o.timeout))
+	_, err := o.w.Write(o.buf.Bytes())
+	o.buf.Reset()
+	if err == nil {
+		err = o.rc.Flush()
+	}
+	return err
+}
