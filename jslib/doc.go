@@ -1,0 +1,14 @@
+// Package jslib is Statehub's browser client: TypeScript sources (src/) and hand-written type
+// declarations (statehub.d.ts), embedded in the binary and bundled with esbuild's Go API when the
+// server starts, so no build output is committed and none can go stale.
+//
+// [Build] produces three assets, which the server serves as is:
+//   - Script: a minified IIFE for <script src>; it defines the globals Statehub and AtomKV and binds
+//     the declarative data-statehub-* elements (served at / and /statehub.js).
+//   - Module: a minified ES module exporting the same API (served at /statehub.mjs).
+//   - Types: statehub.d.ts (served at /statehub.d.ts).
+//
+// The client API is documented in README.md; the wire protocol it speaks is PROTOCOL.md at the
+// root of the repository. `npx tsc -p jslib --noEmit` type-checks the sources strictly and checks,
+// in test/types.ts, that the implementation matches statehub.d.ts.
+package jslib

@@ -1,0 +1,197 @@
+// Type declarations of the Statehub browser client.
+//
+// Served at /statehub.d.ts next to the ES module at /statehub.mjs:
+//
+//   // @deno-types="https://statehub.example/statehub.d.ts"
+//   import Statehub, { connect } from "https://statehub.example/statehub.mjs";
+//
+// A page that loads the script tag (`<script src="https://statehub.example/">`) gets the globals
+// `Statehub` and `AtomKV` declared at the end of this file.
+
+/** Options of {@link connect} and {@link Client}'s constructor. */
+export interface ConnectOptions {
+  /** A JWT: sent as the first WebSocket message, as `Authorization: Bearer` and as `?token=` for EventSource. */
+  token?: string;
+  /** "auto" (default): WebSocket, falling back to SSE + fetch when it cannot connect; "ws" or "sse" to force one. */
+  transport?: "auto" | "ws" | "sse";
+}
+
+/** A duration: Go syntax ("30s", "1h30m") or a number of milliseconds. */
+export type Duration = string | number;
+
+/** Options of writes. */
+export interface WriteOptions {
+  /** The key expires (is deleted, with a delete event) after this long. */
+  ttl?: Duration;
+  /** Deleted when this client's connection is gone for longer than the server's grace period (WebSocket only). */
+  ephemeral?: boolean;
+}
+
+/** The answer to a write. */
+export interface WriteResult {
+  revision: number;
+  seq: number;
+}
+
+export interface ListOptions {
+  limit?: number;
+  /** The cursor of the previous page. */
+  cursor?: string;
+  /** Keys only: entries carry no value. */
+  keys?: boolean;
+  /** Immediate children only; a child subtree shows as an entry whose key ends in "/". */
+  children?: boolean;
+}
+
+export interface Entry<T = any> {
+  key: string;
+  value?: T;
+  revision: number;
+  seq: number;
+}
+
+export interface ListPage<T = any> {
+  entries: Entry<T>[];
+  /** Absent on the last page. */
+  cursor?: string;
+}
+
+/** Details of a change, the fourth element of a {@link Change}. */
+export interface EventMeta {
+  type: "set" | "delete";
+  /** The commit of the change. */
+  seq: number;
+  /** The key's revision as sent by the server (for a delete: the revision that was deleted, or -1). */
+  revision: number;
+  /** Part of a snapshot (the initial state, or a rebuild after a reset) rather than a live change. */
+  snapshot: boolean;
+}
+
+/** One change: `[key, value, revision, meta]`; a delete is `[key, null, -1, meta]`. */
+export type Change<T = any> = [key: string, value: T | null, revision: number, meta: EventMeta];
+
+export interface SubscribeOptions {
+  /** Deliver the current entries of the path first, then the changes after them. */
+  snapshot?: boolean;
+}
+
+export interface LockOptions {
+  /** How long the lock is held unless renewed (server default: 60 minutes). */
+  ttl?: Duration;
+  /** A label that tells others who holds the lock. */
+  owner?: string;
+  /** Wait this long for a held lock instead of failing at once. */
+  wait?: Duration;
+}
+
+/** A held lock. */
+export interface Lock {
+  readonly key: string;
+  /** The secret that renews and releases the lock. */
+  readonly token: string;
+  /** The fencing token: the seq at which the lock was taken. */
+  readonly fence: number;
+  /** When the lock expires, as the server states it. */
+  expires: string | number;
+  readonly owner?: string;
+  /** Extends the lock by its TTL. */
+  renew(): Promise<void>;
+  release(): Promise<void>;
+}
+
+/** This client's membership of a presence room. */
+export interface Presence<T = any> {
+  /** This member's id: the last component of {@link key}. */
+  readonly id: string;
+  /** The ephemeral key that holds this member's info. */
+  readonly key: string;
+  /** Every member's info, by member id, kept live. */
+  readonly members: Record<string, T>;
+  /** Replaces this member's info. */
+  set(info: T): Promise<void>;
+  /** Leaves the room: deletes the key and stops watching. */
+  leave(): Promise<void>;
+}
+
+/** A failed request; `code` and `status` are the server's (PROTOCOL.md). */
+export declare class StatehubError extends Error {
+  constructor(message: string, code: string, status: number, data?: any);
+  readonly code: string;
+  readonly status: number;
+  /** The whole error answer (for example `revision` of a conflict, the holder of a lock). */
+  readonly data: any;
+}
+
+/** A client of one Statehub server. Every method may be called at once: the connection opens lazily. */
+export declare class Client {
+  constructor(url: string, opts?: ConnectOptions);
+  /** The origin of the server. */
+  readonly url: string;
+  /** A client for another server. */
+  connect(url: string, opts?: ConnectOptions): Client;
+
+  /** `[value, revision]`, or `[null, -1]` when the key is absent. */
+  get<T = any>(key: string): Promise<[T | null, number]>;
+  set<T = any>(key: string, value: T, opts?: WriteOptions): Promise<WriteResult>;
+  /** Compare-and-swap: succeeds only if `revision` is the current revision + 1 (0 creates). */
+  update<T = any>(key: string, value: T, revision: number, opts?: WriteOptions): Promise<boolean>;
+  /**
+   * Deletes a key or, for a path ending in "/", a subtree. With `revision` (the current one) the delete
+   * is conditional. Resolves the number of keys deleted (0 when absent or on a conflict).
+   */
+  delete(path: string, opts?: { revision?: number }): Promise<number>;
+  /** Adds `by` (default 1) to an integer, creating it at `by`; resolves the new value. */
+  incr(key: string, by?: number, opts?: { ttl?: Duration }): Promise<number>;
+  list<T = any>(path: string, opts?: ListOptions): Promise<ListPage<T>>;
+  /** Read, compute, compare-and-swap, retried until no one else wrote in between; resolves the value written. */
+  transact<T = any>(key: string, fn: (value: T | null, revision: number) => T | Promise<T>): Promise<T>;
+  /** A multi-key transaction: checks and ops as `POST /.tx` takes them. */
+  tx(checks: object[], ops: object[]): Promise<{ seq: number }>;
+
+  /** Changes of a key or subtree as an async iterator; `break` or `return()` unsubscribes. Nothing is lost or repeated. */
+  subscribe<T = any>(path: string, opts?: SubscribeOptions): AsyncIterableIterator<Change<T>>;
+  /** Calls `cb` for every change; returns the function that unsubscribes. */
+  on<T = any>(
+    path: string,
+    cb: (key: string, value: T | null, revision: number, meta: EventMeta) => void,
+    opts?: SubscribeOptions,
+  ): () => void;
+  /**
+   * Keeps `state` (key -> value) equal to the path's current entries: `cb(state, null)` once it is
+   * complete (and again after a rebuild), then `cb(state, key)` after each change. Returns the unsubscribe function.
+   */
+  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void): () => void;
+
+  /** Acquires a lock on `key`; rejects (code from the server) when it is held and `wait` ran out. */
+  lock(key: string, opts?: LockOptions): Promise<Lock>;
+  /** Joins `room` (a path) with `info` under an ephemeral key and keeps the members map live. */
+  presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>) => void): Presence<T>;
+
+  /** Closes the connection; pending requests reject, iterators end. */
+  close(): void;
+}
+
+/** AtomKV's JavaScript API, unchanged. */
+export interface AtomKVApi {
+  get<T = any>(key: string): Promise<[T | null, number]>;
+  set<T = any>(key: string, value: T): Promise<void>;
+  update<T = any>(key: string, value: T, revision: number): Promise<boolean>;
+  subscribe<T = any>(keypath: string): AsyncGenerator<[string, T | null, number], void, undefined>;
+}
+
+/** The client of the server that served this module. */
+export declare const Statehub: Client;
+/** AtomKV's API on {@link Statehub}. */
+export declare const AtomKV: AtomKVApi;
+/** A client for another server. */
+export declare function connect(url: string, opts?: ConnectOptions): Client;
+/** Binds `data-statehub-value` and `data-statehub-count` elements, now and as they are added (the script tag does this itself). */
+export declare function bind(client?: Client): void;
+export default Statehub;
+
+declare global {
+  /** Defined by the script tag. */
+  var Statehub: Client;
+  /** Defined by the script tag. */
+  var AtomKV: AtomKVApi;
+}
