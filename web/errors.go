@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -61,7 +62,7 @@ func classify(err error) (int, string, string) {
 	}
 	for _, m := range statusOf {
 		if errors.Is(err, m.err) {
-			return m.status, m.code, err.Error()
+			return m.status, m.code, strings.TrimPrefix(err.Error(), "hub: ")
 		}
 	}
 	var he *echo.HTTPError

@@ -3,6 +3,7 @@ package web
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -73,7 +74,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.CORSWithConfig(corsConfig))
+	e.Use(allowAnyOrigin, middleware.CORSWithConfig(corsConfig))
 	e.GET("/.health", s.health)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
@@ -95,6 +96,19 @@ var corsConfig = middleware.CORSConfig{
 	ExposeHeaders: []string{hdrRevision, hdrSeq, "ETag", hdrReplayed, "Retry-After", "Location"},
 	MaxAge:        86400,
 }
+
+// allowAnyOrigin puts the CORS headers on every response, also to requests without an Origin
+// (echo's CORS middleware, which answers the preflights, skips those).
+func allowAnyOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", exposedHeaders)
+		return next(c)
+	}
+}
+
+var exposedHeaders = strings.Join(corsConfig.ExposeHeaders, ",")
 
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }

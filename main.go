@@ -1,0 +1,138 @@
+// Command statehub serves a revisioned tree of JSON values over HTTP, SSE and WebSockets.
+//
+// Every flag can also be set by an environment variable STATEHUB_<NAME> (upper case, "-" as "_");
+// a flag on the command line wins over the variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/web"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "statehub:", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything the flags set.
+type config struct {
+	addr      string
+	data      string
+	sync      string
+	history   int
+	queue     int
+	logFormat string
+	limits    hub.Limits
+}
+
+// parseFlags reads args over the STATEHUB_* environment.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("statehub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", ":8000", "address to listen on")
+	fs.StringVar(&c.data, "data", "./data", `data directory; "" keeps everything in memory only`)
+	fs.StringVar(&c.sync, "sync", "always", "when a write is durable: always (fsync before the answer, group commit), interval (fsync at least every second), none")
+	fs.IntVar(&c.history, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
+	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.limits.MaxKeyBytes, "max-key-bytes", hub.DefaultMaxKeyBytes, "longest key in bytes")
+	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
+	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
+	fs.IntVar(&c.limits.MaxJSONDepth, "max-json-depth", hub.DefaultMaxJSONDepth, "deepest nesting of JSON arrays and objects")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "STATEHUB_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch c.sync {
+	case "always", "interval", "none":
+	default:
+		return c, fmt.Errorf("-sync must be always, interval or none, not %q", c.sync)
+	}
+	return c, nil
+}
+
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
+}
+
+// run starts the server and blocks until SIGINT or SIGTERM, then shuts down in order: streams end
+// with a reconnect hint, in-flight requests finish, the journal is flushed.
+func run(args []string, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	h := hub.New(hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, Logger: log})
+	srv := web.New(h, web.Config{Logger: log})
+	hs := srv.HTTPServer(cfg.addr)
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	h.Drain() // streams end with event: close, reason shutdown
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("connections did not finish in time", "err", err)
+	}
+	h.Close()
+	return nil
+}
