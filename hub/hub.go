@@ -226,7 +226,7 @@ func (h *Hub) finish(seq uint64, wait func() error) error {
 
 type storageError struct{ err error }
 
-func (e *storageError) Error() string { return ErrUnavailable.Error() + ": " + e.err.Error() }
+func (e *storageError) Error() string   { return ErrUnavailable.Error() + ": " + e.err.Error() }
 func (e *storageError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // Close ends every subscription with ErrShutdown and stops the expiry timer. Writes after Close

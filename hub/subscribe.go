@@ -206,4 +206,3 @@ func snapshotEvents(tree interface {
 	})
 	return out
 }
-

@@ -239,4 +239,3 @@ func sortedChanges(byKey map[string]Change) []Change {
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
 }
-

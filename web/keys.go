@@ -332,4 +332,3 @@ func isEventStream(r *http.Request) bool {
 func acceptsHTML(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
-

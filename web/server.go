@@ -36,12 +36,12 @@ type Asset struct {
 
 // Config configures a Server. Zero fields take the Default constants.
 type Config struct {
-	KeepAlive    time.Duration     // SSE keep-alive comment interval (default 15 s)
-	WriteTimeout time.Duration     // deadline for each write to a stream (default 10 s)
-	Retry        time.Duration     // SSE retry hint (default 2 s)
-	Assets       map[string]Asset  // static files by path, e.g. "/statehub.js"
-	Logger       *slog.Logger      // default slog.Default()
-	Clock        hub.Clock         // default hub.SystemClock
+	KeepAlive    time.Duration            // SSE keep-alive comment interval (default 15 s)
+	WriteTimeout time.Duration            // deadline for each write to a stream (default 10 s)
+	Retry        time.Duration            // SSE retry hint (default 2 s)
+	Assets       map[string]Asset         // static files by path, e.g. "/statehub.js"
+	Logger       *slog.Logger             // default slog.Default()
+	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
 }
 
