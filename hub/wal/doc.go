@@ -1,0 +1,64 @@
+// Package wal is Statehub's write-ahead log. It stores opaque records, each tagged with a strictly
+// increasing uint64 index (the hub's global seq), and knows bytes, not keys.
+//
+// # On-disk format
+//
+// The log is a directory of segment files named after the index of their first record:
+// "<16 lower-case hex digits>.wal", e.g. 000000000000002a.wal. A segment is a sequence of records
+// with nothing between them; all integers are little endian:
+//
+//	offset  size  field
+//	0       4     length   uint32, bytes of index+data (8 <= length <= MaxRecordSize)
+//	4       4     crc      uint32, CRC32C (Castagnoli) of the 8 index bytes followed by data
+//	8       8     index    uint64
+//	16      n     data     n = length-8 bytes
+//
+// Other files in the directory (.tmp files, .broken copies, snapshots) are ignored.
+//
+// # Invariants
+//
+//   - Indexes strictly increase across the whole log: within a segment, and from one segment to
+//     the next. Every record of a segment has index >= the segment's name and < the next
+//     segment's name. RemoveBefore relies on this to delete whole segments by name.
+//   - Only the last segment is ever appended to. Before a new segment is created the previous one
+//     is fsynced and closed, and the directory is fsynced after the creation, so a crash can only
+//     tear the end of the last segment.
+//   - The last segment is never empty after Open (an empty one is removed durably).
+//   - After a failed write or fsync the log is failed for good: no later write is attempted and
+//     every pending and later Ticket reports the error. An fsync is never retried, because after a
+//     failed fsync the kernel may have dropped the dirty pages it was meant to write.
+//
+// # Recovery
+//
+// Open reads every segment. A decoder (decoder.go) tells three outcomes apart:
+//
+//   - clean end: the last record ends exactly at the end of the file;
+//   - torn tail: a partial record, a checksum mismatch or zero fill at the end of the LAST segment
+//     with no well-formed record anywhere after it. This is what a crash during a write leaves.
+//     Open copies the segment to "<name>.broken" (durably), truncates it at the offset of the bad
+//     record, and logs a warning naming file and offset;
+//   - corruption: a bad record followed by a well-formed one, a bad record in a segment that is
+//     not the last, or a well-formed record whose index breaks the order. Open returns a
+//     *CorruptError naming file and offset (errors.Is(err, ErrCorrupt)), unless
+//     Options.AllowRepair, in which case it cuts the log there (keeping .broken copies of the cut
+//     segment and of every later one) and logs an error.
+//
+// The decoder checks a length field against the bytes left in the file and MaxRecordSize before it
+// allocates, so a corrupt length never causes a large allocation.
+//
+// # Concurrency model
+//
+// Append is called by the hub while it holds its own state lock, which fixes the order of
+// records. Append only encodes the record into an in-memory buffer under the log's short mutex,
+// so it never waits on the disk. One writer goroutine per Log does all segment I/O: each round it
+// takes the whole buffer, writes it (rotating segments as needed) and, under SyncAlways, fsyncs
+// once and completes the round's shared Ticket. Records appended while a round is in progress go
+// into the next round; this is the group commit, so concurrent writers share one fsync. Under
+// SyncInterval the writer also fsyncs on a ticker; under SyncNone only on Sync, rotation and Close.
+//
+// Ticket.Wait may be called from any goroutine, outside the hub's lock. Replay runs before the
+// first Append. RemoveBefore, Sync, Stats and Close may be called from any goroutine at any time.
+//
+// Snapshots are the hub's business; WriteFileAtomic is the helper for writing them safely, and FS
+// is the seam through which tests inject faults and crashes (see package waltest).
+package wal

@@ -1,0 +1,227 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// maxTornTail bounds how much of a segment after a bad record is read to decide whether it is a
+// torn tail. A longer remainder is not a plausible torn write and is treated as corruption.
+const maxTornTail = 2 * MaxRecordSize
+
+// listSegments returns the segment files of dir, oldest first. Other files are ignored.
+func listSegments(fsys FS, dir string) ([]segment, error) {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: read dir: %w", err)
+	}
+	var segs []segment
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		first, ok := parseSegmentName(e.Name())
+		if !ok {
+			continue
+		}
+		// Fixed-width hex names sort like their indexes, and ReadDir sorts by name.
+		segs = append(segs, segment{first: first, path: filepath.Join(dir, e.Name())})
+	}
+	return segs, nil
+}
+
+// scanResult is what scanSegment learned about one segment.
+type scanResult struct {
+	lastIndex  uint64 // index of the last good record, or the prev passed in if none
+	size       int64  // bytes of good records (the file size if there is no bad record)
+	bad        *badRecordError
+	validAfter bool // a well-formed record exists after bad (so bad is not a torn tail)
+}
+
+// scanSegment decodes every record of s, checking that indexes increase from prev, are >= the
+// segment's first index and, if next > 0, below the next segment's first index.
+func scanSegment(fsys FS, s segment, prev, next uint64) (res scanResult, err error) {
+	f, err := fsys.OpenFile(s.path, os.O_RDONLY, 0)
+	if err != nil {
+		return res, fmt.Errorf("wal: open %s: %w", s.path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return res, fmt.Errorf("wal: stat %s: %w", s.path, err)
+	}
+	size := fi.Size()
+	d := newDecoder(newBufReader(f), size)
+	res.lastIndex = prev
+	for {
+		off := d.off
+		index, _, err := d.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !errors.As(err, &res.bad) {
+				return res, fmt.Errorf("wal: read %s: %w", s.path, err)
+			}
+			break
+		}
+		if index <= res.lastIndex || index < s.first || (next > 0 && index >= next) {
+			res.bad = &badRecordError{offset: off, reason: errIndexOrder}
+			break
+		}
+		res.lastIndex = index
+	}
+	res.size = size
+	if res.bad == nil {
+		return res, nil
+	}
+	res.size = res.bad.offset
+	if res.bad.reason == errIndexOrder {
+		// A well-formed record in the wrong place is not a torn write.
+		res.validAfter = true
+		return res, nil
+	}
+	rest := size - res.bad.offset
+	if rest > maxTornTail {
+		res.validAfter = true
+		return res, nil
+	}
+	tail := make([]byte, rest)
+	if _, err := f.ReadAt(tail, res.bad.offset); err != nil && err != io.EOF {
+		return res, fmt.Errorf("wal: read %s: %w", s.path, err)
+	}
+	res.validAfter = validRecordAfter(tail)
+	return res, nil
+}
+
+// recovered is what Open needs from recovery.
+type recovered struct {
+	lastIndex uint64 // last good index in the log, 0 if empty
+	lastSize  int64  // size of the last segment after repair
+}
+
+// recover scans all segments, repairs a torn tail (or, with AllowRepair, corruption) and leaves
+// l.segs listing the segments that remain. The last segment is never left empty: an empty one is
+// removed durably, so the next Append names a new segment after its own index.
+func (l *Log) recover() (recovered, error) {
+	var rec recovered
+	segs, err := listSegments(l.fs, l.opts.Dir)
+	if err != nil {
+		return rec, err
+	}
+	var sizes []int64
+	for i := 0; i < len(segs); i++ {
+		s := segs[i]
+		isLast := i == len(segs)-1
+		var next uint64
+		if !isLast {
+			next = segs[i+1].first
+		}
+		res, err := scanSegment(l.fs, s, rec.lastIndex, next)
+		if err != nil {
+			return rec, err
+		}
+		rec.lastIndex = res.lastIndex
+		if bad := res.bad; bad != nil {
+			cerr := &CorruptError{File: s.path, Offset: bad.offset, Err: bad.reason}
+			switch {
+			case isLast && !res.validAfter:
+				broken, err := l.cut(s.path, bad.offset)
+				if err != nil {
+					return rec, err
+				}
+				l.log.Warn("wal: torn tail cut off", "file", s.path, "offset", bad.offset,
+					"reason", bad.reason, "broken_copy", broken)
+			case !l.opts.AllowRepair:
+				return rec, cerr
+			default:
+				broken, err := l.cut(s.path, bad.offset)
+				if err != nil {
+					return rec, err
+				}
+				l.log.Error("wal: corrupt log repaired: records at and after the corruption dropped",
+					"file", s.path, "offset", bad.offset, "reason", bad.reason, "broken_copy", broken,
+					"later_segments", len(segs)-i-1)
+				for _, later := range segs[i+1:] {
+					if err := l.fs.Rename(later.path, brokenName(l.fs, later.path)); err != nil {
+						return rec, fmt.Errorf("wal: repair: %w", err)
+					}
+				}
+				if err := l.fs.SyncDir(l.opts.Dir); err != nil {
+					return rec, fmt.Errorf("wal: repair: %w", err)
+				}
+				segs = segs[:i+1]
+			}
+		}
+		l.segs = append(l.segs, s)
+		sizes = append(sizes, res.size)
+	}
+	removed := false
+	for n := len(l.segs); n > 0 && sizes[n-1] == 0; n-- {
+		if err := l.fs.Remove(l.segs[n-1].path); err != nil {
+			return rec, fmt.Errorf("wal: remove empty segment: %w", err)
+		}
+		l.segs, sizes = l.segs[:n-1], sizes[:n-1]
+		removed = true
+	}
+	if removed {
+		if err := l.fs.SyncDir(l.opts.Dir); err != nil {
+			return rec, fmt.Errorf("wal: remove empty segment: %w", err)
+		}
+	}
+	if n := len(sizes); n > 0 {
+		rec.lastSize = sizes[n-1]
+	}
+	return rec, nil
+}
+
+// cut keeps a durable copy of the segment at path in a .broken file, then truncates the segment
+// to offset and fsyncs it. It returns the copy's path.
+func (l *Log) cut(path string, offset int64) (string, error) {
+	broken := brokenName(l.fs, path)
+	src, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: %w", err)
+	}
+	fi, err := src.Stat()
+	if err == nil {
+		err = WriteFileAtomic(l.fs, broken, func(w io.Writer) error {
+			_, err := io.Copy(w, io.NewSectionReader(src, 0, fi.Size()))
+			return err
+		})
+	}
+	src.Close()
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: copy to %s: %w", broken, err)
+	}
+	f, err := l.fs.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: %w", err)
+	}
+	err = f.Truncate(offset)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("wal: repair: truncate %s: %w", path, err)
+	}
+	return broken, nil
+}
+
+// brokenName returns path+".broken", or path+".broken.N" for the first N not already taken, so
+// an earlier copy is never overwritten.
+func brokenName(fsys FS, path string) string {
+	name := path + ".broken"
+	for n := 1; ; n++ {
+		if _, err := fsys.Stat(name); err != nil {
+			return name // not there (or unreadable: then writing the copy reports the error)
+		}
+		name = fmt.Sprintf("%s.broken.%d", path, n)
+	}
+}
