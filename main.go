@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/web"
 )
 
@@ -39,6 +40,9 @@ type config struct {
 	queue     int
 	logFormat string
 	limits    hub.Limits
+	restore   string
+	snapEvery int
+	repair    bool
 }
 
 // parseFlags reads args over the STATEHUB_* environment.
@@ -51,6 +55,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.sync, "sync", "always", "when a write is durable: always (fsync before the answer, group commit), interval (fsync at least every second), none")
 	fs.IntVar(&c.history, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
+	fs.StringVar(&c.restore, "restore", "", "start an empty -data directory from this backup file (made by GET /.snapshot), then serve")
+	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
+	fs.BoolVar(&c.repair, "repair", false, "cut the log at a corrupt record (keeping a .broken copy) instead of refusing to start")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.limits.MaxKeyBytes, "max-key-bytes", hub.DefaultMaxKeyBytes, "longest key in bytes")
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
@@ -75,10 +82,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	switch c.sync {
-	case "always", "interval", "none":
-	default:
+	if _, err := wal.ParseSyncMode(c.sync); err != nil {
 		return c, fmt.Errorf("-sync must be always, interval or none, not %q", c.sync)
+	}
+	if c.restore != "" && c.data == "" {
+		return c, errors.New("-restore needs a -data directory")
 	}
 	return c, nil
 }
@@ -110,7 +118,11 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	h := hub.New(hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, Logger: log})
+	h, err := openHub(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	srv := web.New(h, web.Config{Logger: log})
 	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -133,6 +145,29 @@ func run(args []string, stderr io.Writer) error {
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("connections did not finish in time", "err", err)
 	}
-	h.Close()
 	return nil
+}
+
+// openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
+func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, Logger: log}
+	if cfg.data == "" {
+		log.Warn("no -data directory: state is in memory only and is lost at exit")
+		return hub.New(hc), nil
+	}
+	mode, _ := wal.ParseSyncMode(cfg.sync)
+	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair}
+	if cfg.restore != "" {
+		f, err := os.Open(cfg.restore)
+		if err != nil {
+			return nil, err
+		}
+		seq, err := hub.Restore(sc, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("restoring %s: %w", cfg.restore, err)
+		}
+		log.Info("restored backup", "file", cfg.restore, "seq", seq)
+	}
+	return hub.Open(hc, sc)
 }

@@ -31,7 +31,7 @@ func (q *expiryQueue) push(d deadline) { heap.Push(q, d) }
 // scheduleLocked arms the one expiry timer for the earliest deadline, if it is earlier than the
 // armed one. There is no goroutine per key.
 func (h *Hub) scheduleLocked() {
-	if len(h.expiry) == 0 || h.closed {
+	if len(h.expiry) == 0 || h.closed || h.loading {
 		return
 	}
 	next := h.expiry[0].at

@@ -85,6 +85,8 @@ type Hub struct {
 	idem     map[string]IdemRecord
 	failed   error // set when the journal failed: writes are refused from then on
 	closed   bool
+	loading  bool   // replaying at start-up: no expiry timer yet
+	store    *store // the disk journal, when opened with Open
 
 	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
 
@@ -229,8 +231,8 @@ type storageError struct{ err error }
 func (e *storageError) Error() string   { return ErrUnavailable.Error() + ": " + e.err.Error() }
 func (e *storageError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
-// Close ends every subscription with ErrShutdown and stops the expiry timer. Writes after Close
-// fail with ErrClosed. The journal is the caller's to close, after Close returns.
+// Close ends every subscription with ErrShutdown, stops the expiry timer and, for a hub from Open,
+// flushes and closes the log. Writes after Close fail with ErrClosed.
 func (h *Hub) Close() {
 	h.Drain()
 	h.mu.Lock()
@@ -239,5 +241,11 @@ func (h *Hub) Close() {
 		h.stopTime()
 		h.stopTime = nil
 	}
+	s := h.store
 	h.mu.Unlock()
+	if s != nil {
+		if err := s.close(); err != nil {
+			h.log.Error("closing the log", "err", err)
+		}
+	}
 }

@@ -76,6 +76,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(allowAnyOrigin, middleware.CORSWithConfig(corsConfig))
 	e.GET("/.health", s.health)
+	e.GET("/.snapshot", s.backup)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
 	for path := range cfg.Assets {
@@ -127,6 +128,23 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "seq": s.hub.Seq(), "keys": s.hub.Len()})
+}
+
+// backup streams a consistent snapshot of the whole state (admins only); hub.Restore and the
+// binary's -restore flag read it back.
+func (s *Server) backup(c echo.Context) error {
+	if err := s.authorize(c, OpAdmin, "/"); err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Disposition", `attachment; filename="statehub.snapshot"`)
+	h.Set("Cache-Control", "no-store")
+	c.Response().WriteHeader(http.StatusOK)
+	if _, err := s.hub.WriteSnapshot(c.Response()); err != nil {
+		s.log.Warn("backup stream ended early", "err", err)
+	}
+	return nil
 }
 
 // root serves the client script, or the console to a browser navigating to "/".

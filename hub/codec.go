@@ -1,0 +1,187 @@
+package hub
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Commit records are what the hub writes into the log, one per commit. The log frames and
+// checksums them; this is their payload, version 1:
+//
+//	byte     version (1)
+//	uvarint  seq
+//	uvarint  number of changes, then each change:
+//	  string   key                      (uvarint length, bytes)
+//	  byte     flags: 1 deleted, 2 expires
+//	  varint   revision
+//	  varint   expires, Unix nanoseconds (when flag 2)
+//	  string   value                    (unless deleted)
+//	byte     1 when an idempotency record follows, else 0:
+//	  string key, string fingerprint, varint expires (Unix ns),
+//	  string result key, varint result revision, uvarint result seq, string result value,
+//	  uvarint result deleted count
+const commitVersion = 1
+
+var errShortRecord = errors.New("hub: truncated record")
+
+// encodeCommit appends c's record to dst.
+func encodeCommit(dst []byte, c *Commit) []byte {
+	dst = append(dst, commitVersion)
+	dst = binary.AppendUvarint(dst, c.Seq)
+	dst = binary.AppendUvarint(dst, uint64(len(c.Changes)))
+	for _, ch := range c.Changes {
+		dst = appendString(dst, ch.Key)
+		var flags byte
+		if ch.Deleted {
+			flags |= 1
+		}
+		if !ch.Expires.IsZero() {
+			flags |= 2
+		}
+		dst = append(dst, flags)
+		dst = binary.AppendVarint(dst, ch.Revision)
+		if flags&2 != 0 {
+			dst = binary.AppendVarint(dst, ch.Expires.UnixNano())
+		}
+		if !ch.Deleted {
+			dst = appendString(dst, ch.Value)
+		}
+	}
+	if c.Idem == nil {
+		return append(dst, 0)
+	}
+	dst = append(dst, 1)
+	return appendIdem(dst, c.Idem)
+}
+
+func appendIdem(dst []byte, r *IdemRecord) []byte {
+	dst = appendString(dst, r.Key)
+	dst = appendString(dst, r.Fingerprint)
+	dst = binary.AppendVarint(dst, r.Expires.UnixNano())
+	dst = appendString(dst, r.Result.Key)
+	dst = binary.AppendVarint(dst, r.Result.Revision)
+	dst = binary.AppendUvarint(dst, r.Result.Seq)
+	dst = appendString(dst, r.Result.Value)
+	return binary.AppendUvarint(dst, uint64(r.Result.Deleted))
+}
+
+func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// decodeCommit parses a commit record. It never panics and never allocates more than the record
+// holds: every length is checked against the bytes left first.
+func decodeCommit(b []byte) (*Commit, error) {
+	r := reader{b: b}
+	if v := r.byte(); v != commitVersion && r.err == nil {
+		return nil, fmt.Errorf("hub: commit record version %d is not supported", v)
+	}
+	c := &Commit{Seq: r.uvarint()}
+	n := r.count(3) // a change takes at least 3 bytes
+	if n > 0 {
+		c.Changes = make([]Change, 0, n)
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		ch := Change{Key: r.string()}
+		flags := r.byte()
+		ch.Deleted = flags&1 != 0
+		ch.Revision = r.varint()
+		if flags&2 != 0 {
+			ch.Expires = time.Unix(0, r.varint())
+		}
+		if !ch.Deleted {
+			ch.Value = []byte(r.string())
+		}
+		c.Changes = append(c.Changes, ch)
+	}
+	if r.byte() == 1 {
+		c.Idem = r.idem()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("hub: %d bytes after a commit record", len(r.b))
+	}
+	return c, nil
+}
+
+// reader decodes the primitives of commit and snapshot records; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errShortRecord
+	}
+	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a number of items each at least min bytes long, bounded by the bytes left.
+func (r *reader) count(min int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)/min) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) idem() *IdemRecord {
+	rec := &IdemRecord{Key: r.string(), Fingerprint: r.string()}
+	rec.Expires = time.Unix(0, r.varint())
+	rec.Result.Key = r.string()
+	rec.Result.Revision = r.varint()
+	rec.Result.Seq = r.uvarint()
+	if v := r.string(); v != "" {
+		rec.Result.Value = []byte(v)
+	}
+	rec.Result.Deleted = int(r.uvarint())
+	return rec
+}

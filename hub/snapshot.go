@@ -1,0 +1,151 @@
+package hub
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/tidwall/btree"
+)
+
+// A snapshot is the whole state at one seq. The same format is the on-disk snapshot and the backup
+// that GET /.snapshot streams:
+//
+//	"STATEHUB-SNAPSHOT-1\n"   magic, 20 bytes
+//	uvarint  seq
+//	uvarint  number of entries, then each, in key order:
+//	  string key, varint revision, uvarint seq, varint expires (Unix ns, 0 = none), string value
+//	uvarint  number of idempotency records, then each as in a commit record
+//	uint32   CRC32C (Castagnoli) of everything before it, little endian
+//
+// Strings are a uvarint length and the bytes.
+const snapshotMagic = "STATEHUB-SNAPSHOT-1\n"
+
+// ErrBadSnapshot reports a snapshot that is truncated, fails its checksum or does not parse.
+var ErrBadSnapshot = errors.New("hub: bad snapshot")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frozen is a consistent view of the state, taken under the lock in O(1) for the tree (a
+// copy-on-write copy), so a snapshot is written while writers go on.
+type frozen struct {
+	seq  uint64
+	tree *btree.BTreeG[Entry]
+	idem []IdemRecord
+}
+
+func (h *Hub) freeze() frozen {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	f := frozen{seq: h.seq, tree: h.tree.Copy(), idem: make([]IdemRecord, 0, len(h.idem))}
+	for _, r := range h.idem {
+		f.idem = append(f.idem, r)
+	}
+	return f
+}
+
+// WriteSnapshot writes a consistent snapshot of the whole state to w (a backup). Writers are not
+// held up while it streams. It returns the snapshot's seq.
+func (h *Hub) WriteSnapshot(w io.Writer) (uint64, error) {
+	f := h.freeze()
+	return f.seq, f.write(w)
+}
+
+func (f frozen) write(w io.Writer) error {
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
+	var scratch []byte
+	put := func(b []byte) {
+		bw.Write(b)
+		scratch = b[:0]
+	}
+	put(append(scratch, snapshotMagic...))
+	scratch = binary.AppendUvarint(scratch, f.seq)
+	put(binary.AppendUvarint(scratch, uint64(f.tree.Len())))
+	f.tree.Scan(func(e Entry) bool {
+		b := appendString(scratch, e.Key)
+		b = binary.AppendVarint(b, e.Revision)
+		b = binary.AppendUvarint(b, e.Seq)
+		var exp int64
+		if !e.Expires.IsZero() {
+			exp = e.Expires.UnixNano()
+		}
+		b = binary.AppendVarint(b, exp)
+		put(appendString(b, e.Value))
+		return true
+	})
+	put(binary.AppendUvarint(scratch, uint64(len(f.idem))))
+	for i := range f.idem {
+		put(appendIdem(scratch, &f.idem[i]))
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+	return err
+}
+
+// decodeSnapshot parses and verifies a whole snapshot.
+func decodeSnapshot(data []byte) (frozen, error) {
+	var f frozen
+	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+		return f, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	}
+	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return f, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	r := reader{b: body[len(snapshotMagic):]}
+	f.seq = r.uvarint()
+	n := r.count(5)
+	items := make([]Entry, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		e := Entry{Key: r.string(), Revision: r.varint(), Seq: r.uvarint()}
+		if exp := r.varint(); exp != 0 {
+			e.Expires = time.Unix(0, exp)
+		}
+		e.Value = []byte(r.string())
+		if len(items) > 0 && items[len(items)-1].Key >= e.Key {
+			return f, fmt.Errorf("%w: entries out of order at %q", ErrBadSnapshot, e.Key)
+		}
+		items = append(items, e)
+	}
+	m := r.count(8)
+	for i := 0; i < m && r.err == nil; i++ {
+		f.idem = append(f.idem, *r.idem())
+	}
+	if r.err != nil {
+		return f, fmt.Errorf("%w: %v", ErrBadSnapshot, r.err)
+	}
+	if len(r.b) != 0 {
+		return f, fmt.Errorf("%w: %d bytes after the last record", ErrBadSnapshot, len(r.b))
+	}
+	f.tree = btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true})
+	for _, e := range items {
+		f.tree.Load(e)
+	}
+	return f, nil
+}
+
+// loadLocked replaces the state with a snapshot's. The history starts empty at the snapshot's seq.
+func (h *Hub) loadLocked(f frozen) {
+	h.tree, h.seq = f.tree, f.seq
+	h.expiry = h.expiry[:0]
+	h.tree.Scan(func(e Entry) bool {
+		if !e.Expires.IsZero() {
+			h.expiry.push(deadline{at: e.Expires, key: e.Key})
+		}
+		return true
+	})
+	clear(h.idem)
+	for _, r := range f.idem {
+		h.idem[r.Key] = r
+		h.expiry.push(deadline{at: r.Expires, idem: r.Key})
+	}
+	h.history.reset(f.seq)
+}

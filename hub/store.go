@@ -1,0 +1,260 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/statehub/statehub/hub/wal"
+)
+
+// Defaults for StoreConfig's zero fields.
+const (
+	DefaultSnapshotRecords = 100_000
+	DefaultSnapshotBytes   = 64 << 20
+	snapshotsKept          = 2
+)
+
+// StoreConfig says where and how the hub persists. The data directory holds snapshots
+// (snap-<seq>.snap) and the log (wal/).
+type StoreConfig struct {
+	Dir             string
+	Sync            wal.SyncMode // default SyncAlways
+	SnapshotRecords int          // log records between snapshots (default 100,000)
+	SnapshotBytes   int64        // log bytes between snapshots (default 64 MiB)
+	AllowRepair     bool         // cut the log at corruption instead of refusing to start
+	FS              wal.FS       // default the OS
+}
+
+// store is the disk Journal: commits go to the log; a background goroutine writes snapshots and
+// removes the log they cover.
+type store struct {
+	h    *Hub
+	cfg  StoreConfig
+	fs   wal.FS
+	log  *wal.Log
+	buf  []byte // encoding scratch, used under the hub's lock
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	sinceRecords int   // under the hub's lock
+	sinceBytes   int64 // under the hub's lock
+
+	mu        sync.Mutex // serializes snapshots
+	snapshots int        // snapshots written since Open, for tests and metrics
+}
+
+// Open returns a hub restored from dir: the newest valid snapshot, then every later commit of the
+// log. A torn log tail is cut off (with a .broken copy); corruption before it is an error naming
+// file and offset. Writes to the hub are journaled there from then on.
+func Open(cfg Config, sc StoreConfig) (*Hub, error) {
+	if sc.Dir == "" {
+		return nil, errors.New("hub: StoreConfig.Dir is required")
+	}
+	if sc.SnapshotRecords <= 0 {
+		sc.SnapshotRecords = DefaultSnapshotRecords
+	}
+	if sc.SnapshotBytes <= 0 {
+		sc.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if sc.FS == nil {
+		sc.FS = wal.OSFS{}
+	}
+	if err := sc.FS.MkdirAll(sc.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	cfg.Journal = nil
+	h := New(cfg)
+	h.loading = true
+	s := &store{h: h, cfg: sc, fs: sc.FS, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := s.loadNewestSnapshot(); err != nil {
+		return nil, err
+	}
+	log, err := wal.Open(wal.Options{Dir: filepath.Join(sc.Dir, "wal"), Sync: sc.Sync, FS: sc.FS, Logger: h.log, AllowRepair: sc.AllowRepair})
+	if err != nil {
+		return nil, err
+	}
+	s.log = log
+	err = log.Replay(h.seq, func(index uint64, data []byte) error {
+		c, err := decodeCommit(data)
+		if err != nil {
+			return fmt.Errorf("hub: log record %d: %w", index, err)
+		}
+		if c.Seq != index || index != h.seq+1 {
+			return fmt.Errorf("hub: log record %d does not follow seq %d: the log has a gap", index, h.seq)
+		}
+		h.Replay(c)
+		s.sinceRecords++
+		s.sinceBytes += int64(len(data))
+		return nil
+	})
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	h.mu.Lock()
+	h.cfg.Journal, h.store, h.loading = s, s, false
+	h.scheduleLocked()
+	h.mu.Unlock()
+	s.wg.Add(1)
+	go s.snapshotter()
+	h.log.Info("state loaded", "dir", sc.Dir, "seq", h.Seq(), "keys", h.Len())
+	return h, nil
+}
+
+// Append journals c. It runs under the hub's lock and only buffers.
+func (s *store) Append(c *Commit) func() error {
+	s.buf = encodeCommit(s.buf[:0], c)
+	t := s.log.Append(c.Seq, s.buf)
+	s.sinceRecords++
+	s.sinceBytes += int64(len(s.buf))
+	if s.sinceRecords >= s.cfg.SnapshotRecords || s.sinceBytes >= s.cfg.SnapshotBytes {
+		s.sinceRecords, s.sinceBytes = 0, 0
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return t.Wait
+}
+
+func (s *store) snapshotter() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.kick:
+			if err := s.snapshot(); err != nil {
+				s.h.log.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)
+			}
+		}
+	}
+}
+
+// snapshot writes the state atomically as snap-<seq>.snap, keeps the newest few and removes the
+// log they cover.
+func (s *store) snapshot() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.h.freeze()
+	// The snapshot may hold commits the log has not made durable yet; sync first, so a snapshot never
+	// runs ahead of the log it replaces.
+	if err := s.log.Sync(); err != nil {
+		return err
+	}
+	path := filepath.Join(s.cfg.Dir, snapshotName(f.seq))
+	if err := wal.WriteFileAtomic(s.fs, path, f.write); err != nil {
+		return err
+	}
+	s.snapshots++
+	seqs, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	for _, old := range seqs[min(len(seqs), snapshotsKept):] {
+		if err := s.fs.Remove(filepath.Join(s.cfg.Dir, snapshotName(old))); err != nil {
+			return err
+		}
+	}
+	oldest := seqs[min(len(seqs), snapshotsKept)-1]
+	return s.log.RemoveBefore(oldest)
+}
+
+func snapshotName(seq uint64) string { return fmt.Sprintf("snap-%016x.snap", seq) }
+
+// listSnapshots returns the seqs of the snapshot files, newest first.
+func (s *store) listSnapshots() ([]uint64, error) {
+	des, err := s.fs.ReadDir(s.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, de := range des {
+		name := de.Name()
+		if !strings.HasPrefix(name, "snap-") || !strings.HasSuffix(name, ".snap") {
+			continue
+		}
+		if seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snap-"), ".snap"), 16, 64); err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	slices.Reverse(seqs)
+	return seqs, nil
+}
+
+// loadNewestSnapshot loads the newest snapshot that verifies; a bad one is logged and skipped.
+func (s *store) loadNewestSnapshot() error {
+	seqs, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		path := filepath.Join(s.cfg.Dir, snapshotName(seq))
+		data, err := readFile(s.fs, path)
+		if err == nil {
+			var f frozen
+			if f, err = decodeSnapshot(data); err == nil {
+				s.h.mu.Lock()
+				s.h.loadLocked(f)
+				s.h.mu.Unlock()
+				return nil
+			}
+		}
+		s.h.log.Warn("skipping snapshot", "file", path, "err", err)
+	}
+	return nil
+}
+
+func readFile(fsys wal.FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// close stops the snapshotter and flushes and closes the log.
+func (s *store) close() error {
+	close(s.done)
+	s.wg.Wait()
+	return s.log.Close()
+}
+
+// Restore starts an empty data directory from a backup made by WriteSnapshot: it verifies the whole
+// backup, then installs it as the directory's snapshot.
+func Restore(sc StoreConfig, backup io.Reader) (uint64, error) {
+	fsys := sc.FS
+	if fsys == nil {
+		fsys = wal.OSFS{}
+	}
+	if err := fsys.MkdirAll(sc.Dir, 0o755); err != nil {
+		return 0, err
+	}
+	if des, err := fsys.ReadDir(sc.Dir); err != nil {
+		return 0, err
+	} else if len(des) > 0 {
+		return 0, fmt.Errorf("hub: restore needs an empty data directory; %s is not", sc.Dir)
+	}
+	data, err := io.ReadAll(backup)
+	if err != nil {
+		return 0, err
+	}
+	f, err := decodeSnapshot(data)
+	if err != nil {
+		return 0, err
+	}
+	err = wal.WriteFileAtomic(fsys, filepath.Join(sc.Dir, snapshotName(f.seq)), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	return f.seq, err
+}
