@@ -21,6 +21,7 @@ import (
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/jslib"
 	"github.com/statehub/statehub/web"
 )
 
@@ -123,7 +124,11 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer h.Close()
-	srv := web.New(h, web.Config{Logger: log})
+	client, err := jslib.Build()
+	if err != nil {
+		return fmt.Errorf("bundling the client: %w", err)
+	}
+	srv := web.New(h, web.Config{Logger: log, Client: client})
 	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/jslib"
 )
 
 // Header names of the API.
@@ -27,19 +28,12 @@ const (
 	DefaultRetry        = 2 * time.Second
 )
 
-// Asset is a file the server serves from memory, such as the client script.
-type Asset struct {
-	Body        []byte
-	ContentType string
-	ETag        string // quoted
-}
-
 // Config configures a Server. Zero fields take the Default constants.
 type Config struct {
 	KeepAlive    time.Duration            // SSE keep-alive comment interval (default 15 s)
 	WriteTimeout time.Duration            // deadline for each write to a stream (default 10 s)
 	Retry        time.Duration            // SSE retry hint (default 2 s)
-	Assets       map[string]Asset         // static files by path, e.g. "/statehub.js"
+	Client       *jslib.Bundle            // the browser client; nil serves none
 	Logger       *slog.Logger             // default slog.Default()
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
@@ -79,9 +73,12 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.GET("/.snapshot", s.backup)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
-	for path := range cfg.Assets {
-		e.GET(path, s.asset)
-		e.HEAD(path, s.asset)
+	if b := cfg.Client; b != nil {
+		for path, a := range map[string]jslib.Asset{"/statehub.js": b.Script, "/statehub.mjs": b.Module, "/statehub.d.ts": b.Types} {
+			serve := func(c echo.Context) error { return serveAsset(c, a) }
+			e.GET(path, serve)
+			e.HEAD(path, serve)
+		}
 	}
 	e.Any("/*", s.keyRoute)
 	return s
@@ -152,16 +149,14 @@ func (s *Server) root(c echo.Context) error {
 	if s.cfg.Console != nil && acceptsHTML(c.Request()) {
 		return s.cfg.Console(c)
 	}
-	a, ok := s.cfg.Assets["/statehub.js"]
-	if !ok {
+	if s.cfg.Client == nil {
 		return &apiError{http.StatusNotFound, "not_found", "no client script is built into this server"}
 	}
-	return s.serveAsset(c, a)
+	return serveAsset(c, s.cfg.Client.Script)
 }
 
-func (s *Server) asset(c echo.Context) error { return s.serveAsset(c, s.cfg.Assets[c.Path()]) }
-
-func (s *Server) serveAsset(c echo.Context, a Asset) error {
+// serveAsset answers with a file held in memory, revalidated by its ETag.
+func serveAsset(c echo.Context, a jslib.Asset) error {
 	h := c.Response().Header()
 	h.Set("ETag", a.ETag)
 	h.Set("Cache-Control", "no-cache")
