@@ -1,0 +1,395 @@
+package wal_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/hub/wal/waltest"
+)
+
+var modes = []wal.SyncMode{wal.SyncAlways, wal.SyncInterval, wal.SyncNone}
+
+func TestParseSyncMode(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in      string
+		want    wal.SyncMode
+		wantErr bool
+	}{
+		{"always", wal.SyncAlways, false},
+		{"interval", wal.SyncInterval, false},
+		{"none", wal.SyncNone, false},
+		{"", 0, true},
+		{"Always", 0, true},
+		{"fsync", 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := wal.ParseSyncMode(tc.in)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("ParseSyncMode(%q) = %v, %v", tc.in, got, err)
+			}
+			if err != nil && !errors.Is(err, wal.ErrInvalidOptions) {
+				t.Fatalf("error %v does not wrap ErrInvalidOptions", err)
+			}
+			if err == nil && got.String() != tc.in {
+				t.Fatalf("String() = %q", got.String())
+			}
+		})
+	}
+}
+
+func TestOpenValidatesOptions(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		opts wal.Options
+	}{
+		{"no dir", wal.Options{FS: waltest.New(1)}},
+		{"bad mode", wal.Options{Dir: dir, FS: waltest.New(1), Sync: 7}},
+		{"negative segment size", wal.Options{Dir: dir, FS: waltest.New(1), SegmentSize: -1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := wal.Open(tc.opts); !errors.Is(err, wal.ErrInvalidOptions) {
+				t.Fatalf("Open = %v, want ErrInvalidOptions", err)
+			}
+		})
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			fsys := waltest.New(1)
+			recs := records(1, 200)
+			l := open(t, wal.Options{FS: fsys, Sync: mode, SegmentSize: 512})
+			equalRecs(t, replay(t, l, 0), nil)
+			mustAppend(t, l, recs...)
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			st := l.Stats()
+			if st.Records != 200 || st.LastIndex != 200 || st.Segments < 2 {
+				t.Fatalf("Stats = %+v", st)
+			}
+			mustClose(t, l)
+
+			l = open(t, wal.Options{FS: fsys, Sync: mode, SegmentSize: 512})
+			defer mustClose(t, l)
+			equalRecs(t, replay(t, l, 0), recs)
+			equalRecs(t, replay(t, l, 150), recs[150:])
+			equalRecs(t, replay(t, l, 200), nil)
+			if got := l.Stats().LastIndex; got != 200 {
+				t.Fatalf("LastIndex after reopen = %d", got)
+			}
+			// Segments are named after their first record and respect SegmentSize.
+			for _, f := range files(t, fsys, ".wal") {
+				b, _ := fsys.ReadFile(f)
+				if len(b) > 512 {
+					t.Errorf("%s: %d bytes > SegmentSize", f, len(b))
+				}
+			}
+			mustAppend(t, l, records(201, 5)...)
+		})
+	}
+}
+
+func TestAppendRejects(t *testing.T) {
+	t.Parallel()
+	l := open(t, wal.Options{FS: waltest.New(1)})
+	mustAppend(t, l, rec{5, "x"})
+	for _, idx := range []uint64{5, 4, 0} {
+		if err := l.Append(idx, nil).Wait(); !errors.Is(err, wal.ErrOutOfOrder) {
+			t.Fatalf("Append(%d) = %v, want ErrOutOfOrder", idx, err)
+		}
+	}
+	// The log stays usable after a rejected record.
+	mustAppend(t, l, rec{6, "y"})
+	if err := l.Replay(0, func(uint64, []byte) error { return nil }); !errors.Is(err, wal.ErrReplayAfterAppend) {
+		t.Fatalf("Replay after Append = %v", err)
+	}
+	mustClose(t, l)
+	if err := l.Append(7, nil).Wait(); !errors.Is(err, wal.ErrClosed) {
+		t.Fatalf("Append after Close = %v", err)
+	}
+	if err := l.Sync(); !errors.Is(err, wal.ErrClosed) {
+		t.Fatalf("Sync after Close = %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+func TestReplayStopsOnCallbackError(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	writeLog(t, fsys, 0, records(1, 10))
+	l := open(t, wal.Options{FS: fsys})
+	defer mustClose(t, l)
+	stop := errors.New("stop")
+	n := 0
+	err := l.Replay(0, func(uint64, []byte) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || n != 3 {
+		t.Fatalf("Replay = %v after %d records", err, n)
+	}
+}
+
+func TestRemoveBefore(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	recs := records(1, 100)
+	l := open(t, wal.Options{FS: fsys, SegmentSize: 300})
+	mustAppend(t, l, recs...)
+	before := l.Stats().Segments
+	if err := l.RemoveBefore(50); err != nil {
+		t.Fatal(err)
+	}
+	after := l.Stats().Segments
+	if after >= before || len(files(t, fsys, ".wal")) != after {
+		t.Fatalf("segments %d -> %d, files %d", before, after, len(files(t, fsys, ".wal")))
+	}
+	// Everything above 50 is still there; the oldest remaining segment starts at or below 51.
+	first := filepath.Base(files(t, fsys, ".wal")[0])
+	if first > fmt.Sprintf("%016x.wal", 51) {
+		t.Fatalf("oldest segment %s starts after 51", first)
+	}
+	// Removing everything keeps the active segment, and so the last record.
+	if err := l.RemoveBefore(1 << 62); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Stats().Segments; n != 1 {
+		t.Fatalf("%d segments after RemoveBefore(all)", n)
+	}
+	mustClose(t, l)
+	// A crash right after loses nothing: removals and the rest were made durable.
+	fsys = fsys.Crash()
+	l = open(t, wal.Options{FS: fsys, SegmentSize: 300})
+	defer mustClose(t, l)
+	got := replay(t, l, 50)
+	if len(got) == 0 || got[len(got)-1] != recs[99] {
+		t.Fatalf("last record lost: %v", short(got))
+	}
+	equalRecs(t, got, recs[100-len(got):])
+}
+
+// TestGroupCommit holds the first fsync until every goroutine has appended, so the rest share
+// the second fsync: deterministic batching without timing.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	const writers = 32
+	fsys := waltest.New(1)
+	release := make(chan struct{})
+	var once sync.Once
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpSync && strings.HasSuffix(name, ".wal") {
+			once.Do(func() { <-release })
+		}
+		return nil
+	})
+	l := open(t, wal.Options{FS: fsys})
+	var mu sync.Mutex // the hub's lock: fixes the index order
+	var next uint64
+	var appended, done sync.WaitGroup
+	appended.Add(writers)
+	for range writers {
+		done.Go(func() {
+			mu.Lock()
+			next++
+			tk := l.Append(next, []byte("v"))
+			mu.Unlock()
+			appended.Done()
+			if err := tk.Wait(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	appended.Wait()
+	close(release)
+	done.Wait()
+	st := l.Stats()
+	if st.Records != writers || st.Syncs >= st.Records || st.Syncs > 2 {
+		t.Fatalf("Records=%d Syncs=%d: writers did not share fsyncs", st.Records, st.Syncs)
+	}
+	mustClose(t, l)
+}
+
+func TestSyncFailure(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("EIO")
+	cases := []struct {
+		name string
+		op   waltest.Op
+	}{
+		{"fsync", waltest.OpSync},
+		{"write", waltest.OpWrite},
+		{"segment create", waltest.OpCreate},
+		{"dir sync on rotation", waltest.OpSyncDir},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsys := waltest.New(1)
+			l := open(t, wal.Options{FS: fsys, SegmentSize: 64})
+			mustAppend(t, l, rec{1, "ok"})
+			var mu sync.Mutex
+			failing, calls := false, 0
+			fsys.SetFault(func(op waltest.Op, name string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if op != tc.op {
+					return nil
+				}
+				calls++
+				if failing {
+					return boom
+				}
+				return nil
+			})
+			mu.Lock()
+			failing = true
+			mu.Unlock()
+			// Record 2 overflows the 64-byte segment, so it also exercises rotation.
+			tk := l.Append(2, []byte(strings.Repeat("x", 60)))
+			if err := tk.Wait(); !errors.Is(err, wal.ErrSyncFailed) || !errors.Is(err, boom) {
+				t.Fatalf("pending Wait = %v, want ErrSyncFailed wrapping the cause", err)
+			}
+			mu.Lock()
+			failing = false // the disk "recovers": the log must not
+			seen := calls
+			mu.Unlock()
+			for i := uint64(3); i < 6; i++ {
+				if err := l.Append(i, nil).Wait(); !errors.Is(err, wal.ErrSyncFailed) {
+					t.Fatalf("later Wait = %v, want ErrSyncFailed", err)
+				}
+			}
+			if err := l.Sync(); !errors.Is(err, wal.ErrSyncFailed) {
+				t.Fatalf("Sync = %v", err)
+			}
+			if st := l.Stats(); !errors.Is(st.SyncErr, wal.ErrSyncFailed) {
+				t.Fatalf("Stats.SyncErr = %v", st.SyncErr)
+			}
+			if err := l.Close(); !errors.Is(err, wal.ErrSyncFailed) {
+				t.Fatalf("Close = %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if calls != seen {
+				t.Fatalf("%d more %v calls after the failure: the log retried", calls-seen, tc.op)
+			}
+		})
+	}
+}
+
+// TestFailureCompletesAllPending: every ticket waiting when the fsync fails gets the error.
+func TestFailureCompletesAllPending(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	release := make(chan struct{})
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpSync {
+			<-release
+			return errors.New("EIO")
+		}
+		return nil
+	})
+	l := open(t, wal.Options{FS: fsys})
+	first := l.Append(1, nil) // its round blocks in fsync
+	var later []*wal.Ticket
+	for i := uint64(2); i <= 20; i++ {
+		later = append(later, l.Append(i, nil))
+	}
+	close(release)
+	for i, tk := range append([]*wal.Ticket{first}, later...) {
+		if err := tk.Wait(); !errors.Is(err, wal.ErrSyncFailed) {
+			t.Fatalf("ticket %d: %v", i+1, err)
+		}
+	}
+	l.Close()
+}
+
+func TestSyncModesAcknowledge(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []wal.SyncMode{wal.SyncInterval, wal.SyncNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			fsys := waltest.New(1)
+			synced := make(chan struct{}, 1)
+			fsys.SetFault(func(op waltest.Op, name string) error {
+				if op == waltest.OpSync {
+					select {
+					case synced <- struct{}{}:
+					default:
+					}
+				}
+				return nil
+			})
+			l := open(t, wal.Options{FS: fsys, Sync: mode, SyncInterval: 1})
+			// Wait returns at once in these modes.
+			mustAppend(t, l, records(1, 10)...)
+			if mode == wal.SyncInterval {
+				<-synced // the ticker fsyncs without being asked
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			mustClose(t, l)
+			// After Sync and Close everything is durable.
+			l = open(t, wal.Options{FS: fsys.Crash()})
+			defer mustClose(t, l)
+			equalRecs(t, replay(t, l, 0), records(1, 10))
+		})
+	}
+}
+
+// TestOSFS runs the log on the real file system: round trip, torn tail repair, empty segment.
+func TestOSFS(t *testing.T) {
+	t.Parallel()
+	d := t.TempDir()
+	recs := records(1, 50)
+	l := open(t, wal.Options{Dir: d, SegmentSize: 1 << 10})
+	mustAppend(t, l, recs...)
+	mustClose(t, l)
+
+	segs, _ := filepath.Glob(filepath.Join(d, "*.wal"))
+	if len(segs) < 2 {
+		t.Fatalf("segments: %v", segs)
+	}
+	last := segs[len(segs)-1]
+	fi, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(last, fi.Size()-3); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	l = open(t, wal.Options{Dir: d, Logger: logs.logger()})
+	equalRecs(t, replay(t, l, 0), recs[:49])
+	if _, err := os.Stat(last + ".broken"); err != nil {
+		t.Fatalf("no .broken copy: %v", err)
+	}
+	if !strings.Contains(logs.String(), "torn tail") || !strings.Contains(logs.String(), last) {
+		t.Fatalf("log does not report the repair: %s", logs.String())
+	}
+	mustAppend(t, l, rec{50, "again"})
+	mustClose(t, l)
+	l = open(t, wal.Options{Dir: d})
+	defer mustClose(t, l)
+	equalRecs(t, replay(t, l, 0), append(recs[:49:49], rec{50, "again"}))
+}
