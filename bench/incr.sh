@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Increments per second over HTTP keep-alive: Statehub's POST /key?incr against a trivial net/http
+# counter (bench/baseline), each under the same wrk load, in one run. Prints both rates and the ratio.
+#   bench/incr.sh [duration] [connections]        e.g. bench/incr.sh 10s 64
+# Extra Statehub flags can be passed in STATEHUB_BENCH_FLAGS (default: -data "" for memory only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dur=${1:-10s}
+conns=${2:-64}
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+go build -o "$tmp/statehub" . && go build -o "$tmp/baseline" ./bench/baseline
+cat > "$tmp/post.lua" <<'LUA'
+wrk.method = "POST"
+LUA
+wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+rate() { wrk -t2 -c"$conns" -d"$dur" -s "$tmp/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
+
+"$tmp/baseline" -addr 127.0.0.1:18100 & pids+=($!)
+wait_up http://127.0.0.1:18100/
+base=$(rate http://127.0.0.1:18100/)
+kill "${pids[0]}"
+
+# shellcheck disable=SC2086
+"$tmp/statehub" -addr 127.0.0.1:18101 ${STATEHUB_BENCH_FLAGS:--data ""} 2>/dev/null & pids+=($!)
+wait_up http://127.0.0.1:18101/.health
+hub=$(rate "http://127.0.0.1:18101/bench/counter?incr")
+echo "baseline net/http counter: $base req/s"
+echo "statehub POST ?incr:       $hub req/s"
+awk -v a="$hub" -v b="$base" 'BEGIN { printf "ratio statehub/baseline:   %.2f\n", a/b }'
