@@ -1,0 +1,256 @@
+package wal_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/hub/wal/waltest"
+)
+
+// A corruption rewrites the bytes of one segment file.
+type corruption func(b []byte) []byte
+
+func flipByte(off int) corruption {
+	return func(b []byte) []byte { b[off] ^= 0x5a; return b }
+}
+
+func truncateAt(off int) corruption {
+	return func(b []byte) []byte { return b[:off] }
+}
+
+// garbageAt overwrites bytes from off with junk (that cannot parse as a record length).
+func garbageAt(off int, n int) corruption {
+	return func(b []byte) []byte {
+		for i := off; i < off+n && i < len(b); i++ {
+			b[i] = 0xee
+		}
+		return b
+	}
+}
+
+func appendBytes(tail []byte) corruption {
+	return func(b []byte) []byte { return append(b, tail...) }
+}
+
+// corrupt applies c to the file at path, durably (as the disk would hold it after a crash).
+func corrupt(t testing.TB, fsys *waltest.FS, path string, c corruption) {
+	t.Helper()
+	b, err := fsys.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.WriteFile(path, c(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixture is a log of two segments: seg[0] holds records 1-3, seg[1] holds records 4-6.
+type fixture struct {
+	fsys *waltest.FS
+	recs []rec
+	segs []string
+	// offs[i] is the offset of record i+1 within its segment; ends[i] its end.
+	offs, ends []int
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{fsys: waltest.New(1), recs: []rec{
+		{1, "one"}, {2, "two"}, {3, "three"}, {4, "four"}, {5, "five"}, {6, "six"},
+	}}
+	// 3 records of at most 21 bytes fit in 63 bytes; the 4th starts a new segment.
+	writeLog(t, f.fsys, 63, f.recs)
+	f.segs = files(t, f.fsys, ".wal")
+	if len(f.segs) != 2 {
+		t.Fatalf("fixture has segments %v", f.segs)
+	}
+	off := 0
+	for i, r := range f.recs {
+		if i == 3 {
+			off = 0
+		}
+		f.offs = append(f.offs, off)
+		off += len(encode(r))
+		f.ends = append(f.ends, off)
+	}
+	return f
+}
+
+func TestRepairClassification(t *testing.T) {
+	t.Parallel()
+	type outcome int
+	const (
+		clean outcome = iota
+		torn
+		corrupted
+	)
+	cases := []struct {
+		name string
+		seg  int
+		c    func(f *fixture) corruption
+		want outcome
+		// keep is how many records survive (with AllowRepair, for corruption).
+		keep       int
+		wantOffset func(f *fixture) int
+	}{
+		{name: "intact", seg: 1, c: func(*fixture) corruption { return func(b []byte) []byte { return b } },
+			want: clean, keep: 6},
+		{name: "last record cut mid-body", seg: 1, c: func(f *fixture) corruption { return truncateAt(f.ends[5] - 1) },
+			want: torn, keep: 5},
+		{name: "last record cut mid-header", seg: 1, c: func(f *fixture) corruption { return truncateAt(f.offs[5] + 3) },
+			want: torn, keep: 5},
+		{name: "cut at record boundary", seg: 1, c: func(f *fixture) corruption { return truncateAt(f.offs[5]) },
+			want: clean, keep: 5},
+		{name: "checksum of last record", seg: 1, c: func(f *fixture) corruption { return flipByte(f.offs[5] + 5) },
+			want: torn, keep: 5},
+		{name: "data of last record", seg: 1, c: func(f *fixture) corruption { return flipByte(f.ends[5] - 1) },
+			want: torn, keep: 5},
+		{name: "zero-filled tail", seg: 1, c: func(*fixture) corruption { return appendBytes(make([]byte, 4096)) },
+			want: torn, keep: 6},
+		{name: "garbage tail", seg: 1, c: func(*fixture) corruption { return appendBytes([]byte("\xff\xff\xff\x7fjunkjunkjunk")) },
+			want: torn, keep: 6},
+		{name: "whole last segment zeroed", seg: 1, c: func(*fixture) corruption {
+			return func(b []byte) []byte { return make([]byte, len(b)) }
+		}, want: torn, keep: 3},
+		{name: "bad record before the tail", seg: 1, c: func(f *fixture) corruption { return flipByte(f.offs[4] + 9) },
+			want: corrupted, keep: 4, wantOffset: func(f *fixture) int { return f.offs[4] }},
+		{name: "garbage in the middle", seg: 1, c: func(f *fixture) corruption { return garbageAt(f.offs[3], 4) },
+			want: corrupted, keep: 3, wantOffset: func(f *fixture) int { return f.offs[3] }},
+		{name: "torn end of a non-last segment", seg: 0, c: func(f *fixture) corruption { return truncateAt(f.ends[2] - 2) },
+			want: corrupted, keep: 2, wantOffset: func(f *fixture) int { return f.offs[2] }},
+		{name: "checksum in first segment", seg: 0, c: func(f *fixture) corruption { return flipByte(f.offs[0] + 4) },
+			want: corrupted, keep: 0, wantOffset: func(*fixture) int { return 0 }},
+		{name: "valid record out of order", seg: 1, c: func(f *fixture) corruption {
+			return func(b []byte) []byte { return append(b[:f.ends[4]], encode(rec{2, "old"})...) }
+		}, want: corrupted, keep: 5, wantOffset: func(f *fixture) int { return f.ends[4] }},
+		{name: "record below its segment name", seg: 1, c: func(f *fixture) corruption {
+			return func([]byte) []byte { return encode(rec{3, "dup"}) }
+		}, want: corrupted, keep: 3, wantOffset: func(*fixture) int { return 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			path := f.segs[tc.seg]
+			corrupt(t, f.fsys, path, tc.c(f))
+			var logs logBuffer
+			l, err := wal.Open(wal.Options{Dir: dir, FS: f.fsys, Logger: logs.logger()})
+			switch tc.want {
+			case clean, torn:
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				equalRecs(t, replay(t, l, 0), f.recs[:tc.keep])
+				mustClose(t, l)
+				broken := files(t, f.fsys, ".broken")
+				if tc.want == torn {
+					if !slices.Equal(broken, []string{path + ".broken"}) {
+						t.Fatalf(".broken copies: %v", broken)
+					}
+					if s := logs.String(); !strings.Contains(s, "torn tail") || !strings.Contains(s, path) {
+						t.Fatalf("no log line about the repair: %q", s)
+					}
+				} else if len(broken) != 0 || logs.String() != "" {
+					t.Fatalf("clean log repaired: %v %q", broken, logs.String())
+				}
+			case corrupted:
+				var ce *wal.CorruptError
+				if !errors.As(err, &ce) || !errors.Is(err, wal.ErrCorrupt) {
+					t.Fatalf("Open = %v, want *CorruptError", err)
+				}
+				off := int64(tc.wantOffset(f))
+				if ce.File != path || ce.Offset != off {
+					t.Fatalf("CorruptError at %s:%d, want %s:%d", ce.File, ce.Offset, path, off)
+				}
+				if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprint(off)) {
+					t.Fatalf("message does not name file and offset: %q", msg)
+				}
+				if len(files(t, f.fsys, ".broken")) != 0 {
+					t.Fatal("refusing to start must not change the files")
+				}
+				// With AllowRepair the log is cut at the corruption and starts.
+				l = open(t, wal.Options{FS: f.fsys, AllowRepair: true, Logger: logs.logger()})
+				equalRecs(t, replay(t, l, 0), f.recs[:tc.keep])
+				if len(files(t, f.fsys, ".broken")) == 0 {
+					t.Fatal("no .broken copy of the cut data")
+				}
+				next := uint64(tc.keep) + 1
+				mustAppend(t, l, rec{next, "after repair"})
+				mustClose(t, l)
+				l = open(t, wal.Options{FS: f.fsys})
+				equalRecs(t, replay(t, l, 0), append(slices.Clone(f.recs[:tc.keep]), rec{next, "after repair"}))
+				mustClose(t, l)
+			}
+		})
+	}
+}
+
+// TestTornTailEveryOffset cuts the last record at every offset and flips every byte of it: each
+// is a torn tail that Open repairs, keeping the five records before it.
+func TestTornTailEveryOffset(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var cs []corruption
+	for off := f.offs[5] + 1; off < f.ends[5]; off++ {
+		cs = append(cs, truncateAt(off))
+	}
+	for off := f.offs[5]; off < f.ends[5]; off++ {
+		cs = append(cs, flipByte(off))
+	}
+	for i, c := range cs {
+		f := newFixture(t)
+		last := f.segs[1]
+		corrupt(t, f.fsys, last, c)
+		l := open(t, wal.Options{FS: f.fsys})
+		equalRecs(t, replay(t, l, 0), f.recs[:5])
+		mustClose(t, l)
+		if b := files(t, f.fsys, ".broken"); len(b) != 1 {
+			t.Fatalf("case %d: .broken copies %v", i, b)
+		}
+		if got, _ := f.fsys.ReadFile(last); len(got) != f.offs[5] {
+			t.Fatalf("case %d: segment not truncated at the record: %d bytes", i, len(got))
+		}
+		// Repaired for good: reopening finds a clean log.
+		l = open(t, wal.Options{FS: f.fsys})
+		mustClose(t, l)
+		if b := files(t, f.fsys, ".broken"); len(b) != 1 {
+			t.Fatalf("case %d: repaired twice: %v", i, b)
+		}
+	}
+}
+
+// TestTornWholeLastSegment: a last segment torn at its first record becomes empty and is
+// removed; appends go on from the previous segment's last index.
+func TestTornWholeLastSegment(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	corrupt(t, f.fsys, f.segs[1], truncateAt(7))
+	l := open(t, wal.Options{FS: f.fsys, SegmentSize: 63})
+	equalRecs(t, replay(t, l, 0), f.recs[:3])
+	if segs := files(t, f.fsys, ".wal"); !slices.Equal(segs, f.segs[:1]) {
+		t.Fatalf("segments %v", segs)
+	}
+	mustAppend(t, l, rec{4, "again"})
+	mustClose(t, l)
+	l = open(t, wal.Options{FS: f.fsys})
+	defer mustClose(t, l)
+	equalRecs(t, replay(t, l, 0), append(slices.Clone(f.recs[:3]), rec{4, "again"}))
+}
+
+func TestBrokenCopiesAreNeverOverwritten(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for i := range 3 {
+		corrupt(t, f.fsys, f.segs[1], appendBytes([]byte{byte(i + 1), 0, 0}))
+		l := open(t, wal.Options{FS: f.fsys})
+		mustClose(t, l)
+	}
+	want := []string{f.segs[1] + ".broken", f.segs[1] + ".broken.1", f.segs[1] + ".broken.2"}
+	if got := files(t, f.fsys, ""); !slices.Equal(got[len(got)-3:], want) {
+		t.Fatalf("files %v", got)
+	}
+}
