@@ -1,0 +1,419 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/hub/wal/waltest"
+)
+
+func openTestStore(t *testing.T, cfg Config, sc StoreConfig) *Hub {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = discardLogger()
+	}
+	h, err := Open(cfg, sc)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return h
+}
+
+func mustSet(t *testing.T, h *Hub, key, value string, opt WriteOptions) Result {
+	t.Helper()
+	res, err := h.Set(key, []byte(value), Cond{}, opt)
+	if err != nil {
+		t.Fatalf("Set %s: %v", key, err)
+	}
+	return res
+}
+
+func mustGet(t *testing.T, h *Hub, key string) Entry {
+	t.Helper()
+	e, err := h.Get(key)
+	if err != nil {
+		t.Fatalf("Get %s: %v", key, err)
+	}
+	return e
+}
+
+// TestStoreReopen: everything a write leaves behind (values, revisions, the seq, TTL deadlines,
+// idempotency records) is there again after a clean restart.
+func TestStoreReopen(t *testing.T) {
+	t.Parallel()
+	for _, snapshotEvery := range []int{1, 3, 1000} {
+		t.Run("snapshot every "+strconv.Itoa(snapshotEvery), func(t *testing.T) {
+			t.Parallel()
+			clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			sc := StoreConfig{Dir: t.TempDir(), SnapshotRecords: snapshotEvery}
+			cfg := Config{Clock: clock}
+			h := openTestStore(t, cfg, sc)
+			mustSet(t, h, "/a/x", `{"n":12345678901234567890}`, WriteOptions{})
+			mustSet(t, h, "/a/x", `2e3`, WriteOptions{})
+			mustSet(t, h, "/a/y", `"gone"`, WriteOptions{})
+			mustSet(t, h, "/tmp/session", `1`, WriteOptions{TTL: time.Minute})
+			if _, err := h.Incr("/count", 5, WriteOptions{Idempotency: "k1"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Delete("/a/y", Cond{}, WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.DeletePrefix("/nothing/", WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if snapshotEvery == 1 {
+				if err := h.store.snapshot(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seq := h.Seq()
+			h.Close()
+
+			h = openTestStore(t, cfg, sc)
+			defer h.Close()
+			if got := h.Seq(); got != seq {
+				t.Errorf("seq after reopen = %d, want %d", got, seq)
+			}
+			if e := mustGet(t, h, "/a/x"); string(e.Value) != "2e3" || e.Revision != 1 {
+				t.Errorf("/a/x = %s rev %d, want 2e3 rev 1", e.Value, e.Revision)
+			}
+			if _, err := h.Get("/a/y"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("/a/y after reopen: %v, want ErrNotFound", err)
+			}
+			res, err := h.Incr("/count", 5, WriteOptions{Idempotency: "k1"})
+			if err != nil || !res.Replayed || string(res.Value) != "5" {
+				t.Errorf("idempotent retry after reopen = %+v, %v; want the first answer replayed", res, err)
+			}
+			if got := h.Seq(); got != seq {
+				t.Errorf("the replayed retry changed the seq to %d", got)
+			}
+			clock.Advance(2 * time.Minute)
+			if _, err := h.Get("/tmp/session"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("TTL key after reopen and expiry: %v, want ErrNotFound", err)
+			}
+			if got := h.Seq(); got != seq+1 {
+				t.Errorf("expiry should commit once: seq %d, want %d", got, seq+1)
+			}
+		})
+	}
+}
+
+// TestStoreResumeAcrossRestart: the history is rebuilt from the log, so a stream resumes across a
+// restart without a reset.
+func TestStoreResumeAcrossRestart(t *testing.T) {
+	t.Parallel()
+	sc := StoreConfig{Dir: t.TempDir()}
+	h := openTestStore(t, Config{}, sc)
+	r1 := mustSet(t, h, "/r/a", `1`, WriteOptions{})
+	mustSet(t, h, "/r/b", `2`, WriteOptions{})
+	mustSet(t, h, "/other", `3`, WriteOptions{})
+	h.Close()
+
+	h = openTestStore(t, Config{}, sc)
+	defer h.Close()
+	mustSet(t, h, "/r/a", `4`, WriteOptions{})
+	since := Position{Seq: r1.Seq, Key: "/r/a"}
+	sub, err := h.Subscribe("/r/", SubscribeOptions{Since: &since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if sub.Reset {
+		t.Fatal("resume across a restart gave a reset; the log should have rebuilt the history")
+	}
+	var got []string
+	for _, e := range sub.Initial {
+		got = append(got, e.Key+"="+string(e.Value))
+	}
+	if want := "[/r/b=2 /r/a=4]"; fmt.Sprint(got) != want {
+		t.Errorf("replay = %v, want %s", got, want)
+	}
+}
+
+// TestStoreSnapshotRemovesLog: after snapshots, the log no longer holds what they cover, and a
+// reopen still sees everything.
+func TestStoreSnapshotRemovesLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sc := StoreConfig{Dir: dir, SnapshotRecords: 1 << 30}
+	h := openTestStore(t, Config{}, sc)
+	for i := range 50 {
+		mustSet(t, h, "/k/"+strconv.Itoa(i), strconv.Itoa(i), WriteOptions{})
+	}
+	for range 3 {
+		if err := h.store.snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		mustSet(t, h, "/k/last", `true`, WriteOptions{})
+	}
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
+	if len(snaps) != snapshotsKept {
+		t.Errorf("%d snapshot files, want %d: %v", len(snaps), snapshotsKept, snaps)
+	}
+	h.Close()
+	h = openTestStore(t, Config{}, sc)
+	defer h.Close()
+	if n := h.Len(); n != 51 {
+		t.Errorf("%d keys after reopen, want 51", n)
+	}
+}
+
+// TestStoreBadSnapshotFallsBack: a damaged newest snapshot is skipped for the one before it,
+// whose log is still there.
+func TestStoreBadSnapshotFallsBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sc := StoreConfig{Dir: dir, SnapshotRecords: 1 << 30}
+	h := openTestStore(t, Config{}, sc)
+	mustSet(t, h, "/a", `1`, WriteOptions{})
+	h.store.snapshot()
+	mustSet(t, h, "/b", `2`, WriteOptions{})
+	h.store.snapshot()
+	mustSet(t, h, "/c", `3`, WriteOptions{})
+	h.Close()
+	snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
+	newest := snaps[len(snaps)-1]
+	data, _ := os.ReadFile(newest)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(newest, data, 0o644)
+
+	h = openTestStore(t, Config{}, sc)
+	defer h.Close()
+	for _, k := range []string{"/a", "/b", "/c"} {
+		mustGet(t, h, k)
+	}
+}
+
+// TestStoreCorruptLogRefusesStart: a damaged record before the tail stops start-up with an error
+// that names the file; with AllowRepair the server starts from what precedes it.
+func TestStoreCorruptLogRefusesStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sc := StoreConfig{Dir: dir}
+	h := openTestStore(t, Config{}, sc)
+	for i := range 20 {
+		mustSet(t, h, "/k/"+strconv.Itoa(i), `"some value to make records longer"`, WriteOptions{})
+	}
+	h.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	data, _ := os.ReadFile(segs[0])
+	data[len(data)/3] ^= 0xff
+	os.WriteFile(segs[0], data, 0o644)
+
+	_, err := Open(Config{Logger: discardLogger()}, sc)
+	if !errors.Is(err, wal.ErrCorrupt) {
+		t.Fatalf("Open over a corrupt log: %v, want ErrCorrupt", err)
+	}
+	if !bytes.Contains([]byte(err.Error()), []byte(filepath.Base(segs[0]))) {
+		t.Errorf("error %q does not name the file", err)
+	}
+	sc.AllowRepair = true
+	h = openTestStore(t, Config{}, sc)
+	defer h.Close()
+	if n := h.Len(); n == 0 || n >= 20 {
+		t.Errorf("repair kept %d keys, want some but not all", n)
+	}
+}
+
+// TestStoreRestore: a backup restores into an empty directory only, and a damaged one is refused.
+func TestStoreRestore(t *testing.T) {
+	t.Parallel()
+	h := openTestStore(t, Config{}, StoreConfig{Dir: t.TempDir()})
+	mustSet(t, h, "/a", `[1,2]`, WriteOptions{})
+	mustSet(t, h, "/b", `{"x":1.50}`, WriteOptions{})
+	var backup bytes.Buffer
+	seq, err := h.WriteSnapshot(&backup)
+	if err != nil || seq != 2 {
+		t.Fatalf("WriteSnapshot = %d, %v", seq, err)
+	}
+	h.Close()
+
+	dir := t.TempDir()
+	if got, err := Restore(StoreConfig{Dir: dir}, bytes.NewReader(backup.Bytes())); err != nil || got != seq {
+		t.Fatalf("Restore = %d, %v", got, err)
+	}
+	if _, err := Restore(StoreConfig{Dir: dir}, bytes.NewReader(backup.Bytes())); err == nil {
+		t.Error("Restore into a non-empty directory succeeded")
+	}
+	bad := bytes.Clone(backup.Bytes())
+	bad[len(bad)-6] ^= 1
+	if _, err := Restore(StoreConfig{Dir: t.TempDir()}, bytes.NewReader(bad)); !errors.Is(err, ErrBadSnapshot) {
+		t.Errorf("Restore of a damaged backup: %v, want ErrBadSnapshot", err)
+	}
+	h = openTestStore(t, Config{}, StoreConfig{Dir: dir})
+	defer h.Close()
+	if e := mustGet(t, h, "/b"); string(e.Value) != `{"x":1.50}` {
+		t.Errorf("/b = %s", e.Value)
+	}
+	if r := mustSet(t, h, "/c", `0`, WriteOptions{}); r.Seq != seq+1 {
+		t.Errorf("first write after restore has seq %d, want %d", r.Seq, seq+1)
+	}
+}
+
+// TestStoreSyncFailure: after a failed fsync the write is not acknowledged, and no later write is.
+func TestStoreSyncFailure(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	h := openTestStore(t, Config{}, StoreConfig{Dir: "/data", FS: fsys})
+	defer h.Close()
+	mustSet(t, h, "/ok", `1`, WriteOptions{})
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpSync {
+			return syscall.EIO
+		}
+		return nil
+	})
+	if _, err := h.Set("/lost", []byte(`2`), Cond{}, WriteOptions{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write during a failing fsync: %v, want ErrUnavailable", err)
+	}
+	fsys.SetFault(nil)
+	if _, err := h.Set("/later", []byte(`3`), Cond{}, WriteOptions{}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write after a failed fsync: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestStoreCrashPoints crashes the file system at many random points under concurrent counter
+// increments and CAS writes, with snapshots in the mix. After each crash, every acknowledged write
+// is there and no counter exceeds what was attempted.
+func TestStoreCrashPoints(t *testing.T) {
+	t.Parallel()
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	for seed := range uint64(rounds) {
+		crashRound(t, seed)
+	}
+}
+
+func crashRound(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	fsys := waltest.New(seed)
+	sc := StoreConfig{Dir: "/data", FS: fsys, SnapshotRecords: 1 + rng.IntN(40)}
+	h, err := Open(Config{Logger: discardLogger()}, sc)
+	if err != nil {
+		t.Fatalf("seed %d: Open: %v", seed, err)
+	}
+	fsys.CrashAfter(1 + rng.IntN(400))
+
+	const writers = 4
+	var mu sync.Mutex
+	acked := map[string]int64{}    // counter -> highest acknowledged value
+	attempts := map[string]int64{} // counter -> increments attempted
+	ackedCAS := map[string]int64{} // key -> highest acknowledged revision
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			counter := "/c/" + strconv.Itoa(w%2)
+			cas := "/cas/" + strconv.Itoa(w)
+			for i := 0; i < 200; i++ {
+				mu.Lock()
+				attempts[counter]++
+				mu.Unlock()
+				res, err := h.Incr(counter, 1, WriteOptions{})
+				if err != nil {
+					return
+				}
+				n, _ := strconv.ParseInt(string(res.Value), 10, 64)
+				next := int64(i)
+				res, err = h.Set(cas, []byte(strconv.Itoa(i)), Cond{NextRevision: &next}, WriteOptions{})
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				acked[counter] = max(acked[counter], n)
+				ackedCAS[cas] = max(ackedCAS[cas], res.Revision)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	h.Close()
+
+	h, err = Open(Config{Logger: discardLogger()}, StoreConfig{Dir: "/data", FS: fsys.Crash()})
+	if err != nil {
+		t.Fatalf("seed %d: reopen after crash: %v", seed, err)
+	}
+	defer h.Close()
+	for key, want := range acked {
+		e, err := h.Get(key)
+		if err != nil {
+			t.Fatalf("seed %d: %s lost after crash (acknowledged %d): %v", seed, key, want, err)
+		}
+		got, _ := strconv.ParseInt(string(e.Value), 10, 64)
+		if got < want || got > attempts[key] {
+			t.Fatalf("seed %d: %s = %d after crash; acknowledged %d, attempted %d", seed, key, got, want, attempts[key])
+		}
+	}
+	for key, want := range ackedCAS {
+		e, err := h.Get(key)
+		if err != nil || e.Revision < want {
+			t.Fatalf("seed %d: %s at revision %d (%v) after crash, acknowledged %d", seed, key, e.Revision, err, want)
+		}
+	}
+}
+
+func FuzzDecodeCommit(f *testing.F) {
+	exp := time.Unix(1700000000, 5)
+	for _, c := range []*Commit{
+		{Seq: 1, Changes: []Change{{Key: "/a", Value: []byte(`1`)}}},
+		{Seq: 9, Changes: []Change{{Key: "/a", Revision: 3, Deleted: true}, {Key: "/b", Value: []byte(`"x"`), Expires: exp}}},
+		{Seq: 3, Changes: []Change{{Key: "/n", Value: []byte(`5`)}}, Idem: &IdemRecord{Key: "k", Fingerprint: "incr /n 1", Expires: exp, Result: Result{Key: "/n", Value: []byte(`5`), Seq: 3}}},
+	} {
+		f.Add(encodeCommit(nil, c))
+	}
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := decodeCommit(data)
+		if err != nil {
+			return
+		}
+		again, err := decodeCommit(encodeCommit(nil, c))
+		if err != nil {
+			t.Fatalf("re-encoded commit does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, c) {
+			t.Fatalf("round trip changed the commit:\n%v\n%v", c, again)
+		}
+	})
+}
+
+func FuzzDecodeSnapshot(f *testing.F) {
+	h := New(Config{})
+	h.Set("/a", []byte(`{"x":[1,2]}`), Cond{}, WriteOptions{})
+	h.Set("/b/c", []byte(`"y"`), Cond{}, WriteOptions{TTL: time.Hour})
+	h.Incr("/n", 3, WriteOptions{Idempotency: "k"})
+	var buf bytes.Buffer
+	h.WriteSnapshot(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte(snapshotMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := decodeSnapshot(data)
+		if err != nil {
+			return
+		}
+		var out bytes.Buffer
+		if err := fr.write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeSnapshot(out.Bytes()); err != nil {
+			t.Fatalf("a re-written snapshot does not load: %v", err)
+		}
+	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
