@@ -258,3 +258,12 @@ func Restore(sc StoreConfig, backup io.Reader) (uint64, error) {
 	})
 	return f.seq, err
 }
+
+// Checkpoint writes a snapshot now and removes the log it covers. The hub also does this by
+// itself every SnapshotRecords records; Checkpoint is for operators and benchmarks.
+func (h *Hub) Checkpoint() error {
+	if h.store == nil {
+		return errors.New("hub: memory-only hub has nothing to checkpoint")
+	}
+	return h.store.snapshot()
+}
