@@ -44,6 +44,10 @@ type config struct {
 	restore   string
 	snapEvery int
 	repair    bool
+	logLevel  slog.Level
+	auth      web.AuthConfig
+	web       web.Limits
+	writeTO   time.Duration
 }
 
 // parseFlags reads args over the STATEHUB_* environment.
@@ -60,6 +64,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
 	fs.BoolVar(&c.repair, "repair", false, "cut the log at a corrupt record (keeping a .broken copy) instead of refusing to start")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "least important log level shown: debug (logs every request, tokens redacted), info, warn or error")
+	fs.StringVar(&c.auth.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes) for verifying JWTs; prefer STATEHUB_JWT_SECRET to a flag, which other users can see")
+	fs.StringVar(&c.auth.JWTKeys, "jwt-keys", "", "file of public keys for verifying JWTs (RS256, ES256, EdDSA), chosen by kid: PEM blocks (a \"kid\" PEM header, else the RFC 7638 thumbprint) or a JWKS")
+	fs.StringVar(&c.auth.Audience, "jwt-audience", "", "when set, JWTs must carry this aud")
+	fs.StringVar(&c.auth.Issuer, "jwt-issuer", "", "when set, JWTs must carry this iss")
+	fs.StringVar(&c.auth.AdminToken, "admin-token", "", "a static bearer token (at least 16 bytes) with every grant, for operators and CI; prefer STATEHUB_ADMIN_TOKEN")
+	anon := fs.String("anon", "", `grants of requests without a token, e.g. '{"read": ["/public/"]}'; none by default once any auth is configured`)
+	fs.Float64Var(&c.web.Rate, "rate", web.DefaultRate, "requests per second per client IP; 0: no limit")
+	fs.IntVar(&c.web.Burst, "rate-burst", 0, "requests a client IP may make at once (default 2×rate)")
+	fs.Float64Var(&c.web.TokenRate, "token-rate", web.DefaultTokenRate, "requests per second per token subject; 0: no limit")
+	fs.IntVar(&c.web.TokenBurst, "token-burst", 0, "requests a token may make at once (default 2×token-rate)")
+	fs.IntVar(&c.web.MaxConns, "max-conns", web.DefaultMaxConns, "open SSE streams and WebSockets per client IP; 0: no limit")
+	fs.IntVar(&c.web.MaxSocketSubs, "max-socket-subs", web.DefaultMaxSocketSubs, "subscriptions per WebSocket")
+	fs.DurationVar(&c.web.ReadHeaderTimeout, "read-header-timeout", web.DefaultReadHeaderTimeout, "time allowed to send a request's headers")
+	fs.DurationVar(&c.web.BodyTimeout, "body-timeout", web.DefaultBodyTimeout, "time allowed to send a request's body")
+	fs.DurationVar(&c.web.IdleTimeout, "idle-timeout", web.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.DurationVar(&c.writeTO, "write-timeout", web.DefaultWriteTimeout, "deadline of each write to a stream or socket; a client slower than that is cut off and resumes")
+	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client IP; none: the peer is the client")
 	fs.IntVar(&c.limits.MaxKeyBytes, "max-key-bytes", hub.DefaultMaxKeyBytes, "longest key in bytes")
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
 	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
@@ -89,15 +111,36 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.restore != "" && c.data == "" {
 		return c, errors.New("-restore needs a -data directory")
 	}
+	if *anon != "" {
+		g, err := web.ParseGrants(*anon)
+		if err != nil {
+			return c, fmt.Errorf("-anon: %w", err)
+		}
+		c.auth.Anonymous = g
+	}
+	for _, s := range strings.Split(*trusted, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return c, fmt.Errorf("-trusted-proxies: %w", err)
+		}
+		c.web.TrustedProxies = append(c.web.TrustedProxies, n)
+	}
+	if c.web.Rate < 0 || c.web.TokenRate < 0 || c.web.MaxConns < 0 {
+		return c, errors.New("-rate, -token-rate and -max-conns must not be negative")
+	}
 	return c, nil
 }
 
-func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+func newLogger(format string, level slog.Level, w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, nil)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, nil)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json, not %q", format)
 }
@@ -112,7 +155,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.logFormat, stderr)
+	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 	if err != nil {
 		return err
 	}
@@ -128,7 +171,16 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bundling the client: %w", err)
 	}
-	srv := web.New(h, web.Config{Logger: log, Client: client})
+	auth, err := web.NewAuth(cfg.auth)
+	if err != nil {
+		return err
+	}
+	if auth.Open() {
+		log.Warn("no auth configured: the server is open, anyone may read, write and delete every key and download backups; set -jwt-secret, -jwt-keys, -admin-token or -anon")
+	} else {
+		log.Info("auth configured", auth.Describe()...)
+	}
+	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO})
 	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -161,7 +213,8 @@ func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
 		return hub.New(hc), nil
 	}
 	mode, _ := wal.ParseSyncMode(cfg.sync)
-	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair}
+	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair,
+		FS: hub.NewTimedFS(nil)} // times fsyncs for /.metrics
 	if cfg.restore != "" {
 		f, err := os.Open(cfg.restore)
 		if err != nil {

@@ -14,10 +14,12 @@ import (
 //	uvarint  seq
 //	uvarint  number of changes, then each change:
 //	  string   key                      (uvarint length, bytes)
-//	  byte     flags: 1 deleted, 2 expires
+//	  byte     flags: 1 deleted, 2 expires, 8 file type, 16 lock
 //	  varint   revision
 //	  varint   expires, Unix nanoseconds (when flag 2)
 //	  string   value                    (unless deleted)
+//	  string   content type             (when flag 8: a stored file; its value is the description)
+//	  string   lock token hash          (when flag 16: the key is a held lock)
 //	byte     1 when an idempotency record follows, else 0:
 //	  string key, string fingerprint, varint expires (Unix ns),
 //	  string result key, varint result revision, uvarint result seq, string result value,
@@ -40,6 +42,12 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 		if !ch.Expires.IsZero() {
 			flags |= 2
 		}
+		if ch.Type != "" && !ch.Deleted {
+			flags |= 8
+		}
+		if ch.lock != "" && !ch.Deleted {
+			flags |= 16
+		}
 		dst = append(dst, flags)
 		dst = binary.AppendVarint(dst, ch.Revision)
 		if flags&2 != 0 {
@@ -47,6 +55,12 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 		}
 		if !ch.Deleted {
 			dst = appendString(dst, ch.Value)
+		}
+		if flags&8 != 0 {
+			dst = appendString(dst, ch.Type)
+		}
+		if flags&16 != 0 {
+			dst = appendString(dst, ch.lock)
 		}
 	}
 	if c.Idem == nil {
@@ -94,6 +108,12 @@ func decodeCommit(b []byte) (*Commit, error) {
 		}
 		if !ch.Deleted {
 			ch.Value = []byte(r.string())
+		}
+		if flags&8 != 0 {
+			ch.Type = r.string()
+		}
+		if flags&16 != 0 {
+			ch.lock = r.string()
 		}
 		c.Changes = append(c.Changes, ch)
 	}

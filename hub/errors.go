@@ -24,6 +24,10 @@ var (
 	ErrClosed              = errors.New("hub: closed")
 	ErrSlowConsumer        = errors.New("hub: subscriber fell behind")
 	ErrShutdown            = errors.New("hub: shutting down")
+	ErrLocked              = errors.New("hub: locked")
+	ErrLockToken           = errors.New("hub: wrong lock token")
+	ErrNotLock             = errors.New("hub: the key holds a value, not a lock")
+	ErrInvalidTx           = errors.New("hub: invalid transaction")
 )
 
 // ConflictError reports a failed precondition together with the key's current state, so the caller

@@ -21,6 +21,7 @@ type Config struct {
 	HistorySize       int           // changes retained for resuming streams (default 100,000)
 	QueueSize         int           // events buffered per subscriber before it is closed as slow (default 4096)
 	IdempotencyWindow time.Duration // how long an Idempotency-Key answer is remembered (default 24 h)
+	MaxFileBytes      int64         // largest stored file (default DefaultMaxFileBytes, 100 MiB)
 	Clock             Clock         // default SystemClock
 	Journal           Journal       // persistence; nil keeps everything in memory only
 	Logger            *slog.Logger  // default slog.Default()
@@ -40,7 +41,15 @@ type Entry struct {
 	Revision int64     // 0 when created, +1 on every change
 	Seq      uint64    // seq of the key's last change; its ETag
 	Expires  time.Time // zero when the key does not expire
+	// Type is the content type of a stored file; empty for a JSON value. A file's Value is its
+	// JSON description {"type","size","sha256"}; the bytes are in the blob store (OpenFile).
+	Type string
+
+	lock string // a held lock: the SHA-256 (hex) of its secret token; empty otherwise
 }
+
+// Locked reports whether the entry is a held lock (its value is the lock's public state).
+func (e Entry) Locked() bool { return e.lock != "" }
 
 // Change is one key's new state inside a commit.
 type Change struct {
@@ -49,6 +58,9 @@ type Change struct {
 	Revision int64  // the key's revision after the change (for a delete: the deleted revision + 1)
 	Expires  time.Time
 	Deleted  bool
+	Type     string // content type of a stored file; empty for JSON (see Entry.Type)
+
+	lock string // a lock's token hash (see Entry); persisted, never published
 }
 
 // IdemRecord remembers the answer to a write made with an idempotency key.
@@ -88,6 +100,11 @@ type Hub struct {
 	loading  bool   // replaying at start-up: no expiry timer yet
 	store    *store // the disk journal, when opened with Open
 
+	blobs    *blobStore               // stored files' bytes (see blob.go)
+	blobRefs map[string]int           // sha256 -> number of keys holding that file, under mu
+	dropped  []string                 // sha256s whose count fell to 0, swept after the commit, under mu
+	lockWait map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
+
 	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
 
 	subsMu   sync.Mutex
@@ -110,6 +127,9 @@ func New(cfg Config) *Hub {
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
 	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = DefaultMaxFileBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,8 +140,11 @@ func New(cfg Config) *Hub {
 		log:     cfg.Logger,
 		tree:    btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true}),
 		history: newHistory(cfg.HistorySize),
-		idem:    make(map[string]IdemRecord),
-		subs:    make(map[string]map[*Subscription]struct{}),
+		idem:     make(map[string]IdemRecord),
+		subs:     make(map[string]map[*Subscription]struct{}),
+		blobs:    newBlobStore("", nil),
+		blobRefs: make(map[string]int),
+		lockWait: make(map[string]chan struct{}),
 	}
 }
 
@@ -186,15 +209,22 @@ func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait
 func (h *Hub) applyLocked(c *Commit) {
 	events := make([]Event, len(c.Changes))
 	for i, ch := range c.Changes {
+		var old Entry
+		var had bool
 		if ch.Deleted {
-			h.tree.Delete(Entry{Key: ch.Key})
+			old, had = h.tree.Delete(Entry{Key: ch.Key})
 		} else {
-			h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires})
+			old, had = h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires, Type: ch.Type, lock: ch.lock})
 			if !ch.Expires.IsZero() {
 				h.expiry.push(deadline{at: ch.Expires, key: ch.Key})
 			}
+			h.refBlobLocked(ch.Type, ch.Value)
 		}
-		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted}
+		if had {
+			h.unrefBlobLocked(old.Type, old.Value)
+		}
+		h.wakeLockWaitersLocked(ch.Key)
+		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
 	}
 	if c.Seq > h.seq {
 		h.seq = c.Seq
@@ -223,6 +253,7 @@ func (h *Hub) finish(seq uint64, wait func() error) error {
 		}
 	}
 	h.publish(seq)
+	h.sweepBlobs()
 	return nil
 }
 
@@ -237,6 +268,9 @@ func (h *Hub) Close() {
 	h.Drain()
 	h.mu.Lock()
 	h.closed = true
+	for key := range h.lockWait {
+		h.wakeLockWaitersLocked(key) // they retry and get ErrClosed
+	}
 	if h.stopTime != nil {
 		h.stopTime()
 		h.stopTime = nil
@@ -248,4 +282,5 @@ func (h *Hub) Close() {
 			h.log.Error("closing the log", "err", err)
 		}
 	}
+	h.closeBlobs()
 }

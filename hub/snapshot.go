@@ -16,15 +16,21 @@ import (
 // A snapshot is the whole state at one seq. The same format is the on-disk snapshot and the backup
 // that GET /.snapshot streams:
 //
-//	"STATEHUB-SNAPSHOT-1\n"   magic, 20 bytes
+//	"STATEHUB-SNAPSHOT-2\n"   magic, 20 bytes
 //	uvarint  seq
 //	uvarint  number of entries, then each, in key order:
-//	  string key, varint revision, uvarint seq, varint expires (Unix ns, 0 = none), string value
+//	  string key, varint revision, uvarint seq, varint expires (Unix ns, 0 = none), string value,
+//	  byte flags (the commit record's: 8 file type, 16 lock), then string content type (flag 8)
+//	  and string lock token hash (flag 16)
 //	uvarint  number of idempotency records, then each as in a commit record
 //	uint32   CRC32C (Castagnoli) of everything before it, little endian
 //
-// Strings are a uvarint length and the bytes.
-const snapshotMagic = "STATEHUB-SNAPSHOT-1\n"
+// Strings are a uvarint length and the bytes. Version 1 ("STATEHUB-SNAPSHOT-1\n") is the same
+// without the flags byte and what follows it; it is still read.
+const (
+	snapshotMagic   = "STATEHUB-SNAPSHOT-2\n"
+	snapshotMagicV1 = "STATEHUB-SNAPSHOT-1\n"
+)
 
 // ErrBadSnapshot reports a snapshot that is truncated, fails its checksum or does not parse.
 var ErrBadSnapshot = errors.New("hub: bad snapshot")
@@ -76,7 +82,22 @@ func (f frozen) write(w io.Writer) error {
 			exp = e.Expires.UnixNano()
 		}
 		b = binary.AppendVarint(b, exp)
-		put(appendString(b, e.Value))
+		b = appendString(b, e.Value)
+		var flags byte
+		if e.Type != "" {
+			flags |= 8
+		}
+		if e.lock != "" {
+			flags |= 16
+		}
+		b = append(b, flags)
+		if flags&8 != 0 {
+			b = appendString(b, e.Type)
+		}
+		if flags&16 != 0 {
+			b = appendString(b, e.lock)
+		}
+		put(b)
 		return true
 	})
 	put(binary.AppendUvarint(scratch, uint64(len(f.idem))))
@@ -93,7 +114,8 @@ func (f frozen) write(w io.Writer) error {
 // decodeSnapshot parses and verifies a whole snapshot.
 func decodeSnapshot(data []byte) (frozen, error) {
 	var f frozen
-	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) {
+	v1 := bytes.HasPrefix(data, []byte(snapshotMagicV1))
+	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) && !v1 {
 		return f, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
@@ -110,6 +132,15 @@ func decodeSnapshot(data []byte) (frozen, error) {
 			e.Expires = time.Unix(0, exp)
 		}
 		e.Value = []byte(r.string())
+		if !v1 {
+			flags := r.byte()
+			if flags&8 != 0 {
+				e.Type = r.string()
+			}
+			if flags&16 != 0 {
+				e.lock = r.string()
+			}
+		}
 		if len(items) > 0 && items[len(items)-1].Key >= e.Key {
 			return f, fmt.Errorf("%w: entries out of order at %q", ErrBadSnapshot, e.Key)
 		}
@@ -136,10 +167,12 @@ func decodeSnapshot(data []byte) (frozen, error) {
 func (h *Hub) loadLocked(f frozen) {
 	h.tree, h.seq = f.tree, f.seq
 	h.expiry = h.expiry[:0]
+	clear(h.blobRefs)
 	h.tree.Scan(func(e Entry) bool {
 		if !e.Expires.IsZero() {
 			h.expiry.push(deadline{at: e.Expires, key: e.Key})
 		}
+		h.refBlobLocked(e.Type, e.Value)
 		return true
 	})
 	clear(h.idem)

@@ -81,6 +81,9 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 		return nil, err
 	}
 	s.log = log
+	if _, onDisk := sc.FS.(wal.OSFS); onDisk {
+		h.blobs = newBlobStore(filepath.Join(sc.Dir, "blobs"), log.Sync) // else a temporary directory
+	}
 	err = log.Replay(h.seq, func(index uint64, data []byte) error {
 		c, err := decodeCommit(data)
 		if err != nil {
@@ -102,6 +105,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	h.cfg.Journal, h.store, h.loading = s, s, false
 	h.scheduleLocked()
 	h.mu.Unlock()
+	h.sweepAllBlobs(true)
 	s.wg.Add(1)
 	go s.snapshotter()
 	h.log.Info("state loaded", "dir", sc.Dir, "seq", h.Seq(), "keys", h.Len())
@@ -164,7 +168,11 @@ func (s *store) snapshot() error {
 		}
 	}
 	oldest := seqs[min(len(seqs), snapshotsKept)-1]
-	return s.log.RemoveBefore(oldest)
+	if err := s.log.RemoveBefore(oldest); err != nil {
+		return err
+	}
+	s.h.sweepAllBlobs(false)
+	return nil
 }
 
 func snapshotName(seq uint64) string { return fmt.Sprintf("snap-%016x.snap", seq) }

@@ -11,7 +11,8 @@ type Event struct {
 	Revision int64
 	Seq      uint64
 	Deleted  bool
-	Snapshot bool // an entry of a snapshot or reset (the key's state at Seq), not a change
+	Snapshot bool   // an entry of a snapshot or reset (the key's state at Seq), not a change
+	Type     string // a stored file's content type (Value is then its JSON description); empty for JSON
 }
 
 // ID is the event's position string, the SSE event id (see PROTOCOL.md).
@@ -201,7 +202,7 @@ func snapshotEvents(tree interface {
 		if !Covers(path, e.Key) {
 			return !IsPrefix(path) && e.Key == path // a key: stop after it
 		}
-		out = append(out, Event{Key: e.Key, Value: e.Value, Revision: e.Revision, Seq: e.Seq, Snapshot: true})
+		out = append(out, Event{Key: e.Key, Value: e.Value, Revision: e.Revision, Seq: e.Seq, Snapshot: true, Type: e.Type})
 		return IsPrefix(path)
 	})
 	return out

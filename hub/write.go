@@ -83,6 +83,9 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 		if err := cond.check(key, cur, ok); err != nil {
 			return nil, Result{}, err
 		}
+		if err := checkNotLocked(cur, ok); err != nil {
+			return nil, Result{}, err
+		}
 		rev := int64(0)
 		if ok {
 			rev = cur.Revision + 1
@@ -101,6 +104,9 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 	fp := fingerprint("incr", key, strconv.AppendInt(nil, by, 10))
 	return h.write(opt, fp, func(now time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
+		if err := checkNotLocked(cur, ok); err != nil {
+			return nil, Result{}, err
+		}
 		n, rev := by, int64(0)
 		if ok {
 			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
@@ -142,6 +148,9 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 		}
 		if !ok {
 			return nil, Result{}, ErrNotFound
+		}
+		if err := checkNotLocked(cur, ok); err != nil {
+			return nil, Result{}, err
 		}
 		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
 		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil

@@ -22,7 +22,8 @@ func (e *apiError) Error() string { return e.Msg }
 
 func badRequest(code, msg string) error { return &apiError{http.StatusBadRequest, code, msg} }
 
-// statusOf maps hub errors to an HTTP status and a machine code. It is the only such mapping.
+// statusOf maps hub errors and the web layer's own sentinels (auth.go, limits.go) to an HTTP
+// status and a machine code. It is the only such mapping.
 var statusOf = []struct {
 	err    error
 	status int
@@ -43,6 +44,10 @@ var statusOf = []struct {
 	{hub.ErrIdempotencyMismatch, http.StatusUnprocessableEntity, "idempotency_mismatch"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{ErrForbidden, http.StatusForbidden, "forbidden"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{ErrTooManyConns, http.StatusTooManyRequests, "too_many_connections"},
 	{hub.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 	{hub.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 }
@@ -62,7 +67,7 @@ func classify(err error) (int, string, string) {
 	}
 	for _, m := range statusOf {
 		if errors.Is(err, m.err) {
-			return m.status, m.code, strings.TrimPrefix(err.Error(), "hub: ")
+			return m.status, m.code, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "hub: "), "web: ")
 		}
 	}
 	var he *echo.HTTPError

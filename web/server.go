@@ -37,14 +37,19 @@ type Config struct {
 	Logger       *slog.Logger             // default slog.Default()
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
+	Auth         *Auth                    // who may do what (auth.go); nil: open, as AtomKV
+	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
 }
 
 // Server is Statehub's HTTP API over a hub.
 type Server struct {
-	hub  *hub.Hub
-	cfg  Config
-	log  *slog.Logger
-	echo *echo.Echo
+	hub     *hub.Hub
+	cfg     Config
+	log     *slog.Logger
+	echo    *echo.Echo
+	auth    *Auth
+	limits  *limiter
+	metrics *metrics
 }
 
 // New builds the HTTP server for h.
@@ -64,12 +69,15 @@ func New(h *hub.Hub, cfg Config) *Server {
 	if cfg.Clock == nil {
 		cfg.Clock = hub.SystemClock{}
 	}
-	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New()}
+	cfg.Limits = cfg.Limits.withDefaults()
+	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New(), auth: cfg.Auth, limits: newLimiter(cfg.Limits), metrics: newMetrics(h, cfg.Logger)}
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(allowAnyOrigin, middleware.CORSWithConfig(corsConfig))
+	e.IPExtractor = ipExtractor(cfg.Limits)
+	e.Use(s.observe, allowAnyOrigin, middleware.CORSWithConfig(corsConfig), s.limit)
 	e.GET("/.health", s.health)
+	e.GET("/.metrics", s.serveMetrics)
 	e.GET("/.snapshot", s.backup)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
@@ -111,14 +119,15 @@ var exposedHeaders = strings.Join(corsConfig.ExposeHeaders, ",")
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// HTTPServer returns an http.Server for addr with the timeouts a public server needs. It sets no
-// WriteTimeout: streams use a deadline per write instead.
+// HTTPServer returns an http.Server for addr with the timeouts a public server needs (Limits). It
+// sets no WriteTimeout: streams use a deadline per write instead; and no ReadTimeout, which would
+// end streams too: bodies have their own deadline (Limits.BodyTimeout).
 func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
 }

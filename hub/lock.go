@@ -1,0 +1,247 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Locks. A lock is a key whose value is the lock's public state (LockState): who holds it, its
+// fencing token and when it expires. It is read, listed and subscribed to like any key; acquiring
+// it is a set (revision 0), renewing a set, releasing and expiring a delete, each with its event.
+//
+//   - The fence is the seq of the acquiring commit, so fences strictly increase over acquisitions,
+//     across keys and restarts. Renewing keeps the fence.
+//   - The secret token is returned once, to the acquirer. The hub keeps only its SHA-256, in the
+//     entry and in the journal and snapshots (so renew and release work after a restart); the
+//     hash never appears in a value or an event.
+//   - Expiry is the key's TTL on the hub's one expiry queue. In a running hub the deadline keeps the
+//     Clock's monotonic reading, so wall-clock steps do not move it; after a restart it is the
+//     persisted wall time.
+//   - A held lock refuses every other write to its key (ErrLocked): only Renew and Unlock change
+//     it. A key that holds a plain value cannot be locked (ErrNotLock). Deleting a subtree deletes
+//     the locks in it.
+//   - Waiters block on a channel closed by the next change of the key (release, expiry, a subtree
+//     delete) and then race for the lock: there is no queue and no fairness.
+
+// DefaultLockTTL is a lock's time to live when LockOptions.TTL is zero.
+const DefaultLockTTL = 60 * time.Minute
+
+// MaxLockOwner bounds the owner label of a lock, in bytes.
+const MaxLockOwner = 256
+
+// LockOptions are the options of an acquisition.
+type LockOptions struct {
+	TTL   time.Duration // how long the lock lasts unless renewed (default DefaultLockTTL)
+	Owner string        // a label shown to others, at most MaxLockOwner bytes
+	Wait  time.Duration // > 0: wait up to this long, on the hub's Clock, for a held lock to be free
+}
+
+// Lock is a held lock, as its holder sees it.
+type Lock struct {
+	Key      string
+	Token    string // secret: Renew and Unlock need it
+	Fence    uint64 // the seq of the acquisition: larger for every later acquisition
+	Owner    string
+	Expires  time.Time
+	Revision int64  // the lock key's revision
+	Seq      uint64 // the seq of this acquisition or renewal
+}
+
+// LockState is the public JSON value of a lock key.
+type LockState struct {
+	Owner   string    `json:"owner"`
+	Fence   uint64    `json:"fence"`
+	Expires time.Time `json:"expires"`
+}
+
+// LockedError reports a lock held by someone else. It matches ErrLocked.
+type LockedError struct {
+	Key     string
+	Owner   string
+	Fence   uint64
+	Expires time.Time
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%v: %s is held by %q until %s", ErrLocked, e.Key, e.Owner, e.Expires.UTC().Format(time.RFC3339))
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// lockedError describes the lock held in e.
+func lockedError(e Entry) *LockedError {
+	var st LockState
+	json.Unmarshal(e.Value, &st) // our own JSON
+	return &LockedError{Key: e.Key, Owner: st.Owner, Fence: st.Fence, Expires: st.Expires}
+}
+
+// checkNotLocked refuses a plain write to a held lock.
+func checkNotLocked(cur Entry, ok bool) error {
+	if ok && cur.lock != "" {
+		return lockedError(cur)
+	}
+	return nil
+}
+
+// Lock acquires the lock on key. When it is held, Lock fails with a *LockedError (ErrLocked) at
+// once or, with opt.Wait, after waiting that long on the hub's Clock for it to be released or to
+// expire; ctx ends the wait early. A key that holds a plain value fails with ErrNotLock.
+func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Lock{}, err
+	}
+	if opt.TTL < 0 || opt.Wait < 0 {
+		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if opt.TTL == 0 {
+		opt.TTL = DefaultLockTTL
+	}
+	if len(opt.Owner) > MaxLockOwner {
+		return Lock{}, fmt.Errorf("%w: lock owner longer than %d bytes", ErrInvalidValue, MaxLockOwner)
+	}
+	var timeout <-chan struct{}
+	if opt.Wait > 0 {
+		done := make(chan struct{})
+		stop := h.clock.AfterFunc(opt.Wait, func() { close(done) })
+		defer stop()
+		timeout = done
+	}
+	for {
+		lk, wake, err := h.tryLock(key, opt)
+		if wake == nil {
+			return lk, err
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			return Lock{}, err
+		case <-ctx.Done():
+			return Lock{}, err
+		}
+	}
+}
+
+// tryLock makes one attempt. When the lock is held and opt.Wait is set, it returns a channel that
+// is closed at the key's next change.
+func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{}, err error) {
+	token, sum := newLockToken()
+	var st LockState
+	_, err = h.write(WriteOptions{}, "", func(now time.Time) ([]Change, Result, error) {
+		cur, ok := h.tree.Get(Entry{Key: key})
+		if ok && cur.lock != "" {
+			if opt.Wait > 0 {
+				wake = h.lockWaitLocked(key)
+			}
+			return nil, Result{}, lockedError(cur)
+		}
+		if ok {
+			return nil, Result{}, fmt.Errorf("%w: %s", ErrNotLock, key)
+		}
+		expires := now.Add(opt.TTL) // keeps the monotonic reading; see the comment at the top
+		st = LockState{Owner: opt.Owner, Fence: h.seq + 1, Expires: expires}
+		value := lockValue(st)
+		return []Change{{Key: key, Value: value, Revision: 0, Expires: expires, lock: sum}}, Result{Key: key}, nil
+	})
+	if err != nil {
+		return Lock{}, wake, err
+	}
+	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Seq: st.Fence}, nil, nil
+}
+
+// RenewLock extends a held lock to ttl from now (DefaultLockTTL when 0), keeping its fence. It
+// fails with ErrLockToken when token is not the lock's and ErrNotFound when no lock is held.
+func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Lock{}, err
+	}
+	if ttl < 0 {
+		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if ttl == 0 {
+		ttl = DefaultLockTTL
+	}
+	var st LockState
+	res, err := h.write(WriteOptions{}, "", func(now time.Time) ([]Change, Result, error) {
+		cur, err := h.heldLocked(key, token)
+		if err != nil {
+			return nil, Result{}, err
+		}
+		json.Unmarshal(cur.Value, &st)
+		st.Expires = now.Add(ttl)
+		ch := Change{Key: key, Value: lockValue(st), Revision: cur.Revision + 1, Expires: st.Expires, lock: cur.lock}
+		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+	})
+	if err != nil {
+		return Lock{}, err
+	}
+	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Revision: res.Revision, Seq: res.Seq}, nil
+}
+
+// Unlock releases a held lock: the key is deleted, with its event, and waiters wake. It fails
+// with ErrLockToken when token is not the lock's and ErrNotFound when no lock is held.
+func (h *Hub) Unlock(key, token string) (Result, error) {
+	if err := h.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return h.write(WriteOptions{}, "", func(time.Time) ([]Change, Result, error) {
+		cur, err := h.heldLocked(key, token)
+		if err != nil {
+			return nil, Result{}, err
+		}
+		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
+		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+	})
+}
+
+// heldLocked returns the lock at key if token is its token.
+func (h *Hub) heldLocked(key, token string) (Entry, error) {
+	cur, ok := h.tree.Get(Entry{Key: key})
+	switch {
+	case !ok:
+		return cur, fmt.Errorf("%w: %s holds no lock (released or expired)", ErrNotFound, key)
+	case cur.lock == "":
+		return cur, fmt.Errorf("%w: %s", ErrNotLock, key)
+	}
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(cur.lock)) != 1 {
+		return cur, fmt.Errorf("%w for %s", ErrLockToken, key)
+	}
+	return cur, nil
+}
+
+// lockWaitLocked returns the channel closed at key's next change.
+func (h *Hub) lockWaitLocked(key string) <-chan struct{} {
+	ch := h.lockWait[key]
+	if ch == nil {
+		ch = make(chan struct{})
+		h.lockWait[key] = ch
+	}
+	return ch
+}
+
+// wakeLockWaitersLocked wakes whoever waits for key to change.
+func (h *Hub) wakeLockWaitersLocked(key string) {
+	if ch := h.lockWait[key]; ch != nil {
+		close(ch)
+		delete(h.lockWait, key)
+	}
+}
+
+// newLockToken returns a fresh secret (128 random bits) and its hash.
+func newLockToken() (token, sum string) {
+	token = rand.Text()
+	s := sha256.Sum256([]byte(token))
+	return token, hex.EncodeToString(s[:])
+}
+
+func lockValue(st LockState) []byte {
+	st.Expires = st.Expires.UTC() // also drops the monotonic reading
+	b, _ := json.Marshal(st)
+	return b
+}

@@ -1,0 +1,167 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Transactions: a list of checks and a list of operations, applied in one commit or not at all.
+//
+//   - Every check must hold (the key is at that revision; -1: the key is absent), else the
+//     transaction fails with a *ConflictError naming the first failed check's key.
+//   - The operations run in order against the state before the transaction; a key may appear in
+//     at most one operation (a repeat is ErrInvalidTx: "set then incr" has no single obvious
+//     meaning and the commit names each key once). Checks may name any key, also repeatedly.
+//   - Any failing operation (an incr of a non-integer, an overflow, a write to a held lock) fails
+//     the whole transaction and changes nothing.
+//   - Deleting an absent key is a no-op (its result has revision -1); add a check to require it.
+//   - A set clears the key's TTL, as Set does; an incr keeps it, as Incr does.
+//   - All changes share one seq, and their events come in key order.
+
+// MaxTxOps bounds the number of checks and of operations of one transaction.
+const MaxTxOps = 1000
+
+// The operations of a transaction.
+const (
+	TxSet    = "set"
+	TxIncr   = "incr"
+	TxDelete = "delete"
+)
+
+// TxCheck is a precondition: Key is at Revision, or absent when Revision is -1.
+type TxCheck struct {
+	Key      string `json:"key"`
+	Revision int64  `json:"revision"`
+}
+
+// TxOp is one operation: set Key to Value (compact JSON, as Limits.CompactJSON returns), incr Key
+// by By, or delete Key.
+type TxOp struct {
+	Op    string          `json:"op"`
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value,omitempty"`
+	By    int64           `json:"by,omitempty"`
+}
+
+// TxOpResult is the outcome of one operation.
+type TxOpResult struct {
+	Key      string          `json:"key"`
+	Revision int64           `json:"revision"`        // after the change; for a delete the deleted revision + 1; -1: deleted nothing
+	Value    json.RawMessage `json:"value,omitempty"` // an incr's new value
+}
+
+// TxResult is the answer to a transaction.
+type TxResult struct {
+	Seq      uint64       // the commit's seq (the current seq when nothing changed)
+	Ops      []TxOpResult // in the order of the operations
+	Replayed bool         // the answer of an earlier request with the same idempotency key
+}
+
+// Tx applies ops atomically if every check holds. See the comment at the top of this file.
+func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
+	if len(checks) > MaxTxOps || len(ops) > MaxTxOps {
+		return TxResult{}, fmt.Errorf("%w: more than %d checks or operations", ErrInvalidTx, MaxTxOps)
+	}
+	for _, c := range checks {
+		if err := h.limits.CheckKey(c.Key); err != nil {
+			return TxResult{}, err
+		}
+		if c.Revision < -1 {
+			return TxResult{}, fmt.Errorf("%w: check of %s: revision %d", ErrInvalidTx, c.Key, c.Revision)
+		}
+	}
+	seen := make(map[string]bool, len(ops))
+	for i, op := range ops {
+		if err := h.limits.CheckKey(op.Key); err != nil {
+			return TxResult{}, err
+		}
+		if seen[op.Key] {
+			return TxResult{}, fmt.Errorf("%w: %s appears in more than one operation", ErrInvalidTx, op.Key)
+		}
+		seen[op.Key] = true
+		switch op.Op {
+		case TxSet:
+			if len(op.Value) == 0 {
+				return TxResult{}, fmt.Errorf("%w: operation %d sets %s without a value", ErrInvalidTx, i, op.Key)
+			}
+		case TxIncr, TxDelete:
+		default:
+			return TxResult{}, fmt.Errorf("%w: operation %d: unknown op %q", ErrInvalidTx, i, op.Op)
+		}
+	}
+	req, _ := json.Marshal(struct {
+		C []TxCheck
+		O []TxOp
+	}{checks, ops})
+	res, err := h.write(opt, fingerprint("tx", "", req), func(now time.Time) ([]Change, Result, error) {
+		for _, c := range checks {
+			cur, ok := h.tree.Get(Entry{Key: c.Key})
+			rev := int64(-1)
+			if ok {
+				rev = cur.Revision
+			}
+			if rev != c.Revision {
+				return nil, Result{}, &ConflictError{Err: ErrRevisionConflict, Key: c.Key, Revision: rev, Seq: cur.Seq}
+			}
+		}
+		byKey := make(map[string]Change, len(ops))
+		results := make([]TxOpResult, len(ops))
+		for i, op := range ops {
+			ch, r, err := h.txOpLocked(op, now)
+			if err != nil {
+				return nil, Result{}, err
+			}
+			results[i] = r
+			if ch.Key != "" {
+				byKey[ch.Key] = ch
+			}
+		}
+		enc, _ := json.Marshal(results)
+		return sortedChanges(byKey), Result{Value: enc}, nil
+	})
+	if err != nil {
+		return TxResult{}, err
+	}
+	out := TxResult{Seq: res.Seq, Replayed: res.Replayed}
+	if err := json.Unmarshal(res.Value, &out.Ops); err != nil {
+		return TxResult{}, fmt.Errorf("hub: transaction results: %w", err)
+	}
+	return out, nil
+}
+
+// txOpLocked computes one operation's change (Key empty: no change) against the current state.
+func (h *Hub) txOpLocked(op TxOp, now time.Time) (Change, TxOpResult, error) {
+	cur, ok := h.tree.Get(Entry{Key: op.Key})
+	if err := checkNotLocked(cur, ok); err != nil {
+		return Change{}, TxOpResult{}, err
+	}
+	rev := int64(0)
+	if ok {
+		rev = cur.Revision + 1
+	}
+	switch op.Op {
+	case TxSet:
+		return Change{Key: op.Key, Value: op.Value, Revision: rev}, TxOpResult{Key: op.Key, Revision: rev}, nil
+	case TxIncr:
+		n := op.By
+		if ok {
+			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
+			if err != nil {
+				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, op.Key, cur.Value)
+			}
+			if n, err = addInt64(v, op.By); err != nil {
+				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s: %d + %d", err, op.Key, v, op.By)
+			}
+		}
+		value := strconv.AppendInt(nil, n, 10)
+		return Change{Key: op.Key, Value: value, Revision: rev, Expires: cur.Expires},
+			TxOpResult{Key: op.Key, Revision: rev, Value: value}, nil
+	default: // TxDelete
+		if !ok {
+			return Change{}, TxOpResult{Key: op.Key, Revision: -1}, nil
+		}
+		return Change{Key: op.Key, Revision: rev, Deleted: true}, TxOpResult{Key: op.Key, Revision: rev}, nil
+	}
+}

@@ -1,0 +1,440 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/web"
+)
+
+// Test identities: every key is generated once per test binary.
+const (
+	testSecret     = "0123456789abcdef0123456789abcdef-test-secret"
+	testAdminToken = "admin-token-for-tests-0123456789"
+	testAudience   = "statehub-test"
+	testIssuer     = "https://issuer.test"
+)
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type testKeys struct {
+	rsa     *rsa.PrivateKey
+	ec      *ecdsa.PrivateKey
+	ed      ed25519.PrivateKey
+	rsaPEM  string // public key PEM, kid "rsa1"
+	pemFile string // rsa1 and ed1 as PEM
+	jwks    string // ec1 and ed2 as a JWKS file
+}
+
+var (
+	keysOnce sync.Once
+	keys     testKeys
+)
+
+func genKeys(t testing.TB) testKeys {
+	keysOnce.Do(func() {
+		var err error
+		if keys.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if keys.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			panic(err)
+		}
+		if _, keys.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
+			panic(err)
+		}
+	})
+	k := keys
+	pemOf := func(pub any, kid string) string {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": kid}, Bytes: der}))
+	}
+	dir := t.TempDir()
+	k.rsaPEM = pemOf(&k.rsa.PublicKey, "rsa1")
+	k.pemFile = filepath.Join(dir, "keys.pem")
+	if err := os.WriteFile(k.pemFile, []byte(k.rsaPEM+pemOf(k.ed.Public(), "ed1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.jwks = filepath.Join(dir, "jwks.json")
+	set := web.JWKSOf(t, map[string]any{"ec1": &k.ec.PublicKey, "ed2": k.ed.Public()})
+	if err := os.WriteFile(k.jwks, []byte(set), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// claims builds a token's claims: valid at t0 for the test audience and issuer, with grants.
+func claims(sub string, grants map[string][]string) jwt.MapClaims {
+	c := jwt.MapClaims{
+		"sub": sub, "aud": testAudience, "iss": testIssuer,
+		"iat": t0.Add(-time.Minute).Unix(), "exp": t0.Add(time.Hour).Unix(),
+	}
+	if grants != nil {
+		c["grants"] = grants
+	}
+	return c
+}
+
+func sign(t testing.TB, m jwt.SigningMethod, kid string, key any, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func hs(t testing.TB, c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, "", []byte(testSecret), c) }
+
+// authServer runs a server with every kind of auth configured, on a fake clock at t0.
+func authServer(t testing.TB, keysFile string, anon *web.Grants, mod ...func(*web.Config)) (*testServer, *hub.FakeClock) {
+	t.Helper()
+	clock := hub.NewFakeClock(t0)
+	auth, err := web.NewAuth(web.AuthConfig{
+		JWTSecret: testSecret, JWTKeys: keysFile, Audience: testAudience, Issuer: testIssuer,
+		AdminToken: testAdminToken, Anonymous: anon, Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := web.Config{Auth: auth, Clock: clock}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	return newServer(t, hub.Config{Clock: clock}, cfg), clock
+}
+
+func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+func TestJWTRejected(t *testing.T) {
+	t.Parallel()
+	k := genKeys(t)
+	ts, _ := authServer(t, k.pemFile, nil)
+	all := map[string][]string{"admin": {"/"}}
+	good := sign(t, jwt.SigningMethodRS256, "rsa1", k.rsa, claims("ann", all))
+	parts := strings.Split(good, ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"eve","aud":"statehub-test","iss":"https://issuer.test","exp":9999999999,"grants":{"admin":["/"]}}`))
+
+	none := func() string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("eve", all)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}()
+	cases := []struct {
+		name  string
+		token string
+	}{
+		{"alg none", none},
+		{"alg confusion: HS256 keyed with the RSA public key", sign(t, jwt.SigningMethodHS256, "rsa1", []byte(k.rsaPEM), claims("eve", all))},
+		{"HS256 with another secret", sign(t, jwt.SigningMethodHS256, "", []byte("another-secret-another-secret-xx"), claims("eve", all))},
+		{"HS512 is not configured", sign(t, jwt.SigningMethodHS512, "", []byte(testSecret), claims("eve", all))},
+		{"RS384 is not configured", sign(t, jwt.SigningMethodRS384, "rsa1", k.rsa, claims("eve", all))},
+		{"expired", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["exp"] = t0.Add(-time.Hour).Unix(); return c }())},
+		{"future nbf", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["nbf"] = t0.Add(time.Hour).Unix(); return c }())},
+		{"future iat", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["iat"] = t0.Add(time.Hour).Unix(); return c }())},
+		{"wrong aud", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["aud"] = "other"; return c }())},
+		{"no aud", hs(t, func() jwt.MapClaims { c := claims("ann", all); delete(c, "aud"); return c }())},
+		{"wrong iss", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["iss"] = "https://evil.test"; return c }())},
+		{"unknown kid", sign(t, jwt.SigningMethodRS256, "rsa2", k.rsa, claims("ann", all))},
+		{"kid of a key of another type", sign(t, jwt.SigningMethodRS256, "ed1", k.rsa, claims("ann", all))},
+		{"no kid with several keys", sign(t, jwt.SigningMethodRS256, "", k.rsa, claims("ann", all))},
+		{"tampered payload", parts[0] + "." + forged + "." + parts[2]},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))},
+		{"grants of the wrong shape", hs(t, func() jwt.MapClaims { c := claims("ann", nil); c["grants"] = map[string]any{"read": "/"}; return c }())},
+		{"16 KB of periods", strings.Repeat(".", 16<<10)},
+		{"garbage", "not-a-token"},
+		{"wrong admin token", testAdminToken + "x"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, via := range []string{"header", "query"} {
+				var r response
+				if via == "header" {
+					r = ts.do(t, "GET", "/x", "", bearer(tc.token)...)
+				} else {
+					r = ts.do(t, "GET", "/x?token="+url.QueryEscape(tc.token), "")
+				}
+				if r.status != http.StatusUnauthorized {
+					t.Fatalf("%s: status %d (%s), want 401", via, r.status, r.body)
+				}
+				if eb := errorBody(t, r); eb.Code != "unauthorized" {
+					t.Fatalf("%s: code %q", via, eb.Code)
+				}
+				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+					t.Fatalf("%s: WWW-Authenticate %q", via, r.header.Get("WWW-Authenticate"))
+				}
+				if strings.Contains(r.body, tc.token[:min(len(tc.token), 40)]) {
+					t.Fatalf("%s: the answer repeats the token", via)
+				}
+			}
+		})
+	}
+	t.Run("not a bearer scheme", func(t *testing.T) {
+		t.Parallel()
+		if r := ts.do(t, "GET", "/x", "", "Authorization", "Basic YTpi"); r.status != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", r.status)
+		}
+	})
+}
+
+func TestJWTAccepted(t *testing.T) {
+	t.Parallel()
+	k := genKeys(t)
+	grants := map[string][]string{"write": {"/users/{sub}/"}}
+	cases := []struct {
+		name  string
+		keys  string
+		token func(sub string) string
+	}{
+		{"HS256", "", func(sub string) string { return hs(t, claims(sub, grants)) }},
+		{"RS256 PEM", k.pemFile, func(sub string) string { return sign(t, jwt.SigningMethodRS256, "rsa1", k.rsa, claims(sub, grants)) }},
+		{"EdDSA PEM", k.pemFile, func(sub string) string { return sign(t, jwt.SigningMethodEdDSA, "ed1", k.ed, claims(sub, grants)) }},
+		{"ES256 JWKS", k.jwks, func(sub string) string { return sign(t, jwt.SigningMethodES256, "ec1", k.ec, claims(sub, grants)) }},
+		{"EdDSA JWKS", k.jwks, func(sub string) string { return sign(t, jwt.SigningMethodEdDSA, "ed2", k.ed, claims(sub, grants)) }},
+		{"HS256 alongside keys", k.jwks, func(sub string) string { return hs(t, claims(sub, grants)) }},
+		{"expired within the leeway", "", func(sub string) string {
+			c := claims(sub, grants)
+			c["exp"] = t0.Add(-10 * time.Second).Unix()
+			return hs(t, c)
+		}},
+		{"audience in a list", "", func(sub string) string {
+			c := claims(sub, grants)
+			c["aud"] = []string{"other", testAudience}
+			return hs(t, c)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts, _ := authServer(t, tc.keys, nil)
+			tok := tc.token("ann")
+			ts.must(t, "POST", "/users/ann/doc", `{"v":1}`, bearer(tok)...)
+			if r := ts.must(t, "GET", "/users/ann/doc?token="+url.QueryEscape(tok), ""); r.body != `{"v":1}` {
+				t.Fatalf("GET: %s", r.body)
+			}
+			r := ts.do(t, "POST", "/users/bob/doc", `{"v":1}`, bearer(tok)...)
+			if r.status != http.StatusForbidden || errorBody(t, r).Code != "forbidden" {
+				t.Fatalf("another subject's key: status %d %s, want 403", r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestGrantsOverHTTP checks grants request by request: 401 without a token, 403 with a token that
+// lacks the grant, and the operations each grant implies.
+func TestGrantsOverHTTP(t *testing.T) {
+	t.Parallel()
+	ts, _ := authServer(t, "", &web.Grants{Read: []string{"/public/"}, Incr: []string{"/views/"}})
+	admin := bearer(testAdminToken)
+	for _, k := range []string{"/a/b/c", "/a/bc", "/public/p", "/views/v", "/w/x", "/users/ann/x"} {
+		ts.must(t, "POST", k, `1`, admin...)
+	}
+	tok := hs(t, claims("ann", map[string][]string{
+		"read": {"/a/b/"}, "write": {"/w/", "/users/{sub}/"}, "incr": {"/n/"}, "lock": {"/l"},
+	}))
+	reader := hs(t, claims("rob", map[string][]string{"read": {"/"}}))
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		hdr    []string
+		want   int
+	}{
+		{"prefix grant reads below", "GET", "/a/b/c", bearer(tok), 200},
+		{"prefix grant does not reach /a/bc", "GET", "/a/bc", bearer(tok), 403},
+		{"read grant does not write", "POST", "/a/b/c", bearer(tok), 403},
+		{"read grant lists its subtree", "GET", "/a/b/", bearer(tok), 200},
+		{"read grant does not list the parent", "GET", "/a/", bearer(tok), 403},
+		{"write implies read", "GET", "/w/x", bearer(tok), 200},
+		{"write implies incr", "POST", "/w/n?incr=2", bearer(tok), 200},
+		{"write allows delete", "DELETE", "/w/x", bearer(tok), 200},
+		{"write allows a subtree delete", "DELETE", "/w/", bearer(tok), 200},
+		{"{sub} becomes the subject", "GET", "/users/ann/x", bearer(tok), 200},
+		{"incr grant increments", "POST", "/n/c?incr", bearer(tok), 200},
+		{"incr grant does not set", "POST", "/n/c", bearer(tok), 403},
+		{"incr grant does not read", "GET", "/n/c", bearer(tok), 403},
+		{"the root needs admin", "GET", "/", append(bearer(reader), "Accept", "text/event-stream"), 403},
+		{"deleting the root needs admin", "DELETE", "/", bearer(tok), 403},
+		{"read on / reads keys", "GET", "/a/bc", bearer(reader), 200},
+		{"the snapshot needs admin", "GET", "/.snapshot", bearer(reader), 403},
+		{"the metrics need admin", "GET", "/.metrics", bearer(reader), 403},
+		{"admin token reads metrics", "GET", "/.metrics", admin, 200},
+		{"admin token takes a snapshot", "GET", "/.snapshot", admin, 200},
+		{"anonymous reads the public prefix", "GET", "/public/p", nil, 200},
+		{"anonymous counts views", "POST", "/views/v?incr", nil, 200},
+		{"anonymous does not read the count", "GET", "/views/v", nil, 401},
+		{"anonymous does not write public", "POST", "/public/p", nil, 401},
+		{"anonymous is not admin", "GET", "/.snapshot", nil, 401},
+		{"health needs nothing", "GET", "/.health", nil, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.do(t, tc.method, tc.path, "", tc.hdr...)
+			if tc.method == "POST" && !strings.Contains(tc.path, "incr") {
+				r = ts.do(t, tc.method, tc.path, `2`, tc.hdr...)
+			}
+			if r.status != tc.want {
+				t.Fatalf("%s %s: status %d (%s), want %d", tc.method, tc.path, r.status, r.body, tc.want)
+			}
+			if tc.want >= 400 {
+				errorBody(t, r)
+			}
+		})
+	}
+	// The admin token deletes the root last.
+	ts.must(t, "DELETE", "/", "", admin...)
+}
+
+// TestStreamNeedsRead opens SSE streams with and without the read grant.
+func TestStreamNeedsRead(t *testing.T) {
+	t.Parallel()
+	ts, _ := authServer(t, "", nil)
+	tok := hs(t, claims("ann", map[string][]string{"read": {"/room/"}}))
+	open := func(path string) int {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", ts.srv.URL+path, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		res, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := open("/room/?token=" + tok); got != 200 {
+		t.Fatalf("stream with read: %d", got)
+	}
+	if got := open("/other/?token=" + tok); got != 403 {
+		t.Fatalf("stream without read: %d", got)
+	}
+	if got := open("/room/"); got != 401 {
+		t.Fatalf("stream without token: %d", got)
+	}
+	if got := open("/?token=" + tok); got != 403 {
+		t.Fatalf("root stream: %d", got)
+	}
+}
+
+func TestOpenServer(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	// Open, as AtomKV: no token needed, and a token (good or bad) is ignored.
+	ts.must(t, "POST", "/a", `1`)
+	ts.must(t, "GET", "/a", "", bearer("whatever")...)
+	ts.must(t, "GET", "/.metrics", "")
+	ts.must(t, "DELETE", "/", "")
+	auth, err := web.NewAuth(web.AuthConfig{})
+	if err != nil || !auth.Open() {
+		t.Fatalf("NewAuth of nothing: open=%v err=%v", auth.Open(), err)
+	}
+}
+
+// TestNoSecretsInLogs logs every request at debug level and looks for the tokens.
+func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts, _ := authServer(t, "", nil, func(c *web.Config) { c.Logger = log })
+	tok := hs(t, claims("ann", map[string][]string{"read": {"/"}}))
+	ts.do(t, "GET", "/a?token="+tok, "")
+	ts.do(t, "GET", "/a", "", bearer(tok)...)
+	ts.do(t, "GET", "/a", "", bearer(testAdminToken)...)
+	ts.do(t, "GET", "/a?token="+testAdminToken, "")
+	ts.do(t, "GET", "/a?token=not-"+testAdminToken, "")
+	mu.Lock()
+	defer mu.Unlock()
+	out := buf.String()
+	if !strings.Contains(out, "token=REDACTED") {
+		t.Fatalf("no request log with a redacted token:\n%s", out)
+	}
+	sig := tok[strings.LastIndex(tok, ".")+1:]
+	for _, secret := range []string{sig, testAdminToken, testSecret} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("a secret is in the logs:\n%s", out)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// FuzzAuthHandler sends arbitrary requests with arbitrary tokens to a server with auth configured:
+// none may get a 5xx.
+func FuzzAuthHandler(f *testing.F) {
+	ts, _ := authServer(f, "", &web.Grants{Read: []string{"/public/"}})
+	tok := hs(f, claims("ann", map[string][]string{"write": {"/users/{sub}/"}}))
+	f.Add("GET", "/public/x", "", "")
+	f.Add("POST", "/users/ann/x", "Bearer "+tok, `{"a":1}`)
+	f.Add("GET", "/users/ann/?token="+tok, "", "")
+	f.Add("DELETE", "/", "Bearer "+testAdminToken, "")
+	f.Add("GET", "/.metrics", "Bearer "+tok, "")
+	f.Add("GET", "/x", "Bearer "+strings.Repeat(".", 16<<10), "")
+	f.Add("PUT", "/users/ann/x?incr&ttl=1s", "bearer  "+tok+" ", "1")
+	f.Add("GET", "/x", "Bearer eyJhbGciOiJub25lIn0.e30.", "")
+	f.Fuzz(func(t *testing.T, method, path, authz, body string) {
+		switch method {
+		case "GET", "HEAD", "POST", "PUT", "DELETE":
+		default:
+			return
+		}
+		u, err := url.Parse(ts.srv.URL + "/" + strings.TrimPrefix(path, "/"))
+		if err != nil || strings.ContainsAny(authz, "\r\n\x00") {
+			return
+		}
+		req, err := http.NewRequest(method, u.String(), strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		res, err := ts.client.Do(req)
+		if err != nil {
+			return // the client refused to send it
+		}
+		res.Body.Close()
+		if res.StatusCode >= 500 {
+			t.Fatalf("%s %s (Authorization %q): status %d", method, u, authz, res.StatusCode)
+		}
+	})
+}

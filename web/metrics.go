@@ -1,0 +1,217 @@
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// metrics are the server's Prometheus metrics, in a registry of its own (never the global one),
+// served at /.metrics to admins. Names:
+//
+//	statehub_http_requests_total{route,method,status}   requests answered
+//	statehub_http_request_duration_seconds{route}       latency, streams and sockets excluded
+//	statehub_open_streams{transport}                    open SSE streams ("sse") and WebSockets ("ws")
+//	statehub_limited_total{scope}                       requests refused by a limit: ip, token, conns
+//	statehub_keys, statehub_seq, statehub_subscribers
+//	statehub_slow_consumers_total                       subscriptions closed because their queue overflowed
+//	statehub_history_events, statehub_history_capacity, statehub_history_floor_seq
+//	statehub_wal_records_total, statehub_wal_bytes_total, statehub_wal_fsyncs_total,
+//	statehub_wal_segments, statehub_wal_batch_records (records per fsync since start),
+//	statehub_wal_failed, statehub_snapshots_total, statehub_wal_fsync_duration_seconds
+//
+// plus the Go runtime's and the process's standard collectors.
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	streams  *prometheus.GaugeVec
+	limited  *prometheus.CounterVec
+	handler  http.Handler
+}
+
+func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statehub_http_requests_total", Help: "HTTP requests answered, by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "statehub_http_request_duration_seconds", Help: "Time to answer a request (streams and sockets excluded), by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "statehub_open_streams", Help: "Open SSE streams (sse) and WebSockets (ws).",
+		}, []string{"transport"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statehub_limited_total", Help: "Requests refused by a limit: the per-IP rate (ip), the per-token rate (token), open streams and sockets (conns).",
+		}, []string{"scope"}),
+	}
+	for _, t := range []string{"sse", "ws"} {
+		m.streams.WithLabelValues(t)
+	}
+	for _, s := range []string{"ip", "token", "conns"} {
+		m.limited.WithLabelValues(s)
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
+	return m
+}
+
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", v) }
+
+// serveMetrics answers GET /.metrics (admin on "/").
+func (s *Server) serveMetrics(c echo.Context) error {
+	if err := s.authorize(c, OpAdmin, "/"); err != nil {
+		return err
+	}
+	s.metrics.handler.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// observe is the outermost middleware: it counts every request by route and status, times those
+// that are not streams, and logs each at debug level (errors at warn), with query tokens redacted.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // the one error mapping; the status is known after it
+		}
+		r := c.Request()
+		route := routeLabel(c)
+		status := c.Response().Status
+		s.metrics.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		d := time.Since(start)
+		if streamKind(r) == "" {
+			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+		}
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		if s.log.Enabled(r.Context(), level) {
+			attrs := []any{"method", r.Method, "uri", redactURI(r.URL), "status", status, "dur", d, "ip", c.RealIP()}
+			if p, perr := s.principalOf(c); perr == nil {
+				attrs = append(attrs, "who", p.String())
+			}
+			if err != nil {
+				_, code, msg := classify(err)
+				attrs = append(attrs, "code", code, "err", msg)
+			}
+			s.log.Log(r.Context(), level, "request", attrs...)
+		}
+		return nil
+	}
+}
+
+// routeLabel is a bounded label for a request: echo's route pattern, or for the key API whether it
+// was a key, a subtree or a stream.
+func routeLabel(c echo.Context) string {
+	p := c.Path()
+	if p != "/*" && p != "" {
+		return p
+	}
+	r := c.Request()
+	switch {
+	case streamKind(r) == "sse":
+		return "stream"
+	case hub.IsPrefix(r.URL.Path):
+		return "subtree"
+	}
+	return "key"
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "other"
+}
+
+// redactURI is the request URI for logs, with the value of a token parameter replaced.
+func redactURI(u *url.URL) string {
+	q := u.Query()
+	if !q.Has("token") {
+		return u.RequestURI()
+	}
+	q.Set("token", "REDACTED")
+	v := *u
+	v.RawQuery = q.Encode()
+	return v.RequestURI()
+}
+
+// hubCollector reads hub.Stats at each scrape.
+type hubCollector struct{ h *hub.Hub }
+
+var (
+	descKeys        = prometheus.NewDesc("statehub_keys", "Keys in the tree.", nil, nil)
+	descSeq         = prometheus.NewDesc("statehub_seq", "The last committed seq.", nil, nil)
+	descSubscribers = prometheus.NewDesc("statehub_subscribers", "Open subscriptions (SSE streams and WebSocket subscriptions).", nil, nil)
+	descSlow        = prometheus.NewDesc("statehub_slow_consumers_total", "Subscriptions closed because their queue overflowed.", nil, nil)
+	descHistEvents  = prometheus.NewDesc("statehub_history_events", "Changes retained for resuming streams.", nil, nil)
+	descHistCap     = prometheus.NewDesc("statehub_history_capacity", "The most changes retained for resuming streams.", nil, nil)
+	descHistFloor   = prometheus.NewDesc("statehub_history_floor_seq", "Seq of the newest change no longer retained; resuming from before it resets.", nil, nil)
+	descWALRecords  = prometheus.NewDesc("statehub_wal_records_total", "Records appended to the log.", nil, nil)
+	descWALBytes    = prometheus.NewDesc("statehub_wal_bytes_total", "Bytes written to the log.", nil, nil)
+	descWALSyncs    = prometheus.NewDesc("statehub_wal_fsyncs_total", "Fsyncs of log segments (group commits).", nil, nil)
+	descWALSegments = prometheus.NewDesc("statehub_wal_segments", "Log segment files on disk.", nil, nil)
+	descWALBatch    = prometheus.NewDesc("statehub_wal_batch_records", "Records per fsync since start (the group-commit batch size); rate(records)/rate(fsyncs) gives it over a window.", nil, nil)
+	descWALFailed   = prometheus.NewDesc("statehub_wal_failed", "1 when the log has failed and writes are refused.", nil, nil)
+	descSnapshots   = prometheus.NewDesc("statehub_snapshots_total", "Snapshots written since start.", nil, nil)
+	descFsync       = prometheus.NewDesc("statehub_wal_fsync_duration_seconds", "Time taken by fsyncs of data files.", nil, nil)
+)
+
+func (hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descKeys, descSeq, descSubscribers, descSlow, descHistEvents, descHistCap, descHistFloor,
+		descWALRecords, descWALBytes, descWALSyncs, descWALSegments, descWALBatch, descWALFailed, descSnapshots, descFsync} {
+		ch <- d
+	}
+}
+
+func (hc hubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := hc.h.Stats()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	gauge(descKeys, float64(st.Keys))
+	gauge(descSeq, float64(st.Seq))
+	gauge(descSubscribers, float64(st.Subscribers))
+	counter(descSlow, float64(st.SlowConsumers))
+	gauge(descHistEvents, float64(st.HistoryEvents))
+	gauge(descHistCap, float64(st.HistoryCapacity))
+	gauge(descHistFloor, float64(st.HistoryFloor))
+	if !st.Durable {
+		return
+	}
+	counter(descWALRecords, float64(st.WAL.Records))
+	counter(descWALBytes, float64(st.WAL.Bytes))
+	counter(descWALSyncs, float64(st.WAL.Syncs))
+	gauge(descWALSegments, float64(st.WAL.Segments))
+	batch := 0.0
+	if st.WAL.Syncs > 0 {
+		batch = float64(st.WAL.Records) / float64(st.WAL.Syncs)
+	}
+	gauge(descWALBatch, batch)
+	failed := 0.0
+	if st.WAL.SyncErr != nil {
+		failed = 1
+	}
+	gauge(descWALFailed, failed)
+	counter(descSnapshots, float64(st.Snapshots))
+	if f := st.Fsync; f != nil {
+		ch <- prometheus.MustNewConstHistogram(descFsync, f.Count, f.Sum.Seconds(), f.Buckets)
+	}
+}
