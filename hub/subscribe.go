@@ -67,7 +67,9 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	}
 	s := &Subscription{Path: path, h: h, ch: make(chan Event, h.cfg.QueueSize)}
 	s.C = s.ch
-	h.mu.RLock()
+	// The write lock, not the read lock: tree.Copy writes the tree (its copy-on-write id), so two
+	// snapshot subscriptions under RLock would race.
+	h.mu.Lock()
 	s.Start = h.seq
 	snapshot := opt.Snapshot && opt.Since == nil
 	if p := opt.Since; p != nil {
@@ -82,7 +84,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		tree = h.tree.Copy() // copy-on-write: read outside the lock
 	}
 	err := h.addSub(s)
-	h.mu.RUnlock()
+	h.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +136,9 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 func (h *Hub) Drain() {
 	h.subsMu.Lock()
 	defer h.subsMu.Unlock()
+	if !h.draining {
+		close(h.drained)
+	}
 	h.draining = true
 	for _, set := range h.subs {
 		for s := range set {
@@ -181,6 +186,7 @@ func (h *Hub) fanoutLocked(e Event) {
 			select {
 			case s.ch <- e:
 			default:
+				h.slowConsumers++
 				h.closeSubLocked(s, ErrSlowConsumer)
 			}
 		}
