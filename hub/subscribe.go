@@ -67,9 +67,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	}
 	s := &Subscription{Path: path, h: h, ch: make(chan Event, h.cfg.QueueSize)}
 	s.C = s.ch
-	// The write lock, not the read lock: tree.Copy writes the tree (its copy-on-write id), so two
-	// snapshot subscriptions under RLock would race.
-	h.mu.Lock()
+	h.mu.RLock()
 	s.Start = h.seq
 	snapshot := opt.Snapshot && opt.Since == nil
 	if p := opt.Since; p != nil {
@@ -84,7 +82,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		tree = h.tree.Copy() // copy-on-write: read outside the lock
 	}
 	err := h.addSub(s)
-	h.mu.Unlock()
+	h.mu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
@@ -136,9 +134,6 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 func (h *Hub) Drain() {
 	h.subsMu.Lock()
 	defer h.subsMu.Unlock()
-	if !h.draining {
-		close(h.drained)
-	}
 	h.draining = true
 	for _, set := range h.subs {
 		for s := range set {
