@@ -129,5 +129,7 @@ func validRecordAfter(tail []byte) bool {
 	return false
 }
 
-// newBufReader buffers sequential reads of a segment.
-func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 256<<10) }
+// newBufReader buffers sequential reads of a segment of the given size.
+func newBufReader(r io.Reader, size int64) *bufio.Reader {
+	return bufio.NewReaderSize(r, int(min(max(size, 16), 256<<10)))
+}

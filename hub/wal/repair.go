@@ -54,7 +54,7 @@ func scanSegment(fsys FS, s segment, prev, next uint64) (res scanResult, err err
 		return res, fmt.Errorf("wal: stat %s: %w", s.path, err)
 	}
 	size := fi.Size()
-	d := newDecoder(newBufReader(f), size)
+	d := newDecoder(newBufReader(f, size), size)
 	res.lastIndex = prev
 	for {
 		off := d.off

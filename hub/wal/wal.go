@@ -439,7 +439,7 @@ func (l *Log) replaySegment(s segment, prev *uint64, after uint64, fn func(uint6
 	if err != nil {
 		return fmt.Errorf("wal: replay: %w", err)
 	}
-	d := newDecoder(newBufReader(f), fi.Size())
+	d := newDecoder(newBufReader(f, fi.Size()), fi.Size())
 	for {
 		off := d.off
 		index, data, err := d.next()
