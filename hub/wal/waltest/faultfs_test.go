@@ -1,0 +1,160 @@
+package waltest_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/statehub/statehub/hub/wal/waltest"
+)
+
+func create(t *testing.T, fsys *waltest.FS, name string) interface {
+	io.Writer
+	Sync() error
+} {
+	t.Helper()
+	f, err := fsys.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestCrashKeepsSyncedBytesAndAPrefix(t *testing.T) {
+	t.Parallel()
+	sawPartial, sawNone := false, false
+	for seed := range uint64(200) {
+		fsys := waltest.New(seed)
+		fsys.MkdirAll("/d", 0o755)
+		f := create(t, fsys, "/d/f")
+		if err := fsys.SyncDir("/d"); err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("synced|"))
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("unsynced"))
+		got, err := fsys.Crash().ReadFile("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix([]byte("synced|unsynced"), got) || len(got) < len("synced|") {
+			t.Fatalf("seed %d: after crash %q", seed, got)
+		}
+		sawNone = sawNone || len(got) == len("synced|")
+		sawPartial = sawPartial || (len(got) > len("synced|") && len(got) < len("synced|unsynced"))
+	}
+	if !sawPartial || !sawNone {
+		t.Fatalf("crashes not varied: partial=%v none=%v", sawPartial, sawNone)
+	}
+}
+
+func TestCrashMayForgetUnsyncedNamespaceChanges(t *testing.T) {
+	t.Parallel()
+	lost, kept := 0, 0
+	for seed := range uint64(200) {
+		fsys := waltest.New(seed)
+		fsys.MkdirAll("/d", 0o755)
+		f := create(t, fsys, "/d/tmp")
+		f.Write([]byte("x"))
+		f.Sync()
+		if err := fsys.SyncDir("/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.Rename("/d/tmp", "/d/final"); err != nil {
+			t.Fatal(err)
+		}
+		after := fsys.Crash()
+		_, errFinal := after.Stat("/d/final")
+		_, errTmp := after.Stat("/d/tmp")
+		switch {
+		case errFinal == nil && errTmp != nil:
+			kept++
+		case errFinal != nil && errTmp == nil:
+			lost++
+		default:
+			t.Fatalf("seed %d: rename half applied: final=%v tmp=%v", seed, errFinal, errTmp)
+		}
+	}
+	if lost == 0 || kept == 0 {
+		t.Fatalf("rename before SyncDir: lost %d, kept %d; want both", lost, kept)
+	}
+
+	// After SyncDir the rename always survives.
+	fsys := waltest.New(1)
+	fsys.MkdirAll("/d", 0o755)
+	create(t, fsys, "/d/a")
+	fsys.Rename("/d/a", "/d/b")
+	fsys.SyncDir("/d")
+	if _, err := fsys.Crash().Stat("/d/b"); err != nil {
+		t.Fatalf("synced rename lost: %v", err)
+	}
+}
+
+func TestCrashedFSFailsEverything(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	fsys.MkdirAll("/d", 0o755)
+	f := create(t, fsys, "/d/f")
+	fsys.CrashAfter(2)
+	if _, err := f.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); !errors.Is(err, waltest.ErrCrashed) {
+		t.Fatalf("crashing Sync = %v", err)
+	}
+	if _, err := f.Write([]byte("b")); !errors.Is(err, waltest.ErrCrashed) {
+		t.Fatalf("Write after crash = %v", err)
+	}
+	if _, err := fsys.Stat("/d/f"); !errors.Is(err, waltest.ErrCrashed) {
+		t.Fatalf("Stat after crash = %v", err)
+	}
+	if !fsys.Crashed() || fsys.Crash() != fsys.Crash() {
+		t.Fatal("Crash is not idempotent")
+	}
+}
+
+func TestFaultHook(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	fsys.MkdirAll("/d", 0o755)
+	f := create(t, fsys, "/d/f")
+	eio := errors.New("EIO")
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpWrite && name == "/d/f" {
+			return eio
+		}
+		return nil
+	})
+	if _, err := f.Write([]byte("x")); !errors.Is(err, eio) {
+		t.Fatalf("Write = %v", err)
+	}
+	fsys.SetFault(nil)
+	if b, _ := fsys.ReadFile("/d/f"); len(b) != 0 {
+		t.Fatalf("failed write changed the file: %q", b)
+	}
+}
+
+func TestTruncateAfterSync(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for seed := range uint64(50) {
+		fsys := waltest.New(seed)
+		fsys.MkdirAll("/d", 0o755)
+		fsys.WriteFile("/d/f", []byte("0123456789"))
+		f, err := fsys.OpenFile("/d/f", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(4)
+		f.Write([]byte("ab")) // at offset 0: overwrites below the synced length
+		b, _ := fsys.Crash().ReadFile("/d/f")
+		seen[string(b)] = true
+	}
+	if len(seen) != 2 || !seen["0123456789"] || !seen["ab23"] {
+		t.Fatalf("contents after crash: %v, want the synced or the current contents", seen)
+	}
+}
