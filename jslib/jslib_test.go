@@ -3,11 +3,13 @@ package jslib
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mustBuild(t *testing.T) *Bundle {
@@ -58,7 +60,9 @@ func node(t *testing.T, dir string, args ...string) string {
 	if err != nil {
 		t.Skip("node not installed")
 	}
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -103,5 +107,5 @@ func TestBehaviour(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "client.test.mjs"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Log(node(t, dir, "--test", "client.test.mjs"))
+	t.Log(node(t, dir, "--test", "--test-timeout=20000", "client.test.mjs"))
 }

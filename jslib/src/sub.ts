@@ -43,9 +43,9 @@ export class Sub {
     this.rs = snapshot ? new Set() : null;
   }
 
-  /** The fields of the next `sub` request: a snapshot while one is incomplete, else resume. */
+  /** The fields of the next `sub` request: a (new) snapshot while one is incomplete, else resume. */
   since(): { snapshot?: true; since?: string } {
-    return this.rs ? { snapshot: true } : this.pos ? { since: this.pos } : {};
+    return this.rs ? ((this.rs = new Set()), { snapshot: true }) : this.pos ? { since: this.pos } : {};
   }
 
   ev(e: Ev) {

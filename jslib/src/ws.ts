@@ -78,9 +78,10 @@ export class Conn {
         this.pend.set(id, { m: {} as Msg, res() {}, rej: (e) => this.fail(e), once: true });
         ws.send(JSON.stringify({ op: "auth", id, token: this.token }));
       }
+      // Subscriptions first, so that they see the writes queued after them.
+      for (const s of this.subs) this.sub(s);
       for (const p of this.pend.values()) if (!p.once) ws.send(JSON.stringify(p.m));
       for (const m of this.eph.values()) this.req({ ...m }, true).catch(() => {});
-      for (const s of this.subs) this.sub(s);
     };
     ws.onmessage = (e) => this.msg(JSON.parse(e.data));
     ws.onclose = () => {
