@@ -111,7 +111,9 @@ func sign(t testing.TB, m jwt.SigningMethod, kid string, key any, c jwt.MapClaim
 	return s
 }
 
-func hs(t testing.TB, c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, "", []byte(testSecret), c) }
+func hs(t testing.TB, c jwt.MapClaims) string {
+	return sign(t, jwt.SigningMethodHS256, "", []byte(testSecret), c)
+}
 
 // authServer runs a server with every kind of auth configured, on a fake clock at t0.
 func authServer(t testing.TB, keysFile string, anon *web.Grants, mod ...func(*web.Config)) (*testServer, *hub.FakeClock) {

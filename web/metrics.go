@@ -185,7 +185,9 @@ func (hubCollector) Describe(ch chan<- *prometheus.Desc) {
 func (hc hubCollector) Collect(ch chan<- prometheus.Metric) {
 	st := hc.h.Stats()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge(descKeys, float64(st.Keys))
 	gauge(descSeq, float64(st.Seq))
 	gauge(descSubscribers, float64(st.Subscribers))
