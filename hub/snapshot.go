@@ -46,8 +46,8 @@ type frozen struct {
 }
 
 func (h *Hub) freeze() frozen {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.mu.Lock() // not RLock: tree.Copy writes the tree's copy-on-write id
+	defer h.mu.Unlock()
 	f := frozen{seq: h.seq, tree: h.tree.Copy(), idem: make([]IdemRecord, 0, len(h.idem))}
 	for _, r := range h.idem {
 		f.idem = append(f.idem, r)

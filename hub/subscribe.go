@@ -67,7 +67,9 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	}
 	s := &Subscription{Path: path, h: h, ch: make(chan Event, h.cfg.QueueSize)}
 	s.C = s.ch
-	h.mu.RLock()
+	// The write lock, not the read lock: tree.Copy writes the tree (its copy-on-write id), so two
+	// snapshot subscriptions under RLock would race.
+	h.mu.Lock()
 	s.Start = h.seq
 	snapshot := opt.Snapshot && opt.Since == nil
 	if p := opt.Since; p != nil {
@@ -82,7 +84,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		tree = h.tree.Copy() // copy-on-write: read outside the lock
 	}
 	err := h.addSub(s)
-	h.mu.RUnlock()
+	h.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
