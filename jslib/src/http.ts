@@ -55,7 +55,6 @@ export function openSSE(c: Conn, s: Sub) {
       const { data, lastEventId } = e as MessageEvent;
       const d = parse(data);
       const [key, rev, seq, snap] = lastEventId.split(":");
-      if (t == "ready") s.n = 0;
       s.ev(t == "ready" || t == "reset" ? { type: t, seq: d.seq } : { type: t == "message" ? "set" : t, key, value: d, revision: +rev, seq: +seq, snapshot: !!snap });
     });
   es.onerror = () => again(backoff(s.n++));

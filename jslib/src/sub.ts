@@ -29,6 +29,7 @@ export class Sub {
   rs: Set<string> | null;
   /** The position when the rebuild began. */
   rseq = -1;
+  /** Transport state: the EventSource (SSE), a retry timer and the number of retries since `ready`. */
   es?: EventSource;
   t?: ReturnType<typeof setTimeout>;
   n = 0;
@@ -63,6 +64,7 @@ export class Sub {
         this.rs = null;
       }
       if (seq >= this.seq) (this.seq = seq), (this.key = ""), (this.pos = "" + seq);
+      this.n = 0;
       return this.fn(null);
     }
     if (type != "set" && type != "delete") return;

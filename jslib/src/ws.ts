@@ -81,7 +81,9 @@ export class Conn {
       // Subscriptions first, so that they see the writes queued after them.
       for (const s of this.subs) this.sub(s);
       for (const p of this.pend.values()) if (!p.once) ws.send(JSON.stringify(p.m));
-      for (const m of this.eph.values()) this.req({ ...m }, true).catch(() => {});
+      // Ephemeral keys belong to a connection: claim them again (unless a write of the key is queued anyway).
+      const queued = new Set([...this.pend.values()].map((p) => p.m.key));
+      for (const [k, m] of this.eph) queued.has(k) || this.req({ ...m }, true).catch(() => {});
     };
     ws.onmessage = (e) => this.msg(JSON.parse(e.data));
     ws.onclose = () => {
@@ -144,8 +146,10 @@ export class Conn {
     if (this.sse) return openSSE(this, s);
     if (!this.up) return this.dial();
     this.req({ op: "sub", path: s.path, ...s.since() }, false, true).catch((e) => {
-      this.unsub(s);
-      s.err(e);
+      if (this.done || !this.subs.has(s)) return;
+      // Overload and server faults are retried; anything else (a forbidden path) ends the subscription.
+      if (e.status == 429 || e.status >= 500) s.t = setTimeout(() => this.up && this.sub(s), 1e3 + backoff(s.n++));
+      else this.unsub(s), s.err(e);
     });
     s.id = this.id;
     this.ids.set(s.id, s);

@@ -78,6 +78,13 @@ class Server {
         c.subs.set(m.id, m.path);
         return;
       }
+      case "lock":
+        if (this.data.has(m.key)) return fail(409, "locked", { owner: this.data.get(m.key).value.owner });
+        return ok({ token: "secret", fence: this.commit(m.key, { owner: m.owner }).seq, expires: "later", owner: m.owner });
+      case "renew":
+        return m.token == "secret" ? ok({ expires: "even later" }) : fail(403, "bad_token");
+      case "unlock":
+        return m.token == "secret" ? (this.commit(m.key, null, true), ok()) : fail(403, "bad_token");
       case "unsub":
         c.subs.delete(m.sub);
         return ok();
@@ -232,6 +239,40 @@ test("a subscribe iterator sees a reset as the changes it missed", async () => {
   server.commit("/s/c", 5);
   assert.deepEqual([await next(), await next()], [["/s/c", 5, 0], ["/s/a", null, -1]]);
   await it.return();
+  c.close();
+});
+
+test("presence: a live member map; the ephemeral key is claimed again after a reconnect", async () => {
+  const c = fresh();
+  const other = new Client("http://statehub.test/");
+  const seen = [];
+  const me = c.presence("/room/1", { name: "ann" }, (m) => seen.push({ ...m }));
+  assert.match(me.id, /^[a-z0-9]+$/);
+  await until(() => seen.length && Object.keys(seen.at(-1)).length == 1);
+  const bob = other.presence("/room/1/", { name: "bob" });
+  await until(() => Object.keys(me.members).length == 2);
+  assert.deepEqual(me.members, { [me.id]: { name: "ann" }, [bob.id]: { name: "bob" } });
+  const sets = () => server.received.filter((m) => m.op == "set" && m.key == me.key && m.ephemeral).length;
+  assert.equal(sets(), 1);
+  server.drop();
+  await until(() => sets() == 2);
+  await bob.leave();
+  await until(() => Object.keys(me.members).length == 1);
+  assert.deepEqual(seen.at(-1), { [me.id]: { name: "ann" } });
+  c.close();
+  other.close();
+});
+
+test("locks: acquire, conflict, renew, release", async () => {
+  const c = fresh();
+  const l = await c.lock("/locks/deploy", { ttl: 60000, owner: "ci" });
+  assert.deepEqual([l.token, l.fence, l.owner], ["secret", 1, "ci"]);
+  assert.equal(server.received.at(-1).ttl, "60000ms");
+  await assert.rejects(c.lock("/locks/deploy"), (e) => e.code == "locked" && e.status == 409 && e.data.owner == "ci");
+  await l.renew();
+  assert.equal(l.expires, "even later");
+  await l.release();
+  assert.ok(!server.data.has("/locks/deploy"));
   c.close();
 });
 
