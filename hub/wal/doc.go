@@ -55,6 +55,9 @@
 // once and completes the round's shared Ticket. Records appended while a round is in progress go
 // into the next round; this is the group commit, so concurrent writers share one fsync. Under
 // SyncInterval the writer also fsyncs on a ticker; under SyncNone only on Sync, rotation and Close.
+// Append never blocks, so the buffer holds whatever the writer has not written yet: under
+// SyncAlways that is about one round, because callers wait; under the other modes it grows only
+// if the disk cannot keep up with the write rate.
 //
 // Ticket.Wait may be called from any goroutine, outside the hub's lock. Replay runs before the
 // first Append. RemoveBefore, Sync, Stats and Close may be called from any goroutine at any time.

@@ -31,25 +31,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // recordSize returns the encoded size of a record with n bytes of data.
 func recordSize(n int) int { return minRecordSize + n }
 
-// recordCRC returns the checksum stored in a record: CRC32C over the little-endian index and data.
-func recordCRC(index uint64, data []byte) uint32 {
-	var ib [indexSize]byte
-	binary.LittleEndian.PutUint64(ib[:], index)
-	return crc32.Update(crc32.Checksum(ib[:], castagnoli), castagnoli, data)
-}
-
 // appendRecord appends the encoding of one record to dst and returns the extended slice.
-// len(data) must be at most MaxRecordSize-indexSize.
+// len(data) must be at most MaxRecordSize-indexSize. It does not allocate when dst has room.
 func appendRecord(dst []byte, index uint64, data []byte) []byte {
-	return appendRecordCRC(dst, index, data, recordCRC(index, data))
-}
-
-// appendRecordCRC is appendRecord with the checksum computed by the caller (outside a lock).
-func appendRecordCRC(dst []byte, index uint64, data []byte, crc uint32) []byte {
+	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(indexSize+len(data)))
-	dst = binary.LittleEndian.AppendUint32(dst, crc)
+	dst = binary.LittleEndian.AppendUint32(dst, 0) // checksum, filled in below
 	dst = binary.LittleEndian.AppendUint64(dst, index)
-	return append(dst, data...)
+	dst = append(dst, data...)
+	body := dst[start+headerSize:]
+	binary.LittleEndian.PutUint32(dst[start+4:], crc32.Checksum(body, castagnoli))
+	return dst
 }
 
 // segmentName returns the file name of the segment whose first record has the given index.

@@ -302,7 +302,6 @@ func (l *Log) Append(index uint64, data []byte) *Ticket {
 	if len(data) > MaxRecordSize-indexSize {
 		return doneTicket(fmt.Errorf("%w: %d bytes", ErrTooLarge, len(data)))
 	}
-	crc := recordCRC(index, data)
 	size := int64(recordSize(len(data)))
 
 	l.mu.Lock()
@@ -321,7 +320,7 @@ func (l *Log) Append(index uint64, data []byte) *Ticket {
 		l.haveSeg = true
 		l.segSize = 0
 	}
-	l.buf = appendRecordCRC(l.buf, index, data, crc)
+	l.buf = appendRecord(l.buf, index, data)
 	l.segSize += size
 	l.lastIndex = index
 	l.records++
@@ -398,7 +397,7 @@ func (l *Log) Stats() Stats {
 
 // Replay calls fn for every record with index > after, in index order. It is meant to be called
 // after Open and before the first Append (it returns ErrReplayAfterAppend otherwise). data is owned
-// by fn. If fn returns an error, Replay stops and returns it. A bad record found now (the files
+// by fn; fn must not call methods of l. If fn returns an error, Replay stops and returns it. A bad record found now (the files
 // changed since Open) is reported as a *CorruptError.
 func (l *Log) Replay(after uint64, fn func(index uint64, data []byte) error) error {
 	l.mu.Lock()
