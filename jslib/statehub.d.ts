@@ -23,7 +23,7 @@ export type Duration = string | number;
 export interface WriteOptions {
   /** The key expires (is deleted, with a delete event) after this long. */
   ttl?: Duration;
-  /** Deleted when this client's connection is gone for longer than the server's grace period (WebSocket only). */
+  /** Deleted when this client's connection is gone for longer than the server's grace period (WebSocket only: over the SSE fallback the key is an ordinary one). */
   ephemeral?: boolean;
 }
 

@@ -30,8 +30,11 @@ export async function request(c: Conn, m: Msg): Promise<any> {
   if (op == "incr") q.set("incr", "" + (m.by ?? 1));
   if (op == "list") for (const k of ["limit", "cursor", "keys", "children"]) m[k] != null && m[k] !== false && q.set(k, "" + m[k]);
   if (op == "tx") (url = c.base + "/.tx"), (body = JSON.stringify({ checks: m.checks, ops: m.ops }));
-  if (!/^(get|set|cas|delete|incr|list|tx)$/.test(op))
-    throw new StatehubError(op + " needs the WebSocket transport", "unsupported", 0);
+  // Locks: POST /key?lock[&renew] and DELETE /key?lock, the lock token in X-Lock-Token.
+  if (/lock|renew/.test(op)) q.set("lock", ""), m.token && (h["X-Lock-Token"] = m.token);
+  if (op == "renew") q.set("renew", "");
+  if (op == "unlock") method = "DELETE";
+  for (const k of ["owner", "wait"]) m[k] && q.set(k, m[k]);
   if (body) h["Content-Type"] = "application/json";
   const r = await fetch(url + (q + "" ? "?" + q : ""), { method, headers: h, body });
   const d = parse(await r.text());
