@@ -14,7 +14,7 @@ import (
 //	uvarint  seq
 //	uvarint  number of changes, then each change:
 //	  string   key                      (uvarint length, bytes)
-//	  byte     flags: 1 deleted, 2 expires, 8 file type, 16 lock
+//	  byte     flags: 1 deleted, 2 expires, 4 ephemeral, 8 file type, 16 lock
 //	  varint   revision
 //	  varint   expires, Unix nanoseconds (when flag 2)
 //	  string   value                    (unless deleted)
@@ -41,6 +41,9 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 		}
 		if !ch.Expires.IsZero() {
 			flags |= 2
+		}
+		if ch.Ephemeral && !ch.Deleted {
+			flags |= 4
 		}
 		if ch.Type != "" && !ch.Deleted {
 			flags |= 8
@@ -102,6 +105,7 @@ func decodeCommit(b []byte) (*Commit, error) {
 		ch := Change{Key: r.string()}
 		flags := r.byte()
 		ch.Deleted = flags&1 != 0
+		ch.Ephemeral = flags&4 != 0 && !ch.Deleted
 		ch.Revision = r.varint()
 		if flags&2 != 0 {
 			ch.Expires = time.Unix(0, r.varint())

@@ -5,12 +5,15 @@ import (
 	"time"
 )
 
-// deadline is one entry of the hub's single expiry queue: a key's TTL or an idempotency record's
-// end. An entry may be stale (the key was rewritten); expireDue checks before acting.
+// deadline is one entry of the hub's single expiry queue: a key's TTL, the end of an ephemeral
+// key's grace period or an idempotency record's end. An entry may be stale (the key was
+// rewritten); expireDue checks before acting.
 type deadline struct {
-	at   time.Time
-	key  string // a key whose TTL ends at at
-	idem string // or an idempotency key whose record ends at at
+	at    time.Time
+	key   string   // a key whose TTL ends at at
+	idem  string   // or an idempotency key whose record ends at at
+	eph   bool     // key is ephemeral and its grace period ends at at
+	owner *Session // the ended session that owned it (nil: left over from before a restart)
 }
 
 type expiryQueue []deadline
@@ -61,6 +64,12 @@ func (h *Hub) expireDue() {
 		if d.idem != "" {
 			if rec, ok := h.idem[d.idem]; ok && rec.Expires.Equal(d.at) {
 				delete(h.idem, d.idem)
+			}
+			continue
+		}
+		if d.eph {
+			if ch, ok := h.ephemeralGoneLocked(d); ok {
+				byKey[d.key] = ch
 			}
 			continue
 		}

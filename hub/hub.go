@@ -13,6 +13,7 @@ const (
 	DefaultHistorySize       = 100_000
 	DefaultQueueSize         = 4096
 	DefaultIdempotencyWindow = 24 * time.Hour
+	DefaultEphemeralGrace    = 10 * time.Second
 )
 
 // Config configures a Hub. Zero fields take the Default constants.
@@ -22,6 +23,7 @@ type Config struct {
 	QueueSize         int           // events buffered per subscriber before it is closed as slow (default 4096)
 	IdempotencyWindow time.Duration // how long an Idempotency-Key answer is remembered (default 24 h)
 	MaxFileBytes      int64         // largest stored file (default DefaultMaxFileBytes, 100 MiB)
+	EphemeralGrace    time.Duration // how long an ephemeral key outlives its session (default 10 s)
 	Clock             Clock         // default SystemClock
 	Journal           Journal       // persistence; nil keeps everything in memory only
 	Logger            *slog.Logger  // default slog.Default()
@@ -46,6 +48,11 @@ type Entry struct {
 	Type string
 
 	lock string // a held lock: the SHA-256 (hex) of its secret token; empty otherwise
+	// Ephemeral keys are deleted once their session has been gone for longer than the grace
+	// period (see Session).
+	Ephemeral bool
+
+	owner *Session // the session that owns an ephemeral key; nil after a restart
 }
 
 // Locked reports whether the entry is a held lock (its value is the lock's public state).
@@ -61,6 +68,10 @@ type Change struct {
 	Type     string // content type of a stored file; empty for JSON (see Entry.Type)
 
 	lock string // a lock's token hash (see Entry); persisted, never published
+	// Ephemeral marks a key written through a Session (persisted; see Session).
+	Ephemeral bool
+
+	owner *Session // not persisted: after a restart no session owns anything
 }
 
 // IdemRecord remembers the answer to a write made with an idempotency key.
@@ -112,6 +123,7 @@ type Hub struct {
 	nsubs         int
 	slowConsumers uint64 // subscriptions closed as slow consumers, for Stats
 	draining      bool
+	drained       chan struct{} // closed by Drain
 }
 
 // New returns an empty hub.
@@ -124,6 +136,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if cfg.EphemeralGrace <= 0 {
+		cfg.EphemeralGrace = DefaultEphemeralGrace
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -146,6 +161,7 @@ func New(cfg Config) *Hub {
 		blobs:    newBlobStore("", nil),
 		blobRefs: make(map[string]int),
 		lockWait: make(map[string]chan struct{}),
+		drained:  make(chan struct{}),
 	}
 }
 
@@ -215,7 +231,8 @@ func (h *Hub) applyLocked(c *Commit) {
 		if ch.Deleted {
 			old, had = h.tree.Delete(Entry{Key: ch.Key})
 		} else {
-			old, had = h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires, Type: ch.Type, lock: ch.lock})
+			old, had = h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires, Type: ch.Type, lock: ch.lock,
+				Ephemeral: ch.Ephemeral, owner: ch.owner})
 			if !ch.Expires.IsZero() {
 				h.expiry.push(deadline{at: ch.Expires, key: ch.Key})
 			}
@@ -224,6 +241,7 @@ func (h *Hub) applyLocked(c *Commit) {
 		if had {
 			h.unrefBlobLocked(old.Type, old.Value)
 		}
+		h.ownLocked(old, had, ch)
 		h.wakeLockWaitersLocked(ch.Key)
 		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
 	}

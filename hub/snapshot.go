@@ -20,7 +20,7 @@ import (
 //	uvarint  seq
 //	uvarint  number of entries, then each, in key order:
 //	  string key, varint revision, uvarint seq, varint expires (Unix ns, 0 = none), string value,
-//	  byte flags (the commit record's: 8 file type, 16 lock), then string content type (flag 8)
+//	  byte flags (the commit record's: 4 ephemeral, 8 file type, 16 lock), then string content type (flag 8)
 //	  and string lock token hash (flag 16)
 //	uvarint  number of idempotency records, then each as in a commit record
 //	uint32   CRC32C (Castagnoli) of everything before it, little endian
@@ -84,6 +84,9 @@ func (f frozen) write(w io.Writer) error {
 		b = binary.AppendVarint(b, exp)
 		b = appendString(b, e.Value)
 		var flags byte
+		if e.Ephemeral {
+			flags |= 4
+		}
 		if e.Type != "" {
 			flags |= 8
 		}
@@ -134,6 +137,7 @@ func decodeSnapshot(data []byte) (frozen, error) {
 		e.Value = []byte(r.string())
 		if !v1 {
 			flags := r.byte()
+			e.Ephemeral = flags&4 != 0
 			if flags&8 != 0 {
 				e.Type = r.string()
 			}
@@ -173,6 +177,9 @@ func (h *Hub) loadLocked(f frozen) {
 			h.expiry.push(deadline{at: e.Expires, key: e.Key})
 		}
 		h.refBlobLocked(e.Type, e.Value)
+		if e.Ephemeral {
+			h.orphanLocked(e.Key) // no session survives a restart
+		}
 		return true
 	})
 	clear(h.idem)

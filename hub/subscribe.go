@@ -136,6 +136,9 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 func (h *Hub) Drain() {
 	h.subsMu.Lock()
 	defer h.subsMu.Unlock()
+	if !h.draining {
+		close(h.drained)
+	}
 	h.draining = true
 	for _, set := range h.subs {
 		for s := range set {

@@ -12,6 +12,8 @@ import (
 type WriteOptions struct {
 	TTL         time.Duration // > 0: the key is deleted this long after the write
 	Idempotency string        // non-empty: a repeat within the window answers the first result and changes nothing
+	// Session, for Set only: non-nil makes the key ephemeral, owned by this session (see Session).
+	Session *Session
 }
 
 // Cond is a write's precondition. The zero Cond always holds.
@@ -90,7 +92,7 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 		if ok {
 			rev = cur.Revision + 1
 		}
-		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL)}
+		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Ephemeral: opt.Session != nil, owner: opt.Session}
 		return []Change{ch}, Result{Key: key, Revision: rev}, nil
 	})
 }

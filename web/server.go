@@ -79,6 +79,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.GET("/.health", s.health)
 	e.GET("/.metrics", s.serveMetrics)
 	e.GET("/.snapshot", s.backup)
+	e.GET("/.ws", s.ws)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
 	if b := cfg.Client; b != nil {

@@ -30,13 +30,13 @@ type sseStream struct {
 }
 
 // openStream subscribes to path over HTTP; hdr is pairs of header name and value. It returns the
-// answer when it is not a stream.
-func (ts *testServer) openStream(t testing.TB, ctx context.Context, path string, hdr ...string) (*sseStream, *response) {
-	t.Helper()
+// answer instead when it is not a stream, and the error when the request failed.
+func (ts *testServer) openStream(ctx context.Context, path string, hdr ...string) (*sseStream, *response, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.srv.URL+path, nil)
 	if err != nil {
-		t.Fatal(err)
+		cancel()
+		return nil, nil, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -45,15 +45,15 @@ func (ts *testServer) openStream(t testing.TB, ctx context.Context, path string,
 	res, err := ts.client.Transport.RoundTrip(req)
 	if err != nil {
 		cancel()
-		t.Fatalf("GET %s: %v", path, err)
+		return nil, nil, err
 	}
 	if res.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(res.Body)
+		b, err := io.ReadAll(res.Body)
 		res.Body.Close()
 		cancel()
-		return nil, &response{status: res.StatusCode, header: res.Header, body: string(b)}
+		return nil, &response{status: res.StatusCode, header: res.Header, body: string(b)}, err
 	}
-	return &sseStream{res: res, rd: bufio.NewReader(res.Body), cancel: cancel}, nil
+	return &sseStream{res: res, rd: bufio.NewReader(res.Body), cancel: cancel}, nil, nil
 }
 
 // subscribe opens a stream that must succeed and checks its headers and the retry hint that comes
@@ -65,7 +65,10 @@ func (ts *testServer) subscribe(t testing.TB, path, lastEventID string, hdr ...s
 	if lastEventID != "" {
 		hdr = append(hdr, "Last-Event-ID", lastEventID)
 	}
-	s, r := ts.openStream(t, ctx, path, hdr...)
+	s, r, err := ts.openStream(ctx, path, hdr...)
+	if err != nil {
+		t.Fatalf("GET %s as a stream: %v", path, err)
+	}
 	if r != nil {
 		t.Fatalf("GET %s as a stream: %d %s", path, r.status, r.body)
 	}
@@ -352,7 +355,10 @@ func TestSSEBadRequests(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, r := ts.openStream(t, context.Background(), tc.path, tc.hdr...)
+			s, r, err := ts.openStream(context.Background(), tc.path, tc.hdr...)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if s != nil {
 				s.close()
 				t.Fatal("got a stream")

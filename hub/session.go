@@ -1,0 +1,94 @@
+package hub
+
+// Session is the owner of ephemeral keys: in practice one WebSocket connection. A key written by
+// Set with WriteOptions.Session is ephemeral and belongs to that session; once the session has
+// ended (End) for longer than Config.EphemeralGrace, the key is deleted with an ordinary delete
+// event, so a presence entry disappears when its tab is gone but does not flicker on a reload.
+//
+// Ownership follows the last write: a later Set with another session transfers the key to that
+// session, and any other write (a plain Set, Incr, a transaction, a delete) makes it an
+// ordinary key again. The ephemeral flag is persisted with the key; the owner is not, so after a
+// restart no session owns anything and every ephemeral key found at start-up is deleted one grace
+// period later unless a client writes it again first (clients re-send their ephemeral keys when
+// they reconnect).
+//
+// Grace periods use the hub's one expiry queue and its Clock: there is no timer or goroutine per
+// key or per session.
+type Session struct {
+	h     *Hub
+	keys  map[string]struct{} // ephemeral keys this session owns now, under h.mu
+	ended bool                // under h.mu
+}
+
+// NewSession returns a live session. Call End when its connection is gone. A write with an ended
+// session (a request that raced the connection's end) starts the key's grace period at once.
+func (h *Hub) NewSession() *Session {
+	return &Session{h: h, keys: make(map[string]struct{})}
+}
+
+// End marks the session's connection as gone: each key it still owns is deleted after the grace
+// period unless it is written again meanwhile. End is idempotent and never blocks on I/O.
+func (s *Session) End() {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	at := h.clock.Now().Add(h.cfg.EphemeralGrace)
+	for key := range s.keys {
+		h.expiry.push(deadline{at: at, key: key, eph: true, owner: s})
+	}
+	s.keys = nil
+	h.scheduleLocked()
+}
+
+// Owned returns how many keys s owns now (for tests and metrics).
+func (s *Session) Owned() int {
+	s.h.mu.RLock()
+	defer s.h.mu.RUnlock()
+	return len(s.keys)
+}
+
+// Draining returns a channel that is closed when the hub starts shutting down (Drain): transports
+// end their connections then, with a reconnect hint.
+func (h *Hub) Draining() <-chan struct{} { return h.drained }
+
+// ownLocked keeps ephemeral ownership in step with a change being applied: prev is the key's
+// entry before it (had false when absent).
+func (h *Hub) ownLocked(prev Entry, had bool, ch Change) {
+	if had && prev.owner != nil && prev.owner != ch.owner && prev.owner.keys != nil {
+		delete(prev.owner.keys, ch.Key)
+	}
+	if ch.Deleted || !ch.Ephemeral {
+		return
+	}
+	switch {
+	case ch.owner == nil:
+		// Replayed from the log at start-up. One deadline per key suffices: a later replayed
+		// version of an ephemeral key is covered by the deadline of the first.
+		if !had || !prev.Ephemeral || prev.owner != nil {
+			h.orphanLocked(ch.Key)
+		}
+	case ch.owner.ended:
+		h.expiry.push(deadline{at: h.clock.Now().Add(h.cfg.EphemeralGrace), key: ch.Key, eph: true, owner: ch.owner})
+	default:
+		ch.owner.keys[ch.Key] = struct{}{}
+	}
+}
+
+// orphanLocked starts the grace period of an ephemeral key that no session owns (after a restart).
+func (h *Hub) orphanLocked(key string) {
+	h.expiry.push(deadline{at: h.clock.Now().Add(h.cfg.EphemeralGrace), key: key, eph: true})
+}
+
+// ephemeralGoneLocked returns the delete for an ephemeral deadline that is due, unless the key has
+// been written since (its owner or its ephemeral flag changed).
+func (h *Hub) ephemeralGoneLocked(d deadline) (Change, bool) {
+	e, ok := h.tree.Get(Entry{Key: d.key})
+	if !ok || !e.Ephemeral || e.owner != d.owner || d.owner != nil && !d.owner.ended {
+		return Change{}, false
+	}
+	return Change{Key: d.key, Revision: e.Revision + 1, Deleted: true}, true
+}

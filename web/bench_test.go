@@ -1,0 +1,61 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/web"
+)
+
+// BenchmarkIncrHTTP measures POST ?incr over loopback HTTP, from parallel clients on one counter
+// each (b.RunParallel), memory-only hub.
+func BenchmarkIncrHTTP(b *testing.B) {
+	ts := newServer(b, hub.Config{}, web.Config{})
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		url := ts.srv.URL + "/bench/n" + strconv.FormatInt(next.Add(1)%8, 10) + "?incr"
+		for pb.Next() {
+			res, err := ts.client.Post(url, "", nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGetHTTP measures GET of a small JSON value over loopback HTTP from parallel clients.
+func BenchmarkGetHTTP(b *testing.B) {
+	ts := newServer(b, hub.Config{}, web.Config{})
+	ts.must(b, "POST", "/bench/doc", `{"title":"hello","tags":["a","b"],"n":12345678901234567890}`)
+	url := ts.srv.URL + "/bench/doc"
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := ts.client.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+		}
+	})
+}

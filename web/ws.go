@@ -1,0 +1,815 @@
+package web
+
+// The WebSocket endpoint, /.ws (PROTOCOL.md, "WebSocket").
+//
+// One connection multiplexes every operation. A text frame is one JSON request
+// {"op", "id", ...}; the answer carries the same id and either "ok": true with the result fields,
+// or "error", "code" and "status": the code and HTTP status the same failure has over HTTP (one
+// mapping, classify). A frame that is not JSON, an unknown op or a bad field gets an error answer
+// with status 400; the connection stays open. Requests run one at a time in the order they
+// arrive, so a connection's writes apply in the order it sent them.
+//
+// Subscriptions ("sub") have the semantics of SSE streams: the answer {"seq"} first, then an
+// optional reset, the replay or snapshot entries ("snapshot": true), "ready", then live changes,
+// each event tagged with "sub": the id of the sub request. When a subscription's hub queue
+// overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
+// "since"; "unsub" and the end of the connection close the hub subscriptions.
+//
+// Every outgoing message goes through one bounded queue drained by one writer goroutine, with a
+// deadline per write. A consumer that leaves the queue full for WriteTimeout is closed with status
+// 4000, reason "slow"; a ping every 20 s closes a peer that stopped answering. At shutdown
+// (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
+// with 1001 (going away); the client reconnects and resumes.
+//
+// Ephemeral keys (presence): "set" or "cas" with "ephemeral": true writes a key owned by this
+// connection's hub.Session. When the connection is gone for longer than the hub's EphemeralGrace
+// (default 10 s) the key is deleted, with an ordinary delete event, unless it was written again
+// meanwhile: an ephemeral write from a new connection (the client re-sends its ephemeral keys
+// when it reconnects) takes ownership over, and a plain write makes it an ordinary key.
+//
+// Any origin may connect: authorization is by token (the first message, op "auth"), never by
+// cookie, so a cross-site page gains nothing from the browser's ambient credentials.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/labstack/echo/v4"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// WebSocket tuning.
+const (
+	wsPingInterval = 20 * time.Second // keep-alive ping; no pong within WriteTimeout closes the connection
+	wsQueueSize    = 256              // outgoing messages buffered per connection
+	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
+
+	// StatusSlow closes a connection whose client does not read its messages fast enough.
+	StatusSlow websocket.StatusCode = 4000
+)
+
+// wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
+// session that owns its ephemeral keys.
+//
+// Goroutines: serve runs the reader (requests are handled there, one at a time); writeLoop is the
+// only writer of data frames; keepAlive pings and watches for shutdown; each subscription has a
+// pump that moves its events into the queue. serve waits for all of them before it returns.
+type wsConn struct {
+	s    *Server
+	ws   *websocket.Conn
+	req  *http.Request // the upgrade request
+	sess *hub.Session
+
+	ctx    context.Context // canceled when the connection is torn down
+	cancel context.CancelFunc
+	out    chan []byte   // the bounded outgoing queue
+	stop   chan struct{} // closed by end: the writer stops (after flushing when flush is set)
+	wdone  chan struct{} // closed when the writer has returned
+	wg     sync.WaitGroup
+
+	endOnce sync.Once
+	code    websocket.StatusCode // set by end, before stop is closed
+	reason  string
+	flush   bool
+
+	// Touched by the reader goroutine only.
+	token string // from the auth message; authorizeWS reads it
+	seen  int    // requests received, to check that auth comes first
+
+	mu   sync.Mutex
+	subs map[string]*wsSub // by the id of their sub request (its JSON text)
+}
+
+// wsSub is one subscription of a connection.
+type wsSub struct {
+	id   json.RawMessage
+	hs   *hub.Subscription
+	done chan struct{} // closed when its pump has returned
+}
+
+// authorizeWS is the one check of every WebSocket request, the counterpart of authorize. conn
+// carries the token of the auth message (conn.token, "" without one) and the upgrade request
+// (conn.req). op "" with path "" is the auth message itself: it checks only that the token is
+// acceptable. For now the server is open, as it is over HTTP.
+func (s *Server) authorizeWS(conn *wsConn, op Op, path string) error {
+	return nil
+}
+
+// ws upgrades the request and serves the connection until it ends.
+func (s *Server) ws(c echo.Context) error {
+	// Any origin: access is by token, never by cookie (see the comment at the top of this file).
+	conn, err := websocket.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return nil // Accept has answered the request already
+	}
+	conn.SetReadLimit(int64(s.hub.Limits().MaxValueBytes) + wsReadSlack)
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	wc := &wsConn{
+		s: s, ws: conn, req: c.Request(), sess: s.hub.NewSession(),
+		ctx: ctx, cancel: cancel,
+		out: make(chan []byte, wsQueueSize), stop: make(chan struct{}), wdone: make(chan struct{}),
+		subs: make(map[string]*wsSub),
+	}
+	wc.serve()
+	return nil
+}
+
+func (c *wsConn) serve() {
+	c.wg.Add(2)
+	go c.writeLoop()
+	go c.keepAlive()
+	rdone := make(chan struct{})
+	go func() {
+		defer close(rdone)
+		c.readLoop()
+	}()
+	select {
+	case <-rdone:
+	case <-c.stop:
+		<-c.wdone
+		c.ws.Close(c.code, c.reason)
+		<-rdone
+	}
+	c.teardown()
+}
+
+// teardown runs once the reader has returned: the session ends (its ephemeral keys start their
+// grace period), every hub subscription is closed (no leak) and every goroutine has returned.
+func (c *wsConn) teardown() {
+	c.cancel()
+	c.sess.End()
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for _, sb := range subs {
+		sb.hs.Close()
+	}
+	c.wg.Wait()
+	c.ws.CloseNow()
+}
+
+// end asks for the connection to close with code and reason: the writer stops (writing what is
+// queued first when flush is set), then serve closes the socket. Only the first call counts.
+func (c *wsConn) end(code websocket.StatusCode, reason string, flush bool) {
+	c.endOnce.Do(func() {
+		c.code, c.reason, c.flush = code, reason, flush
+		close(c.stop)
+	})
+}
+
+func (c *wsConn) readLoop() {
+	for {
+		_, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			return // the peer closed, the connection failed, or serve is closing it
+		}
+		c.handle(data)
+	}
+}
+
+// writeLoop is the connection's only writer of messages, each with its own deadline.
+func (c *wsConn) writeLoop() {
+	defer c.wg.Done()
+	defer close(c.wdone)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.stop:
+			for c.flush {
+				select {
+				case m := <-c.out:
+					if !c.write(m) {
+						return
+					}
+				default:
+					return
+				}
+			}
+			return
+		case m := <-c.out:
+			if !c.write(m) {
+				return
+			}
+		}
+	}
+}
+
+func (c *wsConn) write(m []byte) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, m); err != nil {
+		c.ws.CloseNow() // the reader fails next and serve tears the connection down
+		return false
+	}
+	return true
+}
+
+// keepAlive pings the peer and ends the connection when the hub shuts down.
+func (c *wsConn) keepAlive() {
+	defer c.wg.Done()
+	t := time.NewTicker(wsPingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.ws.CloseNow()
+				return
+			}
+		case <-c.s.hub.Draining():
+			// The hub has closed every subscription with ErrShutdown; once each pump has queued its
+			// close event, flush the queue and close the socket.
+			c.mu.Lock()
+			var pumps []chan struct{}
+			for _, sb := range c.subs {
+				pumps = append(pumps, sb.done)
+			}
+			c.mu.Unlock()
+			for _, done := range pumps {
+				select {
+				case <-done:
+				case <-c.ctx.Done():
+					return
+				}
+			}
+			c.end(websocket.StatusGoingAway, "shutdown", true)
+			return
+		}
+	}
+}
+
+// send queues one message. It waits while the queue is full, up to WriteTimeout: a client that
+// does not read for that long is closed as slow. It reports false when the connection is ending.
+func (c *wsConn) send(m []byte) bool {
+	select {
+	case c.out <- m:
+		return true
+	default:
+	}
+	t := time.NewTimer(c.s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- m:
+		return true
+	case <-t.C:
+		c.end(StatusSlow, "slow", false)
+	case <-c.stop:
+	case <-c.ctx.Done():
+	}
+	return false
+}
+
+// wsRequest is every field a request may carry (PROTOCOL.md, WebSocket).
+type wsRequest struct {
+	ID        json.RawMessage `json:"id"`
+	Op        string          `json:"op"`
+	Token     string          `json:"token"`
+	Key       string          `json:"key"`
+	Path      string          `json:"path"`
+	Value     json.RawMessage `json:"value"`
+	Revision  *int64          `json:"revision"`
+	TTL       *string         `json:"ttl"`
+	Ephemeral bool            `json:"ephemeral"`
+	Idem      string          `json:"idem"`
+	By        *int64          `json:"by"`
+	Limit     int             `json:"limit"`
+	Cursor    string          `json:"cursor"`
+	Keys      bool            `json:"keys"`
+	Children  bool            `json:"children"`
+	Since     string          `json:"since"`
+	Snapshot  bool            `json:"snapshot"`
+	Sub       json.RawMessage `json:"sub"`
+	Owner     string          `json:"owner"`
+	Wait      *string         `json:"wait"`
+	Checks    []hub.TxCheck   `json:"checks"`
+	Ops       []hub.TxOp      `json:"ops"`
+}
+
+// decodeWSMessage parses one request. On an error it still returns the id when it could be read,
+// so the error answer can carry it.
+func decodeWSMessage(data []byte) (wsRequest, error) {
+	var req wsRequest
+	err := json.Unmarshal(data, &req)
+	id := req.ID
+	req.ID = nil
+	if len(id) > 0 && string(id) != "null" {
+		if !validID(id) {
+			return req, badRequest("invalid_id", "id must be a number or a string")
+		}
+		req.ID = compactJSON(id)
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return req, badRequest("bad_message", "the message is not JSON: "+err.Error())
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return req, badRequest("bad_message", "a message must be a JSON object")
+		}
+		return req, badRequest("bad_field", "field "+typ.Field+" must be a "+typ.Type.String()+", not a JSON "+typ.Value)
+	case err != nil:
+		return req, badRequest("bad_message", err.Error())
+	case req.Op == "":
+		return req, badRequest("unknown_op", "the message has no op")
+	}
+	return req, nil
+}
+
+// validID accepts a JSON number or string.
+func validID(id json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return false
+	}
+	switch v.(type) {
+	case float64, string:
+		return true
+	}
+	return false
+}
+
+func compactJSON(raw []byte) json.RawMessage {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// wsAnswer is the answer to a request: OK with result fields, or an error.
+type wsAnswer struct {
+	ID       json.RawMessage  `json:"id,omitempty"`
+	OK       bool             `json:"ok,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	Code     string           `json:"code,omitempty"`
+	Status   int              `json:"status,omitempty"`
+	Key      string           `json:"key,omitempty"`
+	Value    json.RawMessage  `json:"value,omitempty"`
+	Revision *int64           `json:"revision,omitempty"`
+	Seq      *uint64          `json:"seq,omitempty"`
+	Deleted  *int             `json:"deleted,omitempty"`
+	Entries  []ListEntry      `json:"entries,omitzero"`
+	Cursor   string           `json:"cursor,omitempty"`
+	Replayed bool             `json:"replayed,omitempty"`
+	Token    string           `json:"token,omitempty"` // lock, renew
+	Fence    uint64           `json:"fence,omitempty"`
+	Expires  *time.Time       `json:"expires,omitempty"`
+	Owner    *string          `json:"owner,omitempty"`
+	Ops      []hub.TxOpResult `json:"ops,omitzero"` // tx
+}
+
+func (c *wsConn) answer(a wsAnswer) {
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen: every field is already valid JSON
+		c.s.log.Error("encoding a websocket answer", "err", err)
+		return
+	}
+	c.send(b)
+}
+
+// fail answers a request with err, mapped to status and code exactly as over HTTP.
+func (c *wsConn) fail(id json.RawMessage, err error) {
+	status, code, msg := classify(err)
+	if status >= 500 {
+		c.s.log.Error("websocket request failed", "err", err)
+	}
+	a := wsAnswer{ID: id, Error: msg, Code: code, Status: status}
+	var ce *hub.ConflictError
+	if errors.As(err, &ce) {
+		a.Revision = &ce.Revision
+	}
+	c.answer(a)
+}
+
+func okResult(id json.RawMessage, res hub.Result) wsAnswer {
+	return wsAnswer{ID: id, OK: true, Key: res.Key, Revision: &res.Revision, Seq: &res.Seq, Replayed: res.Replayed}
+}
+
+// handle runs one request and queues its answer.
+func (c *wsConn) handle(data []byte) {
+	c.seen++
+	req, err := decodeWSMessage(data)
+	if err == nil {
+		err = c.do(req)
+	}
+	if err != nil {
+		c.fail(req.ID, err)
+	}
+}
+
+// do runs a decoded request: it queues the answer itself, or returns an error to answer.
+func (c *wsConn) do(req wsRequest) error {
+	h := c.s.hub
+	id := req.ID
+	switch req.Op {
+	case "auth":
+		if c.seen != 1 {
+			return badRequest("bad_request", "auth must be the first message of a connection")
+		}
+		c.token = req.Token
+		if err := c.s.authorizeWS(c, "", ""); err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true})
+
+	case "get":
+		if err := c.s.authorizeWS(c, OpRead, req.Key); err != nil {
+			return err
+		}
+		e, err := h.Get(req.Key)
+		if err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq})
+
+	case "set", "cas":
+		if err := c.s.authorizeWS(c, OpWrite, req.Key); err != nil {
+			return err
+		}
+		var cond hub.Cond
+		if req.Op == "cas" {
+			if req.Revision == nil || *req.Revision < 0 {
+				return badRequest("invalid_revision", "cas needs revision: the current revision + 1, or 0 to create")
+			}
+			cond.NextRevision = req.Revision
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		if len(req.Value) == 0 {
+			return badRequest("invalid_json", req.Op+" needs a value")
+		}
+		value, err := h.Limits().CompactJSON(req.Value)
+		if err != nil {
+			return err
+		}
+		if req.Ephemeral {
+			opt.Session = c.sess
+		}
+		res, err := h.Set(req.Key, value, cond, opt)
+		if err != nil {
+			return err
+		}
+		c.answer(okResult(id, res))
+
+	case "delete":
+		path := req.Key
+		if path == "" {
+			path = req.Path
+		}
+		if err := c.s.authorizeWS(c, OpWrite, path); err != nil {
+			return err
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		if hub.IsPrefix(path) {
+			res, err := h.DeletePrefix(path, opt)
+			if err != nil {
+				return err
+			}
+			c.answer(wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed})
+			return nil
+		}
+		var cond hub.Cond
+		if req.Revision != nil {
+			if *req.Revision < 0 {
+				return badRequest("invalid_revision", "revision must be a non-negative integer")
+			}
+			cond.Revision = req.Revision
+		}
+		res, err := h.Delete(path, cond, opt)
+		if err != nil {
+			return err
+		}
+		c.answer(okResult(id, res))
+
+	case "incr":
+		if err := c.s.authorizeWS(c, OpIncr, req.Key); err != nil {
+			return err
+		}
+		by := int64(1)
+		if req.By != nil {
+			by = *req.By
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		res, err := h.Incr(req.Key, by, opt)
+		if err != nil {
+			return err
+		}
+		a := okResult(id, res)
+		a.Value = res.Value
+		c.answer(a)
+
+	case "list":
+		if err := c.s.authorizeWS(c, OpRead, req.Path); err != nil {
+			return err
+		}
+		if req.Limit < 0 {
+			return badRequest("invalid_limit", "limit must be a positive integer")
+		}
+		page, err := h.List(req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})
+		if err != nil {
+			return err
+		}
+		a := wsAnswer{ID: id, OK: true, Entries: make([]ListEntry, len(page.Entries)), Cursor: page.Cursor}
+		for i, e := range page.Entries {
+			le := ListEntry{Key: e.Key, Value: e.Value}
+			if !hub.IsPrefix(e.Key) {
+				le.Revision, le.Seq = &e.Revision, &e.Seq
+			}
+			a.Entries[i] = le
+		}
+		c.answer(a)
+
+	case "sub":
+		return c.subscribe(req)
+
+	case "unsub":
+		key := string(compactJSON(req.Sub))
+		c.mu.Lock()
+		sb := c.subs[key]
+		delete(c.subs, key)
+		c.mu.Unlock()
+		if sb != nil {
+			sb.hs.Close()
+		}
+		c.answer(wsAnswer{ID: id, OK: true})
+
+	case "lock":
+		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
+			return err
+		}
+		opt := hub.LockOptions{Owner: req.Owner}
+		var err error
+		if req.TTL != nil {
+			if opt.TTL, err = parseTTL(*req.TTL); err != nil {
+				return err
+			}
+		}
+		if req.Wait != nil {
+			d, err := time.ParseDuration(*req.Wait)
+			if err != nil || d < 0 || d > MaxTTL {
+				return badRequest("invalid_wait", "wait must be a duration such as 30s, got "+strconv.Quote(*req.Wait))
+			}
+			opt.Wait = d
+		}
+		if opt.Wait == 0 {
+			return c.lock(id, req.Key, opt)
+		}
+		// A waiting lock runs aside, so the connection goes on meanwhile; the end of the
+		// connection ends the wait.
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if err := c.lock(id, req.Key, opt); err != nil {
+				c.fail(id, err)
+			}
+		}()
+
+	case "renew":
+		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
+			return err
+		}
+		var ttl time.Duration
+		if req.TTL != nil {
+			var err error
+			if ttl, err = parseTTL(*req.TTL); err != nil {
+				return err
+			}
+		}
+		l, err := h.RenewLock(req.Key, req.Token, ttl)
+		if err != nil {
+			return err
+		}
+		c.answer(lockAnswer(id, l))
+
+	case "unlock":
+		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
+			return err
+		}
+		res, err := h.Unlock(req.Key, req.Token)
+		if err != nil {
+			return err
+		}
+		c.answer(okResult(id, res))
+
+	case "tx":
+		for _, ch := range req.Checks {
+			if err := c.s.authorizeWS(c, OpRead, ch.Key); err != nil {
+				return err
+			}
+		}
+		ops := make([]hub.TxOp, len(req.Ops))
+		for i, op := range req.Ops {
+			need := OpWrite
+			if op.Op == hub.TxIncr {
+				need = OpIncr
+			}
+			if err := c.s.authorizeWS(c, need, op.Key); err != nil {
+				return err
+			}
+			if op.Op == hub.TxSet {
+				if len(op.Value) == 0 {
+					return badRequest("invalid_json", "a set operation needs a value")
+				}
+				v, err := h.Limits().CompactJSON(op.Value)
+				if err != nil {
+					return err
+				}
+				op.Value = v
+			}
+			ops[i] = op
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		res, err := h.Tx(req.Checks, ops, opt)
+		if err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Ops: res.Ops, Replayed: res.Replayed})
+
+	default:
+		return badRequest("unknown_op", "unknown op "+strconv.Quote(req.Op))
+	}
+	return nil
+}
+
+// lock acquires a lock and answers the request.
+func (c *wsConn) lock(id json.RawMessage, key string, opt hub.LockOptions) error {
+	l, err := c.s.hub.Lock(c.ctx, key, opt)
+	if err != nil {
+		return err
+	}
+	c.answer(lockAnswer(id, l))
+	return nil
+}
+
+func lockAnswer(id json.RawMessage, l hub.Lock) wsAnswer {
+	return wsAnswer{ID: id, OK: true, Key: l.Key, Revision: &l.Revision, Seq: &l.Seq,
+		Token: l.Token, Fence: l.Fence, Expires: &l.Expires, Owner: &l.Owner}
+}
+
+// wsWriteOptions reads ttl and idem, with the checks the HTTP API makes on ?ttl and
+// Idempotency-Key.
+func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
+	var opt hub.WriteOptions
+	if req.TTL != nil {
+		d, err := parseTTL(*req.TTL)
+		if err != nil {
+			return opt, err
+		}
+		opt.TTL = d
+	}
+	if len(req.Idem) > 255 {
+		return opt, badRequest("invalid_idempotency_key", "idem is longer than 255 bytes")
+	}
+	opt.Idempotency = req.Idem
+	return opt, nil
+}
+
+// subscribe starts a subscription: the answer {"seq"} is queued first, then its pump queues the
+// reset, replay or snapshot, ready and the live events.
+func (c *wsConn) subscribe(req wsRequest) error {
+	if len(req.ID) == 0 {
+		return badRequest("invalid_id", "sub needs an id: its events carry it")
+	}
+	if err := c.s.authorizeWS(c, OpRead, req.Path); err != nil {
+		return err
+	}
+	key := string(req.ID)
+	c.mu.Lock()
+	_, dup := c.subs[key]
+	c.mu.Unlock()
+	if dup {
+		return badRequest("invalid_id", "a subscription with id "+key+" is open on this connection")
+	}
+	opt, err := subscribeOptions("", req.Since, req.Snapshot)
+	if err != nil {
+		return err
+	}
+	hs, err := c.s.hub.Subscribe(req.Path, opt)
+	if err != nil {
+		return err
+	}
+	sb := &wsSub{id: req.ID, hs: hs, done: make(chan struct{})}
+	c.mu.Lock()
+	c.subs[key] = sb
+	c.mu.Unlock()
+	c.answer(wsAnswer{ID: req.ID, OK: true, Seq: &hs.Start})
+	c.wg.Add(1)
+	go c.pump(key, sb)
+	return nil
+}
+
+// pump moves one subscription's events into the connection's queue, in order.
+func (c *wsConn) pump(key string, sb *wsSub) {
+	defer c.wg.Done()
+	defer close(sb.done)
+	hs := sb.hs
+	if hs.Reset && !c.send(appendMark(nil, sb.id, "reset", hs.Start)) {
+		return
+	}
+	for _, e := range hs.Initial {
+		if !c.send(appendEvent(nil, sb.id, e)) {
+			return
+		}
+	}
+	if !c.send(appendMark(nil, sb.id, "ready", hs.Start)) {
+		return
+	}
+	for e := range hs.C {
+		if !c.send(appendEvent(nil, sb.id, e)) {
+			return
+		}
+	}
+	reason := ""
+	switch err := hs.Err(); {
+	case errors.Is(err, hub.ErrSlowConsumer):
+		reason = "slow"
+	case errors.Is(err, hub.ErrShutdown):
+		reason = "shutdown"
+	default:
+		return // unsubscribed, or the connection is closing
+	}
+	c.mu.Lock()
+	if c.subs[key] == sb {
+		delete(c.subs, key)
+	}
+	c.mu.Unlock()
+	c.send([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + reason + `"}`))
+}
+
+// appendEvent encodes a change or snapshot entry of subscription sub.
+func appendEvent(b []byte, sub json.RawMessage, e hub.Event) []byte {
+	b = append(b, `{"sub":`...)
+	b = append(b, sub...)
+	if e.Deleted {
+		b = append(b, `,"type":"delete","key":`...)
+	} else {
+		b = append(b, `,"type":"set","key":`...)
+	}
+	b = appendJSONString(b, e.Key)
+	if !e.Deleted {
+		b = append(b, `,"value":`...)
+		b = append(b, e.Value...)
+	}
+	b = append(b, `,"revision":`...)
+	b = strconv.AppendInt(b, e.Revision, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	if e.Snapshot {
+		b = append(b, `,"snapshot":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendMark encodes a reset or ready event.
+func appendMark(b []byte, sub json.RawMessage, typ string, seq uint64) []byte {
+	b = append(b, `{"sub":`...)
+	b = append(b, sub...)
+	b = append(b, `,"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string. Keys hold only letters, digits, "-", "_" and "/",
+// which need no escaping; anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
