@@ -108,6 +108,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if _, err := wal.ParseSyncMode(c.sync); err != nil {
 		return c, fmt.Errorf("-sync must be always, interval or none, not %q", c.sync)
 	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: statehub takes only flags (see -h)", fs.Arg(0))
+	}
 	if c.restore != "" && c.data == "" {
 		return c, errors.New("-restore needs a -data directory")
 	}
