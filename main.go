@@ -48,7 +48,8 @@ type config struct {
 	auth      web.AuthConfig
 	web       web.Limits
 	writeTO   time.Duration
-	ephGrace  time.Duration
+	maxFile   int64
+	lockWait  time.Duration
 }
 
 // parseFlags reads args over the STATEHUB_* environment.
@@ -87,7 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
 	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
 	fs.IntVar(&c.limits.MaxJSONDepth, "max-json-depth", hub.DefaultMaxJSONDepth, "deepest nesting of JSON arrays and objects")
-	fs.DurationVar(&c.ephGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
+	fs.Int64Var(&c.maxFile, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
+	fs.DurationVar(&c.lockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
 		fs.PrintDefaults()
@@ -188,7 +190,7 @@ func run(args []string, stderr io.Writer) error {
 	} else {
 		log.Info("auth configured", auth.Describe()...)
 	}
-	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO})
+	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait})
 	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -215,7 +217,7 @@ func run(args []string, stderr io.Writer) error {
 
 // openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
 func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
-	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, EphemeralGrace: cfg.ephGrace, Logger: log}
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, Logger: log}
 	if cfg.data == "" {
 		log.Warn("no -data directory: state is in memory only and is lost at exit")
 		return hub.New(hc), nil

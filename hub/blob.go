@@ -175,6 +175,9 @@ func syncDir(dir string) error {
 	return errors.Join(err, d.Close())
 }
 
+// MaxFileBytes returns the largest file SetFile stores.
+func (h *Hub) MaxFileBytes() int64 { return h.cfg.MaxFileBytes }
+
 // SetFile stores the bytes of body (at most Config.MaxFileBytes) as a file of the given content
 // type under key, if cond holds. The bytes stream to disk and are durable before the commit is
 // journaled; the key's value becomes the file's description (see FileInfo).

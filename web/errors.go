@@ -42,6 +42,10 @@ var statusOf = []struct {
 	{hub.ErrNotInteger, http.StatusConflict, "not_integer"},
 	{hub.ErrOverflow, http.StatusConflict, "overflow"},
 	{hub.ErrIdempotencyMismatch, http.StatusUnprocessableEntity, "idempotency_mismatch"},
+	{hub.ErrLocked, http.StatusConflict, "locked"},
+	{hub.ErrLockToken, http.StatusForbidden, "lock_token"},
+	{hub.ErrNotLock, http.StatusConflict, "not_a_lock"},
+	{hub.ErrInvalidTx, http.StatusBadRequest, "invalid_tx"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
@@ -54,9 +58,12 @@ var statusOf = []struct {
 
 // ErrorBody is the JSON of every error answer.
 type ErrorBody struct {
-	Error    string `json:"error"`
-	Code     string `json:"code"`
-	Revision *int64 `json:"revision,omitempty"` // the current revision, on a failed precondition
+	Error    string  `json:"error"`
+	Code     string  `json:"code"`
+	Revision *int64  `json:"revision,omitempty"` // the current revision, on a failed precondition
+	Key      string  `json:"key,omitempty"`      // the key of a held lock or of a transaction's failed check
+	Owner    *string `json:"owner,omitempty"`    // a held lock's owner (code "locked")
+	Expires  string  `json:"expires,omitempty"`  // when a held lock expires, RFC 3339 (code "locked")
 }
 
 // classify returns the status, code and message for err.
@@ -105,6 +112,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if errors.As(err, &ce) {
 		body.Revision = &ce.Revision
 		c.Response().Header().Set(hdrRevision, strconv.FormatInt(ce.Revision, 10))
+	}
+	var le *hub.LockedError
+	if errors.As(err, &le) {
+		body.Key, body.Owner, body.Expires = le.Key, &le.Owner, formatTime(le.Expires)
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(status)

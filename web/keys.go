@@ -33,10 +33,19 @@ func (s *Server) keyRoute(c echo.Context) error {
 		if prefix {
 			return s.list(c, path, q)
 		}
+		switch {
+		case q.Has("badge"):
+			return s.badge(c, path, q)
+		case q.Has("go"):
+			return s.click(c, path)
+		}
 		return s.get(c, path)
 	case http.MethodPost:
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "POST needs a key, not a prefix"}
+		}
+		if q.Has("lock") {
+			return s.lock(c, path, q)
 		}
 		if q.Has("incr") {
 			return s.incr(c, path, q)
@@ -48,6 +57,9 @@ func (s *Server) keyRoute(c echo.Context) error {
 		}
 		return s.put(c, path, q, true)
 	case http.MethodDelete:
+		if q.Has("lock") && !prefix {
+			return s.unlock(c, path)
+		}
 		return s.delete(c, path, q)
 	}
 	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"}
@@ -60,6 +72,9 @@ func (s *Server) get(c echo.Context, key string) error {
 	e, err := s.hub.Get(key)
 	if err != nil {
 		return err
+	}
+	if e.Type != "" {
+		return s.serveFile(c, key)
 	}
 	setEntryHeaders(c, e.Revision, e.Seq)
 	c.Response().Header().Set("Cache-Control", "no-cache")
@@ -83,6 +98,9 @@ func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool)
 		if cond, err = precondition(c.Request().Header, true); err != nil {
 			return err
 		}
+	}
+	if ct := c.Request().Header.Get("Content-Type"); !isJSONType(ct) {
+		return s.putFile(c, key, ct, cond, opt)
 	}
 	value, err := s.readJSON(c.Request())
 	if err != nil {

@@ -39,6 +39,7 @@ type Config struct {
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
 	Auth         *Auth                    // who may do what (auth.go); nil: open, as AtomKV
 	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
+	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
 }
 
 // Server is Statehub's HTTP API over a hub.
@@ -63,6 +64,9 @@ func New(h *hub.Hub, cfg Config) *Server {
 	if cfg.Retry <= 0 {
 		cfg.Retry = DefaultRetry
 	}
+	if cfg.MaxLockWait <= 0 {
+		cfg.MaxLockWait = DefaultMaxLockWait
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -79,6 +83,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.GET("/.health", s.health)
 	e.GET("/.metrics", s.serveMetrics)
 	e.GET("/.snapshot", s.backup)
+	e.POST("/.tx", s.tx)
 	e.GET("/.ws", s.ws)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)

@@ -1,0 +1,157 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// MaxTxBytes bounds the body of POST /.tx.
+const MaxTxBytes = 8 << 20
+
+// TxRequest is the body of POST /.tx (see hub.Tx for the semantics).
+type TxRequest struct {
+	Checks []TxCheck `json:"checks"`
+	Ops    []TxOp    `json:"ops"`
+}
+
+// TxCheck requires key to be at revision (-1: absent).
+type TxCheck struct {
+	Key      string `json:"key"`
+	Revision *int64 `json:"revision"`
+}
+
+// TxOp is one operation: {"op":"set","key","value"}, {"op":"incr","key","by"} (by defaults to
+// 1) or {"op":"delete","key"}.
+type TxOp struct {
+	Op    string          `json:"op"`
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+	By    *int64          `json:"by"`
+}
+
+// TxAnswer is the answer to a transaction: its seq and one result per operation, in order.
+type TxAnswer struct {
+	Seq     uint64           `json:"seq"`
+	Results []hub.TxOpResult `json:"results"`
+}
+
+// decodeTx parses and validates a transaction body. Values are compacted within the limits.
+func decodeTx(body []byte, limits hub.Limits) ([]hub.TxCheck, []hub.TxOp, error) {
+	var req TxRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, nil, badRequest("invalid_tx", "the body must be {\"checks\": [...], \"ops\": [...]}: "+err.Error())
+	}
+	if dec.More() {
+		return nil, nil, badRequest("invalid_tx", "the body holds more than one JSON value")
+	}
+	if len(req.Checks) > hub.MaxTxOps || len(req.Ops) > hub.MaxTxOps {
+		return nil, nil, badRequest("invalid_tx", fmt.Sprintf("a transaction has at most %d checks and %d operations", hub.MaxTxOps, hub.MaxTxOps))
+	}
+	checks := make([]hub.TxCheck, len(req.Checks))
+	for i, c := range req.Checks {
+		if c.Revision == nil {
+			return nil, nil, badRequest("invalid_tx", fmt.Sprintf("check %d (%s) has no revision (-1 means absent)", i, c.Key))
+		}
+		checks[i] = hub.TxCheck{Key: c.Key, Revision: *c.Revision}
+	}
+	ops := make([]hub.TxOp, len(req.Ops))
+	for i, o := range req.Ops {
+		op := hub.TxOp{Op: o.Op, Key: o.Key}
+		switch o.Op {
+		case hub.TxSet:
+			if len(o.Value) == 0 {
+				return nil, nil, badRequest("invalid_tx", fmt.Sprintf("operation %d sets %s without a value", i, o.Key))
+			}
+			v, err := limits.CompactJSON(o.Value)
+			if err != nil {
+				return nil, nil, fmt.Errorf("operation %d: %w", i, err)
+			}
+			op.Value = v
+		case hub.TxIncr:
+			op.By = 1
+			if o.By != nil {
+				op.By = *o.By
+			}
+		case hub.TxDelete:
+		default:
+			return nil, nil, badRequest("invalid_tx", fmt.Sprintf("operation %d: op must be set, incr or delete, not %q", i, o.Op))
+		}
+		if (o.Op != hub.TxSet && o.Value != nil) || (o.Op != hub.TxIncr && o.By != nil) {
+			return nil, nil, badRequest("invalid_tx", fmt.Sprintf("operation %d: %s takes no value or by", i, o.Op))
+		}
+		ops[i] = op
+	}
+	return checks, ops, nil
+}
+
+// tx serves POST /.tx.
+func (s *Server) tx(c echo.Context) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, c.Request().Body, MaxTxBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large", "a transaction body is at most " + strconv.Itoa(MaxTxBytes) + " bytes"}
+	}
+	if err != nil {
+		return badRequest("bad_body", "reading the body: "+err.Error())
+	}
+	checks, ops, err := decodeTx(body, s.hub.Limits())
+	if err != nil {
+		return err
+	}
+	for _, ch := range checks {
+		if err := s.authorizeKey(c, OpRead, ch.Key); err != nil {
+			return err
+		}
+	}
+	for _, op := range ops {
+		need := OpWrite
+		if op.Op == hub.TxIncr {
+			need = OpIncr
+		}
+		if err := s.authorizeKey(c, need, op.Key); err != nil {
+			return err
+		}
+	}
+	opt, err := writeOptions(c, c.QueryParams())
+	if err != nil {
+		return err
+	}
+	if opt.TTL != 0 {
+		return badRequest("invalid_tx", "a transaction takes no ttl")
+	}
+	res, err := s.hub.Tx(checks, ops, opt)
+	var ce *hub.ConflictError
+	if errors.As(err, &ce) && c.Request().Method != http.MethodHead {
+		// As every conflict, plus the key of the failed check.
+		status, code, msg := classify(err)
+		c.Response().Header().Set(hdrRevision, strconv.FormatInt(ce.Revision, 10))
+		return c.JSON(status, ErrorBody{Error: msg, Code: code, Revision: &ce.Revision, Key: ce.Key})
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(hdrSeq, strconv.FormatUint(res.Seq, 10))
+	if res.Replayed {
+		c.Response().Header().Set(hdrReplayed, "true")
+	}
+	return c.JSON(http.StatusOK, TxAnswer{Seq: res.Seq, Results: res.Ops})
+}
+
+// authorizeKey checks a key named in a body, which has not been validated like a path.
+func (s *Server) authorizeKey(c echo.Context, op Op, key string) error {
+	if err := s.hub.Limits().CheckKey(key); err != nil {
+		return err
+	}
+	return s.authorize(c, op, key)
+}
