@@ -48,6 +48,7 @@ type config struct {
 	auth      web.AuthConfig
 	web       web.Limits
 	writeTO   time.Duration
+	ephGrace  time.Duration
 	maxFile   int64
 	lockWait  time.Duration
 }
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
 	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
 	fs.IntVar(&c.limits.MaxJSONDepth, "max-json-depth", hub.DefaultMaxJSONDepth, "deepest nesting of JSON arrays and objects")
+	fs.DurationVar(&c.ephGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
 	fs.Int64Var(&c.maxFile, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
 	fs.DurationVar(&c.lockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
 	fs.Usage = func() {
@@ -217,7 +219,7 @@ func run(args []string, stderr io.Writer) error {
 
 // openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
 func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
-	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, Logger: log}
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
 	if cfg.data == "" {
 		log.Warn("no -data directory: state is in memory only and is lost at exit")
 		return hub.New(hc), nil
