@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -60,7 +59,7 @@ func TestCrash(t *testing.T) {
 	}
 	t.Logf("crash seed %d (replay with -crash.seed=%d), %d rounds under -sync always and one under -sync interval", seed, seed, *crashRounds)
 
-	bin := crashBuildBinary(t)
+	bin := binary // built once by TestMain in binary_test.go, without -race
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	m := newCrashModel()
@@ -393,23 +392,6 @@ type crashServer struct {
 	exitErr error
 }
 
-// crashBuildBinary builds the server without -race (the race detector slows the test, not the
-// server) into a temporary directory.
-func crashBuildBinary(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build the binary:", err)
-	}
-	bin := filepath.Join(t.TempDir(), "statehub")
-	cmd := exec.Command(goBin, "build", "-o", bin, ".")
-	cmd.Dir = ".." // the module root: the test runs in e2e/
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // crashStart starts the binary on a free 127.0.0.1 port and waits until /.health answers. The
 // process is killed at cleanup if the test ends first (a failure), and its log is shown on failure.
 func crashStart(t *testing.T, bin, data, mode, logPath string) *crashServer {
@@ -428,13 +410,7 @@ func crashStart(t *testing.T, bin, data, mode, logPath string) *crashServer {
 }
 
 func crashTryStart(t *testing.T, bin, data, mode, logPath string) (*crashServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-
+	addr := freeAddr(t)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)

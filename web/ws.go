@@ -572,10 +572,10 @@ func (c *wsConn) do(req wsRequest) error {
 		}
 		if req.Wait != nil {
 			d, err := time.ParseDuration(*req.Wait)
-			if err != nil || d < 0 || d > MaxTTL {
-				return badRequest("invalid_wait", "wait must be a duration such as 30s, got "+strconv.Quote(*req.Wait))
+			if err != nil || d < 0 {
+				return badRequest("invalid_wait", "wait must be a duration such as 10s, got "+strconv.Quote(*req.Wait))
 			}
-			opt.Wait = d
+			opt.Wait = min(d, c.s.cfg.MaxLockWait) // as over HTTP
 		}
 		if opt.Wait == 0 {
 			return c.lock(id, req.Key, opt)
