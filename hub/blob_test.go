@@ -63,7 +63,7 @@ func TestFileRoundTrip(t *testing.T) {
 		if !bytes.Equal(got, body) || e.Type != "image/svg+xml" || string(e.Value) != want || e.Seq != res.Seq {
 			t.Fatalf("entry %+v, bytes %q", e, got)
 		}
-		if ev := <-sub.C; ev.Type != "image/svg+xml" || string(ev.Value) != want {
+		if ev, _ := sub.Next(); ev.Type != "image/svg+xml" || string(ev.Value) != want {
 			t.Fatalf("event %+v", ev)
 		}
 		// A JSON value has no file.

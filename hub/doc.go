@@ -15,10 +15,16 @@
 //     failure every later write is refused (ErrUnavailable) until restart; a failed fsync is never
 //     retried and reported as a success.
 //   - Events reach subscribers in (seq, key) order, only after their commit is durable. A
-//     subscription's Initial events plus its channel hold every change of its path after its start
-//     exactly once: the start and the registration are fixed under the same lock.
-//   - A writer never waits for a subscriber: delivery is a non-blocking send into a bounded queue,
-//     and a full queue closes that subscription with ErrSlowConsumer. Nothing is dropped silently.
+//     subscription's Initial events plus its queue hold every change of its path after its start
+//     exactly once: the start and the registration are fixed under the same lock. A replay (Since)
+//     or a plain subscription starts at the durable seq. Reads (Get, List) and snapshot
+//     subscriptions see the applied state, which may include a commit whose group fsync is still
+//     in flight; only if that fsync fails, after which the hub refuses all writes, can such a read
+//     be taken back by a restart.
+//   - An idempotent retry is answered only once the first request's commit is durable.
+//   - A writer never waits for a subscriber: delivery appends to the subscriber's bounded queue
+//     (memory grows with its backlog, not with the bound), and a full queue closes that
+//     subscription with ErrSlowConsumer. Nothing is dropped silently.
 //   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
 //     no goroutine per key.
 //

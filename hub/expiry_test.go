@@ -108,8 +108,9 @@ func TestTTL(t *testing.T) {
 					clock.Advance(s.advance)
 					// Only expiry can have committed during Advance.
 					var expired []hub.Event
-					for len(sub.C) > 0 {
-						expired = append(expired, <-sub.C)
+					for sub.Len() > 0 {
+						e, _ := sub.Next()
+						expired = append(expired, e)
 					}
 					if len(expired) != len(s.deletes) {
 						t.Fatalf("step %d: events %+v, want expiry of %v", i, expired, s.deletes)
@@ -124,8 +125,8 @@ func TestTTL(t *testing.T) {
 						if err := s.write(h); err != nil {
 							t.Fatalf("step %d: %v", i, err)
 						}
-						for len(sub.C) > 0 {
-							e := <-sub.C
+						for sub.Len() > 0 {
+							e, _ := sub.Next()
 							revs[e.Key] = e.Revision
 						}
 					}
@@ -167,7 +168,7 @@ func TestTTLManyKeysOneTimer(t *testing.T) {
 		must(h.Set(keyN(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{TTL: d}))
 	}
 	for range n {
-		<-sub.C
+		sub.Next()
 	}
 	clock.Advance(time.Duration(n) * time.Millisecond)
 	if h.Len() != 0 {
@@ -175,7 +176,7 @@ func TestTTLManyKeysOneTimer(t *testing.T) {
 	}
 	var last time.Duration
 	for range n {
-		e := <-sub.C
+		e, _ := sub.Next()
 		if !e.Deleted {
 			t.Fatalf("unexpected %+v", e)
 		}

@@ -52,14 +52,14 @@ func (h *history) canResume(p Position) bool {
 	return p.Covers(f.Seq, f.Key)
 }
 
-// since returns the events after p whose keys path covers, in order.
-func (h *history) since(p Position, path string) []Event {
+// since returns the events after p and up to seq upTo whose keys path covers, in order.
+func (h *history) since(p Position, path string, upTo uint64) []Event {
 	first := sort.Search(h.n, func(i int) bool {
 		e := h.at(i)
 		return !p.Covers(e.Seq, e.Key)
 	})
 	var out []Event
-	for i := first; i < h.n; i++ {
+	for i := first; i < h.n && h.at(i).Seq <= upTo; i++ {
 		if e := h.at(i); Covers(path, e.Key) {
 			out = append(out, *e)
 		}

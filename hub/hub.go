@@ -100,6 +100,8 @@ type Hub struct {
 	mu       sync.RWMutex
 	tree     *btree.BTreeG[Entry] // every live key, in key order
 	seq      uint64               // the last committed seq
+	durable  uint64               // the last seq known durable (== seq without a journal)
+	advanced chan struct{}        // closed and replaced when durable advances or the journal fails
 	history  history              // recent events, for resuming streams
 	pending  []Event              // committed events not yet handed to subscribers, in order
 	expiry   expiryQueue          // TTL and idempotency deadlines
@@ -162,6 +164,7 @@ func New(cfg Config) *Hub {
 		blobRefs: make(map[string]int),
 		lockWait: make(map[string]chan struct{}),
 		drained:  make(chan struct{}),
+		advanced: make(chan struct{}),
 	}
 }
 
@@ -205,6 +208,7 @@ func (h *Hub) Replay(c *Commit) {
 	defer h.mu.Unlock()
 	h.applyLocked(c)
 	h.pending = h.pending[:0]
+	h.durable = h.seq
 }
 
 // commitLocked gives changes the next seq, applies them and hands the commit to the journal. The
@@ -216,6 +220,7 @@ func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait
 	}
 	h.applyLocked(c)
 	if h.cfg.Journal == nil {
+		h.durable = c.Seq
 		return c.Seq, nil
 	}
 	return c.Seq, h.cfg.Journal.Append(c)
@@ -266,14 +271,39 @@ func (h *Hub) finish(seq uint64, wait func() error) error {
 			if h.failed == nil {
 				h.failed = err
 				h.log.Error("journal failed; refusing writes until restart", "err", err)
+				close(h.advanced)
+				h.advanced = make(chan struct{})
 			}
 			h.mu.Unlock()
 			return &storageError{err}
 		}
+		h.mu.Lock()
+		if seq > h.durable { // the journal makes commits durable in seq order
+			h.durable = seq
+			close(h.advanced)
+			h.advanced = make(chan struct{})
+		}
+		h.mu.Unlock()
 	}
 	h.publish(seq)
 	h.sweepBlobs()
 	return nil
+}
+
+// waitDurable blocks until seq is durable, or the journal has failed.
+func (h *Hub) waitDurable(seq uint64) error {
+	for {
+		h.mu.RLock()
+		durable, failed, advanced := h.durable, h.failed, h.advanced
+		h.mu.RUnlock()
+		switch {
+		case durable >= seq:
+			return nil
+		case failed != nil:
+			return &storageError{failed}
+		}
+		<-advanced
+	}
 }
 
 type storageError struct{ err error }

@@ -206,7 +206,7 @@ func TestJournalAnswersAfterWait(t *testing.T) {
 		t.Fatalf("write answered before the journal's wait returned: %+v", r)
 	default:
 	}
-	if n := len(sub.C); n != 0 {
+	if n := sub.Len(); n != 0 {
 		t.Fatalf("%d events published before the commit was durable", n)
 	}
 	j.release <- nil
@@ -214,7 +214,7 @@ func TestJournalAnswersAfterWait(t *testing.T) {
 	if r.err != nil || r.res.Seq != 1 || r.res.Revision != 0 {
 		t.Fatalf("Set = %+v, %v; want seq 1 revision 0", r.res, r.err)
 	}
-	if e := <-sub.C; e.Key != "/a" || e.Seq != 1 {
+	if e, _ := sub.Next(); e.Key != "/a" || e.Seq != 1 {
 		t.Fatalf("event %+v, want /a at seq 1", e)
 	}
 }
@@ -231,7 +231,7 @@ func TestJournalFailureRefusesWrites(t *testing.T) {
 	j.release <- nil
 	must(h.Set("/ttl", []byte(`0`), hub.Cond{}, hub.WriteOptions{TTL: time.Second}))
 	<-j.appended
-	<-sub.C
+	sub.Next()
 
 	j.release <- boom
 	_, err := h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{})
@@ -239,7 +239,7 @@ func TestJournalFailureRefusesWrites(t *testing.T) {
 	if !errors.Is(err, hub.ErrUnavailable) || !errors.Is(err, boom) {
 		t.Fatalf("Set with a failing journal = %v, want ErrUnavailable wrapping the cause", err)
 	}
-	if n := len(sub.C); n != 0 {
+	if n := sub.Len(); n != 0 {
 		t.Fatalf("%d events published for a failed commit", n)
 	}
 
@@ -269,7 +269,7 @@ func TestJournalFailureRefusesWrites(t *testing.T) {
 	if n := j.Appends(); n != 2 {
 		t.Errorf("journal saw %d appends, want 2: nothing may be appended after a failure", n)
 	}
-	if n := len(sub.C); n != 0 {
+	if n := sub.Len(); n != 0 {
 		t.Errorf("%d events published after the failure", n)
 	}
 }

@@ -116,7 +116,7 @@ func TestLockExpiresWithDeleteEvent(t *testing.T) {
 	if _, err := h.Get("/l"); !errors.Is(err, hub.ErrNotFound) {
 		t.Fatalf("expired lock still there: %v", err)
 	}
-	if ev := <-sub.C; !ev.Deleted || ev.Key != "/l" {
+	if ev, _ := sub.Next(); !ev.Deleted || ev.Key != "/l" {
 		t.Fatalf("event %+v, want the delete of /l", ev)
 	}
 	if _, err := h.RenewLock("/l", lk.Token, 0); !errors.Is(err, hub.ErrNotFound) {

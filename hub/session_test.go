@@ -68,8 +68,8 @@ func TestEphemeralDeletedAfterGrace(t *testing.T) {
 	if sessExists(h, "/room/ann") {
 		t.Fatal("still there after the grace period")
 	}
-	set := <-sub.C
-	del := <-sub.C
+	set, _ := sub.Next()
+	del, _ := sub.Next()
 	if set.Deleted || !del.Deleted || del.Key != "/room/ann" || del.Revision != res.Revision+1 {
 		t.Fatalf("events %+v then %+v, want the set then its delete at revision %d", set, del, res.Revision+1)
 	}

@@ -188,4 +188,5 @@ func (h *Hub) loadLocked(f frozen) {
 		h.expiry.push(deadline{at: r.Expires, idem: r.Key})
 	}
 	h.history.reset(f.seq)
+	h.durable = f.seq
 }

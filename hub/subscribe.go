@@ -28,34 +28,112 @@ type SubscribeOptions struct {
 	Snapshot bool
 }
 
-// Subscription delivers the changes of a path. Read Initial first, then C; together they hold
-// every change of the path after the starting position exactly once, in (seq, key) order. C is
-// closed when the subscriber falls behind by more than the queue size (Err is ErrSlowConsumer), at
-// shutdown (ErrShutdown) or after Close (nil).
+// Subscription delivers the changes of a path. Read Initial first, then the live queue (Ready and
+// Take); together they hold every change of the path after the starting position exactly once, in
+// (seq, key) order. The queue is bounded: a subscriber that falls more than the queue size behind is
+// closed with ErrSlowConsumer, and resumes from its position. It is also closed at shutdown
+// (ErrShutdown) and by Close (nil). Memory grows with the backlog, not with the bound.
 type Subscription struct {
 	Path    string
 	Initial []Event
 	Reset   bool   // Initial is the current state after a reset, not a replay
-	Start   uint64 // Initial brings the subscriber up to this seq; C carries only later events
-	C       <-chan Event
+	Start   uint64 // Initial brings the subscriber up to this seq; the queue holds only later events
 
-	h      *Hub
-	ch     chan Event
-	err    error
+	h     *Hub
+	ready chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed
+	limit int
+
+	mu     sync.Mutex // guards queue, closed and err
+	queue  []Event
 	closed bool
+	err    error
 	once   sync.Once
 }
 
-// Err reports why C was closed. Call it only after C is closed.
-func (s *Subscription) Err() error { return s.err }
+// Ready is signalled when events are queued or the subscription is closed; then call Take.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
-// Close ends the subscription and closes C. It is safe to call more than once.
+// Take appends every queued event to buf and returns it. done is true once the subscription is
+// closed and those were its last events; Err then says why.
+func (s *Subscription) Take(buf []Event) (events []Event, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	events = append(buf, s.queue...)
+	if cap(s.queue) > 256 {
+		s.queue = nil // give a burst's memory back
+	} else {
+		clear(s.queue)
+		s.queue = s.queue[:0]
+	}
+	return events, s.closed
+}
+
+// Next blocks until the next event and returns it; ok is false once the subscription is closed and
+// drained. It is for consumers that handle one event at a time; transports batch with Take.
+func (s *Subscription) Next() (e Event, ok bool) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			e = s.queue[0]
+			s.queue[0] = Event{}
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			return e, true
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return Event{}, false
+		}
+		<-s.ready
+	}
+}
+
+// Len returns the number of queued events.
+func (s *Subscription) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+// Err reports why the subscription was closed: ErrSlowConsumer, ErrShutdown, or nil after Close.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the subscription. It is safe to call more than once and from any goroutine.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
 		s.h.subsMu.Lock()
 		s.h.closeSubLocked(s, nil)
 		s.h.subsMu.Unlock()
 	})
+}
+
+// offer queues e without blocking; it reports false when the queue is full.
+func (s *Subscription) offer(e Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return true
+	}
+	if len(s.queue) >= s.limit {
+		return false
+	}
+	s.queue = append(s.queue, e)
+	if len(s.queue) == 1 {
+		s.signal()
+	}
+	return true
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
 }
 
 // Subscribe starts a subscription of path: a key, or a prefix ending in "/" ("/" for everything).
@@ -65,19 +143,25 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	if err := h.limits.CheckPath(path); err != nil {
 		return nil, err
 	}
-	s := &Subscription{Path: path, h: h, ch: make(chan Event, h.cfg.QueueSize)}
-	s.C = s.ch
+	s := &Subscription{Path: path, h: h, ready: make(chan struct{}, 1), limit: h.cfg.QueueSize}
 	// The write lock, not the read lock: tree.Copy writes the tree (its copy-on-write id), so two
 	// snapshot subscriptions under RLock would race.
 	h.mu.Lock()
-	s.Start = h.seq
+	// A replay or a plain subscription starts at the durable seq: it never shows a change whose
+	// commit could still fail. Later commits reach it through the queue once they are durable.
+	s.Start = h.durable
 	snapshot := opt.Snapshot && opt.Since == nil
 	if p := opt.Since; p != nil {
-		if !p.Snapshot && p.Seq <= h.seq && h.history.canResume(*p) {
-			s.Initial = h.history.since(*p, path)
+		if !p.Snapshot && p.Seq <= h.durable && h.history.canResume(*p) {
+			s.Initial = h.history.since(*p, path, h.durable)
 		} else {
 			s.Reset, snapshot = true, true
 		}
+	}
+	if snapshot {
+		// A snapshot is the applied state, which may hold a commit whose fsync is in flight (as a
+		// GET may); see the package documentation.
+		s.Start = h.seq
 	}
 	var tree = h.tree
 	if snapshot {
@@ -118,6 +202,8 @@ func (h *Hub) Subscribers() int {
 }
 
 func (h *Hub) closeSubLocked(s *Subscription, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
@@ -129,7 +215,7 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 		delete(h.subs, s.Path)
 	}
 	h.nsubs--
-	close(s.ch)
+	s.signal()
 }
 
 // Drain closes every subscription with ErrShutdown and refuses new ones.
@@ -183,9 +269,7 @@ func (h *Hub) fanoutLocked(e Event) {
 			if e.Seq <= s.Start {
 				continue
 			}
-			select {
-			case s.ch <- e:
-			default:
+			if !s.offer(e) {
 				h.slowConsumers++
 				h.closeSubLocked(s, ErrSlowConsumer)
 			}

@@ -32,18 +32,8 @@ func ids(es []hub.Event) []string {
 
 // queued takes every event already in the subscription's queue, without waiting.
 func queued(sub *hub.Subscription) []hub.Event {
-	var out []hub.Event
-	for {
-		select {
-		case e, ok := <-sub.C:
-			if !ok {
-				return out
-			}
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
+	out, _ := sub.Take(nil)
+	return out
 }
 
 func filterEvents(all []hub.Event, path string) []hub.Event {
@@ -431,7 +421,7 @@ func TestSlowConsumer(t *testing.T) {
 		if len(got) != queue {
 			t.Fatalf("%d events queued, want the %d that fit", len(got), queue)
 		}
-		if _, ok := <-slow.C; ok {
+		if _, ok := slow.Next(); ok {
 			t.Fatal("C still open")
 		}
 		if !errors.Is(slow.Err(), hub.ErrSlowConsumer) {
@@ -467,11 +457,11 @@ func TestSubscriptionClose(t *testing.T) {
 	}
 	sub.Close()
 	sub.Close() // idempotent
-	if _, ok := <-sub.C; ok || sub.Err() != nil {
+	if _, ok := sub.Next(); ok || sub.Err() != nil {
 		t.Fatalf("after Close: C open %v, Err %v", ok, sub.Err())
 	}
 	set(t, h, "/a/x", `1`)
-	if e := <-keep.C; e.Key != "/a/x" {
+	if e, _ := keep.Next(); e.Key != "/a/x" {
 		t.Fatalf("the other subscriber got %+v", e)
 	}
 	if h.Subscribers() != 1 {
@@ -486,11 +476,11 @@ func TestDrain(t *testing.T) {
 	b := must(h.Subscribe("/b", hub.SubscribeOptions{Snapshot: true}))
 	set(t, h, "/a/x", `1`)
 	h.Drain()
-	if e, ok := <-a.C; !ok || e.Key != "/a/x" {
+	if e, ok := a.Next(); !ok || e.Key != "/a/x" {
 		t.Fatalf("queued event lost at drain: %+v %v", e, ok)
 	}
 	for _, s := range []*hub.Subscription{a, b} {
-		if _, ok := <-s.C; ok {
+		if _, ok := s.Next(); ok {
 			t.Fatal("C open after Drain")
 		}
 		if !errors.Is(s.Err(), hub.ErrShutdown) {
@@ -556,19 +546,24 @@ func (s *subscriber) run(t *testing.T, h *hub.Hub, sub *hub.Subscription, rng *r
 	}
 	for {
 		select {
-		case e, ok := <-sub.C:
-			if !ok {
+		case <-sub.Ready():
+			events, closed := sub.Take(nil)
+			resumed := false
+			for _, e := range events {
+				record(e)
+				if !s.waitForLastWrite && rng.IntN(20) == 0 {
+					sub.Close()
+					if sub = resume(); sub == nil {
+						return
+					}
+					resumed = true
+					break
+				}
+			}
+			if closed && !resumed {
 				if !slowClosed(sub) {
 					return
 				}
-				if sub = resume(); sub == nil {
-					return
-				}
-				continue
-			}
-			record(e)
-			if !s.waitForLastWrite && rng.IntN(20) == 0 {
-				sub.Close()
 				if sub = resume(); sub == nil {
 					return
 				}
@@ -576,27 +571,23 @@ func (s *subscriber) run(t *testing.T, h *hub.Hub, sub *hub.Subscription, rng *r
 		case <-done:
 			// Every write has returned, so every event is published: take what is queued, and
 			// resume once more if the queue overflowed meanwhile.
-			for {
-				select {
-				case e, ok := <-sub.C:
-					if ok {
-						record(e)
-						continue
+			events, closed := sub.Take(nil)
+			for _, e := range events {
+				record(e)
+			}
+			if !closed {
+				sub.Close()
+				return
+			}
+			if slowClosed(sub) {
+				if sub = resume(); sub != nil {
+					if n := len(queued(sub)); n != 0 {
+						t.Errorf("%s: %d events after the last write", s.path, n)
 					}
-					if slowClosed(sub) {
-						if sub = resume(); sub != nil {
-							if n := len(queued(sub)); n != 0 {
-								t.Errorf("%s: %d events after the last write", s.path, n)
-							}
-							sub.Close()
-						}
-					}
-					return
-				default:
 					sub.Close()
-					return
 				}
 			}
+			return
 		}
 	}
 }
@@ -686,7 +677,7 @@ func BenchmarkFanout(b *testing.B) {
 					// Drain; when closed as slow, resume from the last event, as a client does.
 					last := hub.Position{Seq: sub.Start}
 					for {
-						for e := range sub.C {
+						for e, ok := sub.Next(); ok; e, ok = sub.Next() {
 							last = hub.Position{Seq: e.Seq, Key: e.Key}
 						}
 						if !errors.Is(sub.Err(), hub.ErrSlowConsumer) {

@@ -61,7 +61,7 @@ func TestTx(t *testing.T) {
 		// One event per changed key, all at the one seq, in key order.
 		var keys []string
 		for range 3 {
-			ev := <-sub.C
+			ev, _ := sub.Next()
 			if ev.Seq != res.Seq {
 				t.Fatalf("event %+v not at seq %d", ev, res.Seq)
 			}

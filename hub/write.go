@@ -197,6 +197,11 @@ func (h *Hub) write(opt WriteOptions, fp string, build func(now time.Time) ([]Ch
 			if rec.Fingerprint != fp {
 				return Result{}, ErrIdempotencyMismatch
 			}
+			// The first request may still be waiting for its fsync: answer the retry only once
+			// that write is durable, so a retry is never told of a write that can be lost.
+			if err := h.waitDurable(rec.Result.Seq); err != nil {
+				return Result{}, err
+			}
 			res := rec.Result
 			res.Replayed = true
 			return res, nil

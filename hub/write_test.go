@@ -189,8 +189,8 @@ func TestDelete(t *testing.T) {
 					if !errors.Is(err, tc.wantErr) {
 						t.Fatalf("Delete = %+v, %v; want %v", r, err, tc.wantErr)
 					}
-					if h.Seq() != 3 || len(sub.C) != 0 {
-						t.Fatalf("a failed delete committed (seq %d, %d events)", h.Seq(), len(sub.C))
+					if h.Seq() != 3 || sub.Len() != 0 {
+						t.Fatalf("a failed delete committed (seq %d, %d events)", h.Seq(), sub.Len())
 					}
 					if _, err := h.Get("/k"); err != nil {
 						t.Fatalf("a failed delete removed /k: %v", err)
@@ -203,7 +203,7 @@ func TestDelete(t *testing.T) {
 				if _, err := h.Get("/k"); !errors.Is(err, hub.ErrNotFound) {
 					t.Fatalf("Get after delete: %v", err)
 				}
-				if e := <-sub.C; e.Key != "/k" || !e.Deleted || e.Value != nil || e.Revision != 3 || e.Seq != 4 {
+				if e, _ := sub.Next(); e.Key != "/k" || !e.Deleted || e.Value != nil || e.Revision != 3 || e.Seq != 4 {
 					t.Fatalf("delete event %+v", e)
 				}
 				// A re-created key starts again at revision 0.
@@ -241,12 +241,12 @@ func TestDeletePrefix(t *testing.T) {
 			rev int64
 		}{{"/p/a", 2}, {"/p/b", 1}, {"/p/b/c", 1}, {"/p/b/d", 1}}
 		for _, w := range want {
-			e := <-sub.C
+			e, _ := sub.Next()
 			if e.Key != w.key || !e.Deleted || e.Revision != w.rev || e.Seq != r.Seq {
 				t.Fatalf("event %+v, want delete of %s revision %d at seq %d", e, w.key, w.rev, r.Seq)
 			}
 		}
-		if n := len(sub.C); n != 0 {
+		if n := sub.Len(); n != 0 {
 			t.Fatalf("%d extra events", n)
 		}
 		for _, k := range []string{"/p", "/pa", "/p-x/y", "/q/x"} {
@@ -495,8 +495,8 @@ func TestIdempotency(t *testing.T) {
 						t.Fatalf("repeat = %+v, %v; want %+v", second, err, want)
 					}
 				}
-				if h.Seq() != seq || len(sub.C) != 0 {
-					t.Fatalf("the repeat committed: seq %d -> %d, %d events", seq, h.Seq(), len(sub.C))
+				if h.Seq() != seq || sub.Len() != 0 {
+					t.Fatalf("the repeat committed: seq %d -> %d, %d events", seq, h.Seq(), sub.Len())
 				}
 
 				// Past the window the record is forgotten: the same key is a new request.

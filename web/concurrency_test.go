@@ -168,8 +168,9 @@ func TestSSEConcurrentResume(t *testing.T) {
 	var all []hub.Event
 	for len(all) == 0 || all[len(all)-1].Seq < finalSeq.Load() {
 		select {
-		case e := <-oracle.C:
-			all = append(all, e)
+		case <-oracle.Ready():
+			events, _ := oracle.Take(nil)
+			all = append(all, events...)
 		case <-ctx.Done():
 			t.Fatal("the oracle did not see every event")
 		}

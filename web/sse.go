@@ -52,25 +52,19 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	keepAlive := time.NewTicker(s.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	ctx := c.Request().Context()
+	var batch []hub.Event
 	for {
 		select {
-		case e, ok := <-sub.C:
-			if !ok {
+		case <-sub.Ready():
+			var done bool
+			batch, done = sub.Take(batch[:0])
+			for _, e := range batch {
+				out.change(e)
+			}
+			clear(batch) // drop the values until the next batch
+			if done {
 				s.endStream(out, sub.Err())
 				return nil
-			}
-			out.change(e)
-			for more := true; more && out.buf.Len() < 64<<10; { // batch what is already queued
-				select {
-				case e, ok := <-sub.C:
-					if !ok {
-						s.endStream(out, sub.Err())
-						return nil
-					}
-					out.change(e)
-				default:
-					more = false
-				}
 			}
 		case <-keepAlive.C:
 			out.buf.WriteString(": keep-alive\n\n")

@@ -743,7 +743,7 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 	if !c.send(appendMark(nil, sb.id, "ready", hs.Start)) {
 		return
 	}
-	for e := range hs.C {
+	for e, ok := hs.Next(); ok; e, ok = hs.Next() {
 		if !c.send(appendEvent(nil, sb.id, e)) {
 			return
 		}
