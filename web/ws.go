@@ -84,6 +84,12 @@ type wsConn struct {
 	token string // from the auth message; authorizeWS reads it
 	seen  int    // requests received, to check that auth comes first
 
+	// The connection's principal, resolved once by authorizeWS (again if token changes).
+	authed    bool
+	authToken string // the value of token principal was resolved for
+	principal *Principal
+	authErr   error
+
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
 }
@@ -98,9 +104,44 @@ type wsSub struct {
 // authorizeWS is the one check of every WebSocket request, the counterpart of authorize. conn
 // carries the token of the auth message (conn.token, "" without one) and the upgrade request
 // (conn.req). op "" with path "" is the auth message itself: it checks only that the token is
-// acceptable. For now the server is open, as it is over HTTP.
+// acceptable.
+//
+// The token is the auth message's, else the upgrade request's (Authorization: Bearer or
+// ?token=). It is resolved once per connection and the principal kept on conn; a change of
+// conn.token resolves it again. As over HTTP, the path is validated before the grant is checked,
+// and the errors wrap ErrUnauthorized or ErrForbidden (classify: 401 and 403). Only the reader
+// goroutine calls it.
 func (s *Server) authorizeWS(conn *wsConn, op Op, path string) error {
-	return nil
+	if !conn.authed || conn.authToken != conn.token {
+		conn.principal, conn.authErr = s.wsPrincipal(conn)
+		conn.authed, conn.authToken = true, conn.token
+	}
+	if conn.authErr != nil {
+		return conn.authErr
+	}
+	if op == "" && path == "" {
+		return nil
+	}
+	if err := s.hub.Limits().CheckPath(path); err != nil {
+		return err
+	}
+	return s.allow(conn.principal, op, path)
+}
+
+// wsPrincipal resolves the token of a connection. An open server ignores tokens, well-formed or
+// not, as principalOf does.
+func (s *Server) wsPrincipal(conn *wsConn) (*Principal, error) {
+	if s.auth.Open() {
+		return openPrincipal, nil
+	}
+	raw := conn.token
+	if raw == "" {
+		var err error
+		if raw, err = requestToken(conn.req); err != nil {
+			return nil, err
+		}
+	}
+	return s.authenticate(raw)
 }
 
 // ws upgrades the request and serves the connection until it ends.
@@ -426,7 +467,11 @@ func (c *wsConn) do(req wsRequest) error {
 		}
 		c.token = req.Token
 		if err := c.s.authorizeWS(c, "", ""); err != nil {
-			return err
+			// The client treats a refused token as fatal: answer, then close. Requests read
+			// meanwhile are refused with the same error.
+			c.fail(id, err)
+			c.end(websocket.StatusPolicyViolation, "unauthorized", true)
+			return nil
 		}
 		c.answer(wsAnswer{ID: id, OK: true})
 
@@ -705,9 +750,14 @@ func (c *wsConn) subscribe(req wsRequest) error {
 	key := string(req.ID)
 	c.mu.Lock()
 	_, dup := c.subs[key]
+	n := len(c.subs)
 	c.mu.Unlock()
 	if dup {
 		return badRequest("invalid_id", "a subscription with id "+key+" is open on this connection")
+	}
+	if limit := c.s.MaxSocketSubs(); n >= limit {
+		return &apiError{http.StatusTooManyRequests, "too_many_subscriptions",
+			"at most " + strconv.Itoa(limit) + " subscriptions per connection; unsub first"}
 	}
 	opt, err := subscribeOptions("", req.Since, req.Snapshot)
 	if err != nil {

@@ -376,8 +376,8 @@ func TestWSOps(t *testing.T) {
 
 	// Locks: renew and unlock with the token; a wrong token is refused.
 	l := c.must(m{"op": "lock", "key": "/l/x", "ttl": "1m"})
-	if a := c.call(m{"op": "renew", "key": "/l/x", "token": "nope", "ttl": "2m"}); a.OK {
-		t.Fatalf("renew with a wrong token: %s", a.raw)
+	if a := c.call(m{"op": "renew", "key": "/l/x", "token": "nope", "ttl": "2m"}); a.OK || a.Status != 403 || a.Code != "lock_token" {
+		t.Fatalf("renew with a wrong token: %s, want status 403 code lock_token", a.raw)
 	}
 	if a := c.must(m{"op": "renew", "key": "/l/x", "token": l.Token, "ttl": "2m"}); a.Fence != l.Fence {
 		t.Fatalf("renew changed the fence: %s", a.raw)
