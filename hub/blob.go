@@ -30,7 +30,8 @@ import (
 // memory-only hub. The hub counts the keys that refer to each blob (blobRefs). A blob whose count
 // falls to 0 is removed after its commit (sweepBlobs), once the journal is durable up to that
 // commit, so a crash never brings back a key whose bytes are gone; every snapshot and every Open
-// also sweep the whole directory for blobs nobody refers to.
+// also sweep the whole directory for blobs nobody refers to. While a backup streams, nothing is
+// swept: the blobs of the state it froze stay readable, and it sweeps when it ends.
 //
 // Lock order: blobStore.mu, then Hub.mu.
 
@@ -79,6 +80,7 @@ type blobStore struct {
 	mu      sync.Mutex
 	made    bool           // dir exists
 	pending map[string]int // blobs written but whose commit is not applied yet: never swept
+	backups int            // backups streaming (WriteBackup): nothing is swept meanwhile
 	closed  bool
 }
 
@@ -282,6 +284,9 @@ func (h *Hub) sweepBlobs() {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.backups > 0 {
+		return // h.dropped is kept for the sweep at the end of the backup
+	}
 	h.mu.Lock()
 	var garbage []string
 	for _, sum := range h.dropped {
@@ -300,7 +305,7 @@ func (h *Hub) sweepAllBlobs(temps bool) {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.temp && !b.made {
+	if b.temp && !b.made || b.backups > 0 {
 		return
 	}
 	des, err := os.ReadDir(b.dir)

@@ -13,8 +13,9 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// A snapshot is the whole state at one seq. The same format is the on-disk snapshot and the backup
-// that GET /.snapshot streams:
+// A snapshot is the whole state at one seq. The same format is the on-disk snapshot and the first
+// part of the backup that GET /.snapshot streams (WriteBackup; backup.go describes the blob section
+// that follows it there):
 //
 //	"STATEHUB-SNAPSHOT-2\n"   magic, 20 bytes
 //	uvarint  seq
@@ -32,7 +33,8 @@ const (
 	snapshotMagicV1 = "STATEHUB-SNAPSHOT-1\n"
 )
 
-// ErrBadSnapshot reports a snapshot that is truncated, fails its checksum or does not parse.
+// ErrBadSnapshot reports a snapshot or backup that is truncated, fails its checksum or does not
+// parse, a stored file whose bytes fail their sha256, or a backup that lacks a file it refers to.
 var ErrBadSnapshot = errors.New("hub: bad snapshot")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -55,8 +57,9 @@ func (h *Hub) freeze() frozen {
 	return f
 }
 
-// WriteSnapshot writes a consistent snapshot of the whole state to w (a backup). Writers are not
-// held up while it streams. It returns the snapshot's seq.
+// WriteSnapshot writes a consistent snapshot of the whole state to w, without the bytes of stored
+// files (WriteBackup adds them). Writers are not held up while it streams. It returns the
+// snapshot's seq.
 func (h *Hub) WriteSnapshot(w io.Writer) (uint64, error) {
 	f := h.freeze()
 	return f.seq, f.write(w)

@@ -1,9 +1,11 @@
 package hub
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -81,7 +83,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 		return nil, err
 	}
 	s.log = log
-	if _, onDisk := sc.FS.(wal.OSFS); onDisk {
+	if onOSFS(sc.FS) {
 		h.blobs = newBlobStore(filepath.Join(sc.Dir, "blobs"), log.Sync) // else a temporary directory
 	}
 	err = log.Replay(h.seq, func(index uint64, data []byte) error {
@@ -237,9 +239,20 @@ func (s *store) close() error {
 	return s.log.Close()
 }
 
-// Restore starts an empty data directory from a backup made by WriteSnapshot: it verifies the whole
-// backup, then installs it as the directory's snapshot.
-func Restore(sc StoreConfig, backup io.Reader) (uint64, error) {
+// onOSFS says fsys is the operating system's (maybe timed), where stored files can live too.
+func onOSFS(fsys wal.FS) bool {
+	if t, ok := fsys.(*TimedFS); ok {
+		fsys = t.FS
+	}
+	_, ok := fsys.(wal.OSFS)
+	return ok
+}
+
+// Restore starts an empty data directory from a backup made by WriteBackup (or a plain snapshot
+// from WriteSnapshot): it streams the stored files into <dir>/blobs, verifying each one's sha256,
+// verifies the snapshot and that the backup holds every file it refers to, then installs the
+// snapshot as the directory's. A failed restore leaves the directory empty.
+func Restore(sc StoreConfig, backup io.Reader) (seq uint64, err error) {
 	fsys := sc.FS
 	if fsys == nil {
 		fsys = wal.OSFS{}
@@ -252,12 +265,22 @@ func Restore(sc StoreConfig, backup io.Reader) (uint64, error) {
 	} else if len(des) > 0 {
 		return 0, fmt.Errorf("hub: restore needs an empty data directory; %s is not", sc.Dir)
 	}
-	data, err := io.ReadAll(backup)
+	br := bufio.NewReaderSize(backup, 256<<10)
+	data, err := readSnapshotPart(br)
 	if err != nil {
 		return 0, err
 	}
 	f, err := decodeSnapshot(data)
 	if err != nil {
+		return 0, err
+	}
+	blobDir := filepath.Join(sc.Dir, "blobs")
+	defer func() {
+		if err != nil {
+			os.RemoveAll(blobDir)
+		}
+	}()
+	if err := restoreBlobs(br, f, blobDir, onOSFS(fsys)); err != nil {
 		return 0, err
 	}
 	err = wal.WriteFileAtomic(fsys, filepath.Join(sc.Dir, snapshotName(f.seq)), func(w io.Writer) error {

@@ -142,8 +142,9 @@ func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "seq": s.hub.Seq(), "keys": s.hub.Len()})
 }
 
-// backup streams a consistent snapshot of the whole state (admins only); hub.Restore and the
-// binary's -restore flag read it back.
+// backup streams a consistent, self-contained backup of the whole state (admins only): the
+// snapshot and the bytes of the stored files it refers to. hub.Restore and the binary's -restore
+// flag read it back.
 func (s *Server) backup(c echo.Context) error {
 	if err := s.authorize(c, OpAdmin, "/"); err != nil {
 		return err
@@ -153,7 +154,7 @@ func (s *Server) backup(c echo.Context) error {
 	h.Set("Content-Disposition", `attachment; filename="statehub.snapshot"`)
 	h.Set("Cache-Control", "no-store")
 	c.Response().WriteHeader(http.StatusOK)
-	if _, err := s.hub.WriteSnapshot(c.Response()); err != nil {
+	if _, err := s.hub.WriteBackup(c.Response()); err != nil {
 		s.log.Warn("backup stream ended early", "err", err)
 	}
 	return nil

@@ -1,0 +1,411 @@
+package hub
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// A backup (GET /.snapshot, WriteBackup) is self-contained: the snapshot, exactly as snapshot.go
+// describes it, followed by a blob section with the bytes of every stored file the snapshot refers
+// to:
+//
+//	"STATEHUB-BLOBS-1\n"      magic, 17 bytes
+//	then for each distinct blob the snapshot refers to, in ascending sha256 order:
+//	  byte     'b'
+//	  [32]byte sha256 of the bytes
+//	  uvarint  size
+//	  size bytes
+//	byte     'e'
+//	uvarint  number of blobs
+//	uint32   CRC32C (Castagnoli) of the section from its magic to here, little endian
+//
+// Nothing follows. The on-disk snapshots of a data directory are the snapshot alone (their blobs
+// are in <data>/blobs); Restore reads both forms, and refuses a snapshot that refers to a blob the
+// input does not carry.
+const blobSectionMagic = "STATEHUB-BLOBS-1\n"
+
+const (
+	blobMarker = 'b'
+	blobEnd    = 'e'
+)
+
+// WriteBackup writes a consistent, self-contained backup of the whole state to w: a snapshot and
+// the bytes of every file it refers to (see the format above). Writers are not held up while it
+// streams; blobs the frozen state refers to are not removed until it returns, even when later
+// writes drop them. It returns the snapshot's seq.
+func (h *Hub) WriteBackup(w io.Writer) (uint64, error) {
+	b := h.blobs
+	b.mu.Lock() // no sweep can be between its check and its removal while the state is frozen
+	b.backups++
+	f := h.freeze()
+	dir := b.dir
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.backups--
+		b.mu.Unlock()
+		h.sweepBlobs() // what the backup kept from being swept
+	}()
+	if err := f.write(w); err != nil {
+		return f.seq, err
+	}
+	return f.seq, f.writeBlobs(w, dir)
+}
+
+// blobSums returns the distinct blobs the frozen state refers to, sorted, each with a key that
+// refers to it.
+func (f frozen) blobSums() (sums []string, keyOf map[string]string) {
+	keyOf = make(map[string]string)
+	f.tree.Scan(func(e Entry) bool {
+		if e.Type == "" {
+			return true
+		}
+		if fi, err := ParseFileInfo(e.Value); err == nil {
+			if _, ok := keyOf[fi.SHA256]; !ok {
+				keyOf[fi.SHA256] = e.Key
+				sums = append(sums, fi.SHA256)
+			}
+		}
+		return true
+	})
+	slices.Sort(sums)
+	return sums, keyOf
+}
+
+// writeBlobs streams the blob section, reading each blob from dir.
+func (f frozen) writeBlobs(w io.Writer, dir string) error {
+	sums, keyOf := f.blobSums()
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
+	bw.WriteString(blobSectionMagic)
+	for _, sum := range sums {
+		if err := writeBlob(bw, dir, sum); err != nil {
+			return fmt.Errorf("hub: backing up the file of %s: %w", keyOf[sum], err)
+		}
+	}
+	bw.WriteByte(blobEnd)
+	bw.Write(binary.AppendUvarint(nil, uint64(len(sums))))
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+	return err
+}
+
+func writeBlob(bw *bufio.Writer, dir, sum string) error {
+	raw, err := hex.DecodeString(sum)
+	if err != nil {
+		return err
+	}
+	file, err := os.Open(filepath.Join(dir, sum))
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	bw.WriteByte(blobMarker)
+	bw.Write(raw)
+	bw.Write(binary.AppendUvarint(nil, uint64(st.Size())))
+	_, err = io.CopyN(bw, file, st.Size()) // a blob never changes: it is named by its content
+	return err
+}
+
+// readSnapshotPart reads one snapshot from the front of r and returns its bytes, leaving r just
+// after it. It only walks the structure (keep it in step with frozen.write); decodeSnapshot
+// verifies it.
+func readSnapshotPart(r *bufio.Reader) ([]byte, error) {
+	s := &snapReader{r: r}
+	magic := s.bytes(uint64(len(snapshotMagic)))
+	if s.err == nil && string(magic) != snapshotMagic && string(magic) != snapshotMagicV1 {
+		return nil, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	}
+	v1 := string(magic) == snapshotMagicV1
+	s.uvarint() // seq
+	n := s.uvarint()
+	for i := uint64(0); i < n && s.err == nil; i++ {
+		s.string() // key
+		s.varint() // revision
+		s.uvarint()
+		s.varint() // expires
+		s.string() // value
+		if !v1 {
+			flags := s.byte()
+			if flags&8 != 0 {
+				s.string()
+			}
+			if flags&16 != 0 {
+				s.string()
+			}
+		}
+	}
+	m := s.uvarint()
+	for i := uint64(0); i < m && s.err == nil; i++ { // as appendIdem
+		s.string()
+		s.string()
+		s.varint()
+		s.string()
+		s.varint()
+		s.uvarint()
+		s.string()
+		s.uvarint()
+	}
+	s.bytes(4) // CRC
+	if s.err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, s.err)
+	}
+	return s.buf, nil
+}
+
+// snapReader reads the primitives of a snapshot from a stream and keeps the bytes; the first error
+// sticks.
+type snapReader struct {
+	r   *bufio.Reader
+	buf []byte
+	err error
+}
+
+func (s *snapReader) ReadByte() (byte, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	c, err := s.r.ReadByte()
+	if err != nil {
+		s.err = noEOF(err)
+		return 0, s.err
+	}
+	s.buf = append(s.buf, c)
+	return c, nil
+}
+
+func (s *snapReader) byte() byte {
+	c, _ := s.ReadByte()
+	return c
+}
+
+func (s *snapReader) uvarint() uint64 {
+	v, err := binary.ReadUvarint(s)
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return v
+}
+
+func (s *snapReader) varint() int64 {
+	v, err := binary.ReadVarint(s)
+	if err != nil && s.err == nil {
+		s.err = err
+	}
+	return v
+}
+
+// bytes reads n bytes; it grows the buffer as the bytes arrive, so a damaged length costs no more
+// memory than the input holds.
+func (s *snapReader) bytes(n uint64) []byte {
+	if s.err != nil {
+		return nil
+	}
+	start := len(s.buf)
+	w := bytes.NewBuffer(s.buf)
+	got, err := io.CopyN(w, s.r, int64(min(n, 1<<62)))
+	s.buf = w.Bytes()
+	if err != nil {
+		s.err = noEOF(err)
+		return nil
+	}
+	return s.buf[start : start+int(got)]
+}
+
+func (s *snapReader) string() { s.bytes(s.uvarint()) }
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// restoreBlobs reads the blob section, if r holds one, into blobDir and checks it carries every
+// blob of f. Each blob streams to a temporary file, its sha256 verified, is fsynced and renamed
+// into place; the directory is fsynced at the end. onDisk says blobDir is the operating system's.
+func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error {
+	sums, keyOf := f.blobSums()
+	want := make(map[string]bool, len(sums))
+	for _, s := range sums {
+		want[s] = true
+	}
+	if _, err := r.Peek(1); err == io.EOF {
+		if len(sums) > 0 {
+			return fmt.Errorf("%w: the file of %s (sha256 %s) is not in the backup: a snapshot without its blob section",
+				ErrBadSnapshot, keyOf[sums[0]], sums[0])
+		}
+		return nil // a plain snapshot
+	} else if err != nil {
+		return err
+	}
+	crc := crc32.New(castagnoli)
+	sr := &sectionReader{r: r, crc: crc}
+	if magic := sr.bytes(len(blobSectionMagic)); sr.err == nil && string(magic) != blobSectionMagic {
+		return fmt.Errorf("%w: %d bytes after the snapshot that are no blob section", ErrBadSnapshot, len(magic))
+	}
+	var count uint64
+	prev := ""
+	made := false
+	for sr.err == nil {
+		marker := sr.byte()
+		if sr.err != nil || marker == blobEnd {
+			break
+		}
+		if marker != blobMarker {
+			return fmt.Errorf("%w: blob section: unknown marker %#x", ErrBadSnapshot, marker)
+		}
+		sum := hex.EncodeToString(sr.bytes(sha256.Size))
+		size := sr.uvarint()
+		if sr.err != nil {
+			break
+		}
+		if sum <= prev {
+			return fmt.Errorf("%w: blob section: blob %s out of order", ErrBadSnapshot, sum)
+		}
+		prev = sum
+		if !want[sum] {
+			return fmt.Errorf("%w: blob section: blob %s is not referred to by the snapshot", ErrBadSnapshot, sum)
+		}
+		if !onDisk {
+			return errors.New("hub: restoring stored files needs the operating system's file system")
+		}
+		if !made {
+			if err := os.MkdirAll(blobDir, 0o755); err != nil {
+				return err
+			}
+			made = true
+		}
+		if err := restoreBlob(sr, blobDir, sum, size); err != nil {
+			return err
+		}
+		delete(want, sum)
+		count++
+	}
+	n := sr.uvarint()
+	sum := crc.Sum32()
+	trailer := sr.bytes(4)
+	if sr.err != nil {
+		return fmt.Errorf("%w: blob section: %v", ErrBadSnapshot, sr.err)
+	}
+	if n != count {
+		return fmt.Errorf("%w: blob section: it counts %d blobs and holds %d", ErrBadSnapshot, n, count)
+	}
+	if binary.LittleEndian.Uint32(trailer) != sum {
+		return fmt.Errorf("%w: blob section: checksum mismatch", ErrBadSnapshot)
+	}
+	if _, err := r.Peek(1); err != io.EOF {
+		if err == nil {
+			return fmt.Errorf("%w: bytes after the blob section", ErrBadSnapshot)
+		}
+		return err
+	}
+	for _, s := range sums {
+		if want[s] {
+			return fmt.Errorf("%w: the file of %s (sha256 %s) is not in the backup", ErrBadSnapshot, keyOf[s], s)
+		}
+	}
+	if made {
+		return syncDir(blobDir)
+	}
+	return nil
+}
+
+// restoreBlob streams one blob of size bytes into blobDir as sum, verifying its sha256.
+func restoreBlob(sr *sectionReader, blobDir, sum string, size uint64) (err error) {
+	file, err := os.CreateTemp(blobDir, "tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			file.Close()
+			os.Remove(file.Name())
+		}
+	}()
+	hash := sha256.New()
+	if _, err = io.CopyN(io.MultiWriter(file, hash), sr, int64(min(size, 1<<62))); err != nil {
+		return fmt.Errorf("%w: blob section: blob %s: %v", ErrBadSnapshot, sum, noEOF(err))
+	}
+	if got := hex.EncodeToString(hash.Sum(nil)); got != sum {
+		return fmt.Errorf("%w: blob section: blob %s: sha256 mismatch (the bytes hash to %s)", ErrBadSnapshot, sum, got)
+	}
+	if err = file.Sync(); err != nil {
+		return err
+	}
+	if err = file.Close(); err != nil {
+		return err
+	}
+	return os.Rename(file.Name(), filepath.Join(blobDir, sum))
+}
+
+// sectionReader reads the blob section and feeds every byte it reads to crc; the first error
+// sticks.
+type sectionReader struct {
+	r   *bufio.Reader
+	crc io.Writer
+	err error
+}
+
+func (s *sectionReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.r.Read(p)
+	s.crc.Write(p[:n])
+	return n, err
+}
+
+func (s *sectionReader) ReadByte() (byte, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	c, err := s.r.ReadByte()
+	if err != nil {
+		s.err = noEOF(err)
+		return 0, s.err
+	}
+	s.crc.Write([]byte{c})
+	return c, nil
+}
+
+func (s *sectionReader) byte() byte {
+	c, _ := s.ReadByte()
+	return c
+}
+
+func (s *sectionReader) uvarint() uint64 {
+	v, err := binary.ReadUvarint(s)
+	if err != nil && s.err == nil {
+		s.err = noEOF(err)
+	}
+	return v
+}
+
+func (s *sectionReader) bytes(n int) []byte {
+	if s.err != nil {
+		return nil
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s, b); err != nil {
+		s.err = noEOF(err)
+		return nil
+	}
+	return b
+}
