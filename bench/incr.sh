@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Increments per second over HTTP keep-alive: Statehub's POST /key?incr against a trivial net/http
-# counter (bench/baseline), each under the same wrk load, in one run. Prints both rates and the ratio.
-#   bench/incr.sh [duration] [connections]        e.g. bench/incr.sh 10s 64
+# counter (bench/baseline), each under the same wrk load, alternating for several rounds in one run.
+# Prints each round and the median ratio.
+#   bench/incr.sh [duration] [connections] [rounds]        e.g. bench/incr.sh 5s 64 5
 # Extra Statehub flags can be passed in STATEHUB_BENCH_FLAGS (default: -data "" for memory only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${1:-10s}
 conns=${2:-64}
+rounds=${3:-5}
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -20,14 +22,20 @@ wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return; sleep 
 rate() { wrk -t2 -c"$conns" -d"$dur" -s "$tmp/post.lua" "$1" | awk '/Requests\/sec/ {print $2}'; }
 
 "$tmp/baseline" -addr 127.0.0.1:18100 & pids+=($!)
-wait_up http://127.0.0.1:18100/
-base=$(rate http://127.0.0.1:18100/)
-kill "${pids[0]}"
-
 # shellcheck disable=SC2086
 "$tmp/statehub" -addr 127.0.0.1:18101 ${STATEHUB_BENCH_FLAGS:--data ""} 2>/dev/null & pids+=($!)
+wait_up http://127.0.0.1:18100/
 wait_up http://127.0.0.1:18101/.health
-hub=$(rate "http://127.0.0.1:18101/bench/counter?incr")
-echo "baseline net/http counter: $base req/s"
-echo "statehub POST ?incr:       $hub req/s"
-awk -v a="$hub" -v b="$base" 'BEGIN { printf "ratio statehub/baseline:   %.2f\n", a/b }'
+
+# Alternate the two servers, so both see the same background load; report each round's ratio and
+# the median. This machine is shared: only ratios from one run mean anything.
+ratios=()
+for round in $(seq "$rounds"); do
+  base=$(rate http://127.0.0.1:18100/)
+  hub=$(rate "http://127.0.0.1:18101/bench/counter?incr")
+  r=$(awk -v a="$hub" -v b="$base" 'BEGIN { printf "%.3f", a/b }')
+  ratios+=("$r")
+  echo "round $round: baseline $base req/s, statehub $hub req/s, ratio $r"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+echo "median ratio statehub/baseline: $median"

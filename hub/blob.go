@@ -196,7 +196,7 @@ func (h *Hub) SetFile(key, contentType string, body io.Reader, cond Cond, opt Wr
 		return Result{}, err
 	}
 	value, _ := json.Marshal(FileInfo{Type: ct, Size: size, SHA256: sum})
-	res, err := h.write(opt, fingerprint("setfile", key, value), func(now time.Time) ([]Change, Result, error) {
+	res, err := h.write(opt, intent{op: "setfile", key: key, body: value}, func(now time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
 			return nil, Result{}, err

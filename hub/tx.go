@@ -95,7 +95,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 		C []TxCheck
 		O []TxOp
 	}{checks, ops})
-	res, err := h.write(opt, fingerprint("tx", "", req), func(now time.Time) ([]Change, Result, error) {
+	res, err := h.write(opt, intent{op: "tx", body: req}, func(now time.Time) ([]Change, Result, error) {
 		for _, c := range checks {
 			cur, ok := h.tree.Get(Entry{Key: c.Key})
 			rev := int64(-1)

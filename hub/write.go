@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -79,8 +80,8 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	fp := fingerprint("set", key, value)
-	return h.write(opt, fp, func(now time.Time) ([]Change, Result, error) {
+	in := intent{op: "set", key: key, body: value}
+	return h.write(opt, in, func(now time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
 			return nil, Result{}, err
@@ -103,8 +104,8 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	fp := fingerprint("incr", key, strconv.AppendInt(nil, by, 10))
-	return h.write(opt, fp, func(now time.Time) ([]Change, Result, error) {
+	in := intent{op: "incr", key: key, n: by}
+	return h.write(opt, in, func(now time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := checkNotLocked(cur, ok); err != nil {
 			return nil, Result{}, err
@@ -143,7 +144,7 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, fingerprint("delete", key, nil), func(time.Time) ([]Change, Result, error) {
+	return h.write(opt, intent{op: "delete", key: key}, func(time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
 			return nil, Result{}, err
@@ -165,7 +166,7 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
-	return h.write(opt, fingerprint("deleteprefix", prefix, nil), func(time.Time) ([]Change, Result, error) {
+	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time) ([]Change, Result, error) {
 		var changes []Change
 		h.tree.Ascend(Entry{Key: prefix}, func(e Entry) bool {
 			if !Covers(prefix, e.Key) {
@@ -181,7 +182,7 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 // write runs one read-check-change step under the lock: build looks at the state and returns the
 // changes (nil to change nothing), the commit is journaled, and write waits for durability outside
 // the lock before publishing and answering.
-func (h *Hub) write(opt WriteOptions, fp string, build func(now time.Time) ([]Change, Result, error)) (Result, error) {
+func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Change, Result, error)) (Result, error) {
 	if opt.TTL < 0 {
 		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
@@ -191,7 +192,9 @@ func (h *Hub) write(opt WriteOptions, fp string, build func(now time.Time) ([]Ch
 		return Result{}, err
 	}
 	now := h.clock.Now()
+	var fp string
 	if opt.Idempotency != "" {
+		fp = in.fingerprint()
 		if rec, ok := h.idem[opt.Idempotency]; ok && now.Before(rec.Expires) {
 			h.mu.Unlock()
 			if rec.Fingerprint != fp {
@@ -241,10 +244,19 @@ func expiresAt(now time.Time, ttl time.Duration) time.Time {
 	return now.Add(ttl).Round(0)
 }
 
-func fingerprint(op, key string, body []byte) string {
+// intent names what a write does, for telling an idempotent retry from a different request that
+// reuses its key. Its fingerprint is computed only for writes that carry an idempotency key.
+type intent struct {
+	op, key string
+	body    []byte
+	n       int64
+}
+
+func (in intent) fingerprint() string {
 	f := fnv.New64a()
-	f.Write(body)
-	return op + " " + key + " " + strconv.FormatUint(f.Sum64(), 16)
+	f.Write(in.body)
+	f.Write(binary.LittleEndian.AppendUint64(nil, uint64(in.n)))
+	return in.op + " " + in.key + " " + strconv.FormatUint(f.Sum64(), 16)
 }
 
 func sortedChanges(byKey map[string]Change) []Change {

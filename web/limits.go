@@ -116,17 +116,23 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.URL.Path == "/.health" {
 			return next(c) // liveness probes are never throttled
 		}
-		ip := c.RealIP()
+		kind := streamKind(r)
+		var ip string
+		if s.limits.ip.limit > 0 || kind != "" {
+			ip = c.RealIP()
+		}
 		now := s.cfg.Clock.Now()
 		if wait, ok := s.limits.ip.take(ip, now); !ok {
 			return s.tooMany(c, "ip", wait)
 		}
-		if p, err := s.principalOf(c); err == nil && p.rateKey != "" {
-			if wait, ok := s.limits.token.take(p.rateKey, now); !ok {
-				return s.tooMany(c, "token", wait)
+		if s.limits.token.limit > 0 {
+			if p, err := s.principalOf(c); err == nil && p.rateKey != "" {
+				if wait, ok := s.limits.token.take(p.rateKey, now); !ok {
+					return s.tooMany(c, "token", wait)
+				}
 			}
 		}
-		if kind := streamKind(r); kind != "" {
+		if kind != "" {
 			if !s.limits.conns.acquire(ip) {
 				s.metrics.limited.WithLabelValues("conns").Inc()
 				return fmt.Errorf("%w: at most %d per client", ErrTooManyConns, s.limits.conns.max)
