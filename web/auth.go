@@ -188,8 +188,9 @@ type Principal struct {
 	Subject string // the token's "sub"; "" for anonymous and admin-token requests
 	kind    string // open, anonymous, admin or token
 	grants  map[Op][]string
-	all     bool   // holds every grant (open server, admin token)
-	rateKey string // the per-token rate limit bucket; "" for none
+	all     bool      // holds every grant (open server, admin token)
+	rateKey string    // the per-token rate limit bucket; "" for none
+	expires time.Time // when a token principal stops being valid (its exp plus the leeway); zero: never
 }
 
 // String describes the principal for logs: never its token.
@@ -285,6 +286,9 @@ func (a *Auth) principal(raw string) (*Principal, error) {
 		return nil, err
 	}
 	p := compileGrants(claims.Grants, claims.Subject)
+	if claims.ExpiresAt != nil {
+		p.expires = claims.ExpiresAt.Add(a.jwt.leeway)
+	}
 	if claims.Subject != "" {
 		p.rateKey = "sub:" + claims.Issuer + "\x00" + claims.Subject
 	} else {

@@ -41,6 +41,7 @@ type verifier struct {
 	methods  []string                    // the algorithms accepted: only those a configured key can verify
 	audience string
 	issuer   string
+	leeway   time.Duration
 	parser   *jwt.Parser
 }
 
@@ -67,7 +68,7 @@ func newVerifier(secret string, keysFile string, audience, issuer string, leeway
 	if secret == "" && keysFile == "" {
 		return nil, nil
 	}
-	v := &verifier{audience: audience, issuer: issuer, keys: map[string]crypto.PublicKey{}}
+	v := &verifier{audience: audience, issuer: issuer, leeway: leeway, keys: map[string]crypto.PublicKey{}}
 	if secret != "" {
 		if len(secret) < 32 {
 			return nil, errors.New("the JWT secret must be at least 32 bytes (HS256 needs a 256-bit key)")

@@ -35,6 +35,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -118,6 +119,10 @@ func (s *Server) authorizeWS(conn *wsConn, op Op, path string) error {
 	}
 	if conn.authErr != nil {
 		return conn.authErr
+	}
+	// A connection outlives its token's exp: HTTP checks exp on every request, so the socket does too.
+	if exp := conn.principal.expires; !exp.IsZero() && s.cfg.Clock.Now().After(exp) {
+		return fmt.Errorf("%w: the token has expired; reconnect with a fresh one", ErrUnauthorized)
 	}
 	if op == "" && path == "" {
 		return nil
