@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Stored files. A write with a non-JSON content type stores raw bytes: they stream into the blob
@@ -196,21 +195,7 @@ func (h *Hub) SetFile(key, contentType string, body io.Reader, cond Cond, opt Wr
 		return Result{}, err
 	}
 	value, _ := json.Marshal(FileInfo{Type: ct, Size: size, SHA256: sum})
-	res, err := h.write(opt, intent{op: "setfile", key: key, body: value}, func(now time.Time) ([]Change, Result, error) {
-		cur, ok := h.tree.Get(Entry{Key: key})
-		if err := cond.check(key, cur, ok); err != nil {
-			return nil, Result{}, err
-		}
-		if err := checkNotLocked(cur, ok); err != nil {
-			return nil, Result{}, err
-		}
-		rev := int64(0)
-		if ok {
-			rev = cur.Revision + 1
-		}
-		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: ct}
-		return []Change{ch}, Result{Key: key, Revision: rev, Value: value}, nil
-	})
+	res, err := h.write(opt, intent{op: "setfile", key: key, body: value}, h.putStep(key, value, ct, cond, opt))
 	h.blobs.release(sum)
 	h.mu.Lock()
 	if h.blobRefs[sum] == 0 {

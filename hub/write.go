@@ -80,8 +80,13 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	in := intent{op: "set", key: key, body: value}
-	return h.write(opt, in, func(now time.Time) ([]Change, Result, error) {
+	return h.write(opt, intent{op: "set", key: key, body: value}, h.putStep(key, value, "", cond, opt))
+}
+
+// putStep is the read-check-change step of storing value, of content type typ ("" for JSON), under
+// key: Set and SetFile share it.
+func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) ([]Change, Result, error) {
+	return func(now time.Time) ([]Change, Result, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
 			return nil, Result{}, err
@@ -93,9 +98,10 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 		if ok {
 			rev = cur.Revision + 1
 		}
-		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Ephemeral: opt.Session != nil, owner: opt.Session}
+		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
+			Ephemeral: opt.Session != nil, owner: opt.Session}
 		return []Change{ch}, Result{Key: key, Revision: rev}, nil
-	})
+	}
 }
 
 // Incr adds by to the 64-bit integer at key, creating it at by. It fails with ErrNotInteger when the
