@@ -22,6 +22,7 @@ import (
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/jslib"
+	"github.com/statehub/statehub/static"
 	"github.com/statehub/statehub/web"
 )
 
@@ -192,7 +193,8 @@ func run(args []string, stderr io.Writer) error {
 	} else {
 		log.Info("auth configured", auth.Describe()...)
 	}
-	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait})
+	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
+		Console: static.Console, Pages: static.Pages()})
 	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -37,6 +37,7 @@ type Config struct {
 	Logger       *slog.Logger             // default slog.Default()
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
+	Pages        http.Handler             // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
 	Auth         *Auth                    // who may do what (auth.go); nil: open, as AtomKV
 	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
 	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
@@ -87,6 +88,10 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.GET("/.ws", s.ws)
 	e.GET("/", s.root)
 	e.HEAD("/", s.root)
+	if cfg.Pages != nil {
+		e.GET("/.demo/*", echo.WrapHandler(cfg.Pages))
+		e.HEAD("/.demo/*", echo.WrapHandler(cfg.Pages))
+	}
 	if b := cfg.Client; b != nil {
 		for path, a := range map[string]jslib.Asset{"/statehub.js": b.Script, "/statehub.mjs": b.Module, "/statehub.d.ts": b.Types} {
 			serve := func(c echo.Context) error { return serveAsset(c, a) }
@@ -173,6 +178,7 @@ func (s *Server) root(c echo.Context) error {
 	if isEventStream(c.Request()) {
 		return s.keyRoute(c) // a stream of the whole tree (admins only)
 	}
+	c.Response().Header().Add("Vary", "Accept") // the console or the script
 	if s.cfg.Console != nil && acceptsHTML(c.Request()) {
 		return s.cfg.Console(c)
 	}
