@@ -55,6 +55,12 @@ func decodeTx(body []byte, limits hub.Limits) ([]hub.TxCheck, []hub.TxOp, error)
 	if dec.More() {
 		return nil, nil, badRequest("invalid_tx", "the body holds more than one JSON value")
 	}
+	return req.compile(limits)
+}
+
+// compile validates a transaction request, over HTTP or the WebSocket alike, into the hub's terms:
+// every check names a revision, incr's by defaults to 1, set values are compact JSON.
+func (req TxRequest) compile(limits hub.Limits) ([]hub.TxCheck, []hub.TxOp, error) {
 	if len(req.Checks) > hub.MaxTxOps || len(req.Ops) > hub.MaxTxOps {
 		return nil, nil, badRequest("invalid_tx", fmt.Sprintf("a transaction has at most %d checks and %d operations", hub.MaxTxOps, hub.MaxTxOps))
 	}

@@ -344,8 +344,8 @@ type wsRequest struct {
 	Sub       json.RawMessage `json:"sub"`
 	Owner     string          `json:"owner"`
 	Wait      *string         `json:"wait"`
-	Checks    []hub.TxCheck   `json:"checks"`
-	Ops       []hub.TxOp      `json:"ops"`
+	Checks    []TxCheck       `json:"checks"`
+	Ops       []TxOp          `json:"ops"`
 }
 
 // decodeWSMessage parses one request. On an error it still returns the id when it could be read,
@@ -419,7 +419,7 @@ type wsAnswer struct {
 	Fence    uint64           `json:"fence,omitempty"`
 	Expires  *time.Time       `json:"expires,omitempty"`
 	Owner    *string          `json:"owner,omitempty"`
-	Ops      []hub.TxOpResult `json:"ops,omitzero"` // tx
+	Results  []hub.TxOpResult `json:"results,omitzero"` // tx, as POST /.tx answers
 }
 
 func (c *wsConn) answer(a wsAnswer) {
@@ -668,13 +668,16 @@ func (c *wsConn) do(req wsRequest) error {
 		c.answer(okResult(id, res))
 
 	case "tx":
-		for _, ch := range req.Checks {
+		checks, ops, err := TxRequest{Checks: req.Checks, Ops: req.Ops}.compile(h.Limits())
+		if err != nil {
+			return err
+		}
+		for _, ch := range checks {
 			if err := c.s.authorizeWS(c, OpRead, ch.Key); err != nil {
 				return err
 			}
 		}
-		ops := make([]hub.TxOp, len(req.Ops))
-		for i, op := range req.Ops {
+		for _, op := range ops {
 			need := OpWrite
 			if op.Op == hub.TxIncr {
 				need = OpIncr
@@ -682,27 +685,19 @@ func (c *wsConn) do(req wsRequest) error {
 			if err := c.s.authorizeWS(c, need, op.Key); err != nil {
 				return err
 			}
-			if op.Op == hub.TxSet {
-				if len(op.Value) == 0 {
-					return badRequest("invalid_json", "a set operation needs a value")
-				}
-				v, err := h.Limits().CompactJSON(op.Value)
-				if err != nil {
-					return err
-				}
-				op.Value = v
-			}
-			ops[i] = op
+		}
+		if req.TTL != nil {
+			return badRequest("invalid_tx", "a transaction takes no ttl")
 		}
 		opt, err := wsWriteOptions(req)
 		if err != nil {
 			return err
 		}
-		res, err := h.Tx(req.Checks, ops, opt)
+		res, err := h.Tx(checks, ops, opt)
 		if err != nil {
 			return err
 		}
-		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Ops: res.Ops, Replayed: res.Replayed})
+		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: res.Ops, Replayed: res.Replayed})
 
 	default:
 		return badRequest("unknown_op", "unknown op "+strconv.Quote(req.Op))

@@ -72,7 +72,7 @@ type wsMsg struct {
 	Token    string           `json:"token"`
 	Fence    uint64           `json:"fence"`
 	Owner    string           `json:"owner"`
-	Ops      []hub.TxOpResult `json:"ops"`
+	Results  []hub.TxOpResult `json:"results"`
 	Sub      json.RawMessage  `json:"sub"`
 	Type     string           `json:"type"`
 	Snapshot bool             `json:"snapshot"`
@@ -351,10 +351,19 @@ func TestWSOps(t *testing.T) {
 		})},
 		{"tx", m{"op": "tx", "checks": []m{{"key": "/t/a", "revision": -1}}, "ops": []m{
 			{"op": "set", "key": "/t/a", "value": m{"v": 1}}, {"op": "incr", "key": "/t/n", "by": 2}}}, okWith(func(t *testing.T, a wsMsg) {
-			if a.Seq == nil || len(a.Ops) != 2 || string(a.Ops[1].Value) != "2" {
+			if a.Seq == nil || len(a.Results) != 2 || string(a.Results[1].Value) != "2" {
 				t.Fatalf("tx: %s", a.raw)
 			}
 		})},
+		// As over HTTP: incr's by defaults to 1, a check needs a revision, a tx takes no ttl.
+		{"tx incr default", m{"op": "tx", "ops": []m{{"op": "incr", "key": "/t/d"}}}, okWith(func(t *testing.T, a wsMsg) {
+			if len(a.Results) != 1 || string(a.Results[0].Value) != "1" {
+				t.Fatalf("tx incr without by: %s", a.raw)
+			}
+		})},
+		{"tx check without revision", m{"op": "tx", "checks": []m{{"key": "/t/a"}}, "ops": []m{{"op": "delete", "key": "/t/a"}}},
+			fails("invalid_tx", 400)},
+		{"tx with ttl", m{"op": "tx", "ttl": "1m", "ops": []m{{"op": "incr", "key": "/t/d"}}}, fails("invalid_tx", 400)},
 		{"tx conflict", m{"op": "tx", "checks": []m{{"key": "/t/a", "revision": -1}}, "ops": []m{{"op": "delete", "key": "/t/a"}}},
 			fails("revision_conflict", 409)},
 	}
