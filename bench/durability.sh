@@ -38,7 +38,7 @@ read -r none_rate none_p99 _ _ < <(run none 18202)
 mkdir -p "$tmp/redis"
 redis-server --port 18203 --bind 127.0.0.1 --dir "$tmp/redis" --appendonly yes --appendfsync always --save '' >/dev/null & pids+=($!)
 for _ in $(seq 50); do redis-cli -p 18203 ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis=$(redis-benchmark -p 18203 -c "$conns" -n 200000 -t incr -q | awk '{print $2}')
+read -r redis redis_p99 < <(redis-benchmark -p 18203 -c "$conns" -n 200000 -t incr --csv | awk -F'"' '$2 == "INCR" {print $4, $14}')
 
 echo "statehub -sync=always: $always_rate incr/s, p99 $always_p99"
 echo "statehub -sync=none:   $none_rate incr/s, p99 $none_p99"
@@ -46,5 +46,5 @@ awk -v a="$always_rate" -v b="$none_rate" 'BEGIN { printf "ratio always/none:   
 if [ "$always_syncs" != "?" ] && [ "$always_syncs" != "0" ]; then
   awk -v r="$always_records" -v s="$always_syncs" 'BEGIN { printf "records per fsync:      %.1f (%d records, %d fsyncs)\n", r/s, r, s }'
 fi
-echo "redis appendfsync always, redis-benchmark INCR: $redis req/s"
+echo "redis appendfsync always, redis-benchmark INCR: $redis req/s, p99 ${redis_p99}ms"
 awk -v a="$always_rate" -v b="$redis" 'BEGIN { printf "ratio statehub always/redis always: %.2f\n", a/b }'
