@@ -82,12 +82,18 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// start runs the binary memory-only on a free port and waits until /.health answers. The process
-// is killed (by its PID) at the end of the test if it is still running.
+// start runs the binary memory-only on a free port and waits until /.health answers.
 func start(t *testing.T) (base string, cmd *exec.Cmd, p *proc) {
 	t.Helper()
+	return startWith(t, "-data", "")
+}
+
+// startWith runs the binary with args on a free port and waits until /.health answers. The process
+// is killed (by its PID) at the end of the test if it is still running.
+func startWith(t *testing.T, args ...string) (base string, cmd *exec.Cmd, p *proc) {
+	t.Helper()
 	addr := freeAddr(t)
-	cmd = exec.Command(binary, "-addr", addr, "-data", "")
+	cmd = exec.Command(binary, append([]string{"-addr", addr}, args...)...)
 	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -38,55 +38,6 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// startArgs runs the binary on a free port with extra flags and waits until /.health answers. The
-// process is killed (by its PID) at the end of the test if it is still running.
-func startArgs(t *testing.T, args ...string) (base string) {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary, append([]string{"-addr", addr}, args...)...)
-	var logs lockedBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill() // only this test's own process, by its PID
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("statehub output:\n%s", logs.String())
-		}
-	})
-	base = "http://" + addr
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get(base + "/.health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("statehub exited before serving: %v\n%s", p.err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("statehub did not answer /.health: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // cookbook runs e2e/cookbook.sh against one server.
 type cookbook struct {
 	t    *testing.T
@@ -97,7 +48,7 @@ type cookbook struct {
 func newCookbook(t *testing.T) *cookbook {
 	t.Helper()
 	requireTools(t)
-	base := startArgs(t, "-data", t.TempDir(), "-admin-token", cookbookToken, "-anon", cookbookAnon)
+	base, _, _ := startWith(t, "-data", t.TempDir(), "-admin-token", cookbookToken, "-anon", cookbookAnon)
 	env := append(os.Environ(), "STATEHUB="+base, "TOKEN="+cookbookToken, "REPO=demo")
 	return &cookbook{t: t, base: base, env: env}
 }
