@@ -200,6 +200,7 @@ func (h *Hub) SetFile(key, contentType string, body io.Reader, cond Cond, opt Wr
 	h.mu.Lock()
 	if h.blobRefs[sum] == 0 {
 		h.dropped = append(h.dropped, sum) // the write failed or was a replay
+		h.blobsDropped.Store(true)
 	}
 	h.mu.Unlock()
 	h.sweepBlobs()
@@ -253,6 +254,7 @@ func (h *Hub) unrefBlobLocked(typ string, value []byte) {
 		delete(h.blobRefs, fi.SHA256)
 		if !h.loading {
 			h.dropped = append(h.dropped, fi.SHA256)
+			h.blobsDropped.Store(true)
 		}
 	}
 }
@@ -260,10 +262,7 @@ func (h *Hub) unrefBlobLocked(typ string, value []byte) {
 // sweepBlobs removes the blobs whose reference count fell to 0, unless a write holds them. It
 // makes the journal durable first, so no state a restart could bring back refers to them.
 func (h *Hub) sweepBlobs() {
-	h.mu.RLock()
-	n := len(h.dropped)
-	h.mu.RUnlock()
-	if n == 0 {
+	if !h.blobsDropped.Load() { // the common case, without a lock
 		return
 	}
 	b := h.blobs
@@ -280,6 +279,7 @@ func (h *Hub) sweepBlobs() {
 		}
 	}
 	h.dropped = nil
+	h.blobsDropped.Store(false)
 	h.mu.Unlock()
 	b.removeLocked(h, garbage)
 }

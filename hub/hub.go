@@ -3,6 +3,7 @@ package hub
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/btree"
@@ -103,6 +104,7 @@ type Hub struct {
 	durable  uint64               // the last seq known durable (== seq without a journal)
 	advanced chan struct{}        // closed and replaced when durable advances or the journal fails
 	history  history              // recent events, for resuming streams
+	pendMu   sync.Mutex           // guards pending; taken after mu, never before it
 	pending  []Event              // committed events not yet handed to subscribers, in order
 	expiry   expiryQueue          // TTL and idempotency deadlines
 	timerAt  time.Time            // when the expiry timer fires; zero when none is set
@@ -113,10 +115,11 @@ type Hub struct {
 	loading  bool   // replaying at start-up: no expiry timer yet
 	store    *store // the disk journal, when opened with Open
 
-	blobs    *blobStore               // stored files' bytes (see blob.go)
-	blobRefs map[string]int           // sha256 -> number of keys holding that file, under mu
-	dropped  []string                 // sha256s whose count fell to 0, swept after the commit, under mu
-	lockWait map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
+	blobs        *blobStore               // stored files' bytes (see blob.go)
+	blobRefs     map[string]int           // sha256 -> number of keys holding that file, under mu
+	dropped      []string                 // sha256s whose count fell to 0, swept after the commit, under mu
+	blobsDropped atomic.Bool              // len(dropped) > 0, readable without mu
+	lockWait     map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
 
 	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
 
@@ -207,7 +210,9 @@ func (h *Hub) Replay(c *Commit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.applyLocked(c)
+	h.pendMu.Lock()
 	h.pending = h.pending[:0]
+	h.pendMu.Unlock()
 	h.durable = h.seq
 }
 
@@ -258,7 +263,9 @@ func (h *Hub) applyLocked(c *Commit) {
 		h.expiry.push(deadline{at: c.Idem.Expires, idem: c.Idem.Key})
 	}
 	h.history.append(events)
+	h.pendMu.Lock()
 	h.pending = append(h.pending, events...)
+	h.pendMu.Unlock()
 	h.scheduleLocked()
 }
 

@@ -238,7 +238,7 @@ func (h *Hub) Drain() {
 func (h *Hub) publish(seq uint64) {
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
-	h.mu.Lock()
+	h.pendMu.Lock()
 	n := 0
 	for n < len(h.pending) && h.pending[n].Seq <= seq {
 		n++
@@ -248,7 +248,7 @@ func (h *Hub) publish(seq uint64) {
 	if len(h.pending) == 0 {
 		h.pending = nil
 	}
-	h.mu.Unlock()
+	h.pendMu.Unlock()
 	if len(events) == 0 {
 		return
 	}
