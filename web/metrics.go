@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -37,6 +38,33 @@ type metrics struct {
 	streams  *prometheus.GaugeVec
 	limited  *prometheus.CounterVec
 	handler  http.Handler
+
+	// The children of requests and latency, by label values: the label sets are few (routes are
+	// patterns), and a cached child spares every request the vector's hashing and allocation.
+	counters  sync.Map // requestLabels -> prometheus.Counter
+	observers sync.Map // route -> prometheus.Observer
+}
+
+type requestLabels struct {
+	route, method string
+	status        int
+}
+
+func (m *metrics) countRequest(route, method string, status int) {
+	k := requestLabels{route, method, status}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(route, method, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+func (m *metrics) observeLatency(route string, d time.Duration) {
+	o, ok := m.observers.Load(route)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(route, m.latency.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
@@ -93,10 +121,10 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		route := routeLabel(c)
 		status := c.Response().Status
-		s.metrics.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		s.metrics.countRequest(route, methodLabel(r.Method), status)
 		d := time.Since(start)
 		if streamKind(r) == "" {
-			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+			s.metrics.observeLatency(route, d)
 		}
 		level := slog.LevelDebug
 		if status >= 500 {
