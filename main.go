@@ -227,8 +227,7 @@ func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
 		return hub.New(hc), nil
 	}
 	mode, _ := wal.ParseSyncMode(cfg.sync)
-	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair,
-		FS: hub.NewTimedFS(nil)} // times fsyncs for /.metrics
+	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair}
 	if cfg.restore != "" {
 		f, err := os.Open(cfg.restore)
 		if err != nil {

@@ -66,11 +66,3 @@ func (h *history) since(p Position, path string, upTo uint64) []Event {
 	}
 	return out
 }
-
-// oldest returns the seq of the oldest retained event, or 0 when the ring is empty.
-func (h *history) oldest() uint64 {
-	if h.n == 0 {
-		return 0
-	}
-	return h.at(0).Seq
-}

@@ -292,7 +292,7 @@ func TestEphemeralCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, err := h.WriteSnapshot(&buf); err != nil {
+	if _, err := h.writeSnapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
 	f, err := decodeSnapshot(buf.Bytes())

@@ -57,10 +57,10 @@ func (h *Hub) freeze() frozen {
 	return f
 }
 
-// WriteSnapshot writes a consistent snapshot of the whole state to w, without the bytes of stored
-// files (WriteBackup adds them). Writers are not held up while it streams. It returns the
-// snapshot's seq.
-func (h *Hub) WriteSnapshot(w io.Writer) (uint64, error) {
+// writeSnapshot writes a consistent snapshot of the whole state to w, without the bytes of stored
+// files: the plain form Restore also reads. Backups use WriteBackup, which adds them. Writers are
+// not held up while it streams. It returns the snapshot's seq.
+func (h *Hub) writeSnapshot(w io.Writer) (uint64, error) {
 	f := h.freeze()
 	return f.seq, f.write(w)
 }

@@ -23,7 +23,7 @@ type Stats struct {
 	Durable   bool       // a disk log backs the hub (Open); the fields below are zero otherwise
 	WAL       wal.Stats  // the log's counters: records, bytes, fsyncs (Records/Syncs is the batch size)
 	Snapshots int        // snapshots written since Open
-	Fsync     *SyncStats // fsync latencies, when the store's FS is a *TimedFS; else nil
+	Fsync     *SyncStats // fsync latencies of the log and snapshot files; nil without a disk log
 }
 
 // Stats returns the hub's current statistics. Safe to call from any goroutine at any time.
@@ -47,10 +47,8 @@ func (h *Hub) Stats() Stats {
 		s.mu.Lock()
 		st.Snapshots = s.snapshots
 		s.mu.Unlock()
-		if t, ok := s.fs.(*TimedFS); ok {
-			ss := t.Stats()
-			st.Fsync = &ss
-		}
+		ss := s.fs.stats()
+		st.Fsync = &ss
 	}
 	return st
 }
@@ -65,26 +63,20 @@ type SyncStats struct {
 	Buckets map[float64]uint64 // cumulative count of fsyncs that took at most that many seconds
 }
 
-// TimedFS is a wal.FS that times every file fsync (the log's group commits and snapshot files),
-// for the fsync latency histogram of Stats. Pass it as StoreConfig.FS. It measures real time: the
+// timedFS is the wal.FS a store works through: it times every file fsync (the log's group
+// commits and snapshot files) for the fsync latency histogram of Stats. It measures real time: the
 // latency of the disk, not of the hub's clock.
-type TimedFS struct {
+type timedFS struct {
 	wal.FS
 	count  atomic.Uint64
 	sumNs  atomic.Int64
 	counts [16]atomic.Uint64 // per SyncBuckets index; the last is +Inf
 }
 
-// NewTimedFS wraps fsys (nil: the OS).
-func NewTimedFS(fsys wal.FS) *TimedFS {
-	if fsys == nil {
-		fsys = wal.OSFS{}
-	}
-	return &TimedFS{FS: fsys}
-}
+func newTimedFS(fsys wal.FS) *timedFS { return &timedFS{FS: fsys} }
 
 // OpenFile opens a file whose Sync is timed.
-func (t *TimedFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+func (t *timedFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
 	f, err := t.FS.OpenFile(name, flag, perm)
 	if err != nil {
 		return nil, err
@@ -92,7 +84,7 @@ func (t *TimedFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, e
 	return timedFile{f, t}, nil
 }
 
-func (t *TimedFS) observe(d time.Duration) {
+func (t *timedFS) observe(d time.Duration) {
 	t.count.Add(1)
 	t.sumNs.Add(int64(d))
 	i := 0
@@ -102,8 +94,8 @@ func (t *TimedFS) observe(d time.Duration) {
 	t.counts[i].Add(1)
 }
 
-// Stats returns the histogram so far.
-func (t *TimedFS) Stats() SyncStats {
+// stats returns the histogram so far.
+func (t *timedFS) stats() SyncStats {
 	s := SyncStats{Count: t.count.Load(), Sum: time.Duration(t.sumNs.Load()), Buckets: make(map[float64]uint64, len(SyncBuckets))}
 	var cum uint64
 	for i, ub := range SyncBuckets {
@@ -115,7 +107,7 @@ func (t *TimedFS) Stats() SyncStats {
 
 type timedFile struct {
 	wal.File
-	t *TimedFS
+	t *timedFS
 }
 
 func (f timedFile) Sync() error {

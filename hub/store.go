@@ -38,7 +38,7 @@ type StoreConfig struct {
 type store struct {
 	h    *Hub
 	cfg  StoreConfig
-	fs   wal.FS
+	fs   *timedFS
 	log  *wal.Log
 	buf  []byte // encoding scratch, used under the hub's lock
 	kick chan struct{}
@@ -68,13 +68,16 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	if sc.FS == nil {
 		sc.FS = wal.OSFS{}
 	}
+	onOS := onOSFS(sc.FS)
+	timed := newTimedFS(sc.FS) // every fsync of the store is timed, for Stats
+	sc.FS = timed
 	if err := sc.FS.MkdirAll(sc.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	cfg.Journal = nil
 	h := New(cfg)
 	h.loading = true
-	s := &store{h: h, cfg: sc, fs: sc.FS, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &store{h: h, cfg: sc, fs: timed, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := s.loadNewestSnapshot(); err != nil {
 		return nil, err
 	}
@@ -83,7 +86,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 		return nil, err
 	}
 	s.log = log
-	if onOSFS(sc.FS) {
+	if onOS {
 		h.blobs = newBlobStore(filepath.Join(sc.Dir, "blobs"), log.Sync) // else a temporary directory
 	}
 	err = log.Replay(h.seq, func(index uint64, data []byte) error {
@@ -239,17 +242,14 @@ func (s *store) close() error {
 	return s.log.Close()
 }
 
-// onOSFS says fsys is the operating system's (maybe timed), where stored files can live too.
+// onOSFS says fsys is the operating system's, where stored files can live too.
 func onOSFS(fsys wal.FS) bool {
-	if t, ok := fsys.(*TimedFS); ok {
-		fsys = t.FS
-	}
 	_, ok := fsys.(wal.OSFS)
 	return ok
 }
 
 // Restore starts an empty data directory from a backup made by WriteBackup (or a plain snapshot
-// from WriteSnapshot): it streams the stored files into <dir>/blobs, verifying each one's sha256,
+// from writeSnapshot): it streams the stored files into <dir>/blobs, verifying each one's sha256,
 // verifies the snapshot and that the backup holds every file it refers to, then installs the
 // snapshot as the directory's. A failed restore leaves the directory empty.
 func Restore(sc StoreConfig, backup io.Reader) (seq uint64, err error) {

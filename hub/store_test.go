@@ -234,9 +234,9 @@ func TestStoreRestore(t *testing.T) {
 	mustSet(t, h, "/a", `[1,2]`, WriteOptions{})
 	mustSet(t, h, "/b", `{"x":1.50}`, WriteOptions{})
 	var backup bytes.Buffer
-	seq, err := h.WriteSnapshot(&backup)
+	seq, err := h.writeSnapshot(&backup)
 	if err != nil || seq != 2 {
-		t.Fatalf("WriteSnapshot = %d, %v", seq, err)
+		t.Fatalf("writeSnapshot = %d, %v", seq, err)
 	}
 	h.Close()
 
@@ -398,7 +398,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	h.Set("/b/c", []byte(`"y"`), Cond{}, WriteOptions{TTL: time.Hour})
 	h.Incr("/n", 3, WriteOptions{Idempotency: "k"})
 	var buf bytes.Buffer
-	h.WriteSnapshot(&buf)
+	h.writeSnapshot(&buf)
 	f.Add(buf.Bytes())
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"sync"
+
+	"github.com/tidwall/btree"
 )
 
 // Event is one change of one key, or one entry of a snapshot.
@@ -284,9 +286,7 @@ func (h *Hub) fanoutLocked(e Event) {
 }
 
 // snapshotEvents lists the entries under path as snapshot events, in key order.
-func snapshotEvents(tree interface {
-	Ascend(Entry, func(Entry) bool)
-}, path string) []Event {
+func snapshotEvents(tree *btree.BTreeG[Entry], path string) []Event {
 	var out []Event
 	tree.Ascend(Entry{Key: path}, func(e Entry) bool {
 		if !Covers(path, e.Key) {

@@ -102,16 +102,6 @@ func errorBody(t testing.TB, r response) web.ErrorBody {
 	return eb
 }
 
-// writeAnswer decodes the answer to a set or delete.
-func writeAnswer(t testing.TB, r response) web.WriteAnswer {
-	t.Helper()
-	var wa web.WriteAnswer
-	if err := json.Unmarshal([]byte(r.body), &wa); err != nil {
-		t.Fatalf("write answer %q: %v", r.body, err)
-	}
-	return wa
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

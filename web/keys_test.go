@@ -24,8 +24,6 @@ type step struct {
 	revision           *int64            // wanted "revision" of an error body
 }
 
-func rev(n int64) *int64 { return &n }
-
 func (s step) run(t *testing.T, ts *testServer) {
 	t.Helper()
 	r := ts.do(t, s.method, s.path, s.body, s.hdr...)

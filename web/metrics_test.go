@@ -99,7 +99,7 @@ func TestMetrics(t *testing.T) {
 
 func TestMetricsOfTheLog(t *testing.T) {
 	t.Parallel()
-	h, err := hub.Open(hub.Config{Logger: quiet}, hub.StoreConfig{Dir: t.TempDir(), Sync: wal.SyncAlways, FS: hub.NewTimedFS(nil)})
+	h, err := hub.Open(hub.Config{Logger: quiet}, hub.StoreConfig{Dir: t.TempDir(), Sync: wal.SyncAlways})
 	if err != nil {
 		t.Fatal(err)
 	}
