@@ -44,6 +44,7 @@ type config struct {
 	limits    hub.Limits
 	restore   string
 	snapEvery int
+	snapBytes int64
 	repair    bool
 	logLevel  slog.Level
 	auth      web.AuthConfig
@@ -66,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
 	fs.StringVar(&c.restore, "restore", "", "start an empty -data directory from this backup file (made by GET /.snapshot), then serve")
 	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
+	fs.Int64Var(&c.snapBytes, "snapshot-bytes", hub.DefaultSnapshotBytes, "log bytes between snapshots")
 	fs.BoolVar(&c.repair, "repair", false, "cut the log at a corrupt record (keeping a .broken copy) instead of refusing to start")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "least important log level shown: debug (logs every request, tokens redacted), info, warn or error")
@@ -227,7 +229,7 @@ func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
 		return hub.New(hc), nil
 	}
 	mode, _ := wal.ParseSyncMode(cfg.sync)
-	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, AllowRepair: cfg.repair}
+	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, SnapshotBytes: cfg.snapBytes, AllowRepair: cfg.repair}
 	if cfg.restore != "" {
 		f, err := os.Open(cfg.restore)
 		if err != nil {

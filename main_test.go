@@ -40,6 +40,11 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		}},
+		{name: "snapshot thresholds", args: []string{"-snapshot-records", "10", "-snapshot-bytes", "4096"}, check: func(t *testing.T, c config) {
+			if c.snapEvery != 10 || c.snapBytes != 4096 {
+				t.Errorf("snapshot-records %d snapshot-bytes %d", c.snapEvery, c.snapBytes)
+			}
+		}},
 		{name: "environment", env: map[string]string{"STATEHUB_ADDR": ":9000", "STATEHUB_DATA": "", "STATEHUB_SYNC": "interval",
 			"STATEHUB_MAX_JSON_DEPTH": "9", "STATEHUB_LOG_FORMAT": "json"}, check: func(t *testing.T, c config) {
 			if c.addr != ":9000" || c.data != "" || c.sync != "interval" || c.limits.MaxJSONDepth != 9 || c.logFormat != "json" {
