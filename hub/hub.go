@@ -106,6 +106,7 @@ type Hub struct {
 	history  history              // recent events, for resuming streams
 	pendMu   sync.Mutex           // guards pending; taken after mu, never before it
 	pending  []Event              // committed events not yet handed to subscribers, in order
+	spare    []Event              // an empty array for pending, reused by publish; under pendMu
 	expiry   expiryQueue          // TTL and idempotency deadlines
 	timerAt  time.Time            // when the expiry timer fires; zero when none is set
 	stopTime func() bool

@@ -246,23 +246,36 @@ func (h *Hub) publish(seq uint64) {
 		n++
 	}
 	events := h.pending[:n:n]
-	h.pending = h.pending[n:]
-	if len(h.pending) == 0 {
-		h.pending = nil
+	switch {
+	case n == 0:
+	case n < len(h.pending):
+		h.pending = h.pending[n:]
+	default:
+		// All taken: new events go into the array taken by the last publish, whose fan-out is
+		// over (pubMu), and this one's array is kept for the next, so a steady stream of writes
+		// allocates none. An array that grew large in a burst is let go.
+		full := h.pending
+		h.pending, h.spare = h.spare, nil
+		if cap(full) <= maxSpareEvents {
+			h.spare = full[:0]
+		}
 	}
 	h.pendMu.Unlock()
-	if len(events) == 0 {
+	if n == 0 {
 		return
 	}
 	h.subsMu.Lock()
-	defer h.subsMu.Unlock()
-	if h.nsubs == 0 {
-		return
+	if h.nsubs > 0 {
+		for _, e := range events {
+			h.fanoutLocked(e)
+		}
 	}
-	for _, e := range events {
-		h.fanoutLocked(e)
-	}
+	h.subsMu.Unlock()
+	clear(events) // the values live on in the tree and the history, not in a spare array
 }
+
+// maxSpareEvents bounds the array publish keeps for reuse.
+const maxSpareEvents = 1024
 
 // fanoutLocked offers e to the subscribers of its key and of every prefix above it.
 func (h *Hub) fanoutLocked(e Event) {

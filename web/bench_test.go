@@ -3,6 +3,7 @@ package web_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -58,4 +59,22 @@ func BenchmarkGetHTTP(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIncrHandler measures the handler alone (no sockets) for POST ?incr: the middleware
+// chain, routing, the hub write and the response headers. Its allocations per op are the ones a
+// server pays on top of net/http's own.
+func BenchmarkIncrHandler(b *testing.B) {
+	h := hub.New(hub.Config{Logger: quiet})
+	b.Cleanup(h.Close)
+	srv := web.New(h, web.Config{Logger: quiet}).Handler()
+	req := httptest.NewRequest(http.MethodPost, "/bench/counter?incr", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
 }

@@ -78,10 +78,10 @@ func (s *Server) get(c echo.Context, key string) error {
 	}
 	setEntryHeaders(c, e.Revision, e.Seq)
 	c.Response().Header().Set("Cache-Control", "no-cache")
-	if etagMatches(c.Request().Header.Get("If-None-Match"), etag(e.Seq)) {
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag(e.Seq)) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, e.Value)
+	return blobJSON(c, http.StatusOK, e.Value)
 }
 
 // put is POST (plain set, AtomKV) and PUT (set with the preconditions of its headers).
@@ -135,7 +135,7 @@ func (s *Server) incr(c echo.Context, key string, q url.Values) error {
 	}
 	setEntryHeaders(c, res.Revision, res.Seq)
 	markReplayed(c, res)
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, res.Value)
+	return blobJSON(c, http.StatusOK, res.Value)
 }
 
 func (s *Server) delete(c echo.Context, path string, q url.Values) error {
@@ -185,11 +185,31 @@ func markReplayed(c echo.Context, res hub.Result) {
 	}
 }
 
+// setEntryHeaders puts a key's X-Revision, X-Seq and ETag on the answer. It is on the path of every
+// read and write, so the three values share one string and one slice, assigned under their
+// canonical names ("Etag" is how net/http spells ETag) instead of through Header.Set.
 func setEntryHeaders(c echo.Context, revision int64, seq uint64) {
+	var buf [48]byte
+	b := strconv.AppendInt(buf[:0], revision, 10)
+	r := len(b)
+	b = append(b, '"')
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '"')
+	v := string(b) // revision, then the ETag: the seq in quotes
+	vals := []string{v[:r], v[r+1 : len(v)-1], v[r:]}
 	h := c.Response().Header()
-	h.Set(hdrRevision, strconv.FormatInt(revision, 10))
-	h.Set(hdrSeq, strconv.FormatUint(seq, 10))
-	h.Set("ETag", etag(seq))
+	h[hdrRevision] = vals[0:1:1]
+	h[hdrSeq] = vals[1:2:2]
+	h["Etag"] = vals[2:3:3]
+}
+
+// jsonType is the Content-Type of JSON answers, shared like setEntryHeaders' values.
+var jsonType = []string{echo.MIMEApplicationJSON}
+
+// blobJSON answers status with body, a JSON value as the hub stores it.
+func blobJSON(c echo.Context, status int, body []byte) error {
+	c.Response().Header()[echo.HeaderContentType] = jsonType
+	return c.Blob(status, echo.MIMEApplicationJSON, body)
 }
 
 // etag is a key's entity tag: the seq of its last change, unique across deletes and re-creations.

@@ -108,19 +108,19 @@ func newLimiter(l Limits) *limiter {
 	}
 }
 
-// limit is the middleware that applies Limits to every request: the IP's rate, the token's rate,
+// limited applies Limits to a request before handing it to next: the IP's rate, the token's rate,
 // the IP's open streams and sockets, and the body deadline.
-func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if r.URL.Path == "/.health" {
-			return next(c) // liveness probes are never throttled
-		}
-		kind := streamKind(r)
-		var ip string
-		if s.limits.ip.limit > 0 || kind != "" {
-			ip = c.RealIP()
-		}
+func (s *Server) limited(c echo.Context, next echo.HandlerFunc) error {
+	r := c.Request()
+	if r.URL.Path == "/.health" {
+		return next(c) // liveness probes are never throttled
+	}
+	kind := streamKind(r)
+	var ip string
+	if s.limits.ip.limit > 0 || kind != "" {
+		ip = c.RealIP()
+	}
+	if s.limits.ip.limit > 0 || s.limits.token.limit > 0 {
 		now := s.cfg.Clock.Now()
 		if wait, ok := s.limits.ip.take(ip, now); !ok {
 			return s.tooMany(c, "ip", wait)
@@ -132,20 +132,20 @@ func (s *Server) limit(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 			}
 		}
-		if kind != "" {
-			if !s.limits.conns.acquire(ip) {
-				s.metrics.limited.WithLabelValues("conns").Inc()
-				return fmt.Errorf("%w: at most %d per client", ErrTooManyConns, s.limits.conns.max)
-			}
-			defer s.limits.conns.release(ip)
-			g := s.metrics.streams.WithLabelValues(kind)
-			g.Inc()
-			defer g.Dec()
-		} else if r.ContentLength != 0 {
-			s.bodyDeadline(c)
-		}
-		return next(c)
 	}
+	if kind != "" {
+		if !s.limits.conns.acquire(ip) {
+			s.metrics.limited.WithLabelValues("conns").Inc()
+			return fmt.Errorf("%w: at most %d per client", ErrTooManyConns, s.limits.conns.max)
+		}
+		defer s.limits.conns.release(ip)
+		g := s.metrics.streams.WithLabelValues(kind)
+		g.Inc()
+		defer g.Dec()
+	} else if r.ContentLength != 0 {
+		s.bodyDeadline(c)
+	}
+	return next(c)
 }
 
 // tooMany answers 429 with Retry-After in whole seconds (at least 1).

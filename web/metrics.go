@@ -109,40 +109,34 @@ func (s *Server) serveMetrics(c echo.Context) error {
 	return nil
 }
 
-// observe is the outermost middleware: it counts every request by route and status, times those
-// that are not streams, and logs each at debug level (errors at warn), with query tokens redacted.
-func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err) // the one error mapping; the status is known after it
-		}
-		r := c.Request()
-		route := routeLabel(c)
-		status := c.Response().Status
-		s.metrics.countRequest(route, methodLabel(r.Method), status)
-		d := time.Since(start)
-		if streamKind(r) == "" {
-			s.metrics.observeLatency(route, d)
-		}
-		level := slog.LevelDebug
-		if status >= 500 {
-			level = slog.LevelWarn
-		}
-		if s.log.Enabled(r.Context(), level) {
-			attrs := []any{"method", r.Method, "uri", redactURI(r.URL), "status", status, "dur", d, "ip", c.RealIP()}
-			if p, perr := s.principalOf(c); perr == nil {
-				attrs = append(attrs, "who", p.String())
-			}
-			if err != nil {
-				_, code, msg := classify(err)
-				attrs = append(attrs, "code", code, "err", msg)
-			}
-			s.log.Log(r.Context(), level, "request", attrs...)
-		}
-		return nil
+// observe records a request once it is answered: it counts every request by route and status,
+// times those that are not streams, and logs each at debug level (errors at warn), with query
+// tokens redacted. err is the handler's error, already answered by c.Error.
+func (s *Server) observe(c echo.Context, start time.Time, err error) {
+	r := c.Request()
+	route := routeLabel(c)
+	status := c.Response().Status
+	s.metrics.countRequest(route, methodLabel(r.Method), status)
+	d := time.Since(start)
+	if streamKind(r) == "" {
+		s.metrics.observeLatency(route, d)
 	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []any{"method", r.Method, "uri", redactURI(r.URL), "status", status, "dur", d, "ip", c.RealIP()}
+	if p, perr := s.principalOf(c); perr == nil {
+		attrs = append(attrs, "who", p.String())
+	}
+	if err != nil {
+		_, code, msg := classify(err)
+		attrs = append(attrs, "code", code, "err", msg)
+	}
+	s.log.Log(r.Context(), level, "request", attrs...)
 }
 
 // routeLabel is a bounded label for a request: echo's route pattern, or for the key API whether it

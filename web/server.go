@@ -52,6 +52,8 @@ type Server struct {
 	auth    *Auth
 	limits  *limiter
 	metrics *metrics
+	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
+	preflight echo.HandlerFunc
 }
 
 // New builds the HTTP server for h.
@@ -80,7 +82,8 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.Limits)
-	e.Use(s.observe, allowAnyOrigin, middleware.CORSWithConfig(corsConfig), s.limit)
+	s.preflight = middleware.CORSWithConfig(corsConfig)(func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+	e.Use(s.front)
 	e.GET("/.health", s.health)
 	e.GET("/.metrics", s.serveMetrics)
 	e.GET("/.snapshot", s.backup)
@@ -104,11 +107,9 @@ func New(h *hub.Hub, cfg Config) *Server {
 }
 
 // corsConfig lets any origin use every method and header of the API, without credentials: access
-// is by token, never by cookie.
+// is by token, never by cookie. echo's CORS middleware answers the preflights with it; front puts
+// the headers of every other answer.
 var corsConfig = middleware.CORSConfig{
-	// Only preflights need echo's CORS handling: allowAnyOrigin already sets the headers of every
-	// other answer.
-	Skipper:      func(c echo.Context) bool { return c.Request().Method != http.MethodOptions },
 	AllowOrigins: []string{"*"},
 	AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
 	AllowHeaders: []string{"Content-Type", "Authorization", "Last-Event-ID", hdrRevision, hdrIdempotency,
@@ -117,15 +118,28 @@ var corsConfig = middleware.CORSConfig{
 	MaxAge:        86400,
 }
 
-// allowAnyOrigin puts the CORS headers on every response, also to requests without an Origin
-// (echo's CORS middleware, which answers the preflights, skips those).
-func allowAnyOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+// front is the one middleware, run for every request, in this order: the CORS headers, which
+// every answer carries, also to requests without an Origin; the preflight answer (OPTIONS) or the
+// limits and the handler; the one error mapping (c.Error); the request's metrics and log line.
+// One middleware rather than a chain: echo wraps each middleware anew for every request.
+func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		start := time.Now()
 		h := c.Response().Header()
 		// Shared, never modified slices: a header set per request need not allocate.
 		h["Access-Control-Allow-Origin"] = anyOrigin
 		h["Access-Control-Expose-Headers"] = exposedHeaders
-		return next(c)
+		var err error
+		if c.Request().Method == http.MethodOptions {
+			err = s.preflight(c)
+		} else {
+			err = s.limited(c, next)
+		}
+		if err != nil {
+			c.Error(err) // the status is known after it
+		}
+		s.observe(c, start, err)
+		return nil
 	}
 }
 
