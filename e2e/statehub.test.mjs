@@ -328,3 +328,30 @@ scenarioTest(test, 'A busy subscriber still gets every event of a burst exactly 
   }
   assert.deepEqual(await page.evaluate(() => E2E.errors), [], 'no subscription failed');
 });
+
+scenarioTest(test, 'A page on another origin reads the API headers of answers and errors (CORS)', async (sc) => {
+  const server = await sc.server({ memory: true });
+  const pages = await sc.pageServer(server.url);
+  const page = await sc.open(pages, 'blank.html', { label: 'cors' });
+  const got = await page.evaluate(async (base) => {
+    const names = ['X-Revision', 'X-Seq', 'ETag', 'Idempotent-Replayed', 'Content-Type'];
+    const read = async (res) => ({
+      status: res.status, body: await res.text(), ...Object.fromEntries(names.map((n) => [n, res.headers.get(n)])),
+    });
+    // Idempotency-Key is not a CORS-safelisted header: these requests are preflighted.
+    const incr = () => fetch(`${base}/cors/n?incr=5`, { method: 'POST', headers: { 'Idempotency-Key': 'once' } });
+    return {
+      first: await read(await incr()),
+      retry: await read(await incr()),
+      get: await read(await fetch(`${base}/cors/n`)),
+      conflict: await read(await fetch(`${base}/cors/n`, { method: 'PUT', headers: { 'X-Revision': '7' }, body: '1' })),
+    };
+  }, server.url);
+  assert.deepEqual(got.first, { status: 200, body: '5', 'X-Revision': '0', 'X-Seq': '1', ETag: '"1"',
+    'Idempotent-Replayed': null, 'Content-Type': 'application/json' }, 'the first increment');
+  assert.deepEqual(got.retry, { ...got.first, 'Idempotent-Replayed': 'true' }, 'the retry answers the first result');
+  assert.deepEqual(got.get, { ...got.first, 'Idempotent-Replayed': null }, 'a read');
+  assert.equal(got.conflict.status, 409, 'a failed compare-and-swap');
+  assert.equal(got.conflict['X-Revision'], '0', 'the conflict tells the current revision');
+  assert.equal(JSON.parse(got.conflict.body).code, 'revision_conflict', 'the error code');
+});

@@ -369,5 +369,5 @@ func requestToken(r *http.Request) (string, error) {
 		}
 		return tok, nil
 	}
-	return r.URL.Query().Get("token"), nil
+	return query(r.URL.RawQuery).Get("token"), nil
 }

@@ -37,7 +37,7 @@ type LockAnswer struct {
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // lock serves POST /key?lock (acquire, optionally waiting) and POST /key?lock&renew.
-func (s *Server) lock(c echo.Context, key string, q url.Values) error {
+func (s *Server) lock(c echo.Context, key string, q query) error {
 	if err := s.authorize(c, OpLock, key); err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ const maxBadgeText = 64
 
 // badge serves GET /key?badge[&label=][&color=][&incr]: the value as an SVG badge. With incr the
 // view is counted first (an increment of the key).
-func (s *Server) badge(c echo.Context, key string, q url.Values) error {
+func (s *Server) badge(c echo.Context, key string, q query) error {
 	if err := s.authorize(c, OpRead, key); err != nil {
 		return err
 	}

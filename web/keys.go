@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +22,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 	if err := s.hub.Limits().CheckPath(path); err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q := query(r.URL.RawQuery)
 	prefix := hub.IsPrefix(path)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -85,7 +84,7 @@ func (s *Server) get(c echo.Context, key string) error {
 }
 
 // put is POST (plain set, AtomKV) and PUT (set with the preconditions of its headers).
-func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool) error {
+func (s *Server) put(c echo.Context, key string, q query, conditional bool) error {
 	if err := s.authorize(c, OpWrite, key); err != nil {
 		return err
 	}
@@ -113,7 +112,7 @@ func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool)
 	return writeResult(c, res)
 }
 
-func (s *Server) incr(c echo.Context, key string, q url.Values) error {
+func (s *Server) incr(c echo.Context, key string, q query) error {
 	if err := s.authorize(c, OpIncr, key); err != nil {
 		return err
 	}
@@ -138,7 +137,7 @@ func (s *Server) incr(c echo.Context, key string, q url.Values) error {
 	return blobJSON(c, http.StatusOK, res.Value)
 }
 
-func (s *Server) delete(c echo.Context, path string, q url.Values) error {
+func (s *Server) delete(c echo.Context, path string, q query) error {
 	if err := s.authorize(c, OpWrite, path); err != nil {
 		return err
 	}
@@ -227,9 +226,9 @@ func etagMatches(header, tag string) bool {
 }
 
 // writeOptions reads ?ttl= and the Idempotency-Key header.
-func writeOptions(c echo.Context, q url.Values) (hub.WriteOptions, error) {
+func writeOptions(c echo.Context, q query) (hub.WriteOptions, error) {
 	var opt hub.WriteOptions
-	if v := q.Get("ttl"); v != "" || q.Has("ttl") {
+	if v, ok := q.Lookup("ttl"); ok {
 		d, err := parseTTL(v)
 		if err != nil {
 			return opt, err
@@ -322,7 +321,7 @@ type ListEntry struct {
 	Seq      *uint64         `json:"seq,omitempty"`
 }
 
-func (s *Server) list(c echo.Context, prefix string, q url.Values) error {
+func (s *Server) list(c echo.Context, prefix string, q query) error {
 	if err := s.authorize(c, OpRead, prefix); err != nil {
 		return err
 	}
@@ -352,7 +351,7 @@ func (s *Server) list(c echo.Context, prefix string, q url.Values) error {
 }
 
 // flag reads a boolean query option: present without a value, or 1/true/yes.
-func flag(q url.Values, name string) bool {
+func flag(q query, name string) bool {
 	if !q.Has(name) {
 		return false
 	}

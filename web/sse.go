@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 
 // stream serves a path as Server-Sent Events (PROTOCOL.md): an optional reset, the replay or
 // snapshot, a ready event with the starting position, then every change as it commits.
-func (s *Server) stream(c echo.Context, path string, q url.Values) error {
+func (s *Server) stream(c echo.Context, path string, q query) error {
 	if err := s.authorize(c, OpRead, path); err != nil {
 		return err
 	}

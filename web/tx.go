@@ -129,7 +129,7 @@ func (s *Server) tx(c echo.Context) error {
 			return err
 		}
 	}
-	opt, err := writeOptions(c, c.QueryParams())
+	opt, err := writeOptions(c, query(c.Request().URL.RawQuery))
 	if err != nil {
 		return err
 	}
