@@ -34,5 +34,7 @@
 // also fixes the order of journal appends (Journal.Append only buffers); it waits for durability
 // (the group-commit fsync) after releasing it, then publishes. Publishing is serialized by pubMu
 // and takes subsMu, which guards the subscription sets; lock order is pubMu, then mu or subsMu,
-// and mu before subsMu. Helpers that need mu held end in Locked.
+// and mu before subsMu. Helpers that need mu held end in Locked. A hub without a journal and
+// without subscriptions queues nothing for publishing: a subscription starts under mu, at a seq
+// no earlier than any commit already applied, so no later one can want those commits.
 package hub

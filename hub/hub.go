@@ -107,6 +107,7 @@ type Hub struct {
 	pendMu   sync.Mutex           // guards pending; taken after mu, never before it
 	pending  []Event              // committed events not yet handed to subscribers, in order
 	spare    []Event              // an empty array for pending, reused by publish; under pendMu
+	queued   atomic.Int64         // len(pending), readable without pendMu
 	expiry   expiryQueue          // TTL and idempotency deadlines
 	timerAt  time.Time            // when the expiry timer fires; zero when none is set
 	stopTime func() bool
@@ -126,8 +127,8 @@ type Hub struct {
 
 	subsMu        sync.Mutex
 	subs          map[string]map[*Subscription]struct{} // by subscribed path
-	nsubs         int
-	slowConsumers uint64 // subscriptions closed as slow consumers, for Stats
+	nsubs         atomic.Int64                          // written under subsMu, and under mu too when it grows
+	slowConsumers uint64                                // subscriptions closed as slow consumers, for Stats
 	draining      bool
 	drained       chan struct{} // closed by Drain
 }
@@ -213,6 +214,7 @@ func (h *Hub) Replay(c *Commit) {
 	h.applyLocked(c)
 	h.pendMu.Lock()
 	h.pending = h.pending[:0]
+	h.queued.Store(0)
 	h.pendMu.Unlock()
 	h.durable = h.seq
 }
@@ -264,9 +266,15 @@ func (h *Hub) applyLocked(c *Commit) {
 		h.expiry.push(deadline{at: c.Idem.Expires, idem: c.Idem.Key})
 	}
 	h.history.append(events)
-	h.pendMu.Lock()
-	h.pending = append(h.pending, events...)
-	h.pendMu.Unlock()
+	// Without a journal a commit is durable at once, and with no subscription none can want it:
+	// one made later starts at this seq or after (Subscribe fixes its start under mu). Such a
+	// commit is not queued for publish, and its write takes none of the publishing locks.
+	if h.cfg.Journal != nil || h.nsubs.Load() > 0 {
+		h.pendMu.Lock()
+		h.pending = append(h.pending, events...)
+		h.queued.Store(int64(len(h.pending)))
+		h.pendMu.Unlock()
+	}
 	h.scheduleLocked()
 }
 

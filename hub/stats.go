@@ -39,7 +39,7 @@ func (h *Hub) Stats() Stats {
 	s := h.store
 	h.mu.RUnlock()
 	h.subsMu.Lock()
-	st.Subscribers, st.SlowConsumers = h.nsubs, h.slowConsumers
+	st.Subscribers, st.SlowConsumers = int(h.nsubs.Load()), h.slowConsumers
 	h.subsMu.Unlock()
 	if s != nil {
 		st.Durable = true

@@ -192,7 +192,7 @@ func (h *Hub) addSub(s *Subscription) error {
 		h.subs[s.Path] = set
 	}
 	set[s] = struct{}{}
-	h.nsubs++
+	h.nsubs.Add(1)
 	return nil
 }
 
@@ -200,7 +200,7 @@ func (h *Hub) addSub(s *Subscription) error {
 func (h *Hub) Subscribers() int {
 	h.subsMu.Lock()
 	defer h.subsMu.Unlock()
-	return h.nsubs
+	return int(h.nsubs.Load())
 }
 
 func (h *Hub) closeSubLocked(s *Subscription, err error) {
@@ -216,7 +216,7 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 	if len(set) == 0 {
 		delete(h.subs, s.Path)
 	}
-	h.nsubs--
+	h.nsubs.Add(-1)
 	s.signal()
 }
 
@@ -238,6 +238,11 @@ func (h *Hub) Drain() {
 // publish hands every pending event up to seq to the subscribers, in order. Sends never block: a
 // subscriber whose queue is full is closed with ErrSlowConsumer and resumes from its position.
 func (h *Hub) publish(seq uint64) {
+	// Every event with a seq up to this one was queued before this commit, under mu, so the
+	// count sees it; at 0 there is nothing to hand out.
+	if h.queued.Load() == 0 {
+		return
+	}
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
 	h.pendMu.Lock()
@@ -260,12 +265,13 @@ func (h *Hub) publish(seq uint64) {
 			h.spare = full[:0]
 		}
 	}
+	h.queued.Store(int64(len(h.pending)))
 	h.pendMu.Unlock()
 	if n == 0 {
 		return
 	}
 	h.subsMu.Lock()
-	if h.nsubs > 0 {
+	if h.nsubs.Load() > 0 {
 		for _, e := range events {
 			h.fanoutLocked(e)
 		}

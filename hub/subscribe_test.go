@@ -275,12 +275,29 @@ func TestSubscribeSnapshot(t *testing.T) {
 	}
 }
 
-// TestSnapshotThenLiveConcurrent subscribes with a snapshot while writers run: the snapshot plus
-// the live events must rebuild exactly the final state, each event continuing the key's revisions
-// (no gap), after the snapshot's seq (no duplicate).
-func TestSnapshotThenLiveConcurrent(t *testing.T) {
+// TestSubscribeWhileWriting subscribes while writers run, with and without a journal (a commit
+// with no subscriber is then never queued for publish). A snapshot plus its live events must
+// rebuild exactly the final state, each event continuing the key's revisions (no gap), after the
+// snapshot's seq (no duplicate). A plain subscription must get exactly the changes of its path
+// after its start, as the history has them.
+func TestSubscribeWhileWriting(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.Config{QueueSize: 1 << 13, Journal: newGroupJournal(t)})
+	for _, tc := range []struct {
+		name    string
+		journal bool
+	}{{"group journal", true}, {"no journal", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := hub.Config{QueueSize: 1 << 13}
+			if tc.journal {
+				cfg.Journal = newGroupJournal(t)
+			}
+			subscribeWhileWriting(t, newHub(t, cfg))
+		})
+	}
+}
+
+func subscribeWhileWriting(t *testing.T, h *hub.Hub) {
 	keys := []string{"/s/a", "/s/b", "/s/a/x", "/s/a/y", "/s/b/z", "/s/ab", "/t"}
 	paths := []string{"/s/", "/s/a/", "/s/a", "/", "/s/b/z"}
 	const writers, ops, subscribers = 4, 300, 24
@@ -295,7 +312,7 @@ func TestSnapshotThenLiveConcurrent(t *testing.T) {
 			for range rng.IntN(300) { // join at a different moment each
 				h.Get(keys[rng.IntN(len(keys))])
 			}
-			sub, err := h.Subscribe(paths[i%len(paths)], hub.SubscribeOptions{Snapshot: true})
+			sub, err := h.Subscribe(paths[i%len(paths)], hub.SubscribeOptions{Snapshot: i%2 == 0})
 			if err != nil {
 				t.Error(err)
 			}
@@ -303,12 +320,35 @@ func TestSnapshotThenLiveConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The oracle: every change, replayed from the history. Subscribed while the writers ran, it
+	// would itself be a subscriber, and every commit would be queued for publish.
+	oracle, err := h.Subscribe("/", hub.SubscribeOptions{Since: &hub.Position{}})
+	if err != nil || oracle.Reset {
+		t.Fatalf("replay from the start: %v (reset %v)", err, oracle != nil && oracle.Reset)
+	}
+	all := oracle.Initial
 	type state struct {
 		value string
 		rev   int64
 	}
 	for i, sub := range subs {
 		if sub == nil {
+			continue
+		}
+		if i%2 == 1 { // plain
+			var want []string
+			for _, e := range all {
+				if e.Seq > sub.Start && hub.Covers(sub.Path, e.Key) {
+					want = append(want, e.ID())
+				}
+			}
+			var got []string
+			for _, e := range queued(sub) {
+				got = append(got, e.ID())
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("sub %d (%s) from seq %d got %v, want %v", i, sub.Path, sub.Start, got, want)
+			}
 			continue
 		}
 		have := map[string]state{}
