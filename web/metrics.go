@@ -40,9 +40,8 @@ type metrics struct {
 	handler  http.Handler
 
 	// The children of requests and latency, by label values: the label sets are few (routes are
-	// patterns), and a cached child spares every request the vector's hashing and allocation.
-	counters  sync.Map // requestLabels -> prometheus.Counter
-	observers sync.Map // route -> prometheus.Observer
+	// patterns), and a cached pair spares every request the vectors' hashing and allocation.
+	children sync.Map // requestLabels -> requestChildren
 }
 
 type requestLabels struct {
@@ -50,21 +49,26 @@ type requestLabels struct {
 	status        int
 }
 
-func (m *metrics) countRequest(route, method string, status int) {
-	k := requestLabels{route, method, status}
-	c, ok := m.counters.Load(k)
-	if !ok {
-		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(route, method, strconv.Itoa(status)))
-	}
-	c.(prometheus.Counter).Inc()
+type requestChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
-func (m *metrics) observeLatency(route string, d time.Duration) {
-	o, ok := m.observers.Load(route)
+// observeRequest counts a request and, when timed (not a stream), records its latency.
+func (m *metrics) observeRequest(route, method string, status int, d time.Duration, timed bool) {
+	k := requestLabels{route, method, status}
+	v, ok := m.children.Load(k)
 	if !ok {
-		o, _ = m.observers.LoadOrStore(route, m.latency.WithLabelValues(route))
+		v, _ = m.children.LoadOrStore(k, requestChildren{
+			count:   m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			latency: m.latency.WithLabelValues(route),
+		})
 	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	c := v.(requestChildren)
+	c.count.Inc()
+	if timed {
+		c.latency.Observe(d.Seconds())
+	}
 }
 
 func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
@@ -116,11 +120,8 @@ func (s *Server) observe(c echo.Context, start time.Time, err error) {
 	r := c.Request()
 	route := routeLabel(c)
 	status := c.Response().Status
-	s.metrics.countRequest(route, methodLabel(r.Method), status)
 	d := time.Since(start)
-	if streamKind(r) == "" {
-		s.metrics.observeLatency(route, d)
-	}
+	s.metrics.observeRequest(route, methodLabel(r.Method), status, d, streamKind(r) == "")
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
