@@ -222,22 +222,29 @@ func (h *Hub) Replay(c *Commit) {
 // commitLocked gives changes the next seq, applies them and hands the commit to the journal. The
 // caller holds h.mu and must call wait, then publish(seq), after releasing it.
 func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait func() error) {
-	c := &Commit{Seq: h.seq + 1, Changes: changes, Idem: idem}
+	c := Commit{Seq: h.seq + 1, Changes: changes, Idem: idem}
 	if idem != nil {
 		idem.Result.Seq = c.Seq
 	}
-	h.applyLocked(c)
+	h.applyLocked(&c)
 	if h.cfg.Journal == nil {
 		h.durable = c.Seq
 		return c.Seq, nil
 	}
-	return c.Seq, h.cfg.Journal.Append(c)
+	journaled := c // the journal keeps its own, so that c stays on the stack without one
+	return c.Seq, h.cfg.Journal.Append(&journaled)
 }
 
 // applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records,
 // the history and the queue of events to publish.
 func (h *Hub) applyLocked(c *Commit) {
-	events := make([]Event, len(c.Changes))
+	// events is copied into the history and the pending queue: for the usual commit of one
+	// change, it lives on the stack.
+	var one [1]Event
+	events := one[:]
+	if len(c.Changes) != 1 {
+		events = make([]Event, len(c.Changes))
+	}
 	for i, ch := range c.Changes {
 		var old Entry
 		var had bool
