@@ -127,8 +127,9 @@ func writeBlob(bw *bufio.Writer, dir, sum string) error {
 // after it. It only walks the structure (keep it in step with frozen.write); decodeSnapshot
 // verifies it.
 func readSnapshotPart(r *bufio.Reader) ([]byte, error) {
-	s := &snapReader{r: r}
-	magic := s.bytes(uint64(len(snapshotMagic)))
+	var buf bytes.Buffer
+	s := &teeReader{r: r, tee: &buf}
+	magic := s.bytes(len(snapshotMagic))
 	if s.err == nil && string(magic) != snapshotMagic && string(magic) != snapshotMagicV1 {
 		return nil, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
@@ -166,69 +167,8 @@ func readSnapshotPart(r *bufio.Reader) ([]byte, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, s.err)
 	}
-	return s.buf, nil
+	return buf.Bytes(), nil
 }
-
-// snapReader reads the primitives of a snapshot from a stream and keeps the bytes; the first error
-// sticks.
-type snapReader struct {
-	r   *bufio.Reader
-	buf []byte
-	err error
-}
-
-func (s *snapReader) ReadByte() (byte, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	c, err := s.r.ReadByte()
-	if err != nil {
-		s.err = noEOF(err)
-		return 0, s.err
-	}
-	s.buf = append(s.buf, c)
-	return c, nil
-}
-
-func (s *snapReader) byte() byte {
-	c, _ := s.ReadByte()
-	return c
-}
-
-func (s *snapReader) uvarint() uint64 {
-	v, err := binary.ReadUvarint(s)
-	if err != nil && s.err == nil {
-		s.err = err
-	}
-	return v
-}
-
-func (s *snapReader) varint() int64 {
-	v, err := binary.ReadVarint(s)
-	if err != nil && s.err == nil {
-		s.err = err
-	}
-	return v
-}
-
-// bytes reads n bytes; it grows the buffer as the bytes arrive, so a damaged length costs no more
-// memory than the input holds.
-func (s *snapReader) bytes(n uint64) []byte {
-	if s.err != nil {
-		return nil
-	}
-	start := len(s.buf)
-	w := bytes.NewBuffer(s.buf)
-	got, err := io.CopyN(w, s.r, int64(min(n, 1<<62)))
-	s.buf = w.Bytes()
-	if err != nil {
-		s.err = noEOF(err)
-		return nil
-	}
-	return s.buf[start : start+int(got)]
-}
-
-func (s *snapReader) string() { s.bytes(s.uvarint()) }
 
 func noEOF(err error) error {
 	if err == io.EOF {
@@ -256,7 +196,7 @@ func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error 
 		return err
 	}
 	crc := crc32.New(castagnoli)
-	sr := &sectionReader{r: r, crc: crc}
+	sr := &teeReader{r: r, tee: crc}
 	if magic := sr.bytes(len(blobSectionMagic)); sr.err == nil && string(magic) != blobSectionMagic {
 		return fmt.Errorf("%w: %d bytes after the snapshot that are no blob section", ErrBadSnapshot, len(magic))
 	}
@@ -328,7 +268,7 @@ func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error 
 }
 
 // restoreBlob streams one blob of size bytes into blobDir as sum, verifying its sha256.
-func restoreBlob(sr *sectionReader, blobDir, sum string, size uint64) (err error) {
+func restoreBlob(sr *teeReader, blobDir, sum string, size uint64) (err error) {
 	file, err := os.CreateTemp(blobDir, "tmp-*")
 	if err != nil {
 		return err
@@ -355,24 +295,25 @@ func restoreBlob(sr *sectionReader, blobDir, sum string, size uint64) (err error
 	return os.Rename(file.Name(), filepath.Join(blobDir, sum))
 }
 
-// sectionReader reads the blob section and feeds every byte it reads to crc; the first error
-// sticks.
-type sectionReader struct {
+// teeReader reads the primitives of a backup from r and writes every byte it reads to tee: the
+// bytes of a snapshot, or the checksum of the blob section. The first error sticks.
+type teeReader struct {
 	r   *bufio.Reader
-	crc io.Writer
+	tee io.Writer
 	err error
+	one [1]byte // what ReadByte passes to tee, without an allocation per byte
 }
 
-func (s *sectionReader) Read(p []byte) (int, error) {
+func (s *teeReader) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
 	n, err := s.r.Read(p)
-	s.crc.Write(p[:n])
+	s.tee.Write(p[:n])
 	return n, err
 }
 
-func (s *sectionReader) ReadByte() (byte, error) {
+func (s *teeReader) ReadByte() (byte, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
@@ -381,16 +322,17 @@ func (s *sectionReader) ReadByte() (byte, error) {
 		s.err = noEOF(err)
 		return 0, s.err
 	}
-	s.crc.Write([]byte{c})
+	s.one[0] = c
+	s.tee.Write(s.one[:])
 	return c, nil
 }
 
-func (s *sectionReader) byte() byte {
+func (s *teeReader) byte() byte {
 	c, _ := s.ReadByte()
 	return c
 }
 
-func (s *sectionReader) uvarint() uint64 {
+func (s *teeReader) uvarint() uint64 {
 	v, err := binary.ReadUvarint(s)
 	if err != nil && s.err == nil {
 		s.err = noEOF(err)
@@ -398,7 +340,16 @@ func (s *sectionReader) uvarint() uint64 {
 	return v
 }
 
-func (s *sectionReader) bytes(n int) []byte {
+func (s *teeReader) varint() int64 {
+	v, err := binary.ReadVarint(s)
+	if err != nil && s.err == nil {
+		s.err = noEOF(err)
+	}
+	return v
+}
+
+// bytes reads and returns n bytes, a small fixed count (a magic, a hash, a checksum).
+func (s *teeReader) bytes(n int) []byte {
 	if s.err != nil {
 		return nil
 	}
@@ -408,4 +359,16 @@ func (s *sectionReader) bytes(n int) []byte {
 		return nil
 	}
 	return b
+}
+
+// string passes over a length-prefixed string. It streams: a damaged length costs no more memory
+// than the input holds.
+func (s *teeReader) string() {
+	n := s.uvarint()
+	if s.err != nil {
+		return
+	}
+	if _, err := io.CopyN(s.tee, s.r, int64(min(n, 1<<62))); err != nil {
+		s.err = noEOF(err)
+	}
 }
