@@ -28,6 +28,10 @@ func (q query) Has(name string) bool {
 // value is not valid escaping.
 func (q query) Lookup(name string) (string, bool) {
 	rest := string(q)
+	// Without escapes a name appears verbatim: most lookups of an absent name end here.
+	if !strings.Contains(rest, name) && !strings.ContainsAny(rest, "%+") {
+		return "", false
+	}
 	for rest != "" {
 		var part string
 		part, rest, _ = strings.Cut(rest, "&")
