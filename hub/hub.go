@@ -2,6 +2,7 @@ package hub
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,7 @@ type Hub struct {
 	durable  uint64               // the last seq known durable (== seq without a journal)
 	advanced chan struct{}        // closed and replaced when durable advances or the journal fails
 	history  history              // recent events, for resuming streams
+	one      [1]Change            // the changes of a one-change write, reused under mu (single)
 	pendMu   sync.Mutex           // guards pending; taken after mu, never before it
 	pending  []Event              // committed events not yet handed to subscribers, in order
 	spare    []Event              // an empty array for pending, reused by publish; under pendMu
@@ -231,8 +233,18 @@ func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait
 		h.durable = c.Seq
 		return c.Seq, nil
 	}
-	journaled := c // the journal keeps its own, so that c stays on the stack without one
+	// The journal keeps its own commit and changes, so that c stays on the stack without one
+	// and h.one can be reused.
+	journaled := c
+	journaled.Changes = slices.Clone(c.Changes)
 	return c.Seq, h.cfg.Journal.Append(&journaled)
+}
+
+// single returns the changes of a write of one change, in an array the hub reuses: a write is
+// done with its changes when it releases mu (commitLocked copies what outlives it).
+func (h *Hub) single(ch Change) []Change {
+	h.one[0] = ch
+	return h.one[:]
 }
 
 // applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records,

@@ -175,7 +175,7 @@ func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 		json.Unmarshal(cur.Value, &st)
 		st.Expires = now.Add(ttl)
 		ch := Change{Key: key, Value: lockValue(st), Revision: cur.Revision + 1, Expires: st.Expires, lock: cur.lock}
-		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
 	})
 	if err != nil {
 		return Lock{}, err
@@ -195,7 +195,7 @@ func (h *Hub) Unlock(key, token string) (Result, error) {
 			return nil, Result{}, err
 		}
 		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
-		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
 	})
 }
 

@@ -100,7 +100,7 @@ func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt Write
 		}
 		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
 			Ephemeral: opt.Session != nil, owner: opt.Session}
-		return []Change{ch}, Result{Key: key, Revision: rev}, nil
+		return h.single(ch), Result{Key: key, Revision: rev}, nil
 	}
 }
 
@@ -133,7 +133,7 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 			expires = cur.Expires // a counter keeps its TTL unless the increment sets a new one
 		}
 		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
-		return []Change{ch}, Result{Key: key, Revision: rev, Value: value}, nil
+		return h.single(ch), Result{Key: key, Revision: rev, Value: value}, nil
 	})
 }
 
@@ -162,7 +162,7 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 			return nil, Result{}, err
 		}
 		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
-		return []Change{ch}, Result{Key: key, Revision: ch.Revision}, nil
+		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
 	})
 }
 
@@ -219,6 +219,7 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Ch
 	changes, res, err := build(now)
 	if err != nil || len(changes) == 0 {
 		res.Seq = h.seq
+		h.one[0] = Change{}
 		h.mu.Unlock()
 		return res, err
 	}
@@ -227,6 +228,7 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Ch
 		idem = &IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(h.cfg.IdempotencyWindow)}
 	}
 	seq, wait := h.commitLocked(changes, idem)
+	h.one[0] = Change{} // not to keep the value of the last write alive
 	h.mu.Unlock()
 	res.Seq = seq
 	return res, h.finish(seq, wait)
