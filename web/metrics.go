@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -33,54 +31,16 @@ import (
 // plus the Go runtime's and the process's standard collectors.
 type metrics struct {
 	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests *requestStats
 	streams  *prometheus.GaugeVec
 	limited  *prometheus.CounterVec
 	handler  http.Handler
-
-	// The children of requests and latency, by label values: the label sets are few (routes are
-	// patterns), and a cached pair spares every request the vectors' hashing and allocation.
-	children sync.Map // requestLabels -> requestChildren
-}
-
-type requestLabels struct {
-	route, method string
-	status        int
-}
-
-type requestChildren struct {
-	count   prometheus.Counter
-	latency prometheus.Observer
-}
-
-// observeRequest counts a request and, when timed (not a stream), records its latency.
-func (m *metrics) observeRequest(route, method string, status int, d time.Duration, timed bool) {
-	k := requestLabels{route, method, status}
-	v, ok := m.children.Load(k)
-	if !ok {
-		v, _ = m.children.LoadOrStore(k, requestChildren{
-			count:   m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
-			latency: m.latency.WithLabelValues(route),
-		})
-	}
-	c := v.(requestChildren)
-	c.count.Inc()
-	if timed {
-		c.latency.Observe(d.Seconds())
-	}
 }
 
 func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "statehub_http_requests_total", Help: "HTTP requests answered, by route, method and status.",
-		}, []string{"route", "method", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "statehub_http_request_duration_seconds", Help: "Time to answer a request (streams and sockets excluded), by route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
+		reg:      prometheus.NewRegistry(),
+		requests: &requestStats{},
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "statehub_open_streams", Help: "Open SSE streams (sse) and WebSockets (ws).",
 		}, []string{"transport"}),
@@ -94,7 +54,7 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	for _, s := range []string{"ip", "token", "conns"} {
 		m.limited.WithLabelValues(s)
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h},
+	m.reg.MustRegister(m.requests, m.streams, m.limited, hubCollector{h},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
 	return m
@@ -121,7 +81,7 @@ func (s *Server) observe(c echo.Context, start time.Time, err error) {
 	route := routeLabel(c)
 	status := c.Response().Status
 	d := time.Since(start)
-	s.metrics.observeRequest(route, methodLabel(r.Method), status, d, streamKind(r) == "")
+	s.metrics.requests.observe(route, methodLabel(r.Method), status, d, streamKind(r) == "")
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
