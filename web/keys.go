@@ -205,10 +205,14 @@ func setEntryHeaders(c echo.Context, revision int64, seq uint64) {
 // jsonType is the Content-Type of JSON answers, shared like setEntryHeaders' values.
 var jsonType = []string{echo.MIMEApplicationJSON}
 
-// blobJSON answers status with body, a JSON value as the hub stores it.
+// blobJSON answers status with body, a JSON value as the hub stores it. It writes the answer
+// itself: echo's Blob would look the Content-Type up again before setting it.
 func blobJSON(c echo.Context, status int, body []byte) error {
-	c.Response().Header()[echo.HeaderContentType] = jsonType
-	return c.Blob(status, echo.MIMEApplicationJSON, body)
+	r := c.Response()
+	r.Header()[echo.HeaderContentType] = jsonType
+	r.WriteHeader(status)
+	_, err := r.Write(body)
+	return err
 }
 
 // etag is a key's entity tag: the seq of its last change, unique across deletes and re-creations.
