@@ -29,7 +29,6 @@ type requestLabels struct {
 }
 
 type requestStat struct {
-	labels  requestLabels
 	untimed atomic.Uint64
 	nanos   atomic.Uint64                         // total duration of the timed requests
 	buckets [len(latencyBounds) + 1]atomic.Uint64 // by the first bound at or above the duration; the last is +Inf
@@ -58,7 +57,7 @@ func (s *requestStats) observe(route, method string, status int, d time.Duration
 	k := requestLabels{route, method, status}
 	v, ok := s.sets.Load(k)
 	if !ok {
-		v, _ = s.sets.LoadOrStore(k, &requestStat{labels: k})
+		v, _ = s.sets.LoadOrStore(k, &requestStat{})
 	}
 	st := v.(*requestStat)
 	if !timed {
@@ -85,8 +84,8 @@ func (s *requestStats) Collect(ch chan<- prometheus.Metric) {
 		buckets [len(latencyBounds)]uint64 // cumulative, as Prometheus has them
 	}
 	routes := map[string]*histogram{}
-	s.sets.Range(func(_, v any) bool {
-		st := v.(*requestStat)
+	s.sets.Range(func(k, v any) bool {
+		labels, st := k.(requestLabels), v.(*requestStat)
 		// The sum first: a request adds to its bucket before the sum, so every duration read
 		// belongs to a request counted.
 		nanos := st.nanos.Load()
@@ -97,14 +96,14 @@ func (s *requestStats) Collect(ch chan<- prometheus.Metric) {
 			n += timed[i]
 		}
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n+st.untimed.Load()),
-			st.labels.route, st.labels.method, strconv.Itoa(st.labels.status))
+			labels.route, labels.method, strconv.Itoa(labels.status))
 		if n == 0 {
 			return true
 		}
-		h := routes[st.labels.route]
+		h := routes[labels.route]
 		if h == nil {
 			h = &histogram{}
-			routes[st.labels.route] = h
+			routes[labels.route] = h
 		}
 		h.count += n
 		h.nanos += nanos
