@@ -94,36 +94,43 @@ type Commit struct {
 
 // Hub owns the whole state. See the package documentation for its invariants and locking.
 type Hub struct {
+	// Set by New and only read after.
 	cfg    Config
 	limits Limits
 	clock  Clock
 	log    *slog.Logger
+	blobs  *blobStore // stored files' bytes (see blob.go)
 
+	// The padding keeps the fields above off the cache lines of those below, which every write
+	// changes: sharing a line, each write on one core would make the other core's next read of
+	// the limits or the clock a miss.
+	_ [64]byte
+
+	// The state every write reads and changes, under mu.
 	mu       sync.RWMutex
-	tree     *btree.BTreeG[Entry] // every live key, in key order
-	seq      uint64               // the last committed seq
-	durable  uint64               // the last seq known durable (== seq without a journal)
-	advanced chan struct{}        // closed and replaced when durable advances or the journal fails
-	history  history              // recent events, for resuming streams
-	one      [1]Change            // the changes of a one-change write, reused under mu (single)
-	pendMu   sync.Mutex           // guards pending; taken after mu, never before it
-	pending  []Event              // committed events not yet handed to subscribers, in order
-	spare    []Event              // an empty array for pending, reused by publish; under pendMu
-	queued   atomic.Int64         // len(pending), readable without pendMu
-	expiry   expiryQueue          // TTL and idempotency deadlines
-	timerAt  time.Time            // when the expiry timer fires; zero when none is set
+	closed   bool
+	loading  bool                     // replaying at start-up: no expiry timer yet
+	failed   error                    // set when the journal failed: writes are refused from then on
+	tree     *btree.BTreeG[Entry]     // every live key, in key order
+	seq      uint64                   // the last committed seq
+	durable  uint64                   // the last seq known durable (== seq without a journal)
+	history  history                  // recent events, for resuming streams
+	lockWait map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
+	advanced chan struct{}            // closed and replaced when durable advances or the journal fails
+	expiry   expiryQueue              // TTL and idempotency deadlines
+	timerAt  time.Time                // when the expiry timer fires; zero when none is set
 	stopTime func() bool
 	idem     map[string]IdemRecord
-	failed   error // set when the journal failed: writes are refused from then on
-	closed   bool
-	loading  bool   // replaying at start-up: no expiry timer yet
 	store    *store // the disk journal, when opened with Open
 
-	blobs        *blobStore               // stored files' bytes (see blob.go)
-	blobRefs     map[string]int           // sha256 -> number of keys holding that file, under mu
-	dropped      []string                 // sha256s whose count fell to 0, swept after the commit, under mu
-	blobsDropped atomic.Bool              // len(dropped) > 0, readable without mu
-	lockWait     map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
+	blobRefs     map[string]int // sha256 -> number of keys holding that file, under mu
+	dropped      []string       // sha256s whose count fell to 0, swept after the commit, under mu
+	blobsDropped atomic.Bool    // len(dropped) > 0, readable without mu
+
+	pendMu  sync.Mutex   // guards pending; taken after mu, never before it
+	pending []Event      // committed events not yet handed to subscribers, in order
+	spare   []Event      // an empty array for pending, reused by publish; under pendMu
+	queued  atomic.Int64 // len(pending), readable without pendMu
 
 	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
 
@@ -233,18 +240,9 @@ func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait
 		h.durable = c.Seq
 		return c.Seq, nil
 	}
-	// The journal keeps its own commit and changes, so that c stays on the stack without one
-	// and h.one can be reused.
-	journaled := c
-	journaled.Changes = slices.Clone(c.Changes)
-	return c.Seq, h.cfg.Journal.Append(&journaled)
-}
-
-// single returns the changes of a write of one change, in an array the hub reuses: a write is
-// done with its changes when it releases mu (commitLocked copies what outlives it).
-func (h *Hub) single(ch Change) []Change {
-	h.one[0] = ch
-	return h.one[:]
+	// The journal keeps a commit and changes of its own: changes may be an array on the
+	// writer's stack, and c stays there too.
+	return c.Seq, h.cfg.Journal.Append(&Commit{Seq: c.Seq, Changes: slices.Clone(changes), Idem: idem})
 }
 
 // applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records,

@@ -132,21 +132,21 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{}, err error) {
 	token, sum := newLockToken()
 	var st LockState
-	_, err = h.write(WriteOptions{}, intent{}, func(now time.Time) ([]Change, Result, error) {
+	_, err = h.write(WriteOptions{}, intent{}, func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if ok && cur.lock != "" {
 			if opt.Wait > 0 {
 				wake = h.lockWaitLocked(key)
 			}
-			return nil, Result{}, lockedError(cur)
+			return step{}, lockedError(cur)
 		}
 		if ok {
-			return nil, Result{}, fmt.Errorf("%w: %s", ErrNotLock, key)
+			return step{}, fmt.Errorf("%w: %s", ErrNotLock, key)
 		}
 		expires := now.Add(opt.TTL) // keeps the monotonic reading; see the comment at the top
 		st = LockState{Owner: opt.Owner, Fence: h.seq + 1, Expires: expires}
 		value := lockValue(st)
-		return []Change{{Key: key, Value: value, Revision: 0, Expires: expires, lock: sum}}, Result{Key: key}, nil
+		return step{res: Result{Key: key}, one: Change{Key: key, Value: value, Revision: 0, Expires: expires, lock: sum}}, nil
 	})
 	if err != nil {
 		return Lock{}, wake, err
@@ -167,15 +167,15 @@ func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 		ttl = DefaultLockTTL
 	}
 	var st LockState
-	res, err := h.write(WriteOptions{}, intent{}, func(now time.Time) ([]Change, Result, error) {
+	res, err := h.write(WriteOptions{}, intent{}, func(now time.Time) (step, error) {
 		cur, err := h.heldLocked(key, token)
 		if err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		json.Unmarshal(cur.Value, &st)
 		st.Expires = now.Add(ttl)
 		ch := Change{Key: key, Value: lockValue(st), Revision: cur.Revision + 1, Expires: st.Expires, lock: cur.lock}
-		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
+		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 	if err != nil {
 		return Lock{}, err
@@ -189,13 +189,13 @@ func (h *Hub) Unlock(key, token string) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(WriteOptions{}, intent{}, func(time.Time) ([]Change, Result, error) {
+	return h.write(WriteOptions{}, intent{}, func(time.Time) (step, error) {
 		cur, err := h.heldLocked(key, token)
 		if err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
-		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
+		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 }
 

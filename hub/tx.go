@@ -95,7 +95,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 		C []TxCheck
 		O []TxOp
 	}{checks, ops})
-	res, err := h.write(opt, intent{op: "tx", body: req}, func(now time.Time) ([]Change, Result, error) {
+	res, err := h.write(opt, intent{op: "tx", body: req}, func(now time.Time) (step, error) {
 		for _, c := range checks {
 			cur, ok := h.tree.Get(Entry{Key: c.Key})
 			rev := int64(-1)
@@ -103,7 +103,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 				rev = cur.Revision
 			}
 			if rev != c.Revision {
-				return nil, Result{}, &ConflictError{Err: ErrRevisionConflict, Key: c.Key, Revision: rev, Seq: cur.Seq}
+				return step{}, &ConflictError{Err: ErrRevisionConflict, Key: c.Key, Revision: rev, Seq: cur.Seq}
 			}
 		}
 		byKey := make(map[string]Change, len(ops))
@@ -111,7 +111,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 		for i, op := range ops {
 			ch, r, err := h.txOpLocked(op, now)
 			if err != nil {
-				return nil, Result{}, err
+				return step{}, err
 			}
 			results[i] = r
 			if ch.Key != "" {
@@ -119,7 +119,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 			}
 		}
 		enc, _ := json.Marshal(results)
-		return sortedChanges(byKey), Result{Value: enc}, nil
+		return step{res: Result{Value: enc}, many: sortedChanges(byKey)}, nil
 	})
 	if err != nil {
 		return TxResult{}, err

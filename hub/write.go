@@ -85,14 +85,14 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 
 // putStep is the read-check-change step of storing value, of content type typ ("" for JSON), under
 // key: Set and SetFile share it.
-func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) ([]Change, Result, error) {
-	return func(now time.Time) ([]Change, Result, error) {
+func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) (step, error) {
+	return func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		if err := checkNotLocked(cur, ok); err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		rev := int64(0)
 		if ok {
@@ -100,7 +100,7 @@ func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt Write
 		}
 		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
 			Ephemeral: opt.Session != nil, owner: opt.Session}
-		return h.single(ch), Result{Key: key, Revision: rev}, nil
+		return step{res: Result{Key: key, Revision: rev}, one: ch}, nil
 	}
 }
 
@@ -111,19 +111,19 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		return Result{}, err
 	}
 	in := intent{op: "incr", key: key, n: by}
-	return h.write(opt, in, func(now time.Time) ([]Change, Result, error) {
+	return h.write(opt, in, func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := checkNotLocked(cur, ok); err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		n, rev := by, int64(0)
 		if ok {
 			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
 			if err != nil {
-				return nil, Result{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.Value)
+				return step{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.Value)
 			}
 			if n, err = addInt64(v, by); err != nil {
-				return nil, Result{}, fmt.Errorf("%w: %d + %d", err, v, by)
+				return step{}, fmt.Errorf("%w: %d + %d", err, v, by)
 			}
 			rev = cur.Revision + 1
 		}
@@ -133,7 +133,7 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 			expires = cur.Expires // a counter keeps its TTL unless the increment sets a new one
 		}
 		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
-		return h.single(ch), Result{Key: key, Revision: rev, Value: value}, nil
+		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
 	})
 }
 
@@ -150,19 +150,19 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, intent{op: "delete", key: key}, func(time.Time) ([]Change, Result, error) {
+	return h.write(opt, intent{op: "delete", key: key}, func(time.Time) (step, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if err := cond.check(key, cur, ok); err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		if !ok {
-			return nil, Result{}, ErrNotFound
+			return step{}, ErrNotFound
 		}
 		if err := checkNotLocked(cur, ok); err != nil {
-			return nil, Result{}, err
+			return step{}, err
 		}
 		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
-		return h.single(ch), Result{Key: key, Revision: ch.Revision}, nil
+		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 }
 
@@ -172,7 +172,7 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
-	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time) ([]Change, Result, error) {
+	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time) (step, error) {
 		var changes []Change
 		h.tree.Ascend(Entry{Key: prefix}, func(e Entry) bool {
 			if !Covers(prefix, e.Key) {
@@ -181,14 +181,23 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 			changes = append(changes, Change{Key: e.Key, Revision: e.Revision + 1, Deleted: true})
 			return true
 		})
-		return changes, Result{Key: prefix, Deleted: len(changes)}, nil
+		return step{res: Result{Key: prefix, Deleted: len(changes)}, many: changes}, nil
 	})
 }
 
+// A step is what a write's build function decides under mu: the answer, and the changes to
+// commit. A write of one change, the usual case, gives it in one; a write of several gives them
+// in many. With neither, the write changes nothing.
+type step struct {
+	res  Result
+	one  Change
+	many []Change
+}
+
 // write runs one read-check-change step under the lock: build looks at the state and returns the
-// changes (nil to change nothing), the commit is journaled, and write waits for durability outside
-// the lock before publishing and answering.
-func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Change, Result, error)) (Result, error) {
+// changes (none to change nothing), the commit is journaled, and write waits for durability
+// outside the lock before publishing and answering.
+func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step, error)) (Result, error) {
 	if opt.TTL < 0 {
 		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
@@ -216,10 +225,18 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Ch
 			return res, nil
 		}
 	}
-	changes, res, err := build(now)
+	st, err := build(now)
+	res := st.res
+	// A single change is committed from this array on the writer's stack: held in the hub, it
+	// would move between the cores' caches with every write.
+	var one [1]Change
+	changes := st.many
+	if st.one.Key != "" {
+		one[0] = st.one
+		changes = one[:]
+	}
 	if err != nil || len(changes) == 0 {
 		res.Seq = h.seq
-		h.one[0] = Change{}
 		h.mu.Unlock()
 		return res, err
 	}
@@ -228,7 +245,6 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) ([]Ch
 		idem = &IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(h.cfg.IdempotencyWindow)}
 	}
 	seq, wait := h.commitLocked(changes, idem)
-	h.one[0] = Change{} // not to keep the value of the last write alive
 	h.mu.Unlock()
 	res.Seq = seq
 	return res, h.finish(seq, wait)
