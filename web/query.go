@@ -29,7 +29,7 @@ func (q query) Has(name string) bool {
 func (q query) Lookup(name string) (string, bool) {
 	rest := string(q)
 	// Without escapes a name appears verbatim: most lookups of an absent name end here.
-	if !strings.Contains(rest, name) && !strings.ContainsAny(rest, "%+") {
+	if !strings.Contains(rest, name) && !escaped(rest) {
 		return "", false
 	}
 	for rest != "" {
@@ -52,9 +52,15 @@ func (q query) Lookup(name string) (string, bool) {
 
 // unescape decodes one query component, allocating only when it is escaped.
 func unescape(s string) (string, bool) {
-	if !strings.ContainsAny(s, "%+") {
+	if !escaped(s) {
 		return s, true
 	}
 	u, err := url.QueryUnescape(s)
 	return u, err == nil
+}
+
+// escaped reports whether s holds a "%" or a "+", the bytes that query unescaping changes. Two
+// byte scans are faster than strings.ContainsAny, which builds a set on every call.
+func escaped(s string) bool {
+	return strings.IndexByte(s, '%') >= 0 || strings.IndexByte(s, '+') >= 0
 }

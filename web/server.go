@@ -82,26 +82,30 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.Limits)
 	s.preflight = middleware.CORSWithConfig(corsConfig)(func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-	e.Use(s.front)
-	e.GET("/.health", s.health)
-	e.GET("/.metrics", s.serveMetrics)
-	e.GET("/.snapshot", s.backup)
-	e.POST("/.tx", s.tx)
-	e.GET("/.ws", s.ws)
-	e.GET("/", s.root)
-	e.HEAD("/", s.root)
+	// Every handler is wrapped in front once, here, rather than by e.Use, with which echo wraps
+	// the handler anew for each request. The key route takes every path and method no other
+	// route does, so every request reaches front.
+	f := s.front
+	e.GET("/.health", f(s.health))
+	e.GET("/.metrics", f(s.serveMetrics))
+	e.GET("/.snapshot", f(s.backup))
+	e.POST("/.tx", f(s.tx))
+	e.GET("/.ws", f(s.ws))
+	e.GET("/", f(s.root))
+	e.HEAD("/", f(s.root))
 	if cfg.Pages != nil {
-		e.GET("/.demo/*", echo.WrapHandler(cfg.Pages))
-		e.HEAD("/.demo/*", echo.WrapHandler(cfg.Pages))
+		pages := f(echo.WrapHandler(cfg.Pages))
+		e.GET("/.demo/*", pages)
+		e.HEAD("/.demo/*", pages)
 	}
 	if b := cfg.Client; b != nil {
 		for path, a := range map[string]jslib.Asset{"/statehub.js": b.Script, "/statehub.mjs": b.Module, "/statehub.d.ts": b.Types} {
-			serve := func(c echo.Context) error { return serveAsset(c, a) }
+			serve := f(func(c echo.Context) error { return serveAsset(c, a) })
 			e.GET(path, serve)
 			e.HEAD(path, serve)
 		}
 	}
-	e.Any("/*", s.keyRoute)
+	e.Any("/*", f(s.keyRoute))
 	return s
 }
 
@@ -119,7 +123,8 @@ var corsConfig = middleware.CORSConfig{
 // front is the one middleware, run for every request, in this order: the CORS headers, which
 // every answer carries, also to requests without an Origin; the preflight answer (OPTIONS) or the
 // limits and the handler; the one error mapping (c.Error); the request's metrics and log line.
-// One middleware rather than a chain: echo wraps each middleware anew for every request.
+// One middleware rather than a chain, wrapped around each route's handler when New registers it:
+// echo would wrap each middleware given to Use anew for every request.
 func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
