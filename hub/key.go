@@ -55,21 +55,34 @@ func (l Limits) CheckKey(key string) error {
 	}
 	depth := 1
 	empty := true
-	for i, r := range key[1:] {
-		switch {
-		case r == '/':
-			if empty {
-				return fmt.Errorf("%w: empty component at byte %d", ErrInvalidKey, i+1)
+	for i := 1; i < len(key); {
+		// Keys are mostly ASCII: a table answers for a byte without decoding a rune.
+		if c := key[i]; c < utf8.RuneSelf {
+			switch {
+			case c == '/':
+				if empty {
+					return fmt.Errorf("%w: empty component at byte %d", ErrInvalidKey, i)
+				}
+				depth++
+				empty = true
+			case keyASCII[c]:
+				empty = false
+			default:
+				return fmt.Errorf("%w: character %q not allowed (letters, digits, - and _ only)", ErrInvalidKey, rune(c))
 			}
-			depth++
-			empty = true
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(key[i:])
+		switch {
 		case r == utf8.RuneError:
 			return fmt.Errorf("%w: not valid UTF-8", ErrInvalidKey)
-		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
 			empty = false
 		default:
 			return fmt.Errorf("%w: character %q not allowed (letters, digits, - and _ only)", ErrInvalidKey, r)
 		}
+		i += size
 	}
 	if empty {
 		return fmt.Errorf("%w: ends with /", ErrInvalidKey)
@@ -79,6 +92,15 @@ func (l Limits) CheckKey(key string) error {
 	}
 	return nil
 }
+
+// keyASCII marks the ASCII bytes a key component may hold: letters, digits, "-" and "_".
+var keyASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		r := rune(c)
+		t[c] = r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
+	}
+	return t
+}()
 
 // CheckPath accepts a key or a prefix: a key followed by "/" naming a subtree. The root "/" is a
 // valid prefix; callers decide who may use it.

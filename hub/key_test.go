@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/statehub/statehub/hub"
@@ -150,6 +151,9 @@ func FuzzCheckKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key string) {
 		for _, l := range limits {
 			err := l.CheckKey(key)
+			if (err == nil) != referenceKeyValid(l, key) {
+				t.Fatalf("CheckKey(%q) = %v, the reference says otherwise", key, err)
+			}
 			if err != nil {
 				if !errors.Is(err, hub.ErrInvalidKey) {
 					t.Fatalf("CheckKey(%q) = %v, not ErrInvalidKey", key, err)
@@ -184,4 +188,34 @@ func FuzzCheckKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+// referenceKeyValid is the key grammar written plainly, rune by rune, for FuzzCheckKey to check
+// CheckKey's faster scan against.
+func referenceKeyValid(l hub.Limits, key string) bool {
+	maxBytes, maxDepth := hub.DefaultMaxKeyBytes, hub.DefaultMaxKeyDepth
+	if l.MaxKeyBytes > 0 {
+		maxBytes = l.MaxKeyBytes
+	}
+	if l.MaxKeyDepth > 0 {
+		maxDepth = l.MaxKeyDepth
+	}
+	if len(key) > maxBytes || !strings.HasPrefix(key, "/") || !utf8.ValidString(key) {
+		return false
+	}
+	parts := strings.Split(key[1:], "/")
+	if len(parts) > maxDepth {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, r := range p {
+			if r != '-' && r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				return false
+			}
+		}
+	}
+	return true
 }
