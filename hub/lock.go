@@ -132,7 +132,7 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{}, err error) {
 	token, sum := newLockToken()
 	var st LockState
-	_, err = h.write(WriteOptions{}, intent{}, func(now time.Time) (step, error) {
+	_, err = h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(Entry{Key: key})
 		if ok && cur.lock != "" {
 			if opt.Wait > 0 {
@@ -167,7 +167,7 @@ func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 		ttl = DefaultLockTTL
 	}
 	var st LockState
-	res, err := h.write(WriteOptions{}, intent{}, func(now time.Time) (step, error) {
+	res, err := h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
 		cur, err := h.heldLocked(key, token)
 		if err != nil {
 			return step{}, err
