@@ -95,7 +95,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 		C []TxCheck
 		O []TxOp
 	}{checks, ops})
-	res, err := h.write(opt, intent{op: "tx", body: req}, func(now time.Time) (step, error) {
+	res, err := h.write(opt, intent{op: "tx", body: req}, func(time.Time) (step, error) {
 		for _, c := range checks {
 			cur, ok := h.tree.Get(Entry{Key: c.Key})
 			rev := int64(-1)
@@ -109,7 +109,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 		byKey := make(map[string]Change, len(ops))
 		results := make([]TxOpResult, len(ops))
 		for i, op := range ops {
-			ch, r, err := h.txOpLocked(op, now)
+			ch, r, err := h.txOpLocked(op)
 			if err != nil {
 				return step{}, err
 			}
@@ -132,7 +132,7 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 }
 
 // txOpLocked computes one operation's change (Key empty: no change) against the current state.
-func (h *Hub) txOpLocked(op TxOp, now time.Time) (Change, TxOpResult, error) {
+func (h *Hub) txOpLocked(op TxOp) (Change, TxOpResult, error) {
 	cur, ok := h.tree.Get(Entry{Key: op.Key})
 	if err := checkNotLocked(cur, ok); err != nil {
 		return Change{}, TxOpResult{}, err
