@@ -94,7 +94,7 @@ type Commit struct {
 
 // Hub owns the whole state. See the package documentation for its invariants and locking.
 type Hub struct {
-	// Set by New and only read after.
+	// Set when the hub is made (New, and Open for blobs) and only read after.
 	cfg    Config
 	limits Limits
 	clock  Clock
