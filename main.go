@@ -197,7 +197,8 @@ func run(args []string, stderr io.Writer) error {
 	}
 	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
 		Console: static.Console, Pages: static.Pages()})
-	hs, ln, err := srv.Listen(cfg.addr)
+	hs := srv.HTTPServer(cfg.addr)
+	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,6 @@
 //   - Every request passes one middleware (front): the CORS headers, the limits, the error
 //     mapping, then its metrics and log line.
 //   - Every response allows any origin (CORS "*", no credentials) and exposes every header ("*").
-//   - Connections from Server.Listen are watched by one reaper (conns.go): it alone enforces the
-//     header and idle timeouts, on the server's clock; net/http's own timeouts stay unset.
 //   - Streams have no whole-response timeout; each write has its own deadline. A stream ends with
 //     an `event: close` that says why (slow, shutdown), and the client resumes from its last id.
 //

@@ -3,7 +3,9 @@ package web_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -100,3 +102,36 @@ func TestMaxConnsPerClient(t *testing.T) {
 	ts.must(t, "GET", "/.health", "") // plain requests are not connections
 }
 
+// TestSlowHeadersCutOff connects a client that never finishes its headers: the server must hang
+// up on it after ReadHeaderTimeout.
+func TestSlowHeadersCutOff(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{Logger: quiet})
+	t.Cleanup(h.Close)
+	srv := web.New(h, web.Config{Logger: quiet, Limits: web.Limits{ReadHeaderTimeout: 50 * time.Millisecond}})
+	hs := srv.HTTPServer("127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	if hs.ReadHeaderTimeout != 50*time.Millisecond || hs.WriteTimeout != 0 || hs.ReadTimeout != 0 {
+		t.Fatalf("timeouts: header %v, write %v, read %v", hs.ReadHeaderTimeout, hs.WriteTimeout, hs.ReadTimeout)
+	}
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /.health HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	// A safety net only: the server closes the connection long before.
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server kept a connection whose headers never ended")
+	}
+}

@@ -157,6 +157,19 @@ var (
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
+// HTTPServer returns an http.Server for addr with the timeouts a public server needs (Limits). It
+// sets no WriteTimeout: streams use a deadline per write instead; and no ReadTimeout, which would
+// end streams too: bodies have their own deadline (Limits.BodyTimeout).
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.echo,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.Limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
 func (s *Server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "seq": s.hub.Seq(), "keys": s.hub.Len()})
 }
