@@ -35,24 +35,25 @@ func main() {
 
 // config is everything the flags set.
 type config struct {
-	addr      string
-	data      string
-	sync      string
-	history   int
-	queue     int
-	logFormat string
-	limits    hub.Limits
-	restore   string
-	snapEvery int
-	snapBytes int64
-	repair    bool
-	logLevel  slog.Level
-	auth      web.AuthConfig
-	web       web.Limits
-	writeTO   time.Duration
-	ephGrace  time.Duration
-	maxFile   int64
-	lockWait  time.Duration
+	addr         string
+	data         string
+	sync         string
+	history      int
+	historyBytes int
+	queue        int
+	logFormat    string
+	limits       hub.Limits
+	restore      string
+	snapEvery    int
+	snapBytes    int64
+	repair       bool
+	logLevel     slog.Level
+	auth         web.AuthConfig
+	web          web.Limits
+	writeTO      time.Duration
+	ephGrace     time.Duration
+	maxFile      int64
+	lockWait     time.Duration
 }
 
 // parseFlags reads args over the STATEHUB_* environment.
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.data, "data", "./data", `data directory; "" keeps everything in memory only`)
 	fs.StringVar(&c.sync, "sync", "always", "when a write is durable: always (fsync before the answer, group commit), interval (fsync at least every second), none")
 	fs.IntVar(&c.history, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
+	fs.IntVar(&c.historyBytes, "history-bytes", hub.DefaultHistoryBytes, "the most bytes of keys and values those changes hold; a bigger change is never retained")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
 	fs.StringVar(&c.restore, "restore", "", "start an empty -data directory from this backup file (made by GET /.snapshot), then serve")
 	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
@@ -223,7 +225,7 @@ func run(args []string, stderr io.Writer) error {
 
 // openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
 func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
-	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, HistoryBytes: cfg.historyBytes, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
 	if cfg.data == "" {
 		log.Warn("no -data directory: state is in memory only and is lost at exit")
 		return hub.New(hc), nil

@@ -25,6 +25,9 @@
 //   - A writer never waits for a subscriber: delivery appends to the subscriber's bounded queue
 //     (memory grows with its backlog, not with the bound), and a full queue closes that
 //     subscription with ErrSlowConsumer. Nothing is dropped silently.
+//   - The history holds the newest changes within two bounds, a count and a byte size, and no
+//     pointers (history.go): the collector never scans it. Resuming from a position it no longer
+//     covers gives a reset, never a gap.
 //   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
 //     no goroutine per key.
 //

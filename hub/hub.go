@@ -13,6 +13,7 @@ import (
 // Defaults for Config's zero fields.
 const (
 	DefaultHistorySize       = 100_000
+	DefaultHistoryBytes      = 64 << 20
 	DefaultQueueSize         = 4096
 	DefaultIdempotencyWindow = 24 * time.Hour
 	DefaultEphemeralGrace    = 10 * time.Second
@@ -22,6 +23,7 @@ const (
 type Config struct {
 	Limits            Limits
 	HistorySize       int           // changes retained for resuming streams (default 100,000)
+	HistoryBytes      int           // and the most bytes of keys and values they hold (default 64 MiB)
 	QueueSize         int           // events buffered per subscriber before it is closed as slow (default 4096)
 	IdempotencyWindow time.Duration // how long an Idempotency-Key answer is remembered (default 24 h)
 	MaxFileBytes      int64         // largest stored file (default DefaultMaxFileBytes, 100 MiB)
@@ -147,6 +149,9 @@ func New(cfg Config) *Hub {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = DefaultHistorySize
 	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = DefaultHistoryBytes
+	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
@@ -171,7 +176,7 @@ func New(cfg Config) *Hub {
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
 		tree:     btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true}),
-		history:  newHistory(cfg.HistorySize),
+		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
 		idem:     make(map[string]IdemRecord),
 		subs:     make(map[string]map[*Subscription]struct{}),
 		blobs:    newBlobStore("", nil),

@@ -19,6 +19,7 @@ type Stats struct {
 	HistoryEvents   int    // changes retained for resuming streams
 	HistoryCapacity int    // the most that are retained (Config.HistorySize)
 	HistoryFloor    uint64 // seq of the newest change no longer retained: a resume from before it resets
+	HistoryBytes    int    // bytes of keys, types and values of the retained changes (at most Config.HistoryBytes)
 
 	Durable   bool       // a disk log backs the hub (Open); the fields below are zero otherwise
 	WAL       wal.Stats  // the log's counters: records, bytes, fsyncs (Records/Syncs is the batch size)
@@ -33,8 +34,9 @@ func (h *Hub) Stats() Stats {
 		Keys:            h.tree.Len(),
 		Seq:             h.seq,
 		HistoryEvents:   h.history.n,
-		HistoryCapacity: len(h.history.buf),
-		HistoryFloor:    h.history.floor.Seq,
+		HistoryCapacity: len(h.history.meta),
+		HistoryFloor:    h.history.floorSeq,
+		HistoryBytes:    h.history.used,
 	}
 	s := h.store
 	h.mu.RUnlock()

@@ -147,6 +147,7 @@ var (
 	descSlow        = prometheus.NewDesc("statehub_slow_consumers_total", "Subscriptions closed because their queue overflowed.", nil, nil)
 	descHistEvents  = prometheus.NewDesc("statehub_history_events", "Changes retained for resuming streams.", nil, nil)
 	descHistCap     = prometheus.NewDesc("statehub_history_capacity", "The most changes retained for resuming streams.", nil, nil)
+	descHistBytes   = prometheus.NewDesc("statehub_history_bytes", "Bytes of keys and values of the retained changes.", nil, nil)
 	descHistFloor   = prometheus.NewDesc("statehub_history_floor_seq", "Seq of the newest change no longer retained; resuming from before it resets.", nil, nil)
 	descWALRecords  = prometheus.NewDesc("statehub_wal_records_total", "Records appended to the log.", nil, nil)
 	descWALBytes    = prometheus.NewDesc("statehub_wal_bytes_total", "Bytes written to the log.", nil, nil)
@@ -159,7 +160,7 @@ var (
 )
 
 func (hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descKeys, descSeq, descSubscribers, descSlow, descHistEvents, descHistCap, descHistFloor,
+	for _, d := range []*prometheus.Desc{descKeys, descSeq, descSubscribers, descSlow, descHistEvents, descHistCap, descHistBytes, descHistFloor,
 		descWALRecords, descWALBytes, descWALSyncs, descWALSegments, descWALBatch, descWALFailed, descSnapshots, descFsync} {
 		ch <- d
 	}
@@ -177,6 +178,7 @@ func (hc hubCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSlow, float64(st.SlowConsumers))
 	gauge(descHistEvents, float64(st.HistoryEvents))
 	gauge(descHistCap, float64(st.HistoryCapacity))
+	gauge(descHistBytes, float64(st.HistoryBytes))
 	gauge(descHistFloor, float64(st.HistoryFloor))
 	if !st.Durable {
 		return

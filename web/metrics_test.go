@@ -85,7 +85,7 @@ func TestMetrics(t *testing.T) {
 	if got := value(t, fams, "statehub_history_events"); got != 2 {
 		t.Fatalf("statehub_history_events %v", got)
 	}
-	for _, name := range []string{"statehub_subscribers", "statehub_slow_consumers_total", "statehub_history_capacity",
+	for _, name := range []string{"statehub_subscribers", "statehub_slow_consumers_total", "statehub_history_capacity", "statehub_history_bytes",
 		"statehub_history_floor_seq", "go_goroutines"} {
 		value(t, fams, name)
 	}
