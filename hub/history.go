@@ -14,8 +14,8 @@ import (
 // events need it, up to maxBytes, so a quiet server does not hold it all.
 //
 // The floor (floorSeq, floorKey) is the position of the newest event that has left the ring: a
-// resume position must cover it, or events between the two are gone. An event too big for the byte ring is never in it: it
-// moves the floor at once.
+// resume position must cover it, or events between the two are gone. An event bigger than maxBytes
+// is never in the ring: it empties the ring and becomes the floor at once.
 type history struct {
 	meta     []eventMeta
 	start    int // index in meta of the oldest event
