@@ -241,16 +241,23 @@ func parseKeys(data []byte) (map[string]crypto.PublicKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		kid := b.Headers["kid"]
-		if kid == "" {
-			kid = thumbprint(k)
+		if err := addKey(keys, b.Headers["kid"], k); err != nil {
+			return nil, err
 		}
-		if _, dup := keys[kid]; dup {
-			return nil, fmt.Errorf("two keys with kid %q", kid)
-		}
-		keys[kid] = k
 	}
 	return keys, nil
+}
+
+// addKey files k under kid, or under its thumbprint when kid is empty. A kid may name one key.
+func addKey(keys map[string]crypto.PublicKey, kid string, k crypto.PublicKey) error {
+	if kid == "" {
+		kid = thumbprint(k)
+	}
+	if _, dup := keys[kid]; dup {
+		return fmt.Errorf("two keys with kid %q", kid)
+	}
+	keys[kid] = k
+	return nil
 }
 
 func parsePEMKey(b *pem.Block) (crypto.PublicKey, error) {
@@ -326,14 +333,9 @@ func parseJWKS(data []byte) (map[string]crypto.PublicKey, error) {
 		if j.Alg != "" && j.Alg != algFor(k) {
 			return nil, fmt.Errorf("JWKS key %d (kid %q): alg %q does not fit a %s key", i, j.Kid, j.Alg, algFor(k))
 		}
-		kid := j.Kid
-		if kid == "" {
-			kid = thumbprint(k)
+		if err := addKey(keys, j.Kid, k); err != nil {
+			return nil, fmt.Errorf("JWKS: %w", err)
 		}
-		if _, dup := keys[kid]; dup {
-			return nil, fmt.Errorf("JWKS: two keys with kid %q", kid)
-		}
-		keys[kid] = k
 	}
 	return keys, nil
 }
