@@ -75,13 +75,14 @@ func (s *Server) serveMetrics(c echo.Context) error {
 
 // observe records a request once it is answered: it counts every request by route and status,
 // times those that are not streams, and logs each at debug level (errors at warn), with query
-// tokens redacted. err is the handler's error, already answered by c.Error.
-func (s *Server) observe(c echo.Context, start time.Time, err error) {
+// tokens redacted. kind is streamKind's for the request; err is the handler's error, already
+// answered by c.Error.
+func (s *Server) observe(c echo.Context, kind string, start time.Time, err error) {
 	r := c.Request()
-	route := routeLabel(c)
+	route := routeLabel(c, kind)
 	status := c.Response().Status
 	d := time.Since(start)
-	s.metrics.requests.observe(route, methodLabel(r.Method), status, d, streamKind(r) == "")
+	s.metrics.requests.observe(route, methodLabel(r.Method), status, d, kind == "")
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
@@ -102,14 +103,14 @@ func (s *Server) observe(c echo.Context, start time.Time, err error) {
 
 // routeLabel is a bounded label for a request: echo's route pattern, or for the key API whether it
 // was a key, a subtree or a stream.
-func routeLabel(c echo.Context) string {
+func routeLabel(c echo.Context, kind string) string {
 	p := c.Path()
 	if p != "/*" && p != "" {
 		return p
 	}
 	r := c.Request()
 	switch {
-	case streamKind(r) == "sse":
+	case kind == "sse":
 		return "stream"
 	case hub.IsPrefix(r.URL.Path):
 		return "subtree"

@@ -123,11 +123,13 @@ var corsConfig = middleware.CORSConfig{
 // front is the one middleware, run for every request, in this order: the CORS headers, which
 // every answer carries, also to requests without an Origin; the preflight answer (OPTIONS) or the
 // limits and the handler; the one error mapping (c.Error); the request's metrics and log line.
+// Whether the request is a stream is decided once, here, for the limits and the metrics.
 // One middleware rather than a chain, wrapped around each route's handler when New registers it:
 // echo would wrap each middleware given to Use anew for every request.
 func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		kind := streamKind(c.Request())
 		h := c.Response().Header()
 		// Shared, never modified slices: a header set per request need not allocate.
 		h["Access-Control-Allow-Origin"] = anyOrigin
@@ -136,12 +138,12 @@ func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 		if c.Request().Method == http.MethodOptions {
 			err = s.preflight(c)
 		} else {
-			err = s.limited(c, next)
+			err = s.limited(c, kind, next)
 		}
 		if err != nil {
 			c.Error(err) // the status is known after it
 		}
-		s.observe(c, start, err)
+		s.observe(c, kind, start, err)
 		return nil
 	}
 }
