@@ -94,11 +94,11 @@ func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt Write
 		if err := checkNotLocked(cur, ok); err != nil {
 			return step{}, err
 		}
-		rev := int64(0)
+		rev, k := int64(0), key
 		if ok {
-			rev = cur.Revision + 1
+			rev, k = cur.Revision+1, cur.Key // see Incr
 		}
-		ch := Change{Key: key, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
+		ch := Change{Key: k, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
 			Ephemeral: opt.Session != nil, owner: opt.Session}
 		return step{res: Result{Key: key, Revision: rev}, one: ch}, nil
 	}
@@ -116,7 +116,10 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		if err := checkNotLocked(cur, ok); err != nil {
 			return step{}, err
 		}
-		n, rev := by, int64(0)
+		// A key that exists keeps the string it was stored with, rather than taking the request's:
+		// the next write compares its key with the stored one, and a string written once is read
+		// from every core's cache, where a new one would have to come from the core that wrote it.
+		n, rev, k := by, int64(0), key
 		if ok {
 			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
 			if err != nil {
@@ -125,14 +128,14 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 			if n, err = addInt64(v, by); err != nil {
 				return step{}, fmt.Errorf("%w: %d + %d", err, v, by)
 			}
-			rev = cur.Revision + 1
+			rev, k = cur.Revision+1, cur.Key
 		}
 		value := strconv.AppendInt(nil, n, 10)
 		expires := expiresAt(now, opt.TTL)
 		if opt.TTL == 0 && ok {
 			expires = cur.Expires // a counter keeps its TTL unless the increment sets a new one
 		}
-		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
+		ch := Change{Key: k, Value: value, Revision: rev, Expires: expires}
 		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
 	})
 }
