@@ -57,6 +57,11 @@ func (s step) run(t *testing.T, ts *testServer) {
 	if got := r.header.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Errorf("%s: Access-Control-Allow-Origin %q, want *", name, got)
 	}
+	if got := r.header.Get("Date"); got == "" {
+		t.Errorf("%s: no Date", name)
+	} else if _, err := http.ParseTime(got); err != nil {
+		t.Errorf("%s: Date %q: %v", name, got, err)
+	}
 }
 
 func ok(method, path, body, want string, hdr ...string) step {
