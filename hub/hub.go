@@ -260,7 +260,8 @@ func (h *Hub) applyLocked(c *Commit) {
 	if len(c.Changes) != 1 {
 		events = make([]Event, len(c.Changes))
 	}
-	for i, ch := range c.Changes {
+	for i := range c.Changes {
+		ch := &c.Changes[i]
 		var old Entry
 		var had bool
 		if ch.Deleted {
@@ -276,8 +277,13 @@ func (h *Hub) applyLocked(c *Commit) {
 		if had {
 			h.unrefBlobLocked(old.Type, old.Value)
 		}
-		h.ownLocked(old, had, ch)
-		h.wakeLockWaitersLocked(ch.Key)
+		// Sessions and lock waiters concern few keys: the common write skips their bookkeeping.
+		if had && old.owner != nil || ch.Ephemeral {
+			h.ownLocked(&old, had, ch)
+		}
+		if len(h.lockWait) > 0 {
+			h.wakeLockWaitersLocked(ch.Key)
+		}
 		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
 	}
 	if c.Seq > h.seq {

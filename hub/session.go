@@ -57,7 +57,7 @@ func (h *Hub) Draining() <-chan struct{} { return h.drained }
 
 // ownLocked keeps ephemeral ownership in step with a change being applied: prev is the key's
 // entry before it (had false when absent).
-func (h *Hub) ownLocked(prev Entry, had bool, ch Change) {
+func (h *Hub) ownLocked(prev *Entry, had bool, ch *Change) {
 	if had && prev.owner != nil && prev.owner != ch.owner && prev.owner.keys != nil {
 		delete(prev.owner.keys, ch.Key)
 	}
