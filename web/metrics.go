@@ -82,7 +82,7 @@ func (s *Server) observe(c echo.Context, kind string, start time.Time, err error
 	route := routeLabel(c, kind)
 	status := c.Response().Status
 	d := time.Since(start)
-	s.metrics.requests.observe(route, methodLabel(r.Method), status, d, kind == "")
+	s.metrics.requests.observe(route, r.Method, status, d, kind == "")
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
@@ -116,14 +116,6 @@ func routeLabel(c echo.Context, kind string) string {
 		return "subtree"
 	}
 	return "key"
-}
-
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
-		return m
-	}
-	return "other"
 }
 
 // redactURI is the request URI for logs, with the value of a token parameter replaced.

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"maps"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,21 +13,29 @@ import (
 
 // requestStats counts and times answered requests: statehub_http_requests_total{route,method,status}
 // and statehub_http_request_duration_seconds{route}. It takes the place of a CounterVec and a
-// HistogramVec because of the cost per request: those take five atomic operations on shared
-// cache lines, one a float compare-and-swap loop, which under load from both cores was a
-// measurable share of an increment (README, Performance). Here a request is two atomic adds on
-// one label set's counters; the scrape sums them into the client library's constant metrics.
+// HistogramVec because of the cost per request: those hash the label values into a map and take
+// five atomic operations, one a float compare-and-swap loop, which under load from both cores was a
+// measurable share of an increment (README, Performance). Here a request finds its counters by
+// index: its route's table (one read of a map that changes only when a route is first seen), then
+// the method's row and the status's column; a status outside statusSlots takes a map instead. It
+// then takes two atomic adds; the scrape sums them into the client library's constant metrics.
 //
 // A label set's count is its untimed requests (streams) plus its timed ones, the sum of its
 // buckets; a route's histogram sums the buckets of its label sets. Counts never go down; a
 // scrape racing a request may count it without its duration in the sum.
 type requestStats struct {
-	sets sync.Map // requestLabels -> *requestStat
+	mu     sync.Mutex                             // held to add a route
+	routes atomic.Pointer[map[string]*routeStats] // replaced, never changed, when a route is added
 }
 
-type requestLabels struct {
-	route, method string
-	status        int
+// routeStats are the counters of one route label.
+type routeStats struct {
+	sets  [len(methodLabels)][len(statusSlots)]atomic.Pointer[requestStat] // nil until counted
+	other sync.Map                                                         // methodStatus -> *requestStat
+}
+
+type methodStatus struct {
+	method, status int
 }
 
 type requestStat struct {
@@ -33,6 +43,43 @@ type requestStat struct {
 	nanos   atomic.Uint64                         // total duration of the timed requests
 	buckets [len(latencyBounds) + 1]atomic.Uint64 // by the first bound at or above the duration; the last is +Inf
 }
+
+// methodLabels are the method label's values; any other method counts as "other", so that a
+// client cannot make new label sets at will.
+var methodLabels = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodOptions, http.MethodPatch, "other"}
+
+func methodIndex(m string) int {
+	switch m {
+	case http.MethodGet:
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodDelete:
+		return 4
+	case http.MethodOptions:
+		return 5
+	case http.MethodPatch:
+		return 6
+	}
+	return len(methodLabels) - 1
+}
+
+// statusSlots are the statuses Statehub answers, which have a column of their own.
+var statusSlots = [...]int{101, 200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405,
+	408, 409, 410, 412, 413, 415, 416, 422, 423, 428, 429, 431, 500, 502, 503, 504}
+
+// statusColumn maps a status below 600 to its column in statusSlots plus one; 0 for none.
+var statusColumn = func() (c [600]uint8) {
+	for i, s := range statusSlots {
+		c[s] = uint8(i + 1)
+	}
+	return c
+}()
 
 // latencyBuckets are the upper bounds of the latency histogram, in seconds.
 var latencyBuckets = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -54,12 +101,7 @@ var (
 
 // observe counts a request and, when timed (not a stream), records its duration d.
 func (s *requestStats) observe(route, method string, status int, d time.Duration, timed bool) {
-	k := requestLabels{route, method, status}
-	v, ok := s.sets.Load(k)
-	if !ok {
-		v, _ = s.sets.LoadOrStore(k, &requestStat{})
-	}
-	st := v.(*requestStat)
+	st := s.stat(route, methodIndex(method), status)
 	if !timed {
 		st.untimed.Add(1)
 		return
@@ -70,6 +112,72 @@ func (s *requestStats) observe(route, method string, status int, d time.Duration
 	}
 	st.buckets[i].Add(1)
 	st.nanos.Add(uint64(max(d, 0)))
+}
+
+// stat returns the counters of a label set, made on first use.
+func (s *requestStats) stat(route string, method, status int) *requestStat {
+	var rs *routeStats
+	if m := s.routes.Load(); m != nil {
+		rs = (*m)[route]
+	}
+	if rs == nil {
+		rs = s.addRoute(route)
+	}
+	if status >= 0 && status < len(statusColumn) && statusColumn[status] > 0 {
+		p := &rs.sets[method][statusColumn[status]-1]
+		if st := p.Load(); st != nil {
+			return st
+		}
+		p.CompareAndSwap(nil, &requestStat{})
+		return p.Load()
+	}
+	k := methodStatus{method, status}
+	if v, ok := rs.other.Load(k); ok {
+		return v.(*requestStat)
+	}
+	v, _ := rs.other.LoadOrStore(k, &requestStat{})
+	return v.(*requestStat)
+}
+
+func (s *requestStats) addRoute(route string) *routeStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.routes.Load()
+	if old != nil {
+		if rs := (*old)[route]; rs != nil {
+			return rs
+		}
+	}
+	m := make(map[string]*routeStats, 1)
+	if old != nil {
+		m = maps.Clone(*old)
+	}
+	rs := &routeStats{}
+	m[route] = rs
+	s.routes.Store(&m)
+	return rs
+}
+
+// each calls f with every label set counted so far.
+func (s *requestStats) each(f func(route string, method, status int, st *requestStat)) {
+	m := s.routes.Load()
+	if m == nil {
+		return
+	}
+	for route, rs := range *m {
+		for method := range rs.sets {
+			for col := range rs.sets[method] {
+				if st := rs.sets[method][col].Load(); st != nil {
+					f(route, method, statusSlots[col], st)
+				}
+			}
+		}
+		rs.other.Range(func(k, v any) bool {
+			ms := k.(methodStatus)
+			f(route, ms.method, ms.status, v.(*requestStat))
+			return true
+		})
+	}
 }
 
 func (s *requestStats) Describe(ch chan<- *prometheus.Desc) {
@@ -84,8 +192,7 @@ func (s *requestStats) Collect(ch chan<- prometheus.Metric) {
 		buckets [len(latencyBounds)]uint64 // cumulative, as Prometheus has them
 	}
 	routes := map[string]*histogram{}
-	s.sets.Range(func(k, v any) bool {
-		labels, st := k.(requestLabels), v.(*requestStat)
+	s.each(func(route string, method, status int, st *requestStat) {
 		// The sum first: a request adds to its bucket before the sum, so every duration read
 		// belongs to a request counted.
 		nanos := st.nanos.Load()
@@ -96,14 +203,14 @@ func (s *requestStats) Collect(ch chan<- prometheus.Metric) {
 			n += timed[i]
 		}
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n+st.untimed.Load()),
-			labels.route, labels.method, strconv.Itoa(labels.status))
+			route, methodLabels[method], strconv.Itoa(status))
 		if n == 0 {
-			return true
+			return
 		}
-		h := routes[labels.route]
+		h := routes[route]
 		if h == nil {
 			h = &histogram{}
-			routes[labels.route] = h
+			routes[route] = h
 		}
 		h.count += n
 		h.nanos += nanos
@@ -112,7 +219,6 @@ func (s *requestStats) Collect(ch chan<- prometheus.Metric) {
 			below += timed[i]
 			h.buckets[i] += below
 		}
-		return true
 	})
 	for r, h := range routes {
 		buckets := make(map[float64]uint64, len(latencyBuckets))

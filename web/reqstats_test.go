@@ -21,6 +21,9 @@ func TestRequestStats(t *testing.T) {
 	s.observe("key", "GET", 200, 11*time.Second, true)            // above every bound
 	s.observe("stream", "GET", 200, time.Minute, false)           // a stream: counted only
 	s.observe("/.health", "GET", 200, 100*time.Microsecond, true) // an echo route
+	s.observe("/.tx", "BREW", 418, time.Second, false)             // another method, a status without a column
+	s.observe("/.tx", "BREW", 418, time.Second, false)
+	s.observe("/.tx", "MKCOL", 799, time.Second, false) // and a status beyond any column
 	want := `
 # HELP statehub_http_request_duration_seconds Time to answer a request (streams and sockets excluded), by route.
 # TYPE statehub_http_request_duration_seconds histogram
@@ -61,6 +64,8 @@ statehub_http_request_duration_seconds_count{route="key"} 4
 # HELP statehub_http_requests_total HTTP requests answered, by route, method and status.
 # TYPE statehub_http_requests_total counter
 statehub_http_requests_total{method="GET",route="/.health",status="200"} 1
+statehub_http_requests_total{method="other",route="/.tx",status="418"} 2
+statehub_http_requests_total{method="other",route="/.tx",status="799"} 1
 statehub_http_requests_total{method="GET",route="key",status="200"} 1
 statehub_http_requests_total{method="GET",route="key",status="404"} 1
 statehub_http_requests_total{method="GET",route="stream",status="200"} 1
@@ -108,8 +113,7 @@ func TestRequestStatsConcurrent(t *testing.T) {
 	}
 	total := 0.0
 	for _, status := range []int{200, 201} {
-		v, _ := s.sets.Load(requestLabels{"key", "POST", status})
-		st := v.(*requestStat)
+		st := s.stat("key", methodIndex("POST"), status)
 		n := st.untimed.Load()
 		for i := range st.buckets {
 			n += st.buckets[i].Load()
@@ -130,4 +134,14 @@ func BenchmarkRequestStats(b *testing.B) {
 			s.observe("key", "POST", 200, 300*time.Microsecond, true)
 		}
 	})
+}
+
+// TestStatusColumns checks that every status with a column maps to its own.
+func TestStatusColumns(t *testing.T) {
+	t.Parallel()
+	for i, s := range statusSlots {
+		if int(statusColumn[s]) != i+1 {
+			t.Errorf("status %d maps to column %d, want %d (listed twice?)", s, statusColumn[s], i+1)
+		}
+	}
 }
