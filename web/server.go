@@ -122,8 +122,9 @@ var corsConfig = middleware.CORSConfig{
 }
 
 // front is the one middleware, run for every request, in this order: the CORS headers, which
-// every answer carries, also to requests without an Origin, and the Date; the preflight answer (OPTIONS) or the
-// limits and the handler; the one error mapping (c.Error); the request's metrics and log line.
+// every answer carries, also to requests without an Origin, and the Date (see dateHeader); the
+// preflight answer (OPTIONS) or the limits and the handler; the one error mapping (c.Error); the
+// request's metrics and log line.
 // Whether the request is a stream is decided once, here, for the limits and the metrics.
 // One middleware rather than a chain, wrapped around each route's handler when New registers it:
 // echo would wrap each middleware given to Use anew for every request.
