@@ -21,7 +21,7 @@ func TestRequestStats(t *testing.T) {
 	s.observe("key", "GET", 200, 11*time.Second, true)            // above every bound
 	s.observe("stream", "GET", 200, time.Minute, false)           // a stream: counted only
 	s.observe("/.health", "GET", 200, 100*time.Microsecond, true) // an echo route
-	s.observe("/.tx", "BREW", 418, time.Second, false)             // another method, a status without a column
+	s.observe("/.tx", "BREW", 418, time.Second, false)            // another method, a status without a column
 	s.observe("/.tx", "BREW", 418, time.Second, false)
 	s.observe("/.tx", "MKCOL", 799, time.Second, false) // and a status beyond any column
 	want := `
