@@ -277,13 +277,8 @@ func (h *Hub) applyLocked(c *Commit) {
 		if had {
 			h.unrefBlobLocked(old.Type, old.Value)
 		}
-		// Sessions and lock waiters concern few keys: the common write skips their bookkeeping.
-		if had && old.owner != nil || ch.Ephemeral {
-			h.ownLocked(&old, had, ch)
-		}
-		if len(h.lockWait) > 0 {
-			h.wakeLockWaitersLocked(ch.Key)
-		}
+		h.ownLocked(&old, had, ch)
+		h.wakeLockWaitersLocked(ch.Key)
 		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
 	}
 	if c.Seq > h.seq {
