@@ -66,13 +66,13 @@ func (h *Hub) WriteBackup(w io.Writer) (uint64, error) {
 // refers to it.
 func (f frozen) blobSums() (sums []string, keyOf map[string]string) {
 	keyOf = make(map[string]string)
-	f.tree.Scan(func(e Entry) bool {
-		if e.Type == "" {
+	f.tree.Scan(func(it item) bool {
+		if it.typ() == "" {
 			return true
 		}
-		if fi, err := ParseFileInfo(e.Value); err == nil {
+		if fi, err := ParseFileInfo(it.value); err == nil {
 			if _, ok := keyOf[fi.SHA256]; !ok {
-				keyOf[fi.SHA256] = e.Key
+				keyOf[fi.SHA256] = it.key
 				sums = append(sums, fi.SHA256)
 			}
 		}

@@ -310,7 +310,7 @@ func TestBackupUnderWrites(t *testing.T) {
 		}
 		r := openTestStore(t, Config{}, StoreConfig{Dir: dir})
 		var entries []Entry
-		r.freeze().tree.Scan(func(e Entry) bool { entries = append(entries, e); return true })
+		r.freeze().tree.Scan(func(it item) bool { entries = append(entries, it.entry()); return true })
 		files := 0
 		for _, e := range entries {
 			if e.Type == "" {

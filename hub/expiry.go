@@ -73,8 +73,8 @@ func (h *Hub) expireDue() {
 			}
 			continue
 		}
-		if e, ok := h.tree.Get(Entry{Key: d.key}); ok && e.Expires.Equal(d.at) {
-			byKey[d.key] = Change{Key: d.key, Revision: e.Revision + 1, Deleted: true}
+		if e, ok := h.tree.Get(item{key: d.key}); ok && e.expires().Equal(d.at) {
+			byKey[d.key] = Change{Key: d.key, Revision: e.revision + 1, Deleted: true}
 		}
 	}
 	var seq uint64

@@ -113,7 +113,7 @@ type Hub struct {
 	closed   bool
 	loading  bool                     // replaying at start-up: no expiry timer yet
 	failed   error                    // set when the journal failed: writes are refused from then on
-	tree     *btree.BTreeG[Entry]     // every live key, in key order
+	tree     *btree.BTreeG[item]      // every live key, in key order
 	seq      uint64                   // the last committed seq
 	durable  uint64                   // the last seq known durable (== seq without a journal)
 	history  history                  // recent events, for resuming streams
@@ -175,7 +175,7 @@ func New(cfg Config) *Hub {
 		limits:   cfg.Limits.withDefaults(),
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
-		tree:     btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true}),
+		tree:     newTree(),
 		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
 		idem:     make(map[string]IdemRecord),
 		subs:     make(map[string]map[*Subscription]struct{}),
@@ -186,8 +186,6 @@ func New(cfg Config) *Hub {
 		advanced: make(chan struct{}),
 	}
 }
-
-func entryLess(a, b Entry) bool { return a.Key < b.Key }
 
 // Limits returns the key and value limits in force.
 func (h *Hub) Limits() Limits { return h.limits }
@@ -212,12 +210,12 @@ func (h *Hub) Get(key string) (Entry, error) {
 		return Entry{}, err
 	}
 	h.mu.RLock()
-	e, ok := h.tree.Get(Entry{Key: key})
+	it, ok := h.tree.Get(item{key: key})
 	h.mu.RUnlock()
 	if !ok {
 		return Entry{}, ErrNotFound
 	}
-	return e, nil
+	return it.entry(), nil
 }
 
 // Replay applies a commit read back from the journal at start-up. Commits must come in seq order,
@@ -262,20 +260,19 @@ func (h *Hub) applyLocked(c *Commit) {
 	}
 	for i := range c.Changes {
 		ch := &c.Changes[i]
-		var old Entry
+		var old item
 		var had bool
 		if ch.Deleted {
-			old, had = h.tree.Delete(Entry{Key: ch.Key})
+			old, had = h.tree.Delete(item{key: ch.Key})
 		} else {
-			old, had = h.tree.Set(Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires, Type: ch.Type, lock: ch.lock,
-				Ephemeral: ch.Ephemeral, owner: ch.owner})
+			old, had = h.tree.Set(ch.item(c.Seq))
 			if !ch.Expires.IsZero() {
 				h.expiry.push(deadline{at: ch.Expires, key: ch.Key})
 			}
 			h.refBlobLocked(ch.Type, ch.Value)
 		}
 		if had {
-			h.unrefBlobLocked(old.Type, old.Value)
+			h.unrefBlobLocked(old.typ(), old.value)
 		}
 		h.ownLocked(&old, had, ch)
 		h.wakeLockWaitersLocked(ch.Key)

@@ -53,8 +53,8 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 	for {
 		var next string // set when a children listing must skip past a subtree
 		more := false
-		h.tree.Ascend(Entry{Key: start}, func(e Entry) bool {
-			if !strings.HasPrefix(e.Key, prefix) {
+		h.tree.Ascend(item{key: start}, func(it item) bool {
+			if !strings.HasPrefix(it.key, prefix) {
 				return false
 			}
 			if len(page.Entries) == limit {
@@ -62,13 +62,14 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 				return false
 			}
 			if opt.Children {
-				if i := strings.IndexByte(e.Key[len(prefix):], '/'); i >= 0 {
-					sub := e.Key[:len(prefix)+i+1]
+				if i := strings.IndexByte(it.key[len(prefix):], '/'); i >= 0 {
+					sub := it.key[:len(prefix)+i+1]
 					page.Entries = append(page.Entries, Entry{Key: sub})
 					next = after(sub)
 					return false
 				}
 			}
+			e := it.entry()
 			if opt.KeysOnly {
 				e.Value = nil
 			}

@@ -74,16 +74,16 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
-// lockedError describes the lock held in e.
-func lockedError(e Entry) *LockedError {
+// lockedError describes the lock held in it.
+func lockedError(it *item) *LockedError {
 	var st LockState
-	json.Unmarshal(e.Value, &st) // our own JSON
-	return &LockedError{Key: e.Key, Owner: st.Owner, Fence: st.Fence, Expires: st.Expires}
+	json.Unmarshal(it.value, &st) // our own JSON
+	return &LockedError{Key: it.key, Owner: st.Owner, Fence: st.Fence, Expires: st.Expires}
 }
 
 // checkNotLocked refuses a plain write to a held lock.
-func checkNotLocked(cur Entry, ok bool) error {
-	if ok && cur.lock != "" {
+func checkNotLocked(cur *item, ok bool) error {
+	if ok && cur.lock() != "" {
 		return lockedError(cur)
 	}
 	return nil
@@ -133,12 +133,12 @@ func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{
 	token, sum := newLockToken()
 	var st LockState
 	_, err = h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(Entry{Key: key})
-		if ok && cur.lock != "" {
+		cur, ok := h.tree.Get(item{key: key})
+		if ok && cur.lock() != "" {
 			if opt.Wait > 0 {
 				wake = h.lockWaitLocked(key)
 			}
-			return step{}, lockedError(cur)
+			return step{}, lockedError(&cur)
 		}
 		if ok {
 			return step{}, fmt.Errorf("%w: %s", ErrNotLock, key)
@@ -172,9 +172,9 @@ func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 		if err != nil {
 			return step{}, err
 		}
-		json.Unmarshal(cur.Value, &st)
+		json.Unmarshal(cur.value, &st)
 		st.Expires = now.Add(ttl)
-		ch := Change{Key: key, Value: lockValue(st), Revision: cur.Revision + 1, Expires: st.Expires, lock: cur.lock}
+		ch := Change{Key: key, Value: lockValue(st), Revision: cur.revision + 1, Expires: st.Expires, lock: cur.lock()}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 	if err != nil {
@@ -194,22 +194,22 @@ func (h *Hub) Unlock(key, token string) (Result, error) {
 		if err != nil {
 			return step{}, err
 		}
-		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
+		ch := Change{Key: key, Revision: cur.revision + 1, Deleted: true}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 }
 
 // heldLocked returns the lock at key if token is its token.
-func (h *Hub) heldLocked(key, token string) (Entry, error) {
-	cur, ok := h.tree.Get(Entry{Key: key})
+func (h *Hub) heldLocked(key, token string) (item, error) {
+	cur, ok := h.tree.Get(item{key: key})
 	switch {
 	case !ok:
 		return cur, fmt.Errorf("%w: %s holds no lock (released or expired)", ErrNotFound, key)
-	case cur.lock == "":
+	case cur.lock() == "":
 		return cur, fmt.Errorf("%w: %s", ErrNotLock, key)
 	}
 	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(cur.lock)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(cur.lock())) != 1 {
 		return cur, fmt.Errorf("%w for %s", ErrLockToken, key)
 	}
 	return cur, nil

@@ -57,9 +57,9 @@ func (h *Hub) Draining() <-chan struct{} { return h.drained }
 
 // ownLocked keeps ephemeral ownership in step with a change being applied: prev is the key's
 // entry before it (had false when absent).
-func (h *Hub) ownLocked(prev *Entry, had bool, ch *Change) {
-	if had && prev.owner != nil && prev.owner != ch.owner && prev.owner.keys != nil {
-		delete(prev.owner.keys, ch.Key)
+func (h *Hub) ownLocked(prev *item, had bool, ch *Change) {
+	if o := prev.owner(); had && o != nil && o != ch.owner && o.keys != nil {
+		delete(o.keys, ch.Key)
 	}
 	if ch.Deleted || !ch.Ephemeral {
 		return
@@ -68,7 +68,7 @@ func (h *Hub) ownLocked(prev *Entry, had bool, ch *Change) {
 	case ch.owner == nil:
 		// Replayed from the log at start-up. One deadline per key suffices: a later replayed
 		// version of an ephemeral key is covered by the deadline of the first.
-		if !had || !prev.Ephemeral || prev.owner != nil {
+		if !had || !prev.ephemeral() || prev.owner() != nil {
 			h.orphanLocked(ch.Key)
 		}
 	case ch.owner.ended:
@@ -86,9 +86,9 @@ func (h *Hub) orphanLocked(key string) {
 // ephemeralGoneLocked returns the delete for an ephemeral deadline that is due, unless the key has
 // been written since (its owner or its ephemeral flag changed).
 func (h *Hub) ephemeralGoneLocked(d deadline) (Change, bool) {
-	e, ok := h.tree.Get(Entry{Key: d.key})
-	if !ok || !e.Ephemeral || e.owner != d.owner || d.owner != nil && !d.owner.ended {
+	e, ok := h.tree.Get(item{key: d.key})
+	if !ok || !e.ephemeral() || e.owner() != d.owner || d.owner != nil && !d.owner.ended {
 		return Change{}, false
 	}
-	return Change{Key: d.key, Revision: e.Revision + 1, Deleted: true}, true
+	return Change{Key: d.key, Revision: e.revision + 1, Deleted: true}, true
 }

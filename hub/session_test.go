@@ -299,9 +299,9 @@ func TestEphemeralCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := f.tree.Get(Entry{Key: "/e"})
-	p, _ := f.tree.Get(Entry{Key: "/f"})
-	if !e.Ephemeral || p.Ephemeral || e.owner != nil {
+	e, _ := f.tree.Get(item{key: "/e"})
+	p, _ := f.tree.Get(item{key: "/f"})
+	if !e.ephemeral() || p.ephemeral() || e.owner() != nil {
 		t.Fatalf("snapshot entries %+v, %+v: want /e ephemeral without owner, /f not", e, p)
 	}
 }

@@ -43,7 +43,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // copy-on-write copy), so a snapshot is written while writers go on.
 type frozen struct {
 	seq  uint64
-	tree *btree.BTreeG[Entry]
+	tree *btree.BTreeG[item]
 	idem []IdemRecord
 }
 
@@ -76,7 +76,8 @@ func (f frozen) write(w io.Writer) error {
 	put(append(scratch, snapshotMagic...))
 	scratch = binary.AppendUvarint(scratch, f.seq)
 	put(binary.AppendUvarint(scratch, uint64(f.tree.Len())))
-	f.tree.Scan(func(e Entry) bool {
+	f.tree.Scan(func(it item) bool {
+		e := it.entry()
 		b := appendString(scratch, e.Key)
 		b = binary.AppendVarint(b, e.Revision)
 		b = binary.AppendUvarint(b, e.Seq)
@@ -163,9 +164,9 @@ func decodeSnapshot(data []byte) (frozen, error) {
 	if len(r.b) != 0 {
 		return f, fmt.Errorf("%w: %d bytes after the last record", ErrBadSnapshot, len(r.b))
 	}
-	f.tree = btree.NewBTreeGOptions(entryLess, btree.Options{NoLocks: true})
+	f.tree = newTree()
 	for _, e := range items {
-		f.tree.Load(e)
+		f.tree.Load(itemOf(&e))
 	}
 	return f, nil
 }
@@ -175,13 +176,13 @@ func (h *Hub) loadLocked(f frozen) {
 	h.tree, h.seq = f.tree, f.seq
 	h.expiry = h.expiry[:0]
 	clear(h.blobRefs)
-	h.tree.Scan(func(e Entry) bool {
-		if !e.Expires.IsZero() {
-			h.expiry.push(deadline{at: e.Expires, key: e.Key})
+	h.tree.Scan(func(it item) bool {
+		if exp := it.expires(); !exp.IsZero() {
+			h.expiry.push(deadline{at: exp, key: it.key})
 		}
-		h.refBlobLocked(e.Type, e.Value)
-		if e.Ephemeral {
-			h.orphanLocked(e.Key) // no session survives a restart
+		h.refBlobLocked(it.typ(), it.value)
+		if it.ephemeral() {
+			h.orphanLocked(it.key) // no session survives a restart
 		}
 		return true
 	})

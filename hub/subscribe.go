@@ -305,13 +305,13 @@ func (h *Hub) fanoutLocked(e Event) {
 }
 
 // snapshotEvents lists the entries under path as snapshot events, in key order.
-func snapshotEvents(tree *btree.BTreeG[Entry], path string) []Event {
+func snapshotEvents(tree *btree.BTreeG[item], path string) []Event {
 	var out []Event
-	tree.Ascend(Entry{Key: path}, func(e Entry) bool {
-		if !Covers(path, e.Key) {
-			return !IsPrefix(path) && e.Key == path // a key: stop after it
+	tree.Ascend(item{key: path}, func(it item) bool {
+		if !Covers(path, it.key) {
+			return !IsPrefix(path) && it.key == path // a key: stop after it
 		}
-		out = append(out, Event{Key: e.Key, Value: e.Value, Revision: e.Revision, Seq: e.Seq, Snapshot: true, Type: e.Type})
+		out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ()})
 		return IsPrefix(path)
 	})
 	return out

@@ -97,13 +97,13 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 	}{checks, ops})
 	res, err := h.write(opt, intent{op: "tx", body: req}, func(time.Time) (step, error) {
 		for _, c := range checks {
-			cur, ok := h.tree.Get(Entry{Key: c.Key})
+			cur, ok := h.tree.Get(item{key: c.Key})
 			rev := int64(-1)
 			if ok {
-				rev = cur.Revision
+				rev = cur.revision
 			}
 			if rev != c.Revision {
-				return step{}, &ConflictError{Err: ErrRevisionConflict, Key: c.Key, Revision: rev, Seq: cur.Seq}
+				return step{}, &ConflictError{Err: ErrRevisionConflict, Key: c.Key, Revision: rev, Seq: cur.seq}
 			}
 		}
 		byKey := make(map[string]Change, len(ops))
@@ -133,13 +133,13 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 
 // txOpLocked computes one operation's change (Key empty: no change) against the current state.
 func (h *Hub) txOpLocked(op TxOp) (Change, TxOpResult, error) {
-	cur, ok := h.tree.Get(Entry{Key: op.Key})
-	if err := checkNotLocked(cur, ok); err != nil {
+	cur, ok := h.tree.Get(item{key: op.Key})
+	if err := checkNotLocked(&cur, ok); err != nil {
 		return Change{}, TxOpResult{}, err
 	}
 	rev := int64(0)
 	if ok {
-		rev = cur.Revision + 1
+		rev = cur.revision + 1
 	}
 	switch op.Op {
 	case TxSet:
@@ -147,16 +147,16 @@ func (h *Hub) txOpLocked(op TxOp) (Change, TxOpResult, error) {
 	case TxIncr:
 		n := op.By
 		if ok {
-			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
+			v, err := strconv.ParseInt(string(cur.value), 10, 64)
 			if err != nil {
-				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, op.Key, cur.Value)
+				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, op.Key, cur.value)
 			}
 			if n, err = addInt64(v, op.By); err != nil {
 				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s: %d + %d", err, op.Key, v, op.By)
 			}
 		}
 		value := strconv.AppendInt(nil, n, 10)
-		return Change{Key: op.Key, Value: value, Revision: rev, Expires: cur.Expires},
+		return Change{Key: op.Key, Value: value, Revision: rev, Expires: cur.expires()},
 			TxOpResult{Key: op.Key, Revision: rev, Value: value}, nil
 	default: // TxDelete
 		if !ok {

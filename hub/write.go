@@ -34,13 +34,13 @@ type Cond struct {
 }
 
 // check tests c against the key's current entry (ok false when absent).
-func (c Cond) check(key string, cur Entry, ok bool) error {
+func (c Cond) check(key string, cur *item, ok bool) error {
 	rev := int64(-1)
 	if ok {
-		rev = cur.Revision
+		rev = cur.revision
 	}
 	conflict := func(err error) error {
-		return &ConflictError{Err: err, Key: key, Revision: rev, Seq: cur.Seq}
+		return &ConflictError{Err: err, Key: key, Revision: rev, Seq: cur.seq}
 	}
 	if c.NextRevision != nil && *c.NextRevision != rev+1 {
 		return conflict(ErrRevisionConflict)
@@ -56,7 +56,7 @@ func (c Cond) check(key string, cur Entry, ok bool) error {
 	}
 	if len(c.MatchSeqs) > 0 {
 		for _, s := range c.MatchSeqs {
-			if s == cur.Seq {
+			if s == cur.seq {
 				return nil
 			}
 		}
@@ -87,16 +87,16 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 // key: Set and SetFile share it.
 func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) (step, error) {
 	return func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(Entry{Key: key})
-		if err := cond.check(key, cur, ok); err != nil {
+		cur, ok := h.tree.Get(item{key: key})
+		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
 		}
-		if err := checkNotLocked(cur, ok); err != nil {
+		if err := checkNotLocked(&cur, ok); err != nil {
 			return step{}, err
 		}
 		rev, k := int64(0), key
 		if ok {
-			rev, k = cur.Revision+1, cur.Key // see Incr
+			rev, k = cur.revision+1, cur.key // see Incr
 		}
 		ch := Change{Key: k, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
 			Ephemeral: opt.Session != nil, owner: opt.Session}
@@ -112,8 +112,8 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 	}
 	in := intent{op: "incr", key: key, n: by}
 	return h.write(opt, in, func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(Entry{Key: key})
-		if err := checkNotLocked(cur, ok); err != nil {
+		cur, ok := h.tree.Get(item{key: key})
+		if err := checkNotLocked(&cur, ok); err != nil {
 			return step{}, err
 		}
 		// A key that exists keeps the string it was stored with, rather than taking the request's:
@@ -121,19 +121,19 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		// from every core's cache, where a new one would have to come from the core that wrote it.
 		n, rev, k := by, int64(0), key
 		if ok {
-			v, err := strconv.ParseInt(string(cur.Value), 10, 64)
+			v, err := strconv.ParseInt(string(cur.value), 10, 64)
 			if err != nil {
-				return step{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.Value)
+				return step{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.value)
 			}
 			if n, err = addInt64(v, by); err != nil {
 				return step{}, fmt.Errorf("%w: %d + %d", err, v, by)
 			}
-			rev, k = cur.Revision+1, cur.Key
+			rev, k = cur.revision+1, cur.key
 		}
 		value := strconv.AppendInt(nil, n, 10)
 		expires := expiresAt(now, opt.TTL)
 		if opt.TTL == 0 && ok {
-			expires = cur.Expires // a counter keeps its TTL unless the increment sets a new one
+			expires = cur.expires() // a counter keeps its TTL unless the increment sets a new one
 		}
 		ch := Change{Key: k, Value: value, Revision: rev, Expires: expires}
 		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
@@ -154,17 +154,17 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 		return Result{}, err
 	}
 	return h.write(opt, intent{op: "delete", key: key}, func(time.Time) (step, error) {
-		cur, ok := h.tree.Get(Entry{Key: key})
-		if err := cond.check(key, cur, ok); err != nil {
+		cur, ok := h.tree.Get(item{key: key})
+		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
 		}
 		if !ok {
 			return step{}, ErrNotFound
 		}
-		if err := checkNotLocked(cur, ok); err != nil {
+		if err := checkNotLocked(&cur, ok); err != nil {
 			return step{}, err
 		}
-		ch := Change{Key: key, Revision: cur.Revision + 1, Deleted: true}
+		ch := Change{Key: key, Revision: cur.revision + 1, Deleted: true}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
 	})
 }
@@ -177,11 +177,11 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	}
 	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time) (step, error) {
 		var changes []Change
-		h.tree.Ascend(Entry{Key: prefix}, func(e Entry) bool {
-			if !Covers(prefix, e.Key) {
+		h.tree.Ascend(item{key: prefix}, func(it item) bool {
+			if !Covers(prefix, it.key) {
 				return false
 			}
-			changes = append(changes, Change{Key: e.Key, Revision: e.Revision + 1, Deleted: true})
+			changes = append(changes, Change{Key: it.key, Revision: it.revision + 1, Deleted: true})
 			return true
 		})
 		return step{res: Result{Key: prefix, Deleted: len(changes)}, many: changes}, nil

@@ -1,0 +1,95 @@
+package hub
+
+import (
+	"time"
+
+	"github.com/tidwall/btree"
+)
+
+// item is how the tree holds a key's entry: the fields every key has, in 64 bytes, and the rare
+// ones behind a pointer that is nil for a plain JSON value without a TTL. The B-tree keeps items
+// in its nodes and passes them by value through each of its calls, so their size sets the size
+// of the frames on the deepest path of every write. With 128-byte entries an HTTP increment
+// needed more than the 8 KiB stack a connection's goroutine keeps between requests: every
+// garbage collection shrank the stack of each idle connection and its next write grew it again,
+// copying it (see doc.go).
+type item struct {
+	key      string
+	value    []byte
+	revision int64
+	seq      uint64
+	rare     *rareFields
+}
+
+// rareFields are the fields of an entry that most keys leave zero. They are never changed once in
+// the tree: copies of the tree (snapshots, streams) share them.
+type rareFields struct {
+	expires   time.Time
+	typ       string
+	lock      string
+	ephemeral bool
+	owner     *Session
+}
+
+func newTree() *btree.BTreeG[item] {
+	return btree.NewBTreeGOptions(func(a, b item) bool { return a.key < b.key }, btree.Options{NoLocks: true})
+}
+
+// itemOf returns e as the tree holds it.
+func itemOf(e *Entry) item {
+	it := item{key: e.Key, value: e.Value, revision: e.Revision, seq: e.Seq}
+	if r := (rareFields{e.Expires, e.Type, e.lock, e.Ephemeral, e.owner}); r != (rareFields{}) {
+		it.rare = &r
+	}
+	return it
+}
+
+// entry returns it as an Entry.
+func (it *item) entry() Entry {
+	e := Entry{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq}
+	if r := it.rare; r != nil {
+		e.Expires, e.Type, e.lock, e.Ephemeral, e.owner = r.expires, r.typ, r.lock, r.ephemeral, r.owner
+	}
+	return e
+}
+
+func (it *item) expires() time.Time {
+	if it.rare == nil {
+		return time.Time{}
+	}
+	return it.rare.expires
+}
+
+// typ is the content type of a stored file; "" for JSON.
+func (it *item) typ() string {
+	if it.rare == nil {
+		return ""
+	}
+	return it.rare.typ
+}
+
+// lock is the token hash of a held lock; "" when the key is not a lock.
+func (it *item) lock() string {
+	if it.rare == nil {
+		return ""
+	}
+	return it.rare.lock
+}
+
+func (it *item) ephemeral() bool { return it.rare != nil && it.rare.ephemeral }
+
+func (it *item) owner() *Session {
+	if it.rare == nil {
+		return nil
+	}
+	return it.rare.owner
+}
+
+// item returns the entry a change that is not a delete leaves, committed at seq.
+func (ch *Change) item(seq uint64) item {
+	it := item{key: ch.Key, value: ch.Value, revision: ch.Revision, seq: seq}
+	if r := (rareFields{ch.Expires, ch.Type, ch.lock, ch.Ephemeral, ch.owner}); r != (rareFields{}) {
+		it.rare = &r
+	}
+	return it
+}
