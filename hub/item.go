@@ -35,13 +35,18 @@ func newTree() *btree.BTreeG[item] {
 	return btree.NewBTreeGOptions(func(a, b item) bool { return a.key < b.key }, btree.Options{NoLocks: true})
 }
 
-// itemOf returns e as the tree holds it.
-func itemOf(e *Entry) item {
-	it := item{key: e.Key, value: e.Value, revision: e.Revision, seq: e.Seq}
-	if r := (rareFields{e.Expires, e.Type, e.lock, e.Ephemeral, e.owner}); r != (rareFields{}) {
+// newItem returns an item, with a pointer to r only when r is not all zero.
+func newItem(key string, value []byte, revision int64, seq uint64, r rareFields) item {
+	it := item{key: key, value: value, revision: revision, seq: seq}
+	if r != (rareFields{}) {
 		it.rare = &r
 	}
 	return it
+}
+
+// itemOf returns e as the tree holds it.
+func itemOf(e *Entry) item {
+	return newItem(e.Key, e.Value, e.Revision, e.Seq, rareFields{e.Expires, e.Type, e.lock, e.Ephemeral, e.owner})
 }
 
 // entry returns it as an Entry.
@@ -87,9 +92,5 @@ func (it *item) owner() *Session {
 
 // item returns the entry a change that is not a delete leaves, committed at seq.
 func (ch *Change) item(seq uint64) item {
-	it := item{key: ch.Key, value: ch.Value, revision: ch.Revision, seq: seq}
-	if r := (rareFields{ch.Expires, ch.Type, ch.lock, ch.Ephemeral, ch.owner}); r != (rareFields{}) {
-		it.rare = &r
-	}
-	return it
+	return newItem(ch.Key, ch.Value, ch.Revision, seq, rareFields{ch.Expires, ch.Type, ch.lock, ch.Ephemeral, ch.owner})
 }
