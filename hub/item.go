@@ -39,7 +39,11 @@ func newTree() *btree.BTreeG[item] {
 func newItem(key string, value []byte, revision int64, seq uint64, r rareFields) item {
 	it := item{key: key, value: value, revision: revision, seq: seq}
 	if r != (rareFields{}) {
-		it.rare = &r
+		// A copy made here, not &r: taking r's address would move every call's r to the heap,
+		// an allocation for each write of a plain value.
+		p := new(rareFields)
+		*p = r
+		it.rare = p
 	}
 	return it
 }
