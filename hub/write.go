@@ -130,7 +130,10 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 			}
 			rev, k = cur.revision+1, cur.key
 		}
-		value := strconv.AppendInt(nil, n, 10)
+		var buf [20]byte // formatted here, then copied once into a value of its exact length
+		digits := strconv.AppendInt(buf[:0], n, 10)
+		value := make([]byte, len(digits))
+		copy(value, digits)
 		expires := expiresAt(now, opt.TTL)
 		if opt.TTL == 0 && ok {
 			expires = cur.expires() // a counter keeps its TTL unless the increment sets a new one
