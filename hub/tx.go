@@ -3,7 +3,6 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -145,17 +144,10 @@ func (h *Hub) txOpLocked(op TxOp) (Change, TxOpResult, error) {
 	case TxSet:
 		return Change{Key: op.Key, Value: op.Value, Revision: rev}, TxOpResult{Key: op.Key, Revision: rev}, nil
 	case TxIncr:
-		n := op.By
-		if ok {
-			v, err := strconv.ParseInt(string(cur.value), 10, 64)
-			if err != nil {
-				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, op.Key, cur.value)
-			}
-			if n, err = addInt64(v, op.By); err != nil {
-				return Change{}, TxOpResult{}, fmt.Errorf("%w: %s: %d + %d", err, op.Key, v, op.By)
-			}
+		value, err := incremented(op.Key, &cur, ok, op.By)
+		if err != nil {
+			return Change{}, TxOpResult{}, err
 		}
-		value := strconv.AppendInt(nil, n, 10)
 		return Change{Key: op.Key, Value: value, Revision: rev, Expires: cur.expires()},
 			TxOpResult{Key: op.Key, Revision: rev, Value: value}, nil
 	default: // TxDelete

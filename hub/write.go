@@ -116,24 +116,17 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		if err := checkNotLocked(&cur, ok); err != nil {
 			return step{}, err
 		}
+		value, err := incremented(key, &cur, ok, by)
+		if err != nil {
+			return step{}, err
+		}
 		// A key that exists keeps the string it was stored with, rather than taking the request's:
 		// the next write compares its key with the stored one, and a string written once is read
 		// from every core's cache, where a new one would have to come from the core that wrote it.
-		n, rev, k := by, int64(0), key
+		rev, k := int64(0), key
 		if ok {
-			v, err := strconv.ParseInt(string(cur.value), 10, 64)
-			if err != nil {
-				return step{}, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.value)
-			}
-			if n, err = addInt64(v, by); err != nil {
-				return step{}, fmt.Errorf("%w: %d + %d", err, v, by)
-			}
 			rev, k = cur.revision+1, cur.key
 		}
-		var buf [20]byte // formatted here, then copied once into a value of its exact length
-		digits := strconv.AppendInt(buf[:0], n, 10)
-		value := make([]byte, len(digits))
-		copy(value, digits)
 		expires := expiresAt(now, opt.TTL)
 		if opt.TTL == 0 && ok {
 			expires = cur.expires() // a counter keeps its TTL unless the increment sets a new one
@@ -141,6 +134,27 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		ch := Change{Key: k, Value: value, Revision: rev, Expires: expires}
 		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
 	})
+}
+
+// incremented returns the value of an integer key after adding by: the current value (ok) plus
+// by, or by for an absent key. The value is formatted on the stack and copied once into a slice of
+// its exact length. Incr and a transaction's incr share it.
+func incremented(key string, cur *item, ok bool, by int64) ([]byte, error) {
+	n := by
+	if ok {
+		v, err := strconv.ParseInt(string(cur.value), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.value)
+		}
+		if n, err = addInt64(v, by); err != nil {
+			return nil, fmt.Errorf("%w: %s: %d + %d", err, key, v, by)
+		}
+	}
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0], n, 10)
+	value := make([]byte, len(digits))
+	copy(value, digits)
+	return value, nil
 }
 
 func addInt64(a, b int64) (int64, error) {
