@@ -199,11 +199,11 @@ func run(args []string, stderr io.Writer) error {
 	}
 	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
 		Console: static.Console, Pages: static.Pages()})
-	hs := srv.HTTPServer(cfg.addr)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
+	hs, ln := srv.HTTPServer(ln)
 	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,36 +103,106 @@ func TestMaxConnsPerClient(t *testing.T) {
 	ts.must(t, "GET", "/.health", "") // plain requests are not connections
 }
 
-// TestSlowHeadersCutOff connects a client that never finishes its headers: the server must hang
-// up on it after ReadHeaderTimeout.
-func TestSlowHeadersCutOff(t *testing.T) {
+// TestConnectionTimeouts serves real connections with HTTPServer on a fake clock: a client that
+// never finishes its headers is cut off after the header timeout, an idle keep-alive connection
+// after the idle timeout, and a stream, however long, never.
+func TestConnectionTimeouts(t *testing.T) {
 	t.Parallel()
+	const header, idle = 10 * time.Second, 60 * time.Second
+	clock := hub.NewFakeClock(t0)
 	h := hub.New(hub.Config{Logger: quiet})
 	t.Cleanup(h.Close)
-	srv := web.New(h, web.Config{Logger: quiet, Limits: web.Limits{ReadHeaderTimeout: 50 * time.Millisecond}})
-	hs := srv.HTTPServer("127.0.0.1:0")
+	srv := web.New(h, web.Config{Logger: quiet, Clock: clock, Limits: web.Limits{ReadHeaderTimeout: header, IdleTimeout: idle}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	hs, ln := srv.HTTPServer(ln)
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
-	if hs.ReadHeaderTimeout != 50*time.Millisecond || hs.WriteTimeout != 0 || hs.ReadTimeout != 0 {
-		t.Fatalf("timeouts: header %v, write %v, read %v", hs.ReadHeaderTimeout, hs.WriteTimeout, hs.ReadTimeout)
+	if hs.WriteTimeout != 0 || hs.ReadTimeout != 0 {
+		t.Fatalf("timeouts: write %v, read %v; streams would be cut", hs.WriteTimeout, hs.ReadTimeout)
 	}
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	dial := func(t *testing.T) net.Conn {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /.health HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
-		t.Fatal(err)
+	// cutAfter advances the clock a second at a time, up to limit, until the server hangs up on
+	// conn, and returns how far it went; -1 if conn is still open at limit. Subtests that advance
+	// the shared clock run one after the other.
+	cutAfter := func(t *testing.T, conn net.Conn, limit time.Duration) time.Duration {
+		t.Helper()
+		buf := make([]byte, 4096)
+		for elapsed := time.Duration(0); elapsed <= limit; elapsed += time.Second {
+			clock.Advance(time.Second)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Millisecond)) // a poll of the socket, not a wait for the server
+			for {
+				_, err := conn.Read(buf)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
+				if err != nil {
+					return elapsed + time.Second
+				}
+			}
+		}
+		return -1
 	}
-	// A safety net only: the server closes the connection long before.
-	conn.SetReadDeadline(time.Now().Add(time.Minute))
-	_, err = io.ReadAll(conn)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("the server kept a connection whose headers never ended")
-	}
+	request := "GET /.health HTTP/1.1\r\nHost: x\r\n\r\n"
+	t.Run("unfinished headers", func(t *testing.T) {
+		conn := dial(t)
+		if _, err := io.WriteString(conn, "GET /.health HTTP/1.1\r\nHost: x\r\nX-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+		if got := cutAfter(t, conn, idle); got < header || got > header+3*time.Second {
+			t.Fatalf("cut after %v, want the header timeout %v", got, header)
+		}
+	})
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn := dial(t)
+		if _, err := io.WriteString(conn, request); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("health: %v %v", res, err)
+		}
+		res.Body.Close()
+		if got := cutAfter(t, conn, 2*idle); got < idle || got > idle+3*time.Second {
+			t.Fatalf("cut after %v, want the idle timeout %v", got, idle)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		conn := dial(t)
+		if _, err := io.WriteString(conn, "GET /s/ HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %v %v", res, err)
+		}
+		if got := cutAfter(t, conn, 3*idle); got != -1 {
+			t.Fatalf("a stream was cut after %v", got)
+		}
+		// Still served: a change reaches it.
+		if _, err := h.Set("/s/a", []byte("1"), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended: %v", err)
+			}
+			if strings.Contains(line, `"/s/a"`) || strings.HasPrefix(line, "id: /s/a") {
+				return
+			}
+		}
+	})
 }

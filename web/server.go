@@ -2,6 +2,7 @@ package web
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -162,17 +163,22 @@ var (
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// HTTPServer returns an http.Server for addr with the timeouts a public server needs (Limits). It
-// sets no WriteTimeout: streams use a deadline per write instead; and no ReadTimeout, which would
-// end streams too: bodies have their own deadline (Limits.BodyTimeout).
-func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           s.echo,
-		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout,
-		IdleTimeout:       s.cfg.Limits.IdleTimeout,
+// HTTPServer returns an http.Server with the limits a public server needs (Limits), and ln
+// wrapped for it to serve: hs.Serve(l). The header and idle timeouts are enforced by the wrapped
+// listener's sweeps (connTimeouts), not by net/http's timers; a connection of any other listener
+// is not timed. It sets no WriteTimeout: streams use a deadline per write instead; and no
+// ReadTimeout, which would end streams too: bodies have their own deadline (Limits.BodyTimeout).
+func (s *Server) HTTPServer(ln net.Listener) (*http.Server, net.Listener) {
+	t := newConnTimeouts(s.cfg.Limits.ReadHeaderTimeout, s.cfg.Limits.IdleTimeout, s.cfg.Clock)
+	hs := &http.Server{
+		Handler: s.echo,
+		// Negative: net/http arms no deadline of its own (0 would fall back to ReadTimeout).
+		ReadHeaderTimeout: -1,
+		IdleTimeout:       -1,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         t.state,
 	}
+	return hs, &timedListener{Listener: ln, t: t}
 }
 
 func (s *Server) health(c echo.Context) error {
