@@ -110,8 +110,8 @@ func (t *connTimeouts) track(nc net.Conn) *timedConn {
 	return c
 }
 
-// close stops the sweeps once the listener is closed. net/http ends the connections still open
-// (Shutdown, Close); until then they are not timed.
+// close stops the sweeps once the listener is closed; a second call does nothing. net/http ends
+// the connections still open (Shutdown, Close); until then they are not timed.
 func (t *connTimeouts) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -124,8 +124,7 @@ func (t *connTimeouts) close() {
 // timedListener registers every accepted connection with its connTimeouts.
 type timedListener struct {
 	net.Listener
-	t    *connTimeouts
-	once sync.Once
+	t *connTimeouts
 }
 
 func (l *timedListener) Accept() (net.Conn, error) {
@@ -137,7 +136,7 @@ func (l *timedListener) Accept() (net.Conn, error) {
 }
 
 func (l *timedListener) Close() error {
-	l.once.Do(l.t.close)
+	l.t.close()
 	return l.Listener.Close()
 }
 
