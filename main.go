@@ -41,6 +41,7 @@ type config struct {
 	history      int
 	historyBytes int
 	queue        int
+	queueBytes   int
 	logFormat    string
 	limits       hub.Limits
 	restore      string
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.history, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
 	fs.IntVar(&c.historyBytes, "history-bytes", hub.DefaultHistoryBytes, "the most bytes of keys and values those changes hold; a bigger change is never retained")
 	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
+	fs.IntVar(&c.queueBytes, "queue-bytes", hub.DefaultQueueBytes, "the most bytes of keys and values buffered per subscriber before a slow one is disconnected; one event always fits")
 	fs.StringVar(&c.restore, "restore", "", "start an empty -data directory from this backup file (made by GET /.snapshot), then serve")
 	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
 	fs.Int64Var(&c.snapBytes, "snapshot-bytes", hub.DefaultSnapshotBytes, "log bytes between snapshots")
@@ -225,7 +227,7 @@ func run(args []string, stderr io.Writer) error {
 
 // openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
 func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
-	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, HistoryBytes: cfg.historyBytes, QueueSize: cfg.queue, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, HistoryBytes: cfg.historyBytes, QueueSize: cfg.queue, QueueBytes: cfg.queueBytes, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
 	if cfg.data == "" {
 		log.Warn("no -data directory: state is in memory only and is lost at exit")
 		return hub.New(hc), nil

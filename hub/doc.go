@@ -22,8 +22,9 @@
 //     in flight; only if that fsync fails, after which the hub refuses all writes, can such a read
 //     be taken back by a restart.
 //   - An idempotent retry is answered only once the first request's commit is durable.
-//   - A writer never waits for a subscriber: delivery appends to the subscriber's bounded queue
-//     (memory grows with its backlog, not with the bound), and a full queue closes that
+//   - A writer never waits for a subscriber: delivery appends to the subscriber's queue, bounded in
+//     events and in bytes of keys and values (one event always fits an empty queue), so its memory
+//     grows with its backlog and never past max(QueueBytes, one event); a full queue closes that
 //     subscription with ErrSlowConsumer. Nothing is dropped silently.
 //   - The history holds the newest changes within two bounds, a count and a byte size, and no
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer

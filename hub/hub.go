@@ -15,6 +15,7 @@ const (
 	DefaultHistorySize       = 100_000
 	DefaultHistoryBytes      = 64 << 20
 	DefaultQueueSize         = 4096
+	DefaultQueueBytes        = 16 << 20
 	DefaultIdempotencyWindow = 24 * time.Hour
 	DefaultEphemeralGrace    = 10 * time.Second
 )
@@ -25,6 +26,7 @@ type Config struct {
 	HistorySize       int           // changes retained for resuming streams (default 100,000)
 	HistoryBytes      int           // and the most bytes of keys and values they hold (default 64 MiB)
 	QueueSize         int           // events buffered per subscriber before it is closed as slow (default 4096)
+	QueueBytes        int           // and the most bytes of keys and values they hold (default 16 MiB; one event always fits)
 	IdempotencyWindow time.Duration // how long an Idempotency-Key answer is remembered (default 24 h)
 	MaxFileBytes      int64         // largest stored file (default DefaultMaxFileBytes, 100 MiB)
 	EphemeralGrace    time.Duration // how long an ephemeral key outlives its session (default 10 s)
@@ -154,6 +156,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
 	}
 	if cfg.IdempotencyWindow <= 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow

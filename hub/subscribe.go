@@ -32,9 +32,11 @@ type SubscribeOptions struct {
 
 // Subscription delivers the changes of a path. Read Initial first, then the live queue (Ready and
 // Take); together they hold every change of the path after the starting position exactly once, in
-// (seq, key) order. The queue is bounded: a subscriber that falls more than the queue size behind is
-// closed with ErrSlowConsumer, and resumes from its position. It is also closed at shutdown
-// (ErrShutdown) and by Close (nil). Memory grows with the backlog, not with the bound.
+// (seq, key) order. The queue is bounded in events (Config.QueueSize) and in bytes of keys and
+// values (Config.QueueBytes; an event always fits an empty queue, however large): a subscriber that
+// falls further behind is closed with ErrSlowConsumer, and resumes from its position. It is also
+// closed at shutdown (ErrShutdown) and by Close (nil). Memory grows with the backlog, up to the
+// bounds.
 type Subscription struct {
 	Path    string
 	Initial []Event
@@ -45,8 +47,9 @@ type Subscription struct {
 	ready chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed
 	limit int
 
-	mu     sync.Mutex // guards queue, closed and err
+	mu     sync.Mutex // guards queue, bytes, closed and err
 	queue  []Event
+	bytes  int // eventBytes of the queued events
 	closed bool
 	err    error
 	once   sync.Once
@@ -61,6 +64,7 @@ func (s *Subscription) Take(buf []Event) (events []Event, done bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	events = append(buf, s.queue...)
+	s.bytes = 0
 	if cap(s.queue) > 256 {
 		s.queue = nil // give a burst's memory back
 	} else {
@@ -79,6 +83,7 @@ func (s *Subscription) Next() (e Event, ok bool) {
 			e = s.queue[0]
 			s.queue[0] = Event{}
 			s.queue = s.queue[1:]
+			s.bytes -= eventBytes(e)
 			s.mu.Unlock()
 			return e, true
 		}
@@ -114,22 +119,29 @@ func (s *Subscription) Close() {
 	})
 }
 
-// offer queues e without blocking; it reports false when the queue is full.
+// offer queues e without blocking; it reports false when the queue is full: it holds QueueSize
+// events, or e would take it past QueueBytes. An empty queue takes any event, so a value larger than
+// QueueBytes still reaches a subscriber that keeps up.
 func (s *Subscription) offer(e Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return true
 	}
-	if len(s.queue) >= s.limit {
+	n := eventBytes(e)
+	if len(s.queue) >= s.limit || len(s.queue) > 0 && s.bytes+n > s.h.cfg.QueueBytes {
 		return false
 	}
 	s.queue = append(s.queue, e)
+	s.bytes += n
 	if len(s.queue) == 1 {
 		s.signal()
 	}
 	return true
 }
+
+// eventBytes is what a queued event counts against Config.QueueBytes: its key and value.
+func eventBytes(e Event) int { return len(e.Key) + len(e.Value) }
 
 func (s *Subscription) signal() {
 	select {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -484,6 +485,60 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		other.Close()
 		again.Close()
+	})
+}
+
+// TestSlowConsumerBytes: the queue is bounded in bytes of keys and values too. A subscriber that
+// does not read is closed as slow once its queue would pass QueueBytes, well within QueueSize; one
+// that reads stays open, and an event larger than the bound still reaches an empty queue.
+func TestSlowConsumerBytes(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
+		const key, fit = "/b/k", 10
+		value := `"` + strings.Repeat("x", 1024-len(key)-2) + `"` // an event of 1 KiB
+		h := mk(hub.Config{QueueBytes: fit << 10})
+		slow := must(h.Subscribe("/b/", hub.SubscribeOptions{}))
+		reader := must(h.Subscribe("/b/", hub.SubscribeOptions{}))
+		read := func() {
+			t.Helper()
+			if e, ok := reader.Next(); !ok || e.Key != key {
+				t.Fatalf("reader: %+v %v (%v)", e, ok, reader.Err())
+			}
+		}
+		for range fit { // exactly the bound: still open
+			set(t, h, key, value)
+			read()
+		}
+		if slow.Len() != fit || slow.Err() != nil || h.Subscribers() != 2 {
+			t.Fatalf("at the bound: %d queued, Err %v, %d subscribers", slow.Len(), slow.Err(), h.Subscribers())
+		}
+		set(t, h, key, value) // one byte past it would do
+		read()
+		got := queued(slow)
+		if len(got) != fit {
+			t.Fatalf("%d events queued, want the %d that fit", len(got), fit)
+		}
+		if _, ok := slow.Next(); ok || !errors.Is(slow.Err(), hub.ErrSlowConsumer) {
+			t.Fatalf("past the bound: open %v, Err %v, want ErrSlowConsumer", ok, slow.Err())
+		}
+		// A value larger than the whole bound reaches a subscriber that keeps up.
+		huge := `"` + strings.Repeat("y", 3*fit<<10) + `"`
+		set(t, h, key, huge)
+		if e, ok := reader.Next(); !ok || string(e.Value) != huge {
+			t.Fatalf("reader after a huge value: %d bytes, %v (%v)", len(e.Value), ok, reader.Err())
+		}
+		// Behind it, even a small event does not fit: the queue is over its bytes.
+		set(t, h, key, huge)
+		set(t, h, key, `1`)
+		if _, ok := reader.Next(); !ok {
+			t.Fatal("the queued huge value was lost")
+		}
+		if _, ok := reader.Next(); ok || !errors.Is(reader.Err(), hub.ErrSlowConsumer) {
+			t.Fatalf("behind a huge value: open %v, Err %v, want ErrSlowConsumer", ok, reader.Err())
+		}
+		if st := h.Stats(); st.SlowConsumers != 2 || st.Subscribers != 0 {
+			t.Fatalf("Stats %+v, want two slow consumers and no subscriber", st)
+		}
 	})
 }
 
