@@ -27,7 +27,8 @@ import (
 //     it. A key that holds a plain value cannot be locked (ErrNotLock). Deleting a subtree deletes
 //     the locks in it.
 //   - Waiters block on a channel closed by the next change of the key (release, expiry, a subtree
-//     delete) and then race for the lock: there is no queue and no fairness.
+//     delete) and then race for the lock: there is no queue and no fairness. Drain ends every
+//     wait with ErrShutdown.
 
 // DefaultLockTTL is a lock's time to live when LockOptions.TTL is zero.
 const DefaultLockTTL = 60 * time.Minute
@@ -38,7 +39,7 @@ const MaxLockOwner = 256
 // LockOptions are the options of an acquisition.
 type LockOptions struct {
 	TTL   time.Duration // how long the lock lasts unless renewed (default DefaultLockTTL)
-	Owner string        // a label shown to others, at most MaxLockOwner bytes
+	Owner string        // a label shown to others, at most MaxLockOwner bytes of UTF-8
 	Wait  time.Duration // > 0: wait up to this long, on the hub's Clock, for a held lock to be free
 }
 
@@ -91,7 +92,9 @@ func checkNotLocked(cur *item, ok bool) error {
 
 // Lock acquires the lock on key. When it is held, Lock fails with a *LockedError (ErrLocked) at
 // once or, with opt.Wait, after waiting that long on the hub's Clock for it to be released or to
-// expire; ctx ends the wait early. A key that holds a plain value fails with ErrNotLock.
+// expire; ctx ends the wait early. A wait ends with ErrShutdown as soon as the hub drains (Drain),
+// or at once when it has drained already, so a waiter never holds up a shutdown. A key that holds
+// a plain value fails with ErrNotLock.
 func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Lock{}, err
@@ -104,6 +107,9 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 	}
 	if len(opt.Owner) > MaxLockOwner {
 		return Lock{}, fmt.Errorf("%w: lock owner longer than %d bytes", ErrInvalidValue, MaxLockOwner)
+	}
+	if err := CheckUTF8("lock owner", []byte(opt.Owner)); err != nil {
+		return Lock{}, err
 	}
 	var timeout <-chan struct{}
 	if opt.Wait > 0 {
@@ -123,6 +129,8 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 			return Lock{}, err
 		case <-ctx.Done():
 			return Lock{}, err
+		case <-h.drained:
+			return Lock{}, fmt.Errorf("%w: no longer waiting for the lock on %s", ErrShutdown, key)
 		}
 	}
 }

@@ -253,6 +253,33 @@ func TestLockWait(t *testing.T) {
 	}
 }
 
+// TestLockWaitEndsAtDrain: Drain ends a pending wait with ErrShutdown at once, long before its
+// wait runs out, and a wait asked for once the hub drains fails at once.
+func TestLockWaitEndsAtDrain(t *testing.T) {
+	t.Parallel()
+	clock := signalClock{hub.NewFakeClock(t0), make(chan time.Duration, 1024)}
+	h := newHub(t, hub.Config{Clock: clock})
+	must(h.Lock(context.Background(), "/w", hub.LockOptions{TTL: time.Hour, Owner: "a"}))
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Lock(context.Background(), "/w", hub.LockOptions{Wait: 30 * time.Minute})
+		done <- err
+	}()
+	clock.awaitArmed(30 * time.Minute)
+	h.Drain() // the clock does not move: only the drain can end the wait
+	if err := <-done; !errors.Is(err, hub.ErrShutdown) {
+		t.Fatalf("wait at drain: %v, want ErrShutdown", err)
+	}
+	if _, err := h.Lock(context.Background(), "/w", hub.LockOptions{Wait: time.Minute}); !errors.Is(err, hub.ErrShutdown) {
+		t.Fatalf("wait after drain: %v, want ErrShutdown", err)
+	}
+	// A try without a wait still answers who holds the lock.
+	if _, err := h.Lock(context.Background(), "/w", hub.LockOptions{}); !errors.Is(err, hub.ErrLocked) {
+		t.Fatalf("try after drain: %v, want ErrLocked", err)
+	}
+}
+
 // TestLockSurvivesRestart: the lock, its fence and its token work after a reopen, with and
 // without a snapshot in between.
 func TestLockSurvivesRestart(t *testing.T) {

@@ -100,6 +100,46 @@ func TestLockHTTPWait(t *testing.T) {
 	}
 }
 
+// armClock is a fake clock that reports each timer armed, so a test knows that a request has
+// started waiting before it acts.
+type armClock struct {
+	*hub.FakeClock
+	armed chan time.Duration
+}
+
+func (c armClock) AfterFunc(d time.Duration, f func()) func() bool {
+	stop := c.FakeClock.AfterFunc(d, f)
+	c.armed <- d // buffered far beyond what a test arms
+	return stop
+}
+
+func (c armClock) awaitArmed(d time.Duration) {
+	for got := range c.armed {
+		if got == d {
+			return
+		}
+	}
+}
+
+// TestLockHTTPWaitShutdown: a lock request waiting for a held lock is answered 503 with
+// Retry-After as soon as the shutdown starts (hub.Drain), not when its wait or the server's
+// shutdown timeout runs out; a wait asked for during the shutdown is 503 at once.
+func TestLockHTTPWaitShutdown(t *testing.T) {
+	t.Parallel()
+	clock := armClock{hub.NewFakeClock(time.Now()), make(chan time.Duration, 1024)}
+	ts := newServer(t, hub.Config{Clock: clock}, web.Config{MaxLockWait: time.Hour})
+	ts.must(t, "POST", "/w?lock&owner=a", "")
+	got := make(chan response, 1)
+	go func() { got <- ts.do(t, "POST", "/w?lock&wait=50m&owner=b", "") }()
+	clock.awaitArmed(50 * time.Minute) // b waits; the fake clock never ends the wait by itself
+	ts.hub.Drain()
+	for _, r := range []response{<-got, ts.do(t, "POST", "/w?lock&wait=10s&owner=c", "")} {
+		if eb := errorBody(t, r); r.status != http.StatusServiceUnavailable || eb.Code != "unavailable" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("lock wait at shutdown: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+}
+
 // TestLockHTTPMutualExclusion: many clients, one holder at a time, fences strictly increasing.
 func TestLockHTTPMutualExclusion(t *testing.T) {
 	t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/labstack/echo/v4"
 
@@ -66,16 +67,28 @@ type ErrorBody struct {
 	Expires  string  `json:"expires,omitempty"`  // when a held lock expires, RFC 3339 (code "locked")
 }
 
-// classify returns the status, code and message for err.
+// classify returns the status, code and message for err. A 5xx message never carries the text
+// of the error itself, which for a failed disk names server paths: it is the sentinel's text and
+// at most the operating system's description of the cause ("storage unavailable: no space left on
+// device"). handleError logs the whole error.
 func classify(err error) (int, string, string) {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae.Status, ae.Code, ae.Msg
 	}
 	for _, m := range statusOf {
-		if errors.Is(err, m.err) {
-			return m.status, m.code, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "hub: "), "web: ")
+		if !errors.Is(err, m.err) {
+			continue
 		}
+		if m.status < 500 {
+			return m.status, m.code, trimPrefix(err.Error())
+		}
+		msg := trimPrefix(m.err.Error())
+		var errno syscall.Errno
+		if errors.As(err, &errno) {
+			msg += ": " + errno.Error()
+		}
+		return m.status, m.code, msg
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -98,6 +111,10 @@ func classify(err error) (int, string, string) {
 	return http.StatusInternalServerError, "internal", "internal error"
 }
 
+func trimPrefix(msg string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(msg, "hub: "), "web: ")
+}
+
 // handleError is echo's HTTPErrorHandler: every error becomes one JSON answer.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -116,6 +133,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	var le *hub.LockedError
 	if errors.As(err, &le) {
 		body.Key, body.Owner, body.Expires = le.Key, &le.Owner, formatTime(le.Expires)
+	}
+	if errors.Is(err, hub.ErrShutdown) {
+		// The server is going away (a lock wait ended by the drain): try again, here once it is
+		// back or at another node, soon.
+		c.Response().Header().Set("Retry-After", "1")
 	}
 	if c.Request().Method == http.MethodHead {
 		c.NoContent(status)
