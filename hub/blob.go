@@ -32,6 +32,10 @@ import (
 // also sweep the whole directory for blobs nobody refers to. While a backup streams, nothing is
 // swept: the blobs of the state it froze stay readable, and it sweeps when it ends.
 //
+// A file whose bytes cannot be stored (a full disk, an unwritable directory) fails that one write
+// with ErrUnavailable and leaves no temporary file behind; the journal, and so every other write,
+// is unaffected.
+//
 // Lock order: blobStore.mu, then Hub.mu.
 
 // DefaultMaxFileBytes is the default limit on a stored file (Config.MaxFileBytes).
@@ -76,6 +80,9 @@ type blobStore struct {
 	temp bool         // dir is a temporary directory made on first use, removed by close
 	sync func() error // makes every commit so far durable before a sweep removes blobs; nil in memory
 
+	// create makes a temporary file in dir: os.CreateTemp, or a file that fails in tests.
+	create func(dir string) (blobTemp, error)
+
 	mu      sync.Mutex
 	made    bool           // dir exists
 	pending map[string]int // blobs written but whose commit is not applied yet: never swept
@@ -84,7 +91,42 @@ type blobStore struct {
 }
 
 func newBlobStore(dir string, sync func() error) *blobStore {
-	return &blobStore{dir: dir, temp: dir == "", sync: sync, pending: make(map[string]int)}
+	return &blobStore{dir: dir, temp: dir == "", sync: sync, create: createTemp, pending: make(map[string]int)}
+}
+
+// blobTemp is the temporary file a blob is written to; *os.File is one.
+type blobTemp interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+func createTemp(dir string) (blobTemp, error) {
+	f, err := os.CreateTemp(dir, "tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// unavailable reports a failure of the disk under the blob store, without failing the journal.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: storing a file: %w", ErrUnavailable, err)
+}
+
+// fileWriter remembers a failed write, to tell it from a failure to read the request.
+type fileWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (fw *fileWriter) Write(p []byte) (int, error) {
+	n, err := fw.w.Write(p)
+	if err != nil {
+		fw.err = err
+	}
+	return n, err
 }
 
 // ensureLocked creates the directory on first use.
@@ -109,18 +151,22 @@ func (b *blobStore) ensureLocked() error {
 }
 
 // put streams r into the store and returns its hash and size, and holds the blob as pending until
-// release. More than max bytes fail with ErrValueTooLarge and leave nothing behind.
+// release. More than max bytes fail with ErrValueTooLarge and leave nothing behind; a failure of
+// the disk fails with ErrUnavailable.
 func (b *blobStore) put(r io.Reader, max int64) (sum string, size int64, err error) {
 	b.mu.Lock()
 	err = b.ensureLocked()
 	dir := b.dir
 	b.mu.Unlock()
-	if err != nil {
+	if errors.Is(err, ErrClosed) {
 		return "", 0, err
 	}
-	f, err := os.CreateTemp(dir, "tmp-*")
 	if err != nil {
-		return "", 0, err
+		return "", 0, unavailable(err)
+	}
+	f, err := b.create(dir)
+	if err != nil {
+		return "", 0, unavailable(err)
 	}
 	defer func() {
 		if err != nil {
@@ -129,7 +175,11 @@ func (b *blobStore) put(r io.Reader, max int64) (sum string, size int64, err err
 		}
 	}()
 	hash := sha256.New()
-	size, err = io.Copy(io.MultiWriter(f, hash), io.LimitReader(r, max+1))
+	fw := &fileWriter{w: f}
+	size, err = io.Copy(io.MultiWriter(fw, hash), io.LimitReader(r, max+1))
+	if fw.err != nil {
+		return "", 0, unavailable(err)
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("hub: reading the file: %w", err)
 	}
@@ -137,10 +187,10 @@ func (b *blobStore) put(r io.Reader, max int64) (sum string, size int64, err err
 		return "", 0, fmt.Errorf("%w: a file may hold at most %d bytes", ErrValueTooLarge, max)
 	}
 	if err = f.Sync(); err != nil {
-		return "", 0, err
+		return "", 0, unavailable(err)
 	}
 	if err = f.Close(); err != nil {
-		return "", 0, err
+		return "", 0, unavailable(err)
 	}
 	sum = hex.EncodeToString(hash.Sum(nil))
 	b.mu.Lock()
@@ -149,11 +199,11 @@ func (b *blobStore) put(r io.Reader, max int64) (sum string, size int64, err err
 	}
 	b.mu.Unlock()
 	if err != nil {
-		return "", 0, err
+		return "", 0, unavailable(err)
 	}
 	if err = syncDir(dir); err != nil {
 		b.release(sum)
-		return "", 0, err
+		return "", 0, unavailable(err)
 	}
 	return sum, size, nil
 }

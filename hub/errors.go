@@ -20,7 +20,7 @@ var (
 	ErrInvalidTTL          = errors.New("hub: invalid ttl")
 	ErrInvalidPosition     = errors.New("hub: invalid stream position")
 	ErrRootForbidden       = errors.New("hub: the root path is not allowed here")
-	ErrUnavailable         = errors.New("hub: storage failed; writes are refused")
+	ErrUnavailable         = errors.New("hub: storage unavailable")
 	ErrClosed              = errors.New("hub: closed")
 	ErrSlowConsumer        = errors.New("hub: subscriber fell behind")
 	ErrShutdown            = errors.New("hub: shutting down")

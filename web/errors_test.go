@@ -1,16 +1,26 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/wal/waltest"
 )
 
 // TestClassify pins the one mapping from errors to statuses and codes, for errors as the hub
@@ -111,4 +121,100 @@ func TestHandleError(t *testing.T) {
 			t.Errorf("an error after the answer began wrote %d %q", rec.Code, rec.Body)
 		}
 	})
+}
+
+// TestStorageErrorsHTTP: a write that fails on the disk, JSON or a stored file, answers 503
+// "unavailable" with a message that names no server path and no OS error text beyond the cause's
+// description; the whole error, path included, is logged.
+func TestStorageErrorsHTTP(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		open  func(t *testing.T, log *slog.Logger) (*hub.Hub, string)
+		ctype string
+		want  string // the message
+	}{
+		{"json on a full disk", func(t *testing.T, log *slog.Logger) (*hub.Hub, string) {
+			const dir = "/srv/statehub/data-7f3a"
+			fsys := waltest.New(1)
+			h, err := hub.Open(hub.Config{Logger: log}, hub.StoreConfig{Dir: dir, FS: fsys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsys.SetFault(func(op waltest.Op, name string) error {
+				if op == waltest.OpWrite {
+					return syscall.ENOSPC
+				}
+				return nil
+			})
+			return h, dir
+		}, "application/json", "storage unavailable: no space left on device"},
+		{"file with no blob directory", func(t *testing.T, log *slog.Logger) (*hub.Hub, string) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "blobs"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h, err := hub.Open(hub.Config{Logger: log}, hub.StoreConfig{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h, dir
+		}, "text/csv", "storage unavailable: not a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			var mu sync.Mutex
+			log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+			h, dir := tc.open(t, log)
+			defer h.Close()
+			s := New(h, Config{Logger: log})
+			for _, method := range []string{"PUT", "POST"} {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(method, "/k", strings.NewReader(`"v"`))
+				req.Header.Set("Content-Type", tc.ctype)
+				s.Handler().ServeHTTP(rec, req)
+				body := rec.Body.String()
+				if rec.Code != http.StatusServiceUnavailable {
+					t.Fatalf("%s: status %d, body %s", method, rec.Code, body)
+				}
+				var eb ErrorBody
+				if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Code != "unavailable" || eb.Error != tc.want {
+					t.Fatalf("%s: body %s, want code unavailable and error %q", method, body, tc.want)
+				}
+				if strings.Contains(body, dir) || strings.Contains(body, "/") {
+					t.Fatalf("%s: body names a server path: %s", method, body)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(logs.String(), dir) {
+				t.Fatalf("the log lacks the full error:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestClassifyStorageMessage(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("%w: wal: write or sync failed: %w", hub.ErrUnavailable,
+		&fs.PathError{Op: "write", Path: "/srv/data/wal/0000000000000001.wal", Err: syscall.ENOSPC})
+	if _, _, msg := classify(err); msg != "storage unavailable: no space left on device" {
+		t.Fatalf("message %q", msg)
+	}
+	if _, _, msg := classify(fmt.Errorf("%w: %w", hub.ErrUnavailable, errors.New("/srv/data: gone"))); msg != "storage unavailable" {
+		t.Fatalf("message %q", msg)
+	}
 }
