@@ -56,6 +56,9 @@ func (h *Hub) WriteBackup(w io.Writer) (uint64, error) {
 		b.mu.Unlock()
 		h.sweepBlobs() // what the backup kept from being swept
 	}()
+	if err := h.waitDurable(f.seq); err != nil { // a backup holds only what a crash keeps
+		return 0, err
+	}
 	if err := f.write(w); err != nil {
 		return f.seq, err
 	}

@@ -17,10 +17,12 @@
 //   - Events reach subscribers in (seq, key) order, only after their commit is durable. A
 //     subscription's Initial events plus its queue hold every change of its path after its start
 //     exactly once: the start and the registration are fixed under the same lock. A replay (Since)
-//     or a plain subscription starts at the durable seq. Reads (Get, List) and snapshot
-//     subscriptions see the applied state, which may include a commit whose group fsync is still
-//     in flight; only if that fsync fails, after which the hub refuses all writes, can such a read
-//     be taken back by a restart.
+//     or a plain subscription starts at the durable seq.
+//   - Nothing the hub answers shows a commit before it is durable. Reads (Get, OpenFile, List),
+//     snapshot and reset subscriptions, backups, and writes that fail or change nothing (whose
+//     errors show the current revision) read the applied state under mu, then wait outside it for
+//     the seq they show (waitDurable); if that commit's fsync fails they return ErrUnavailable.
+//     Seq and Stats report the durable seq.
 //   - An idempotent retry is answered only once the first request's commit is durable.
 //   - A writer never waits for a subscriber: delivery appends to the subscriber's queue, bounded in
 //     events and in bytes of keys and values (one event always fits an empty queue), so its memory

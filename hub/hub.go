@@ -195,11 +195,11 @@ func New(cfg Config) *Hub {
 // Limits returns the key and value limits in force.
 func (h *Hub) Limits() Limits { return h.limits }
 
-// Seq returns the last committed seq.
+// Seq returns the last durable seq: every commit up to it survives a crash.
 func (h *Hub) Seq() uint64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.seq
+	return h.durable
 }
 
 // Len returns the number of keys.
@@ -209,14 +209,22 @@ func (h *Hub) Len() int {
 	return h.tree.Len()
 }
 
-// Get returns a copy of key's entry, or ErrNotFound.
+// Get returns a copy of key's entry, or ErrNotFound. It answers only once what it shows is
+// durable: the entry's commit, or for an absent key every commit applied when it looked.
 func (h *Hub) Get(key string) (Entry, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Entry{}, err
 	}
 	h.mu.RLock()
 	it, ok := h.tree.Get(item{key: key})
+	shown := h.seq
+	if ok {
+		shown = it.seq
+	}
 	h.mu.RUnlock()
+	if err := h.waitDurable(shown); err != nil {
+		return Entry{}, err
+	}
 	if !ok {
 		return Entry{}, ErrNotFound
 	}
@@ -331,7 +339,9 @@ func (h *Hub) finish(seq uint64, wait func() error) error {
 	return nil
 }
 
-// waitDurable blocks until seq is durable, or the journal has failed.
+// waitDurable blocks until seq is durable, or the journal has failed. Every answer that shows
+// state (a read, a failed precondition, a snapshot) waits for the seq it shows before it leaves
+// the hub, so no crash can take back what a client has seen.
 func (h *Hub) waitDurable(seq uint64) error {
 	for {
 		h.mu.RLock()

@@ -24,6 +24,7 @@ type ListOptions struct {
 type Page struct {
 	Entries []Entry
 	Cursor  string
+	Seq     uint64 // the page shows the state as of this seq, which is durable
 }
 
 // ErrInvalidCursor reports a cursor that List did not hand out.
@@ -47,9 +48,19 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 		}
 		start = after(string(last))
 	}
-	var page Page
 	h.mu.RLock()
-	defer h.mu.RUnlock()
+	page := h.listLocked(prefix, start, limit, opt)
+	page.Seq = h.seq
+	h.mu.RUnlock()
+	if err := h.waitDurable(page.Seq); err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// listLocked reads a page from start under h.mu.
+func (h *Hub) listLocked(prefix, start string, limit int, opt ListOptions) Page {
+	var page Page
 	for {
 		var next string // set when a children listing must skip past a subtree
 		more := false
@@ -79,10 +90,10 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 		if more {
 			last := page.Entries[len(page.Entries)-1].Key
 			page.Cursor = base64.RawURLEncoding.EncodeToString([]byte(last))
-			return page, nil
+			return page
 		}
 		if next == "" {
-			return page, nil
+			return page
 		}
 		start = next
 	}

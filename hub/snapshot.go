@@ -62,6 +62,9 @@ func (h *Hub) freeze() frozen {
 // not held up while it streams. It returns the snapshot's seq.
 func (h *Hub) writeSnapshot(w io.Writer) (uint64, error) {
 	f := h.freeze()
+	if err := h.waitDurable(f.seq); err != nil {
+		return 0, err
+	}
 	return f.seq, f.write(w)
 }
 

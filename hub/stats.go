@@ -12,7 +12,7 @@ import (
 // was created or opened.
 type Stats struct {
 	Keys          int
-	Seq           uint64 // the last committed seq
+	Seq           uint64 // the last durable seq
 	Subscribers   int    // open subscriptions
 	SlowConsumers uint64 // subscriptions closed because their queue overflowed (ErrSlowConsumer)
 
@@ -32,7 +32,7 @@ func (h *Hub) Stats() Stats {
 	h.mu.RLock()
 	st := Stats{
 		Keys:            h.tree.Len(),
-		Seq:             h.seq,
+		Seq:             h.durable,
 		HistoryEvents:   h.history.n,
 		HistoryCapacity: len(h.history.meta),
 		HistoryFloor:    h.history.floorSeq,

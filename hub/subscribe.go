@@ -173,8 +173,8 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		}
 	}
 	if snapshot {
-		// A snapshot is the applied state, which may hold a commit whose fsync is in flight (as a
-		// GET may); see the package documentation.
+		// A snapshot is the applied state, which may hold a commit whose fsync is in flight: the
+		// subscription is handed out only once that commit is durable (below).
 		s.Start = h.seq
 	}
 	var tree = h.tree
@@ -187,6 +187,10 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		return nil, err
 	}
 	if snapshot {
+		if err := h.waitDurable(s.Start); err != nil {
+			s.Close()
+			return nil, err
+		}
 		s.Initial = snapshotEvents(tree, path)
 	}
 	return s, nil

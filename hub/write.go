@@ -262,8 +262,13 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step
 		changes = one[:]
 	}
 	if err != nil || len(changes) == 0 {
+		// The answer, a conflict's current revision included, shows the applied state: it leaves
+		// only once that state is durable.
 		res.Seq = h.seq
 		h.mu.Unlock()
+		if werr := h.waitDurable(res.Seq); werr != nil {
+			return Result{}, werr
+		}
 		return res, err
 	}
 	var idem *IdemRecord

@@ -350,7 +350,7 @@ func (s *Server) list(c echo.Context, prefix string, q query) error {
 		ans.Entries[i] = le
 	}
 	c.Response().Header().Set("Cache-Control", "no-cache")
-	c.Response().Header().Set(hdrSeq, strconv.FormatUint(s.hub.Seq(), 10))
+	c.Response().Header().Set(hdrSeq, strconv.FormatUint(page.Seq, 10))
 	return c.JSON(http.StatusOK, ans)
 }
 
