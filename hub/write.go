@@ -26,7 +26,9 @@ type Cond struct {
 	// Failure: ErrRevisionConflict.
 	Revision *int64
 	// MatchSeqs, when non-empty, lists ETags (seqs of the last change) one of which the key must
-	// have; MatchAny requires only that it exists (If-Match). Failure: ErrPreconditionFailed.
+	// have; MatchAny requires only that it exists (If-Match). Seq 0 is no key's ETag: it stands
+	// for an entity tag the server never issued, which matches nothing. Failure:
+	// ErrPreconditionFailed.
 	MatchSeqs []uint64
 	MatchAny  bool
 	// Absent requires that the key does not exist (If-None-Match: *). Failure: ErrPreconditionFailed.
@@ -80,7 +82,7 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, intent{op: "set", key: key, body: value}, h.putStep(key, value, "", cond, opt))
+	return h.write(opt, intent{op: "set", key: key, body: value, cond: cond}, h.putStep(key, value, "", cond, opt))
 }
 
 // putStep is the read-check-change step of storing value, of content type typ ("" for JSON), under
@@ -170,7 +172,7 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, intent{op: "delete", key: key}, func(time.Time) (step, error) {
+	return h.write(opt, intent{op: "delete", key: key, cond: cond}, func(time.Time) (step, error) {
 		cur, ok := h.tree.Get(item{key: key})
 		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
@@ -235,7 +237,7 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step
 	}
 	var fp string
 	if opt.Idempotency != "" {
-		fp = in.fingerprint()
+		fp = in.fingerprint(opt)
 		if rec, ok := h.idem[opt.Idempotency]; ok && now.Before(rec.Expires) {
 			h.mu.Unlock()
 			if rec.Fingerprint != fp {
@@ -300,18 +302,46 @@ func expiresAt(now time.Time, ttl time.Duration) time.Time {
 }
 
 // intent names what a write does, for telling an idempotent retry from a different request that
-// reuses its key. Its fingerprint is computed only for writes that carry an idempotency key.
+// reuses its key: the operation, its target, body, amount and precondition, and the write's
+// options (TTL, ephemeral). Its fingerprint is computed only for writes that carry an idempotency
+// key.
 type intent struct {
 	op, key string
 	body    []byte
 	n       int64
+	cond    Cond
 	clock   bool // the build step reads now even without a TTL or an idempotency key
 }
 
-func (in intent) fingerprint() string {
+func (in intent) fingerprint(opt WriteOptions) string {
 	f := fnv.New64a()
+	u := func(v uint64) { f.Write(binary.LittleEndian.AppendUint64(nil, v)) }
+	b := func(v bool) {
+		if v {
+			u(1)
+		} else {
+			u(0)
+		}
+	}
+	opt64 := func(p *int64) {
+		b(p != nil)
+		if p != nil {
+			u(uint64(*p))
+		}
+	}
+	u(uint64(len(in.body)))
 	f.Write(in.body)
-	f.Write(binary.LittleEndian.AppendUint64(nil, uint64(in.n)))
+	u(uint64(in.n))
+	opt64(in.cond.NextRevision)
+	opt64(in.cond.Revision)
+	u(uint64(len(in.cond.MatchSeqs)))
+	for _, s := range in.cond.MatchSeqs {
+		u(s)
+	}
+	b(in.cond.MatchAny)
+	b(in.cond.Absent)
+	u(uint64(opt.TTL))
+	b(opt.Session != nil)
 	return in.op + " " + in.key + " " + strconv.FormatUint(f.Sum64(), 16)
 }
 

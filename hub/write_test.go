@@ -447,10 +447,33 @@ func TestIdempotency(t *testing.T) {
 		return h.DeletePrefix("/p/", hub.WriteOptions{Idempotency: k})
 	}}
 
+	casA0 := op{"cas /a to revision 0", func(h *hub.Hub, k string) (hub.Result, error) {
+		return h.Set("/a", []byte(`1`), hub.Cond{NextRevision: ptr[int64](0)}, hub.WriteOptions{Idempotency: k})
+	}}
+	matchA := op{"set /a if-match", func(h *hub.Hub, k string) (hub.Result, error) {
+		return h.Set("/a", []byte(`1`), hub.Cond{MatchSeqs: []uint64{1}}, hub.WriteOptions{Idempotency: k})
+	}}
+	setATTL := op{"set /a with a ttl", func(h *hub.Hub, k string) (hub.Result, error) {
+		return h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{Idempotency: k, TTL: time.Hour})
+	}}
+	setATTL2 := op{"set /a with another ttl", func(h *hub.Hub, k string) (hub.Result, error) {
+		return h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{Idempotency: k, TTL: 2 * time.Hour})
+	}}
+	delIfRev := op{"delete /a at revision 0", func(h *hub.Hub, k string) (hub.Result, error) {
+		return h.Delete("/a", hub.Cond{Revision: ptr[int64](0)}, hub.WriteOptions{Idempotency: k})
+	}}
+
 	tests := []struct {
 		first, second op
 		mismatch      bool
 	}{
+		{first: setATTL, second: setATTL},
+		{first: setA, second: casA, mismatch: true},
+		{first: casA, second: casA0, mismatch: true},
+		{first: setA, second: matchA, mismatch: true},
+		{first: setA, second: setATTL, mismatch: true},
+		{first: setATTL, second: setATTL2, mismatch: true},
+		{first: del, second: delIfRev, mismatch: true},
 		{first: setA, second: setA},
 		{first: casA, second: casA},
 		{first: incr, second: incr},

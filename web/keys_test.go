@@ -179,7 +179,8 @@ func TestKeyAPI(t *testing.T) {
 			fail("PUT", "/k", `3`, failed, "precondition_failed", "If-Match", `"1"`).rev(1),
 			ok("PUT", "/k", `3`, "", "If-Match", `"5", W/"2"`),
 			ok("PUT", "/k", `4`, "", "If-Match", `*`),
-			fail("PUT", "/k", `5`, bad, "invalid_etag", "If-Match", `abc`),
+			fail("PUT", "/k", `5`, failed, "precondition_failed", "If-Match", `abc`).rev(3),
+			fail("PUT", "/k", `5`, failed, "precondition_failed", "If-Match", `"never-issued", W/"x"`).rev(3),
 			ok("GET", "/k", "", `4`),
 		}},
 		{name: "put if-none-match star", steps: []step{
@@ -260,6 +261,9 @@ func TestKeyAPI(t *testing.T) {
 			ok("POST", "/k", `1`, `{"key":"/k","revision":0,"seq":1}`, "Idempotency-Key", "a").
 				with(map[string]string{"Idempotent-Replayed": "true", "X-Revision": "0", "X-Seq": "1"}),
 			fail("POST", "/k", `2`, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key", "a"),
+			fail("POST", "/k?ttl=30s", `1`, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key", "a"),
+			fail("PUT", "/k", `1`, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key", "a", "X-Revision", "0"),
+			fail("PUT", "/k", `1`, http.StatusUnprocessableEntity, "idempotency_mismatch", "Idempotency-Key", "a", "If-None-Match", "*"),
 			ok("POST", "/n?incr=3", "", `3`, "Idempotency-Key", "b"),
 			ok("POST", "/n?incr=3", "", `3`, "Idempotency-Key", "b").with(map[string]string{"Idempotent-Replayed": "true"}),
 			ok("DELETE", "/k", "", `{"key":"/k","revision":1,"seq":3}`, "Idempotency-Key", "c"),
