@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/statehub/statehub/hub"
@@ -362,29 +364,101 @@ func TestOpenServer(t *testing.T) {
 	}
 }
 
-// TestNoSecretsInLogs logs every request at debug level and looks for the tokens.
+// TestNoSecretsInLogs sends recognizable secrets everywhere a token is accepted or could be put
+// (the Authorization header; ?token= in any case, escaping and position, after ";" too; the
+// WebSocket's upgrade request and auth message; lock tokens in X-Lock-Token, a query parameter
+// and WebSocket messages), good and refused ones, with every request logged at debug level, and
+// then looks for each secret in every log line. Idempotency keys are not secrets.
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts, _ := authServer(t, "", nil, func(c *web.Config) { c.Logger = log })
-	tok := hs(t, claims("ann", map[string][]string{"read": {"/"}}))
-	ts.do(t, "GET", "/a?token="+tok, "")
-	ts.do(t, "GET", "/a", "", bearer(tok)...)
-	ts.do(t, "GET", "/a", "", bearer(testAdminToken)...)
-	ts.do(t, "GET", "/a?token="+testAdminToken, "")
-	ts.do(t, "GET", "/a?token=not-"+testAdminToken, "")
-	mu.Lock()
-	defer mu.Unlock()
-	out := buf.String()
-	if !strings.Contains(out, "token=REDACTED") {
-		t.Fatalf("no request log with a redacted token:\n%s", out)
+	logged := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.String()
 	}
-	sig := tok[strings.LastIndex(tok, ".")+1:]
-	for _, secret := range []string{sig, testAdminToken, testSecret} {
-		if strings.Contains(out, secret) {
-			t.Fatalf("a secret is in the logs:\n%s", out)
+	tok := hs(t, claims("ann", map[string][]string{"write": {"/s/"}}))
+	const canary = "Canary0Secret0Token0c4n4ry" // a token the server refuses
+	secrets := []string{tok, tok[strings.LastIndex(tok, ".")+1:], canary, testAdminToken, testSecret}
+
+	// HTTP: the request's token wherever a client may put it.
+	for _, q := range []string{"token=" + tok, "token=" + testAdminToken, "token=not-" + testAdminToken,
+		"TOKEN=" + canary, "x=1&Token=" + canary + "&y=2", "x=1;token=" + canary, "%74oken=" + canary,
+		"token%3D" + canary, "access_token=" + canary, "lock&token=" + canary} {
+		ts.do(t, "GET", "/s/a?"+q, "")
+	}
+	for _, h := range []string{tok, testAdminToken, canary} {
+		ts.do(t, "GET", "/s/a", "", bearer(h)...)
+	}
+	ts.do(t, "GET", "/s/a", "", "Authorization", "Basic "+canary)
+	ts.must(t, "POST", "/s/a", `1`, append(bearer(tok), "Idempotency-Key", "idem-not-a-secret")...)
+
+	// Lock tokens: in X-Lock-Token, as the API takes them, and in a query parameter, as it does not.
+	lk := lockAnswer(t, ts.must(t, "POST", "/s/lock?lock&owner=ci", "", bearer(tok)...))
+	secrets = append(secrets, lk.Token)
+	ts.must(t, "POST", "/s/lock?lock&renew", "", append(bearer(tok), "X-Lock-Token", lk.Token)...)
+	ts.do(t, "POST", "/s/lock?lock&renew&lock_token="+lk.Token, "", bearer(tok)...)
+	ts.do(t, "DELETE", "/s/lock?lock&X-Lock-Token="+lk.Token, "", bearer(tok)...)
+	ts.do(t, "DELETE", "/s/lock?lock", "", append(bearer(tok), "X-Lock-Token", canary)...)
+	ts.must(t, "DELETE", "/s/lock?lock", "", append(bearer(tok), "X-Lock-Token", lk.Token)...)
+
+	// WebSocket: a token on the upgrade request and in the auth message, lock tokens in messages.
+	wsURL := "ws" + strings.TrimPrefix(ts.srv.URL, "http") + "/.ws"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call := func(c *websocket.Conn, req string) map[string]any {
+		t.Helper()
+		if err := c.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", req, err)
+		}
+		var a map[string]any
+		if err := json.Unmarshal(data, &a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	c, _, err := websocket.Dial(ctx, wsURL+"?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(c, `{"op":"auth","id":1,"token":"`+tok+`"}`)
+	a := call(c, `{"op":"lock","id":2,"key":"/s/ws"}`)
+	wsLock, _ := a["token"].(string)
+	if wsLock == "" {
+		t.Fatalf("websocket lock: %v", a)
+	}
+	secrets = append(secrets, wsLock)
+	call(c, `{"op":"renew","id":3,"key":"/s/ws","token":"`+canary+`"}`)
+	call(c, `{"op":"renew","id":4,"key":"/s/ws","token":"`+wsLock+`"}`)
+	call(c, `{"op":"unlock","id":5,"key":"/s/ws","token":"`+wsLock+`"}`)
+	c.Close(websocket.StatusNormalClosure, "")
+	c, _, err = websocket.Dial(ctx, wsURL+"?TOKEN="+canary, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + canary}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(c, `{"op":"auth","id":1,"token":"`+canary+`"}`) // refused: the server closes the socket
+	c.CloseNow()
+	// A socket's request is logged when the socket ends.
+	waitFor(t, "both sockets logged", func() bool { return strings.Count(logged(), "/.ws") == 2 })
+
+	out := logged()
+	for _, want := range []string{"token=REDACTED", "TOKEN=REDACTED", "lock_token=REDACTED", "X-Lock-Token=REDACTED"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no request log with %s:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		for _, secret := range secrets {
+			if strings.Contains(line, secret) {
+				t.Fatalf("a secret (%.12s...) is in the log line\n%s", secret, line)
+			}
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,16 +120,63 @@ func routeLabel(c echo.Context, kind string) string {
 	return "key"
 }
 
-// redactURI is the request URI for logs, with the value of a token parameter replaced.
+// redactURI is the request URI for logs, with the value of every query parameter that may hold a
+// secret (secretParam) replaced by REDACTED. Parameters are split at "&" and at ";" (which
+// net/url does not parse but a client may still send), and names are matched after unescaping and
+// in any case, so ?TOKEN=, ?%74oken= and ?a=1;token= are redacted too. Everything else is kept as
+// the client sent it.
 func redactURI(u *url.URL) string {
-	q := u.Query()
-	if !q.Has("token") {
-		return u.RequestURI()
+	uri := u.RequestURI()
+	if u.RawQuery == "" {
+		return uri
 	}
-	q.Set("token", "REDACTED")
-	v := *u
-	v.RawQuery = q.Encode()
-	return v.RequestURI()
+	path, _, _ := strings.Cut(uri, "?") // the escaped path holds no "?"
+	return path + "?" + redactQuery(u.RawQuery)
+}
+
+// redactQuery redacts a raw query string (see redactURI).
+func redactQuery(raw string) string {
+	var b strings.Builder
+	for raw != "" {
+		i := strings.IndexAny(raw, "&;")
+		part, sep := raw, ""
+		if i >= 0 {
+			part, sep = raw[:i], raw[i:i+1]
+			raw = raw[i+1:]
+		} else {
+			raw = ""
+		}
+		plain := part
+		if u, err := url.QueryUnescape(part); err == nil {
+			plain = u // an escaped "=" still separates the name from a value that must not leak
+		}
+		if name, value, ok := strings.Cut(plain, "="); ok && value != "" && secretParam(name) {
+			part = url.QueryEscape(name) + "=REDACTED"
+		}
+		b.WriteString(part)
+		b.WriteString(sep)
+	}
+	return b.String()
+}
+
+// secretParam reports whether a query parameter of this name may hold a secret: token,
+// access_token, secret, password, api_key, auth, X-Lock-Token and the like, in any case. No
+// parameter of the API (key, ttl, owner, since, cursor, ...) matches, so their values stay
+// readable in the logs.
+func secretParam(name string) bool {
+	n := strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '_', '.', ' ':
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, name)
+	for _, s := range []string{"token", "secret", "passw", "pwd", "auth", "credential", "signature", "jwt", "bearer", "session", "cookie"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return n == "sig" || strings.HasSuffix(n, "key") // key, apikey, accesskey, privatekey; not keys
 }
 
 // hubCollector reads hub.Stats at each scrape.
