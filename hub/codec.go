@@ -90,7 +90,8 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 }
 
 // decodeCommit parses a commit record. It never panics and never allocates more than the record
-// holds: every length is checked against the bytes left first.
+// holds: every length is checked against the bytes left first. A value that is not valid UTF-8, as
+// a version before CheckUTF8 could write, is repaired (repairUTF8).
 func decodeCommit(b []byte) (*Commit, error) {
 	r := reader{b: b}
 	if v := r.byte(); v != commitVersion && r.err == nil {
@@ -111,7 +112,7 @@ func decodeCommit(b []byte) (*Commit, error) {
 			ch.Expires = time.Unix(0, r.varint())
 		}
 		if !ch.Deleted {
-			ch.Value = []byte(r.string())
+			ch.Value = repairUTF8([]byte(r.string()))
 		}
 		if flags&8 != 0 {
 			ch.Type = r.string()

@@ -121,7 +121,8 @@ func (f frozen) write(w io.Writer) error {
 	return err
 }
 
-// decodeSnapshot parses and verifies a whole snapshot.
+// decodeSnapshot parses and verifies a whole snapshot. A value that is not valid UTF-8, as a
+// version before CheckUTF8 could write, is repaired (repairUTF8).
 func decodeSnapshot(data []byte) (frozen, error) {
 	var f frozen
 	v1 := bytes.HasPrefix(data, []byte(snapshotMagicV1))
@@ -141,7 +142,7 @@ func decodeSnapshot(data []byte) (frozen, error) {
 		if exp := r.varint(); exp != 0 {
 			e.Expires = time.Unix(0, exp)
 		}
-		e.Value = []byte(r.string())
+		e.Value = repairUTF8([]byte(r.string()))
 		if !v1 {
 			flags := r.byte()
 			e.Ephemeral = flags&4 != 0

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/hub/wal/waltest"
@@ -367,12 +368,67 @@ func crashRound(t *testing.T, seed uint64) {
 	}
 }
 
+// TestStoreRepairsInvalidUTF8: values that are not UTF-8, which a version before CheckUTF8 could
+// store (Set trusts its caller to have compacted the value, as such a version did), are repaired
+// when they are loaded back, from the log and from a snapshot: each run of invalid bytes becomes
+// U+FFFD, the revision and seq stay, and subscribers get the repaired value.
+func TestStoreRepairsInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, stored, want string
+	}{
+		{"the report's bytes", "\"\xff\xfe\"", "\"\uFFFD\""},
+		{"surrogate half in a key", "{\"k\xed\xa0\x80\":\"v\"}", "{\"k\uFFFD\":\"v\"}"},
+		{"truncated after valid text", "[\"ok\",\"日本\xe2\x82\"]", "[\"ok\",\"日本\uFFFD\"]"},
+		{"lone continuation bytes apart", "\"a\x80b\x80\"", "\"a\uFFFDb\uFFFD\""},
+		{"valid text unchanged", "\"€ 𝄞\"", "\"€ 𝄞\""},
+	}
+	for _, from := range []string{"log", "snapshot"} {
+		t.Run(from, func(t *testing.T) {
+			t.Parallel()
+			sc := StoreConfig{Dir: t.TempDir()}
+			h := openTestStore(t, Config{}, sc)
+			written := make([]Result, len(tests))
+			for i, tc := range tests {
+				written[i] = mustSet(t, h, "/old/"+strconv.Itoa(i), tc.stored, WriteOptions{})
+			}
+			if from == "snapshot" {
+				if err := h.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.Close()
+
+			h = openTestStore(t, Config{}, sc)
+			defer h.Close()
+			for i, tc := range tests {
+				e := mustGet(t, h, "/old/"+strconv.Itoa(i))
+				if string(e.Value) != tc.want || e.Revision != written[i].Revision || e.Seq != written[i].Seq {
+					t.Errorf("%s: loaded %q rev %d seq %d; want %q rev %d seq %d", tc.name, e.Value, e.Revision, e.Seq,
+						tc.want, written[i].Revision, written[i].Seq)
+				}
+			}
+			sub, err := h.Subscribe("/old/", SubscribeOptions{Snapshot: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			for _, e := range sub.Initial {
+				if !utf8.Valid(e.Value) {
+					t.Errorf("subscription delivers %s = %q, not UTF-8", e.Key, e.Value)
+				}
+			}
+		})
+	}
+}
+
 func FuzzDecodeCommit(f *testing.F) {
 	exp := time.Unix(1700000000, 5)
 	for _, c := range []*Commit{
 		{Seq: 1, Changes: []Change{{Key: "/a", Value: []byte(`1`)}}},
 		{Seq: 9, Changes: []Change{{Key: "/a", Revision: 3, Deleted: true}, {Key: "/b", Value: []byte(`"x"`), Expires: exp}}},
 		{Seq: 3, Changes: []Change{{Key: "/n", Value: []byte(`5`)}}, Idem: &IdemRecord{Key: "k", Fingerprint: "incr /n 1", Expires: exp, Result: Result{Key: "/n", Value: []byte(`5`), Seq: 3}}},
+		{Seq: 4, Changes: []Change{{Key: "/u", Value: []byte("{\"k\xff\":[\"\xed\xa0\x80\",\"日本\xe2\x82\"]}")}}}, // from a version before CheckUTF8
 	} {
 		f.Add(encodeCommit(nil, c))
 	}
@@ -381,6 +437,11 @@ func FuzzDecodeCommit(f *testing.F) {
 		c, err := decodeCommit(data)
 		if err != nil {
 			return
+		}
+		for _, ch := range c.Changes {
+			if !utf8.Valid(ch.Value) {
+				t.Fatalf("decoded value %q of %s is not UTF-8", ch.Value, ch.Key)
+			}
 		}
 		again, err := decodeCommit(encodeCommit(nil, c))
 		if err != nil {
@@ -397,6 +458,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	h.Set("/a", []byte(`{"x":[1,2]}`), Cond{}, WriteOptions{})
 	h.Set("/b/c", []byte(`"y"`), Cond{}, WriteOptions{TTL: time.Hour})
 	h.Incr("/n", 3, WriteOptions{Idempotency: "k"})
+	h.Set("/u", []byte("{\"k\xff\":[\"\xed\xa0\x80\"]}"), Cond{}, WriteOptions{}) // as a version before CheckUTF8 could
 	var buf bytes.Buffer
 	h.writeSnapshot(&buf)
 	f.Add(buf.Bytes())
@@ -406,6 +468,12 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if err != nil {
 			return
 		}
+		fr.tree.Scan(func(it item) bool {
+			if !utf8.Valid(it.value) {
+				t.Fatalf("loaded value %q of %s is not UTF-8", it.value, it.key)
+			}
+			return true
+		})
 		var out bytes.Buffer
 		if err := fr.write(&out); err != nil {
 			t.Fatal(err)

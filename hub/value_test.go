@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/statehub/statehub/hub"
 )
@@ -24,6 +25,7 @@ func TestCompactJSON(t *testing.T) {
 		in      string
 		want    string
 		wantErr error
+		msg     string // in the error's text, when set
 	}{
 		{name: "big integer kept", in: `12345678901234567890`, want: `12345678901234567890`},
 		{name: "trailing zero kept", in: `1.50`, want: `1.50`},
@@ -70,14 +72,30 @@ func TestCompactJSON(t *testing.T) {
 		{name: "two documents", in: `1 2`, wantErr: hub.ErrInvalidValue},
 		{name: "two objects", in: `{}{}`, wantErr: hub.ErrInvalidValue},
 		{name: "extra closing bracket", in: `"a"]`, wantErr: hub.ErrInvalidValue},
+
+		// JSON is UTF-8 (RFC 8259); encoding/json's Compact alone lets any byte through in a string.
+		{name: "multi-byte text unchanged", in: "{\"ключ\":\"€ 𝄞 日本\"}", want: "{\"ключ\":\"€ 𝄞 日本\"}"},
+		{name: "replacement character itself", in: "\"\xef\xbf\xbd\"", want: "\"\xef\xbf\xbd\""},
+		{name: "escaped lone surrogate is ASCII", in: `"\ud800"`, want: `"\ud800"`},
+		{name: "invalid bytes of the report", in: "\"\xff\xfe\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "lone continuation byte", in: "\"a\x80b\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 2"},
+		{name: "overlong slash", in: "\"\xc0\xaf\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "overlong three bytes", in: "\"\xe0\x80\xaf\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "surrogate half", in: "\"\xed\xa0\x80\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "beyond U+10FFFF", in: "\"\xf4\x90\x80\x80\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "truncated sequence", in: "\"€\xe2\x82\"", wantErr: hub.ErrInvalidValue, msg: "byte offset 4"},
+		{name: "truncated at the end", in: "\"\xe2\x82", wantErr: hub.ErrInvalidValue, msg: "byte offset 1"},
+		{name: "in an object key", in: "{\"ok\":1,\"k\xff\":2}", wantErr: hub.ErrInvalidValue, msg: "byte offset 10"},
+		{name: "in a nested array", in: "[[\"日本\"],[\"\xfe\"]]", wantErr: hub.ErrInvalidValue, msg: "byte offset 14"},
+		{name: "outside a string", in: "[1,\xff]", wantErr: hub.ErrInvalidValue, msg: "not valid UTF-8"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			got, err := tc.limits.CompactJSON([]byte(tc.in))
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("CompactJSON(%.40q) = %.40q, %v; want %v", tc.in, got, err, tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.msg) {
+					t.Fatalf("CompactJSON(%.40q) = %.40q, %v; want %v (%q)", tc.in, got, err, tc.wantErr, tc.msg)
 				}
 				return
 			}
@@ -89,7 +107,8 @@ func TestCompactJSON(t *testing.T) {
 }
 
 func FuzzCompactJSON(f *testing.F) {
-	for _, s := range []string{`{"a": [1, 2.50, "x"]}`, `12345678901234567890`, `-0`, `"\u0000"`, `[`, ``, `{} {}`} {
+	for _, s := range []string{`{"a": [1, 2.50, "x"]}`, `12345678901234567890`, `-0`, `"\u0000"`, `[`, ``, `{} {}`,
+		"\"\xff\xfe\"", "{\"k\xed\xa0\x80\":1}", "[\"\xc0\xaf\",\"€\xe2\x82\"]", "\"𝄞 日本\""} {
 		f.Add([]byte(s))
 	}
 	l := hub.Limits{MaxValueBytes: 1 << 16, MaxJSONDepth: 16}
@@ -99,13 +118,17 @@ func FuzzCompactJSON(f *testing.F) {
 			if !errors.Is(err, hub.ErrInvalidValue) && !errors.Is(err, hub.ErrValueTooDeep) && !errors.Is(err, hub.ErrValueTooLarge) {
 				t.Fatalf("CompactJSON(%q): unexpected error %v", in, err)
 			}
-			if json.Valid(in) && len(in) <= 1<<16 && errors.Is(err, hub.ErrInvalidValue) {
+			// json.Valid does not check UTF-8 inside strings; JSON (RFC 8259) is UTF-8.
+			if json.Valid(in) && utf8.Valid(in) && len(in) <= 1<<16 && errors.Is(err, hub.ErrInvalidValue) {
 				t.Fatalf("CompactJSON(%q) refused valid JSON: %v", in, err)
 			}
 			return
 		}
-		if !json.Valid(in) {
+		if !json.Valid(in) || !utf8.Valid(in) {
 			t.Fatalf("CompactJSON accepted invalid JSON %q", in)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("CompactJSON(%q) = %q, not valid UTF-8: it could not go into a WebSocket text frame", in, out)
 		}
 		if !json.Valid(out) {
 			t.Fatalf("CompactJSON(%q) = %q, not valid JSON", in, out)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/web"
@@ -42,6 +43,9 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/a", "", "", "", "", "", "", "", strings.Repeat("[", 70)},
 		{"GET", "/.health", "", "", "", "", "", "", "", ""},
 		{"GET", "/%E2%82%AC/x", "", "text/html", "", "", "", "", "", ""},
+		{"POST", "/u8/raw", "", "", "", "", "", "", "", "\"\xff\xfe\""},
+		{"PUT", "/u8/raw", "", "", "0", "", "", "", "", "{\"k\xed\xa0\x80\":[\"\xc0\xaf\",\"€\xe2\x82\"]}"},
+		{"POST", "/u8/raw", "lock&owner=ci%FF", "", "", "", "", "", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query, s.accept, s.revision, s.ifMatch, s.ifNoneMatch, s.idem, s.lastEventID, []byte(s.body))
@@ -88,6 +92,11 @@ func FuzzHandler(f *testing.F) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error == "" || eb.Code == "" {
 				t.Fatalf("%s %s: status %d with body %q, want JSON {error, code}", method, req.URL, res.StatusCode, rec.Body)
 			}
+		}
+		// JSON answers and streams are UTF-8 whatever was sent: so is everything they carry over a
+		// WebSocket. (A stored file is served as the bytes it was stored with.)
+		if ct := res.Header.Get("Content-Type"); (strings.HasPrefix(ct, "application/json") || strings.HasPrefix(ct, "text/event-stream")) && !utf8.Valid(rec.Body.Bytes()) {
+			t.Fatalf("%s %s: status %d, %s answer %q is not UTF-8", method, req.URL, res.StatusCode, ct, rec.Body)
 		}
 		if res.Header.Get("Access-Control-Allow-Origin") != "*" {
 			t.Fatalf("%s %s: status %d without Access-Control-Allow-Origin", method, req.URL, res.StatusCode)

@@ -574,3 +574,61 @@ func TestIdempotentRetriesConcurrently(t *testing.T) {
 		t.Errorf("value %s at revision %s, want 10 at 0", r.body, r.header.Get("X-Revision"))
 	}
 }
+
+// TestInvalidUTF8: JSON is UTF-8 (RFC 8259). A value, an object key, a transaction or a lock owner
+// that is not valid UTF-8 is refused with 400 invalid_json naming the offset of the first bad byte,
+// and nothing is stored; valid multi-byte text is stored unchanged, and a raw file stays bytes.
+func TestInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	const bad = http.StatusBadRequest
+	for _, tc := range []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		code, msg                string // msg: in the error's text
+	}{
+		{"the report's value", "POST", "/u8/raw", "\"\xff\xfe\"", nil, bad, "invalid_json", "value is not valid UTF-8 (byte offset 1)"},
+		{"json content type", "POST", "/u8/raw", "\"\xff\"", []string{"Content-Type", "application/json; charset=utf-8"}, bad, "invalid_json", "byte offset 1"},
+		{"text/plain as sent by fetch", "POST", "/u8/raw", "\"\xff\"", []string{"Content-Type", "text/plain;charset=UTF-8"}, bad, "invalid_json", "byte offset 1"},
+		{"lone continuation byte", "POST", "/u8/raw", "[\"a\x80\"]", nil, bad, "invalid_json", "byte offset 3"},
+		{"overlong encoding", "POST", "/u8/raw", "\"\xc0\xaf\"", nil, bad, "invalid_json", "byte offset 1"},
+		{"surrogate half", "POST", "/u8/raw", "\"\xed\xa0\x80\"", nil, bad, "invalid_json", "byte offset 1"},
+		{"truncated sequence", "POST", "/u8/raw", "\"€\xe2\x82\"", nil, bad, "invalid_json", "byte offset 4"},
+		{"in an object key", "POST", "/u8/raw", "{\"k\xff\":1}", nil, bad, "invalid_json", "byte offset 3"},
+		{"put compare-and-swap", "PUT", "/u8/raw", "\"\xff\"", []string{"X-Revision", "0"}, bad, "invalid_json", "not valid UTF-8"},
+		{"put create only", "PUT", "/u8/raw", "\"\xff\"", []string{"If-None-Match", "*"}, bad, "invalid_json", "not valid UTF-8"},
+		{"put with ttl and idempotency key", "PUT", "/u8/raw?ttl=1m", "\"\xff\"", []string{"Idempotency-Key", "k"}, bad, "invalid_json", "not valid UTF-8"},
+		{"tx value", "POST", "/.tx", "{\"ops\":[{\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":\"\xff\"}]}", nil, bad, "invalid_json", "the body is not valid UTF-8 (byte offset 45)"},
+		{"tx object key in a value", "POST", "/.tx", "{\"ops\":[{\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":{\"\xed\xa0\x80\":1}}]}", nil, bad, "invalid_json", "byte offset 46"},
+		{"tx key", "POST", "/.tx", "{\"ops\":[{\"op\":\"delete\",\"key\":\"/u8/\xff\"}]}", nil, bad, "invalid_json", "byte offset 34"},
+		{"lock owner", "POST", "/u8/raw?lock&owner=ci%FF", "", nil, bad, "invalid_json", "lock owner is not valid UTF-8 (byte offset 2)"},
+		{"key", "POST", "/u8/%FF", `1`, nil, bad, "invalid_key", "not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.do(t, tc.method, tc.path, tc.body, tc.hdr...)
+			eb := errorBody(t, r)
+			if r.status != tc.status || eb.Code != tc.code || !strings.Contains(eb.Error, tc.msg) {
+				t.Fatalf("%d %s; want %d %s with %q", r.status, r.body, tc.status, tc.code, tc.msg)
+			}
+		})
+	}
+	fail("GET", "/u8/raw", "", http.StatusNotFound, "not_found").run(t, ts)
+
+	// Valid text of every length of sequence, in keys and strings, is stored and read back as sent;
+	// an escaped lone surrogate is ASCII and valid JSON text.
+	for _, v := range []string{`{"ключ":"€ 𝄞 日本 é"}`, "\"\xef\xbf\xbd\"", `"\ud800"`} {
+		ts.must(t, "POST", "/u8/ok", v)
+		ts.must(t, "POST", "/.tx", `{"ops":[{"op":"set","key":"/u8/tx","value":`+v+`}]}`)
+		for _, key := range []string{"/u8/ok", "/u8/tx"} {
+			if r := ts.must(t, "GET", key, ""); r.body != v {
+				t.Errorf("GET %s = %s, want %s", key, r.body, v)
+			}
+		}
+	}
+	// A raw file is bytes, served over HTTP only; its description (the key's value) is JSON.
+	ts.must(t, "POST", "/u8/file", "\xff\xfe", "Content-Type", "application/octet-stream")
+	if r := ts.must(t, "GET", "/u8/file", ""); r.body != "\xff\xfe" {
+		t.Errorf("raw file = %q", r.body)
+	}
+}

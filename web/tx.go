@@ -46,6 +46,10 @@ type TxAnswer struct {
 
 // decodeTx parses and validates a transaction body. Values are compacted within the limits.
 func decodeTx(body []byte, limits hub.Limits) ([]hub.TxCheck, []hub.TxOp, error) {
+	// Before decoding: encoding/json would turn invalid bytes in keys into U+FFFD.
+	if err := hub.CheckUTF8("the body", body); err != nil {
+		return nil, nil, err
+	}
 	var req TxRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

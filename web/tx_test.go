@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/statehub/statehub/hub"
 )
@@ -97,14 +98,25 @@ func FuzzDecodeTx(f *testing.F) {
 		`{"checks":null,"ops":null}`,
 		`{"ops":[{"op":"set","key":"/a"}]}`,
 		`[]`, `{`, ``, `{"ops":[{"op":"set","key":"/a","value":[[[[[[[[[[]]]]]]]]]]}]}`,
+		"{\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":\"\xff\xfe\"}]}",
+		"{\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":{\"\xed\xa0\x80\":1}}]}",
+		"{\"checks\":[{\"key\":\"/\xc0\xaf\",\"revision\":-1}],\"ops\":[{\"op\":\"delete\",\"key\":\"/\xe2\x82\"}]}",
 	} {
 		f.Add([]byte(s))
 	}
 	limits := hub.Limits{MaxJSONDepth: 8}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, ops, err := decodeTx(body, limits)
+		checks, ops, err := decodeTx(body, limits)
 		if err != nil {
 			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatalf("accepted a body that is not UTF-8: %q", body)
+		}
+		for _, c := range checks {
+			if !utf8.ValidString(c.Key) {
+				t.Fatalf("accepted check key %q", c.Key)
+			}
 		}
 		for _, op := range ops {
 			switch op.Op {

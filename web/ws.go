@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
@@ -357,7 +358,7 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 	req.ID = nil
 	if len(id) > 0 && string(id) != "null" {
 		if !validID(id) {
-			return req, badRequest("invalid_id", "id must be a number or a string")
+			return req, badRequest("invalid_id", "id must be a number or a string of valid UTF-8")
 		}
 		req.ID = compactJSON(id)
 	}
@@ -366,6 +367,10 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 	switch {
 	case errors.As(err, &syn):
 		return req, badRequest("bad_message", "the message is not JSON: "+err.Error())
+	case !utf8.Valid(data):
+		// JSON is UTF-8. encoding/json turns invalid bytes in string fields into U+FFFD and keeps
+		// them in raw ones (value), so the message is checked as a whole: ErrInvalidValue, 400.
+		return req, hub.CheckUTF8("the message", data)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
 			return req, badRequest("bad_message", "a message must be a JSON object")
@@ -379,8 +384,11 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 	return req, nil
 }
 
-// validID accepts a JSON number or string.
+// validID accepts a JSON number or string. The id is echoed as it came, so it must be UTF-8.
 func validID(id json.RawMessage) bool {
+	if !utf8.Valid(id) {
+		return false
+	}
 	var v any
 	if json.Unmarshal(id, &v) != nil {
 		return false

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -419,6 +420,81 @@ func TestWSMalformed(t *testing.T) {
 	c.must(m{"op": "set", "key": "/still/here", "value": true})
 }
 
+// TestWSInvalidUTF8: a request that is not valid UTF-8 is answered 400 invalid_json, with its id,
+// and changes nothing; the connection and a subscription on another one go on, and no frame the
+// server sends is anything but UTF-8 (a browser fails a socket on such a text frame, with 1006).
+func TestWSInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	watch := ts.dial(t)
+	watch.must(m{"op": "sub", "path": "/u8/"})
+	watch.expectEvents(1, "ready")
+	c := ts.dial(t)
+	for _, tc := range []struct{ name, frame, id, code, msg string }{
+		{"set", "{\"id\":1,\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":\"\xff\xfe\"}", "1", "invalid_json", "the message is not valid UTF-8 (byte offset 44)"},
+		{"set in an object key", "{\"id\":2,\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":{\"\xed\xa0\x80\":1}}", "2", "invalid_json", "byte offset 45"},
+		{"cas", "{\"id\":3,\"op\":\"cas\",\"key\":\"/u8/raw\",\"revision\":0,\"value\":\"\xc0\xaf\"}", "3", "invalid_json", "not valid UTF-8"},
+		{"ephemeral set", "{\"id\":4,\"op\":\"set\",\"ephemeral\":true,\"key\":\"/u8/raw\",\"value\":\"\x80\"}", "4", "invalid_json", "not valid UTF-8"},
+		{"tx", "{\"id\":5,\"op\":\"tx\",\"ops\":[{\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":\"€\xe2\x82\"}]}", "5", "invalid_json", "not valid UTF-8"},
+		{"key", "{\"id\":6,\"op\":\"set\",\"key\":\"/u8/\xff\",\"value\":1}", "6", "invalid_json", "not valid UTF-8"},
+		{"lock owner", "{\"id\":7,\"op\":\"lock\",\"key\":\"/u8/lock\",\"owner\":\"ci\xff\"}", "7", "invalid_json", "not valid UTF-8"},
+		{"string id is not echoed", "{\"id\":\"x\xff\",\"op\":\"set\",\"key\":\"/u8/raw\",\"value\":1}", "", "invalid_id", "UTF-8"},
+	} {
+		c.sendRaw(tc.frame)
+		a := c.read()
+		if a.OK || a.Status != 400 || a.Code != tc.code || string(a.ID) != tc.id || !strings.Contains(a.Error, tc.msg) {
+			t.Fatalf("%s: %s; want status 400, code %s, id %q, %q", tc.name, a.raw, tc.code, tc.id, tc.msg)
+		}
+		if !utf8.ValidString(a.raw) {
+			t.Fatalf("%s: the answer %q is not UTF-8", tc.name, a.raw)
+		}
+	}
+	if _, err := ts.h.Get("/u8/raw"); !errors.Is(err, hub.ErrNotFound) {
+		t.Fatalf("an invalid value was stored: %v", err)
+	}
+	// The same connection writes valid text; the watcher's next event is that write, as sent.
+	c.sendRaw(`{"id":8,"op":"set","key":"/u8/ok","value":{"ключ":"€ 𝄞 日本"}}`)
+	if a := c.read(); !a.OK {
+		t.Fatalf("valid text: %s", a.raw)
+	}
+	if e := watch.expectEvents(1, `set /u8/ok {"ключ":"€ 𝄞 日本"}@0`); !utf8.ValidString(e[0].raw) {
+		t.Fatalf("event %q is not UTF-8", e[0].raw)
+	}
+}
+
+// TestWSLegacyInvalidUTF8: a value that a version before the UTF-8 check stored with invalid bytes
+// reaches WebSocket subscribers repaired (U+FFFD), as it is loaded from the log and snapshots.
+func TestWSLegacyInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	sc := hub.StoreConfig{Dir: t.TempDir()}
+	old, err := hub.Open(hub.Config{Logger: wsQuiet}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Set trusts its caller to have checked the value, as such a version did (without UTF-8).
+	if _, err := old.Set("/u8/old", []byte("{\"k\xff\":\"\xed\xa0\x80\"}"), hub.Cond{}, hub.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	h, err := hub.Open(hub.Config{Logger: wsQuiet}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(h, Config{Logger: wsQuiet}).Handler())
+	t.Cleanup(srv.Close)
+	t.Cleanup(h.Close)
+	ts := &wsServer{h: h, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/.ws"}
+	c := ts.dial(t)
+	c.must(m{"op": "sub", "path": "/u8/", "snapshot": true})
+	e := c.expectEvents(1, "set /u8/old {\"k\uFFFD\":\"\uFFFD\"}@0 snap", "ready")
+	if !utf8.ValidString(e[0].raw) {
+		t.Fatalf("event %q is not UTF-8", e[0].raw)
+	}
+	if a := c.must(m{"op": "get", "key": "/u8/old"}); string(a.Value) != "{\"k\uFFFD\":\"\uFFFD\"}" {
+		t.Fatalf("get: %s", a.raw)
+	}
+}
+
 // TestWSSubscribe: snapshot then live; a resume with since replays exactly what was missed; a
 // position older than the history gets a reset and the current state.
 func TestWSSubscribe(t *testing.T) {
@@ -735,6 +811,8 @@ func FuzzWSMessage(f *testing.F) {
 		`{"op":"tx","id":2,"checks":[{"key":"/a","revision":-1}],"ops":[{"op":"set","key":"/a","value":1}]}`,
 		`{"op":"get","id":{},"key":"/a"}`,
 		`{"op":5}`, `[]`, `null`, `{"op":"incr","by":1e400}`, "\x00", `{"id":1e999}`,
+		"{\"op\":\"set\",\"id\":\"\xff\",\"key\":\"/a\",\"value\":1}", "{\"op\":\"lock\",\"id\":1,\"key\":\"/l\",\"owner\":\"\xed\xa0\x80\"}",
+		"{\"op\":\"tx\",\"id\":2,\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":{\"\xc0\xaf\":1}}]}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -744,13 +822,16 @@ func FuzzWSMessage(f *testing.F) {
 			if status, code, _ := classify(err); status != 400 || code == "" {
 				t.Fatalf("decode error %v maps to %d %q, want a 400", err, status, code)
 			}
-			if req.ID != nil && !json.Valid(req.ID) {
+			if req.ID != nil && (!json.Valid(req.ID) || !utf8.Valid(req.ID)) {
 				t.Fatalf("invalid id %q kept", req.ID)
 			}
 			return
 		}
 		if req.Op == "" {
 			t.Fatal("a request without op was accepted")
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("a request that is not UTF-8 was accepted: %q", data)
 		}
 		if req.ID != nil {
 			if _, err := json.Marshal(wsAnswer{ID: req.ID}); err != nil {
