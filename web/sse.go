@@ -108,6 +108,9 @@ func subscribeOptions(lastEventID, since string, snapshot bool) (hub.SubscribeOp
 	return opt, nil
 }
 
+// sseKeepBuffer is the largest buffer a stream keeps between writes.
+const sseKeepBuffer = 64 << 10
+
 // sseWriter formats events into a buffer and writes it with a deadline per write.
 type sseWriter struct {
 	w       http.ResponseWriter
@@ -148,7 +151,11 @@ func (o *sseWriter) flush() error {
 	}
 	o.rc.SetWriteDeadline(time.Now().Add(o.timeout))
 	_, err := o.w.Write(o.buf.Bytes())
-	o.buf.Reset()
+	if o.buf.Cap() > sseKeepBuffer {
+		o.buf = bytes.Buffer{} // a burst's memory goes back; an idle stream keeps little
+	} else {
+		o.buf.Reset()
+	}
 	if err == nil {
 		err = o.rc.Flush()
 	}

@@ -487,6 +487,53 @@ func TestSSESlowConsumer(t *testing.T) {
 	r.expect(t, fmt.Sprintf(`ready %d {"seq":%d}`, n, n))
 }
 
+// TestSSESlowConsumerBytes: a client that stops reading while 1 MiB values are written is closed
+// as slow once its queue holds QueueBytes, far below QueueSize events, and resumes without a gap.
+func TestSSESlowConsumerBytes(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{QueueBytes: 4 << 20}, web.Config{WriteTimeout: time.Minute})
+	s := ts.subscribe(t, "/big/", "")
+	s.expect(t, `ready 0 {"seq":0}`)
+
+	big := `"` + strings.Repeat("x", 1<<20-2) + `"` // the largest JSON value
+	n := 0
+	for ts.hub.Subscribers() > 0 {
+		if n == 200 {
+			t.Fatal("the subscriber was never closed as slow")
+		}
+		n++
+		ts.must(t, "POST", fmt.Sprintf("/big/k%d", n), big)
+	}
+	seen, last := 0, ""
+	for {
+		ev := s.next(t)
+		if ev.event == "close" {
+			if ev.data != `{"reason":"slow"}` {
+				t.Fatalf("close %+v, want reason slow", ev)
+			}
+			break
+		}
+		seen++
+		if want := fmt.Sprintf("/big/k%d:0:%d", seen, seen); ev.id != want || ev.data != big {
+			t.Fatalf("event %q (%d bytes), want %q", ev.id, len(ev.data), want)
+		}
+		last = ev.id
+	}
+	if seen == n {
+		t.Fatalf("saw all %d events before the close", n)
+	}
+	t.Logf("closed as slow after %d of %d events", seen, n)
+	r := ts.subscribe(t, "/big/", last)
+	for seen < n {
+		ev := r.next(t)
+		seen++
+		if want := fmt.Sprintf("/big/k%d:0:%d", seen, seen); ev.id != want {
+			t.Fatalf("replayed %q, want %q", ev.id, want)
+		}
+	}
+	r.expect(t, fmt.Sprintf(`ready %d {"seq":%d}`, n, n))
+}
+
 // TestSSEClientGone checks that a stream whose client went away releases its subscription.
 func TestSSEClientGone(t *testing.T) {
 	t.Parallel()

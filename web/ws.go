@@ -52,6 +52,7 @@ import (
 const (
 	wsPingInterval = 20 * time.Second // keep-alive ping; no pong within WriteTimeout closes the connection
 	wsQueueSize    = 256              // outgoing messages buffered per connection
+	wsQueueBytes   = 4 << 20          // and the most bytes they hold (one message always fits)
 	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
 
 	// StatusSlow closes a connection whose client does not read its messages fast enough.
@@ -70,12 +71,16 @@ type wsConn struct {
 	req  *http.Request // the upgrade request
 	sess *hub.Session
 
-	ctx    context.Context // canceled when the connection is torn down
-	cancel context.CancelFunc
-	out    chan []byte   // the bounded outgoing queue
-	stop   chan struct{} // closed by end: the writer stops (after flushing when flush is set)
-	wdone  chan struct{} // closed when the writer has returned
-	wg     sync.WaitGroup
+	ctx     context.Context // canceled when the connection is torn down
+	cancel  context.CancelFunc
+	out     chan []byte   // the bounded outgoing queue
+	outMu   sync.Mutex    // guards outN, room and waiting
+	outN    int           // bytes of the messages in out
+	room    chan struct{} // closed (and replaced) when the writer takes a message a sender waits for
+	waiting bool          // a sender waits on room
+	stop    chan struct{} // closed by end: the writer stops (after flushing when flush is set)
+	wdone   chan struct{} // closed when the writer has returned
+	wg      sync.WaitGroup
 
 	endOnce sync.Once
 	code    websocket.StatusCode // set by end, before stop is closed
@@ -162,7 +167,7 @@ func (s *Server) ws(c echo.Context) error {
 	wc := &wsConn{
 		s: s, ws: conn, req: c.Request(), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan []byte, wsQueueSize), stop: make(chan struct{}), wdone: make(chan struct{}),
+		out: make(chan []byte, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
 		subs: make(map[string]*wsSub),
 	}
 	wc.serve()
@@ -235,6 +240,7 @@ func (c *wsConn) writeLoop() {
 			for c.flush {
 				select {
 				case m := <-c.out:
+					c.took(m)
 					if !c.write(m) {
 						return
 					}
@@ -244,11 +250,23 @@ func (c *wsConn) writeLoop() {
 			}
 			return
 		case m := <-c.out:
+			c.took(m)
 			if !c.write(m) {
 				return
 			}
 		}
 	}
+}
+
+// took accounts for a message the writer has taken from the queue, and wakes waiting senders.
+func (c *wsConn) took(m []byte) {
+	c.outMu.Lock()
+	c.outN -= len(m)
+	if c.waiting {
+		close(c.room)
+		c.room, c.waiting = make(chan struct{}), false
+	}
+	c.outMu.Unlock()
 }
 
 func (c *wsConn) write(m []byte) bool {
@@ -302,25 +320,41 @@ func (c *wsConn) keepAlive() {
 	}
 }
 
-// send queues one message. It waits while the queue is full, up to WriteTimeout: a client that
-// does not read for that long is closed as slow. It reports false when the connection is ending.
+// send queues one message. It waits while the queue is full (wsQueueSize messages, or m would take
+// it past wsQueueBytes; an empty queue takes any message), up to WriteTimeout: a client that does
+// not read for that long is closed as slow. It reports false when the connection is ending.
 func (c *wsConn) send(m []byte) bool {
-	select {
-	case c.out <- m:
-		return true
-	default:
+	var timeout <-chan time.Time
+	for {
+		c.outMu.Lock()
+		if c.outN == 0 || c.outN+len(m) <= wsQueueBytes {
+			select {
+			case c.out <- m:
+				c.outN += len(m)
+				c.outMu.Unlock()
+				return true
+			default:
+			}
+		}
+		room := c.room
+		c.waiting = true
+		c.outMu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(c.s.cfg.WriteTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-room:
+		case <-timeout:
+			c.end(StatusSlow, "slow", false)
+			return false
+		case <-c.stop:
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
 	}
-	t := time.NewTimer(c.s.cfg.WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.out <- m:
-		return true
-	case <-t.C:
-		c.end(StatusSlow, "slow", false)
-	case <-c.stop:
-	case <-c.ctx.Done():
-	}
-	return false
 }
 
 // wsRequest is every field a request may carry (PROTOCOL.md, WebSocket).

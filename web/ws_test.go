@@ -628,6 +628,65 @@ func TestWSSlowSubscription(t *testing.T) {
 	c.expectEvents(c.id, "ready")
 }
 
+// TestWSSlowSubscriptionBytes: a client that stops reading while 1 MiB values are written has its
+// subscription closed as slow once the hub queue holds QueueBytes, far below QueueSize events (the
+// connection's own queue is bounded in bytes too), and resumes without a gap.
+func TestWSSlowSubscriptionBytes(t *testing.T) {
+	t.Parallel()
+	// Ordinary socket buffers: tiny ones make each 1 MiB message crawl through delayed ACKs.
+	ts := newWSServer(t, hub.Config{QueueBytes: 4 << 20}, Config{WriteTimeout: time.Minute}, false)
+	c := ts.dial(t)
+	c.must(m{"op": "sub", "path": "/big/"})
+	sub := c.id
+	c.expectEvents(sub, "ready")
+	value := func(i int) string { return `"` + strconv.Itoa(i) + strings.Repeat("x", 1<<20-8) + `"` }
+	n := 0
+	for ts.h.Subscribers() > 0 {
+		if n == 200 {
+			t.Fatal("the subscription was never closed as slow")
+		}
+		if _, err := ts.h.Set("/big/k", []byte(value(n)), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	next, lastPos := 0, ""
+	for closed := false; !closed; {
+		e := c.event()
+		switch e.Type {
+		case "set":
+			if string(e.Value) != value(next) || *e.Revision != int64(next) {
+				t.Fatalf("event %d: %.40s rev %d", next, e.Value, *e.Revision)
+			}
+			next++
+			lastPos = e.pos()
+		case "close":
+			if e.Reason != "slow" || string(e.Sub) != strconv.Itoa(sub) {
+				t.Fatalf("close: %s", e.raw)
+			}
+			closed = true
+		default:
+			t.Fatalf("unexpected %.80s", e.raw)
+		}
+	}
+	if next == n {
+		t.Fatal("the subscription never fell behind; the test proves nothing")
+	}
+	t.Logf("closed as slow after %d of %d events", next, n)
+	if n >= wsQueueSize {
+		t.Fatalf("%d writes before the close: the connection's queue took more than wsQueueBytes", n)
+	}
+	c.must(m{"op": "sub", "path": "/big/", "since": lastPos})
+	for next < n {
+		e := c.event()
+		if e.Type != "set" || *e.Revision != int64(next) {
+			t.Fatalf("after resubscribing: %.80s", e.raw)
+		}
+		next++
+	}
+	c.expectEvents(c.id, "ready")
+}
+
 // TestWSSlowConnection: a client that reads nothing while its queue stays full is disconnected,
 // and its subscriptions are closed.
 func TestWSSlowConnection(t *testing.T) {

@@ -13,7 +13,8 @@
 //	8       8     index    uint64
 //	16      n     data     n = length-8 bytes
 //
-// Other files in the directory (.tmp files, .broken copies, snapshots) are ignored.
+// Other files in the directory are ignored, except that Open removes the temporary file
+// ("<name>.broken[.N].tmp") of a .broken copy that a kill interrupted (see RemoveTemps).
 //
 // # Invariants
 //
@@ -35,13 +36,24 @@
 //   - clean end: the last record ends exactly at the end of the file;
 //   - torn tail: a partial record, a checksum mismatch or zero fill at the end of the LAST segment
 //     with no well-formed record anywhere after it. This is what a crash during a write leaves.
-//     Open copies the segment to "<name>.broken" (durably), truncates it at the offset of the bad
-//     record, and logs a warning naming file and offset;
+//     Open copies the bytes it cuts off, from the offset of the bad record to the end of the
+//     segment, to "<name>.broken" (durably; never the whole segment), truncates the segment at that
+//     offset, and logs a warning naming file and offset;
 //   - corruption: a bad record followed by a well-formed one, a bad record in a segment that is
 //     not the last, or a well-formed record whose index breaks the order. Open returns a
 //     *CorruptError naming file and offset (errors.Is(err, ErrCorrupt)), unless
-//     Options.AllowRepair, in which case it cuts the log there (keeping .broken copies of the cut
-//     segment and of every later one) and logs an error.
+//     Options.AllowRepair, in which case it cuts the log there (keeping a .broken copy of the
+//     bytes cut off the segment, and renaming every later segment to a .broken file) and logs an
+//     error.
+//
+// A .broken file is never overwritten: a later one is named "<name>.broken.N". When the copy of a
+// torn tail cannot be written (the disk is full), Open still cuts a tail that holds no complete
+// record (a partial header, a record whose length runs past the end of the file, or zeros): that
+// is a write that never completed, nothing in it can be checked, and refusing would keep a server
+// on a full disk from starting. It logs an error saying that no copy was kept. Any other tail (a
+// whole record whose checksum fails, or a bad length field), and any repair of corruption, is
+// refused with the copy's error, leaving the files as they were, until there is room for the
+// copy: the size of the tail, which is at most 2*MaxRecordSize (a longer one is corruption).
 //
 // The decoder checks a length field against the bytes left in the file and MaxRecordSize before it
 // allocates, so a corrupt length never causes a large allocation.
@@ -62,6 +74,7 @@
 // Ticket.Wait may be called from any goroutine, outside the hub's lock. Replay runs before the
 // first Append. RemoveBefore, Sync, Stats and Close may be called from any goroutine at any time.
 //
-// Snapshots are the hub's business; WriteFileAtomic is the helper for writing them safely, and FS
-// is the seam through which tests inject faults and crashes (see package waltest).
+// Snapshots are the hub's business; WriteFileAtomic is the helper for writing them safely,
+// RemoveTemps removes what a kill during one leaves behind, and FS is the seam through which
+// tests inject faults and crashes (see package waltest).
 package wal

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // FS is the file layer the log (and the hub's snapshots) use. It is the seam for fault injection:
@@ -128,4 +129,33 @@ func WriteFileAtomic(fsys FS, path string, write func(io.Writer) error) (err err
 		return err
 	}
 	return fsys.SyncDir(filepath.Dir(path))
+}
+
+// RemoveTemps removes the temporary files WriteFileAtomic leaves in dir when the process dies
+// during it: the files named <name>.tmp for which match(name) holds. It returns the paths removed
+// and an error joining every failure. Call it only when no WriteFileAtomic into dir can be running
+// (at start-up). It does not fsync dir: a crash that undoes a removal leaves a file the next call
+// removes.
+func RemoveTemps(fsys FS, dir string, match func(name string) bool) (removed []string, err error) {
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".tmp")
+		if !ok || e.IsDir() || !match(name) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := fsys.Remove(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, path)
+	}
+	return removed, errors.Join(errs...)
 }

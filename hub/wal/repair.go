@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // maxTornTail bounds how much of a segment after a bad record is read to decide whether it is a
@@ -37,8 +38,13 @@ func listSegments(fsys FS, dir string) ([]segment, error) {
 type scanResult struct {
 	lastIndex  uint64 // index of the last good record, or the prev passed in if none
 	size       int64  // bytes of good records (the file size if there is no bad record)
+	tail       int64  // bytes from bad to the end of the file
 	bad        *badRecordError
 	validAfter bool // a well-formed record exists after bad (so bad is not a torn tail)
+	// partial: the bytes from bad on hold no complete record, only the start of one that runs past
+	// the end of the file, or zeros. Such a record was never wholly written; nothing in it can be
+	// checked.
+	partial bool
 }
 
 // scanSegment decodes every record of s, checking that indexes increase from prev, are >= the
@@ -79,12 +85,13 @@ func scanSegment(fsys FS, s segment, prev, next uint64) (res scanResult, err err
 		return res, nil
 	}
 	res.size = res.bad.offset
+	res.tail = size - res.bad.offset
 	if res.bad.reason == errIndexOrder {
 		// A well-formed record in the wrong place is not a torn write.
 		res.validAfter = true
 		return res, nil
 	}
-	rest := size - res.bad.offset
+	rest := res.tail
 	if rest > maxTornTail {
 		res.validAfter = true
 		return res, nil
@@ -94,7 +101,17 @@ func scanSegment(fsys FS, s segment, prev, next uint64) (res scanResult, err err
 		return res, fmt.Errorf("wal: read %s: %w", s.path, err)
 	}
 	res.validAfter = validRecordAfter(tail)
+	res.partial = res.bad.reason == errShortHeader || res.bad.reason == errShortBody || allZero(tail)
 	return res, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // recovered is what Open needs from recovery.
@@ -108,6 +125,15 @@ type recovered struct {
 // removed durably, so the next Append names a new segment after its own index.
 func (l *Log) recover() (recovered, error) {
 	var rec recovered
+	// A copy to a .broken file that a kill interrupted left its temporary file; the repair it was
+	// part of runs again below.
+	temps, err := RemoveTemps(l.fs, l.opts.Dir, isBrokenName)
+	if err != nil {
+		l.log.Warn("wal: removing stale temporary files", "dir", l.opts.Dir, "err", err)
+	}
+	if len(temps) > 0 {
+		l.log.Info("wal: removed stale temporary files", "files", temps)
+	}
 	segs, err := listSegments(l.fs, l.opts.Dir)
 	if err != nil {
 		return rec, err
@@ -130,11 +156,22 @@ func (l *Log) recover() (recovered, error) {
 			switch {
 			case isLast && !res.validAfter:
 				broken, err := l.cut(s.path, bad.offset)
-				if err != nil {
+				switch {
+				case err == nil:
+					l.log.Warn("wal: torn tail cut off", "file", s.path, "offset", bad.offset,
+						"reason", bad.reason, "bytes", res.tail, "broken_copy", broken)
+				case res.partial && errors.Is(err, errCopy):
+					// The disk cannot take the copy (it is full), and the tail holds no complete
+					// record, nothing a copy could help recover: cut it all the same, so that a full
+					// disk does not keep the server from starting.
+					if err := l.truncate(s.path, bad.offset); err != nil {
+						return rec, err
+					}
+					l.log.Error("wal: torn tail cut off without a .broken copy, which could not be written",
+						"file", s.path, "offset", bad.offset, "reason", bad.reason, "bytes", res.tail, "err", err)
+				default:
 					return rec, err
 				}
-				l.log.Warn("wal: torn tail cut off", "file", s.path, "offset", bad.offset,
-					"reason", bad.reason, "broken_copy", broken)
 			case !l.opts.AllowRepair:
 				return rec, cerr
 			default:
@@ -178,8 +215,12 @@ func (l *Log) recover() (recovered, error) {
 	return rec, nil
 }
 
-// cut keeps a durable copy of the segment at path in a .broken file, then truncates the segment
-// to offset and fsyncs it. It returns the copy's path.
+// errCopy marks a failure to write the .broken copy of the bytes a repair cuts off.
+var errCopy = errors.New("wal: repair: cannot keep a copy of the cut bytes")
+
+// cut keeps a durable copy of the bytes of the segment at path from offset to its end in a
+// .broken file, then truncates the segment to offset and fsyncs it. It returns the copy's path.
+// When the copy cannot be written the error matches errCopy and the segment is left as it was.
 func (l *Log) cut(path string, offset int64) (string, error) {
 	broken := brokenName(l.fs, path)
 	src, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
@@ -187,19 +228,26 @@ func (l *Log) cut(path string, offset int64) (string, error) {
 		return "", fmt.Errorf("wal: repair: %w", err)
 	}
 	fi, err := src.Stat()
-	if err == nil {
-		err = WriteFileAtomic(l.fs, broken, func(w io.Writer) error {
-			_, err := io.Copy(w, io.NewSectionReader(src, 0, fi.Size()))
-			return err
-		})
+	if err != nil {
+		src.Close()
+		return "", fmt.Errorf("wal: repair: %w", err)
 	}
+	err = WriteFileAtomic(l.fs, broken, func(w io.Writer) error {
+		_, err := io.Copy(w, io.NewSectionReader(src, offset, fi.Size()-offset))
+		return err
+	})
 	src.Close()
 	if err != nil {
-		return "", fmt.Errorf("wal: repair: copy to %s: %w", broken, err)
+		return "", fmt.Errorf("%w: %s: %w", errCopy, broken, err)
 	}
+	return broken, l.truncate(path, offset)
+}
+
+// truncate cuts the segment at path to offset and fsyncs it.
+func (l *Log) truncate(path string, offset int64) error {
 	f, err := l.fs.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return "", fmt.Errorf("wal: repair: %w", err)
+		return fmt.Errorf("wal: repair: %w", err)
 	}
 	err = f.Truncate(offset)
 	if err == nil {
@@ -209,9 +257,19 @@ func (l *Log) cut(path string, offset int64) (string, error) {
 		err = cerr
 	}
 	if err != nil {
-		return "", fmt.Errorf("wal: repair: truncate %s: %w", path, err)
+		return fmt.Errorf("wal: repair: truncate %s: %w", path, err)
 	}
-	return broken, nil
+	return nil
+}
+
+// isBrokenName reports whether name is the name of a .broken copy (see brokenName).
+func isBrokenName(name string) bool {
+	seg, _, ok := strings.Cut(name, ".broken")
+	if !ok {
+		return false
+	}
+	_, ok = parseSegmentName(seg)
+	return ok
 }
 
 // brokenName returns path+".broken", or path+".broken.N" for the first N not already taken, so

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/statehub/statehub/hub/wal"
@@ -252,5 +253,137 @@ func TestBrokenCopiesAreNeverOverwritten(t *testing.T) {
 	want := []string{f.segs[1] + ".broken", f.segs[1] + ".broken.1", f.segs[1] + ".broken.2"}
 	if got := files(t, f.fsys, ""); !slices.Equal(got[len(got)-3:], want) {
 		t.Fatalf("files %v", got)
+	}
+}
+
+// bigSegment is a durable segment of 256 records of 4 KiB (about 1 MiB) followed by tail, alone
+// in the log directory of a fresh FS. It returns the FS, the segment's path and its good size.
+func bigSegment(t *testing.T, tail []byte) (*waltest.FS, string, int) {
+	t.Helper()
+	fsys := waltest.New(1)
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var recs []rec
+	for i := range 256 {
+		recs = append(recs, rec{uint64(i + 1), strings.Repeat(string(rune('a'+i%26)), 4096)})
+	}
+	good := encode(recs...)
+	path := dir + "/0000000000000001.wal"
+	if err := fsys.WriteFile(path, append(slices.Clone(good), tail...)); err != nil {
+		t.Fatal(err)
+	}
+	return fsys, path, len(good)
+}
+
+// TestTornTailCopyIsTheCutBytes: the .broken copy of a torn tail holds the cut bytes only, not the
+// segment, so a log whose disk has little room left still starts.
+func TestTornTailCopyIsTheCutBytes(t *testing.T) {
+	t.Parallel()
+	tail := []byte{0x30, 0, 0, 0, 0x9a, 0xbc} // 6 bytes of a record header
+	fsys, path, good := bigSegment(t, tail)
+	fsys.SetCapacity(fsys.Used() + 100) // the old whole-segment copy needed 1 MiB
+	var logs logBuffer
+	l := open(t, wal.Options{FS: fsys, Logger: logs.logger()})
+	if got := len(replay(t, l, 0)); got != 256 {
+		t.Fatalf("replayed %d records, want 256", got)
+	}
+	mustClose(t, l)
+	if b, err := fsys.ReadFile(path + ".broken"); err != nil || !slices.Equal(b, tail) {
+		t.Fatalf(".broken holds %d bytes %x (%v), want the torn tail %x", len(b), b, err, tail)
+	}
+	if b, _ := fsys.ReadFile(path); len(b) != good {
+		t.Fatalf("segment of %d bytes, want it cut at %d", len(b), good)
+	}
+	if s := logs.String(); !strings.Contains(s, "torn tail cut off") || !strings.Contains(s, "broken_copy") {
+		t.Fatalf("log: %q", s)
+	}
+}
+
+// TestTornTailOnAFullDisk: when not even the copy of the cut bytes fits, Open still cuts a tail that
+// holds no complete record (a partial header or body, or zeros), logging that no copy was kept; a
+// tail that holds a whole record (a checksum mismatch) is refused until the copy can be written.
+func TestTornTailOnAFullDisk(t *testing.T) {
+	t.Parallel()
+	whole := encode(rec{257, strings.Repeat("z", 100)})
+	flipped := slices.Clone(whole)
+	flipped[len(flipped)-1] ^= 0x5a
+	tests := []struct {
+		name   string
+		tail   []byte
+		starts bool
+	}{
+		{"partial header", whole[:6], true},
+		{"partial body", whole[:len(whole)-10], true},
+		{"zeros", make([]byte, 4096), true},
+		{"checksum mismatch", flipped, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsys, path, good := bigSegment(t, tc.tail)
+			fsys.SetCapacity(fsys.Used()) // not a byte free
+			var logs logBuffer
+			l, err := wal.Open(wal.Options{Dir: dir, FS: fsys, Logger: logs.logger()})
+			if !tc.starts {
+				if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), ".broken") {
+					t.Fatalf("Open = %v, want an error about the .broken copy on a full disk", err)
+				}
+				if b, _ := fsys.ReadFile(path); len(b) != good+len(tc.tail) {
+					t.Fatalf("the refused repair changed the segment: %d bytes", len(b))
+				}
+				if names := files(t, fsys, ""); len(names) != 1 {
+					t.Fatalf("files left: %v", names)
+				}
+				fsys.SetCapacity(-1) // room made: now it starts, with the copy
+				l = open(t, wal.Options{FS: fsys})
+				mustClose(t, l)
+				if b, _ := fsys.ReadFile(path + ".broken"); !slices.Equal(b, tc.tail) {
+					t.Fatalf(".broken holds %x, want %x", b, tc.tail)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if got := len(replay(t, l, 0)); got != 256 {
+				t.Fatalf("replayed %d records, want 256", got)
+			}
+			mustClose(t, l)
+			if b, _ := fsys.ReadFile(path); len(b) != good {
+				t.Fatalf("segment of %d bytes, want it cut at %d", len(b), good)
+			}
+			if names := files(t, fsys, ""); len(names) != 1 {
+				t.Fatalf("files: %v, want the segment alone", names)
+			}
+			if s := logs.String(); !strings.Contains(s, "without a .broken copy") || !strings.Contains(s, path) {
+				t.Fatalf("log: %q", s)
+			}
+		})
+	}
+}
+
+// TestOpenRemovesStaleTemps: the temporary file of a .broken copy that a kill interrupted is
+// removed at Open, with a log line; other files are left alone.
+func TestOpenRemovesStaleTemps(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stale := f.segs[1] + ".broken.tmp"
+	stale1 := f.segs[1] + ".broken.1.tmp"
+	other := dir + "/notes.tmp"
+	for _, p := range []string{stale, stale1, other} {
+		if err := f.fsys.WriteFile(p, []byte("partial copy")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs logBuffer
+	l := open(t, wal.Options{FS: f.fsys, Logger: logs.logger()})
+	equalRecs(t, replay(t, l, 0), f.recs)
+	mustClose(t, l)
+	if got := files(t, f.fsys, ".tmp"); !slices.Equal(got, []string{other}) {
+		t.Fatalf(".tmp files after Open: %v, want only %s", got, other)
+	}
+	if s := logs.String(); !strings.Contains(s, "removed stale temporary files") || !strings.Contains(s, stale) {
+		t.Fatalf("log: %q", s)
 	}
 }

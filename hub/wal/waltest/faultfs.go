@@ -20,6 +20,12 @@
 // process is dead); Crash returns a fresh FS holding the surviving disk, on which tests reopen.
 // All randomness comes from the seed given to New, so a single-goroutine run is reproducible.
 //
+// # Full disk
+//
+// SetCapacity bounds the bytes all files hold together. A write past it writes what fits and fails
+// with syscall.ENOSPC, as a full disk does; a truncate that would grow a file past it fails the
+// same way. Shrinking or removing a file frees space. The FS a crash returns has no bound.
+//
 // FS is safe for concurrent use.
 package waltest
 
@@ -29,12 +35,14 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/statehub/statehub/hub/wal"
@@ -114,6 +122,9 @@ type FS struct {
 	crashIn int // mutating operations until the armed crash; 0 = none armed
 	crashed bool
 	after   *FS // the disk after the crash
+
+	bounded  bool  // SetCapacity set a bound
+	capacity int64 // the bound: bytes all files may hold together
 }
 
 var _ wal.FS = (*FS)(nil)
@@ -126,6 +137,37 @@ func New(seed uint64) *FS {
 		files:   map[string]*inode{},
 		durable: map[string]*inode{},
 	}
+}
+
+// SetCapacity bounds the bytes all files may hold together at n, or removes the bound if n < 0.
+// Files already holding more keep their bytes; only growth fails.
+func (fsys *FS) SetCapacity(n int64) {
+	fsys.mu.Lock()
+	fsys.bounded, fsys.capacity = n >= 0, n
+	fsys.mu.Unlock()
+}
+
+// Used returns the bytes all files hold together (what SetCapacity bounds).
+func (fsys *FS) Used() int64 {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	return fsys.usedLocked()
+}
+
+func (fsys *FS) usedLocked() int64 {
+	var n int64
+	for _, ino := range fsys.files {
+		n += int64(len(ino.data))
+	}
+	return n
+}
+
+// roomLocked returns the size ino may grow to within the capacity.
+func (fsys *FS) roomLocked(ino *inode) int64 {
+	if !fsys.bounded {
+		return math.MaxInt64
+	}
+	return int64(len(ino.data)) + max(fsys.capacity-fsys.usedLocked(), 0)
 }
 
 // SetFault installs f, called before every operation with the operation and the path (for File
@@ -523,9 +565,17 @@ func (f *file) Write(p []byte) (int, error) {
 	if f.flag&os.O_APPEND != 0 {
 		f.pos = int64(len(f.ino.data))
 	}
+	var err error
+	if room := f.fs.roomLocked(f.ino); f.pos+int64(len(p)) > room {
+		p = p[:max(room-f.pos, 0)]
+		err = pathErr(OpWrite, f.name, syscall.ENOSPC)
+		if len(p) == 0 {
+			return 0, err
+		}
+	}
 	f.ino.writeAt(p, f.pos)
 	f.pos += int64(len(p))
-	return len(p), nil
+	return len(p), err
 }
 
 func (f *file) Sync() error {
@@ -545,6 +595,9 @@ func (f *file) Truncate(size int64) error {
 	defer f.fs.mu.Unlock()
 	if size < 0 || f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return pathErr(OpTruncate, f.name, fs.ErrInvalid)
+	}
+	if size > int64(len(f.ino.data)) && size > f.fs.roomLocked(f.ino) {
+		return pathErr(OpTruncate, f.name, syscall.ENOSPC)
 	}
 	f.ino.truncate(size)
 	return nil

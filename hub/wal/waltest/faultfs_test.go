@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/statehub/statehub/hub/wal/waltest"
@@ -157,5 +158,36 @@ func TestTruncateAfterSync(t *testing.T) {
 	}
 	if len(seen) != 2 || !seen["0123456789"] || !seen["ab23"] {
 		t.Fatalf("contents after crash: %v, want the synced or the current contents", seen)
+	}
+}
+
+func TestCapacity(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	fsys.MkdirAll("/d", 0o755)
+	fsys.WriteFile("/d/a", []byte("0123456789"))
+	fsys.SetCapacity(14)
+	f := create(t, fsys, "/d/b")
+	if n, err := f.Write([]byte("abcdef")); n != 4 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Write past the capacity = %d, %v; want 4, ENOSPC", n, err)
+	}
+	if b, _ := fsys.ReadFile("/d/b"); string(b) != "abcd" {
+		t.Fatalf("a write past the capacity wrote %q, want what fits", b)
+	}
+	if n, err := f.Write([]byte("x")); n != 0 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Write on a full disk = %d, %v", n, err)
+	}
+	if fsys.Used() != 14 {
+		t.Fatalf("Used = %d, want 14", fsys.Used())
+	}
+	if err := fsys.Remove("/d/a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("efgh")); err != nil {
+		t.Fatalf("Write after freeing space: %v", err)
+	}
+	fsys.SetCapacity(-1)
+	if _, err := f.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatalf("Write with no bound: %v", err)
 	}
 }
