@@ -10,7 +10,9 @@
 //     restores it).
 //   - A key's revision is 0 when it is created and +1 on every change; a deleted key's delete event
 //     carries its last revision + 1, and a re-created key starts again at 0.
-//   - Values are compact JSON with number literals exactly as written.
+//   - Values are compact JSON with number literals exactly as written, and valid UTF-8 (so they can
+//     go into WebSocket text frames): CompactJSON refuses other bytes, and values loaded from the
+//     log or a snapshot are repaired (repairUTF8).
 //   - A write is acknowledged only after its commit is durable in the journal. After a journal
 //     failure every later write is refused (ErrUnavailable) until restart; a failed fsync is never
 //     retried and reported as a success.
