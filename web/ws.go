@@ -15,8 +15,8 @@ package web
 // overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
-// Every outgoing message goes through one bounded queue drained by one writer goroutine, with a
-// deadline per write. A consumer that leaves the queue full for WriteTimeout is closed with status
+// Every outgoing message goes through one queue, bounded in messages and in bytes, drained by one
+// writer goroutine, with a deadline per write. A consumer that leaves the queue full for WriteTimeout is closed with status
 // 4000, reason "slow"; a ping every 20 s closes a peer that stopped answering. At shutdown
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
 // with 1001 (going away); the client reconnects and resumes.
