@@ -351,7 +351,7 @@ func (h *Hub) sweepAllBlobs(temps bool) {
 		return
 	}
 	b.made = true
-	var garbage []string
+	var garbage, stale []string
 	h.mu.RLock()
 	for _, de := range des {
 		name := de.Name()
@@ -359,10 +359,15 @@ func (h *Hub) sweepAllBlobs(temps bool) {
 		case isHash(name) && h.blobRefs[name] == 0 && b.pending[name] == 0:
 			garbage = append(garbage, name)
 		case temps && strings.HasPrefix(name, "tmp-"):
-			os.Remove(filepath.Join(b.dir, name))
+			if err := os.Remove(filepath.Join(b.dir, name)); err == nil {
+				stale = append(stale, name)
+			}
 		}
 	}
 	h.mu.RUnlock()
+	if len(stale) > 0 {
+		h.log.Info("removed stale temporary files", "dir", b.dir, "files", stale)
+	}
 	b.removeLocked(h, garbage)
 }
 

@@ -53,8 +53,10 @@ type store struct {
 }
 
 // Open returns a hub restored from dir: the newest valid snapshot, then every later commit of the
-// log. A torn log tail is cut off (with a .broken copy); corruption before it is an error naming
-// file and offset. Writes to the hub are journaled there from then on.
+// log. A torn log tail is cut off (with a .broken copy of the cut bytes, as package wal says);
+// corruption before it is an error naming file and offset. The temporary files of snapshots and
+// stored files that a kill interrupted are removed, with a log line. Writes to the hub are
+// journaled there from then on.
 func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	if sc.Dir == "" {
 		return nil, errors.New("hub: StoreConfig.Dir is required")
@@ -78,6 +80,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	h := New(cfg)
 	h.loading = true
 	s := &store{h: h, cfg: sc, fs: timed, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.removeStaleTemps()
 	if err := s.loadNewestSnapshot(); err != nil {
 		return nil, err
 	}
@@ -182,6 +185,35 @@ func (s *store) snapshot() error {
 
 func snapshotName(seq uint64) string { return fmt.Sprintf("snap-%016x.snap", seq) }
 
+// parseSnapshotName returns the seq of a snapshot file's name.
+func parseSnapshotName(name string) (uint64, bool) {
+	hex, ok := strings.CutPrefix(name, "snap-")
+	if !ok {
+		return 0, false
+	}
+	if hex, ok = strings.CutSuffix(hex, ".snap"); !ok {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(hex, 16, 64)
+	return seq, err == nil
+}
+
+// removeStaleTemps removes the temporary files of snapshots that a kill interrupted (the only
+// files the store writes with WriteFileAtomic). It runs at Open, before any snapshot can start.
+// A failure is logged: a leftover costs disk space, not correctness.
+func (s *store) removeStaleTemps() {
+	removed, err := wal.RemoveTemps(s.fs, s.cfg.Dir, func(name string) bool {
+		_, ok := parseSnapshotName(name)
+		return ok
+	})
+	if len(removed) > 0 {
+		s.h.log.Info("removed stale temporary files", "files", removed)
+	}
+	if err != nil {
+		s.h.log.Warn("removing stale temporary files", "dir", s.cfg.Dir, "err", err)
+	}
+}
+
 // listSnapshots returns the seqs of the snapshot files, newest first.
 func (s *store) listSnapshots() ([]uint64, error) {
 	des, err := s.fs.ReadDir(s.cfg.Dir)
@@ -190,11 +222,7 @@ func (s *store) listSnapshots() ([]uint64, error) {
 	}
 	var seqs []uint64
 	for _, de := range des {
-		name := de.Name()
-		if !strings.HasPrefix(name, "snap-") || !strings.HasSuffix(name, ".snap") {
-			continue
-		}
-		if seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snap-"), ".snap"), 16, 64); err == nil {
+		if seq, ok := parseSnapshotName(de.Name()); ok {
 			seqs = append(seqs, seq)
 		}
 	}

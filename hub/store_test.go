@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -485,3 +488,108 @@ func FuzzDecodeSnapshot(f *testing.F) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// syncBuffer is a log destination for tests that read what was logged.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStoreRemovesStaleTemps: the temporary files a kill -9 leaves (a snapshot's, a stored file's)
+// are removed at Open, with a log line, and the directory opens as if they had never been there.
+// Files that are not the store's are left alone.
+func TestStoreRemovesStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sc := StoreConfig{Dir: dir}
+	h := openTestStore(t, Config{}, sc)
+	mustSet(t, h, "/a", `1`, WriteOptions{})
+	if err := h.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, h, "/b", `2`, WriteOptions{})
+	h.Close()
+	stale := []string{
+		filepath.Join(dir, snapshotName(7)+".tmp"),
+		filepath.Join(dir, snapshotName(1<<40)+".tmp"), // newer than every snapshot
+		filepath.Join(dir, "blobs", "tmp-123456"),
+	}
+	kept := []string{filepath.Join(dir, "notes.tmp"), filepath.Join(dir, "snap-x.snap.tmp")}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append(slices.Clone(stale), kept...) {
+		if err := os.WriteFile(p, []byte("half a file"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	h = openTestStore(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, sc)
+	defer h.Close()
+	if a, b := mustGet(t, h, "/a"), mustGet(t, h, "/b"); string(a.Value) != `1` || string(b.Value) != `2` {
+		t.Fatalf("after reopening: /a %s, /b %s", a.Value, b.Value)
+	}
+	for _, p := range stale {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", p, err)
+		}
+		if !strings.Contains(logs.String(), filepath.Base(p)) {
+			t.Errorf("no log line names %s:\n%s", p, logs.String())
+		}
+	}
+	for _, p := range kept {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", p, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "removed stale temporary files") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// TestStoreStartsOnAFullDisk: a server killed on a full disk, its log ending in a torn tail,
+// starts again while the disk is still full. It serves what was acknowledged; writes fail with
+// ErrUnavailable (ENOSPC) until there is room.
+func TestStoreStartsOnAFullDisk(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	sc := StoreConfig{Dir: "/data", FS: fsys}
+	h := openTestStore(t, Config{}, sc)
+	for i := range 100 {
+		mustSet(t, h, "/k/"+strconv.Itoa(i), `"`+strings.Repeat("v", 1000)+`"`, WriteOptions{})
+	}
+	h.Close()
+	des, err := fsys.ReadDir("/data/wal")
+	if err != nil || len(des) == 0 {
+		t.Fatalf("log directory: %v %v", des, err)
+	}
+	seg := "/data/wal/" + des[len(des)-1].Name()
+	b, err := fsys.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.WriteFile(seg, append(b, 0x30, 0, 0, 0, 0x9a, 0xbc)); err != nil { // a torn header
+		t.Fatal(err)
+	}
+	fsys.SetCapacity(fsys.Used())
+	h = openTestStore(t, Config{}, sc)
+	defer h.Close()
+	if e := mustGet(t, h, "/k/99"); len(e.Value) != 1002 {
+		t.Fatalf("/k/99 = %q", e.Value)
+	}
+	if _, err := h.Set("/more", []byte(`1`), Cond{}, WriteOptions{}); !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("a write on the full disk: %v, want ErrUnavailable and ENOSPC", err)
+	}
+}
