@@ -165,8 +165,9 @@ func newLogger(format string, level slog.Level, w io.Writer) (*slog.Logger, erro
 }
 
 // run starts the server and blocks until SIGINT or SIGTERM, then shuts down in order: streams end
-// with a reconnect hint, in-flight requests finish, the journal is flushed.
-func run(args []string, stderr io.Writer) error {
+// with a reconnect hint, in-flight requests finish, the journal is flushed. A failed final flush
+// (or an earlier failure of the journal) is returned, so the exit status is not 0.
+func run(args []string, stderr io.Writer) (err error) {
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -185,7 +186,11 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer func() {
+		if cerr := h.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("flushing the data directory at shutdown: %w", cerr))
+		}
+	}()
 	client, err := jslib.Build()
 	if err != nil {
 		return fmt.Errorf("bundling the client: %w", err)

@@ -363,8 +363,9 @@ func (e *storageError) Error() string   { return ErrUnavailable.Error() + ": " +
 func (e *storageError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // Close ends every subscription with ErrShutdown, stops the expiry timer and, for a hub from Open,
-// flushes and closes the log. Writes after Close fail with ErrClosed.
-func (h *Hub) Close() {
+// flushes and closes the log. It returns the error of that final flush, or of an earlier failure
+// of the journal: then not every commit applied is durable. Writes after Close fail with ErrClosed.
+func (h *Hub) Close() error {
 	h.Drain()
 	h.mu.Lock()
 	h.closed = true
@@ -377,10 +378,10 @@ func (h *Hub) Close() {
 	}
 	s := h.store
 	h.mu.Unlock()
+	var err error
 	if s != nil {
-		if err := s.close(); err != nil {
-			h.log.Error("closing the log", "err", err)
-		}
+		err = s.close()
 	}
 	h.closeBlobs()
+	return err
 }

@@ -20,7 +20,7 @@ func newHub(tb testing.TB, cfg hub.Config) *hub.Hub {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := hub.New(cfg)
-	tb.Cleanup(h.Close)
+	tb.Cleanup(func() { h.Close() })
 	return h
 }
 

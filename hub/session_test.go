@@ -17,7 +17,7 @@ func sessHub(t *testing.T) (*Hub, *FakeClock) {
 	t.Helper()
 	clock := NewFakeClock(sessT0)
 	h := New(Config{Clock: clock, EphemeralGrace: sessGrace, Logger: slog.New(slog.DiscardHandler)})
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	return h, clock
 }
 

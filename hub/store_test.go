@@ -593,3 +593,27 @@ func TestStoreStartsOnAFullDisk(t *testing.T) {
 		t.Fatalf("a write on the full disk: %v, want ErrUnavailable and ENOSPC", err)
 	}
 }
+
+// TestStoreCloseReportsFlushFailure: Close returns the error of the final flush, so a server whose
+// last writes never reached the disk does not exit 0; a clean Close returns nil.
+func TestStoreCloseReportsFlushFailure(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	sc := StoreConfig{Dir: "/data", FS: fsys, Sync: wal.SyncNone} // writes are acknowledged before the fsync
+	h := openTestStore(t, Config{}, sc)
+	mustSet(t, h, "/a", `1`, WriteOptions{})
+	if err := h.Close(); err != nil {
+		t.Fatalf("clean Close: %v", err)
+	}
+	h = openTestStore(t, Config{}, sc)
+	mustSet(t, h, "/b", `2`, WriteOptions{})
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpSync {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	if err := h.Close(); !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, wal.ErrSyncFailed) {
+		t.Fatalf("Close with a failing fsync: %v, want ErrSyncFailed and ENOSPC", err)
+	}
+}

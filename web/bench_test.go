@@ -66,7 +66,7 @@ func BenchmarkGetHTTP(b *testing.B) {
 // server pays on top of net/http's own.
 func BenchmarkIncrHandler(b *testing.B) {
 	h := hub.New(hub.Config{Logger: quiet})
-	b.Cleanup(h.Close)
+	b.Cleanup(func() { h.Close() })
 	srv := web.New(h, web.Config{Logger: quiet}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/bench/counter?incr", nil)
 	b.ReportAllocs()

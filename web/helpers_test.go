@@ -39,7 +39,7 @@ func newServer(t testing.TB, hcfg hub.Config, wcfg web.Config) *testServer {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(srv.Close)
 	t.Cleanup(tr.CloseIdleConnections)
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	return &testServer{hub: h, srv: srv, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 

@@ -111,7 +111,7 @@ func TestConnectionTimeouts(t *testing.T) {
 	const header, idle = 10 * time.Second, 60 * time.Second
 	clock := hub.NewFakeClock(t0)
 	h := hub.New(hub.Config{Logger: quiet})
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	srv := web.New(h, web.Config{Logger: quiet, Clock: clock, Limits: web.Limits{ReadHeaderTimeout: header, IdleTimeout: idle}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

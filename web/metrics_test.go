@@ -103,7 +103,7 @@ func TestMetricsOfTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	srv := httptest.NewServer(web.New(h, web.Config{Logger: quiet}).Handler())
 	t.Cleanup(srv.Close)
 	ts := &testServer{hub: h, srv: srv, client: srv.Client()}
@@ -129,7 +129,7 @@ func TestMetricsOfTheLog(t *testing.T) {
 func TestSlowConsumerCounted(t *testing.T) {
 	t.Parallel()
 	h := hub.New(hub.Config{Logger: quiet, QueueSize: 1})
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	sub, err := h.Subscribe("/s/", hub.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)

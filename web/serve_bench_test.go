@@ -28,7 +28,7 @@ func BenchmarkServeIncr(b *testing.B) {
 	b.Run("headers", func(b *testing.B) { servePipes(b, counter.Handler(true)) })
 	b.Run("statehub", func(b *testing.B) {
 		h := hub.New(hub.Config{Logger: quiet})
-		b.Cleanup(h.Close)
+		b.Cleanup(func() { h.Close() })
 		servePipes(b, web.New(h, web.Config{Logger: quiet}).Handler())
 	})
 }

@@ -18,7 +18,7 @@ func txServer(t *testing.T) (*hub.Hub, func(method, path, body string) *httptest
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	h := hub.New(hub.Config{Logger: quiet})
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	srv := New(h, Config{Logger: quiet}).Handler()
 	return h, func(method, path, body string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()

@@ -42,7 +42,7 @@ func newWSServer(t testing.TB, hcfg hub.Config, wcfg Config, small bool) *wsServ
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	t.Cleanup(h.Close) // runs first: ends every connection with "shutdown"
+	t.Cleanup(func() { h.Close() }) // runs first: ends every connection with "shutdown"
 	return &wsServer{h: h, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/.ws", small: small}
 }
 
@@ -482,7 +482,7 @@ func TestWSLegacyInvalidUTF8(t *testing.T) {
 	}
 	srv := httptest.NewServer(New(h, Config{Logger: wsQuiet}).Handler())
 	t.Cleanup(srv.Close)
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	ts := &wsServer{h: h, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/.ws"}
 	c := ts.dial(t)
 	c.must(m{"op": "sub", "path": "/u8/", "snapshot": true})
