@@ -438,6 +438,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 	call(c, `{"op":"renew","id":3,"key":"/s/ws","token":"`+canary+`"}`)
 	call(c, `{"op":"renew","id":4,"key":"/s/ws","token":"`+wsLock+`"}`)
 	call(c, `{"op":"unlock","id":5,"key":"/s/ws","token":"`+wsLock+`"}`)
+	if a := call(c, `{"op":"auth","id":6,"token":"`+canary+`"}`); a["code"] != "unauthorized" { // a refused re-authentication
+		t.Fatalf("re-auth with a bad token: %v", a)
+	}
+	call(c, `{"op":"auth","id":7,"token":"`+tok+`"}`)
 	c.Close(websocket.StatusNormalClosure, "")
 	c, _, err = websocket.Dial(ctx, wsURL+"?TOKEN="+canary, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + canary}}})
 	if err != nil {

@@ -15,7 +15,10 @@
 //   - A connection is timed (Limits' header and idle timeouts, met by a sweep in conns.go) only
 //     while it waits for a request or reads its headers; never in a handler, never once hijacked.
 //   - Streams have no whole-response timeout; each write has its own deadline. A stream ends with
-//     an `event: close` that says why (slow, shutdown), and the client resumes from its last id.
+//     an `event: close` that says why (slow, shutdown, token_expired), and the client resumes from
+//     its last id. No stream or socket outlives its token's exp (tokenexpiry.go).
+//   - No token or secret reaches a log line: the request log redacts secret-looking query
+//     parameters (redactURI) and never logs headers or WebSocket messages.
 //
 // # Concurrency
 //

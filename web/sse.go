@@ -36,6 +36,14 @@ func (s *Server) stream(c echo.Context, path string, q query) error {
 	w.WriteHeader(http.StatusOK)
 	out := &sseWriter{w: w, rc: http.NewResponseController(w.Writer), timeout: s.cfg.WriteTimeout}
 
+	// The stream ends when its token expires (tokenexpiry.go): armed before ready is sent, so a
+	// client that has seen ready knows the timer runs.
+	var expired chan struct{}
+	if p, err := s.principalOf(c); err == nil && !p.expires.IsZero() {
+		expired = make(chan struct{})
+		defer s.tokenTimer(p, func() { close(expired) })()
+	}
+
 	out.retry(s.cfg.Retry)
 	if sub.Reset {
 		out.event("reset", "", []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
@@ -55,6 +63,12 @@ func (s *Server) stream(c echo.Context, path string, q query) error {
 	for {
 		select {
 		case <-sub.Ready():
+			select {
+			case <-expired: // nothing committed after the exp is sent, whichever case select chose
+				s.endStream(out, errTokenExpired)
+				return nil
+			default:
+			}
 			var done bool
 			batch, done = sub.Take(batch[:0])
 			for _, e := range batch {
@@ -65,6 +79,9 @@ func (s *Server) stream(c echo.Context, path string, q query) error {
 				s.endStream(out, sub.Err())
 				return nil
 			}
+		case <-expired:
+			s.endStream(out, errTokenExpired)
+			return nil
 		case <-keepAlive.C:
 			out.buf.WriteString(": keep-alive\n\n")
 		case <-ctx.Done():
@@ -86,6 +103,8 @@ func (s *Server) endStream(out *sseWriter, err error) {
 	case errors.Is(err, hub.ErrShutdown):
 		reason = "shutdown"
 		out.retry(500 * time.Millisecond)
+	case errors.Is(err, errTokenExpired):
+		reason = reasonTokenExpired
 	}
 	out.event("close", "", []byte(`{"reason":"`+reason+`"}`))
 	out.flush()

@@ -28,7 +28,8 @@ package web
 // when it reconnects) takes ownership over, and a plain write makes it an ordinary key.
 //
 // Any origin may connect: authorization is by token (the first message, op "auth"), never by
-// cookie, so a cross-site page gains nothing from the browser's ambient credentials.
+// cookie, so a cross-site page gains nothing from the browser's ambient credentials. A later
+// "auth" replaces the token; the connection closes when its token expires (tokenexpiry.go).
 
 import (
 	"bytes"
@@ -96,6 +97,7 @@ type wsConn struct {
 	authToken string // the value of token principal was resolved for
 	principal *Principal
 	authErr   error
+	expiry    func() bool // stops the timer that closes the connection at principal's exp (tokenexpiry.go); nil when none
 
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
@@ -106,6 +108,8 @@ type wsSub struct {
 	id   json.RawMessage
 	hs   *hub.Subscription
 	done chan struct{} // closed when its pump has returned
+
+	endReason string // under the connection's mu: why reauth ended it ("unauthorized"), for its close event
 }
 
 // authorizeWS is the one check of every WebSocket request, the counterpart of authorize. conn
@@ -122,6 +126,9 @@ func (s *Server) authorizeWS(conn *wsConn, op Op, path string) error {
 	if !conn.authed || conn.authToken != conn.token {
 		conn.principal, conn.authErr = s.wsPrincipal(conn)
 		conn.authed, conn.authToken = true, conn.token
+		if conn.authErr == nil {
+			conn.armExpiry()
+		}
 	}
 	if conn.authErr != nil {
 		return conn.authErr
@@ -197,6 +204,9 @@ func (c *wsConn) serve() {
 // grace period), every hub subscription is closed (no leak) and every goroutine has returned.
 func (c *wsConn) teardown() {
 	c.cancel()
+	if c.expiry != nil {
+		c.expiry()
+	}
 	c.sess.End()
 	c.mu.Lock()
 	subs := c.subs
@@ -510,7 +520,7 @@ func (c *wsConn) do(req wsRequest) error {
 	switch req.Op {
 	case "auth":
 		if c.seen != 1 {
-			return badRequest("bad_request", "auth must be the first message of a connection")
+			return c.reauth(id, req.Token) // a fresh token before the old one expires
 		}
 		c.token = req.Token
 		if err := c.s.authorizeWS(c, "", ""); err != nil {
@@ -847,7 +857,12 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 	case errors.Is(err, hub.ErrShutdown):
 		reason = "shutdown"
 	default:
-		return // unsubscribed, or the connection is closing
+		c.mu.Lock()
+		reason = sb.endReason
+		c.mu.Unlock()
+		if reason == "" {
+			return // unsubscribed, or the connection is closing
+		}
 	}
 	c.mu.Lock()
 	if c.subs[key] == sb {

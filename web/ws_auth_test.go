@@ -262,30 +262,3 @@ func TestWSSubscriptionLimit(t *testing.T) {
 	c.expectFail(m{"op": "sub", "path": "/d/"}, 429, "too_many_subscriptions")
 
 }
-
-// TestWSAuthTokenExpires: a socket outlives its token's exp, but its requests do not: after exp
-// (plus the leeway) they are 401, and the client reconnects with a fresh token.
-func TestWSAuthTokenExpires(t *testing.T) {
-	t.Parallel()
-	clock := hub.NewFakeClock(time.Now())
-	auth, err := NewAuth(AuthConfig{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newWSServer(t, hub.Config{Clock: clock}, Config{Auth: auth, Clock: clock}, false)
-	grants := map[string][]string{"write": {"/w/"}}
-	c := ts.authed(t, wsToken(t, "ann", grants)) // valid for an hour
-	c.must(m{"op": "set", "key": "/w/a", "value": 1})
-	clock.Advance(time.Hour + DefaultLeeway + time.Second)
-	c.expectFail(m{"op": "set", "key": "/w/a", "value": 2}, 401, "unauthorized")
-	c.expectFail(m{"op": "get", "key": "/w/a"}, 401, "unauthorized")
-
-	fresh := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": "ann", "grants": grants, "exp": clock.Now().Add(time.Hour).Unix(),
-	})
-	tok, err := fresh.SignedString([]byte(wsTestSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.authed(t, tok).must(m{"op": "set", "key": "/w/a", "value": 3})
-}
