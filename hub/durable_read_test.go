@@ -28,7 +28,10 @@ func TestAnswersShowOnlyDurableState(t *testing.T) {
 			func(h *hub.Hub) error { _, err := h.Delete("/a", hub.Cond{}, hub.WriteOptions{}); return err },
 			func(h *hub.Hub) error { _, err := h.Get("/a"); return err }},
 		{"get of a created key",
-			func(h *hub.Hub) error { _, err := h.Set("/new", []byte(`1`), hub.Cond{}, hub.WriteOptions{}); return err },
+			func(h *hub.Hub) error {
+				_, err := h.Set("/new", []byte(`1`), hub.Cond{}, hub.WriteOptions{})
+				return err
+			},
 			func(h *hub.Hub) error { _, err := h.Get("/new"); return err }},
 		{"open file",
 			func(h *hub.Hub) error { _, err := h.Set("/a", []byte(`2`), hub.Cond{}, hub.WriteOptions{}); return err },
@@ -58,7 +61,10 @@ func TestAnswersShowOnlyDurableState(t *testing.T) {
 				return err
 			}},
 		{"increment of a value that is not an integer",
-			func(h *hub.Hub) error { _, err := h.Set("/a", []byte(`"text"`), hub.Cond{}, hub.WriteOptions{}); return err },
+			func(h *hub.Hub) error {
+				_, err := h.Set("/a", []byte(`"text"`), hub.Cond{}, hub.WriteOptions{})
+				return err
+			},
 			func(h *hub.Hub) error { _, err := h.Incr("/a", 1, hub.WriteOptions{}); return err }},
 		{"delete of a key being deleted",
 			func(h *hub.Hub) error { _, err := h.Delete("/a", hub.Cond{}, hub.WriteOptions{}); return err },
