@@ -10,11 +10,13 @@ import (
 const (
 	DefaultListLimit = 100
 	MaxListLimit     = 1000
+	DefaultListBytes = 4 << 20
 )
 
 // ListOptions select a page of a subtree.
 type ListOptions struct {
 	Limit    int    // entries per page (default 100, at most 1000)
+	MaxBytes int    // bytes of keys and values per page (default 4 MiB); a page holds at least one entry
 	Cursor   string // from the previous page; empty for the first
 	KeysOnly bool   // leave Value nil
 	Children bool   // immediate children only: a deeper subtree shows as one entry "prefix/child/"
@@ -30,7 +32,9 @@ type Page struct {
 // ErrInvalidCursor reports a cursor that List did not hand out.
 var ErrInvalidCursor = fmt.Errorf("hub: invalid cursor")
 
-// List returns a page of the entries under prefix.
+// List returns a page of the entries under prefix: at most Limit entries and MaxBytes of keys and
+// values, but always at least one entry when there is one, so a page ends early rather than grow
+// with the values and the client follows the cursor. The values are the tree's, not copies.
 func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Page{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
@@ -40,6 +44,9 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 		limit = DefaultListLimit
 	}
 	limit = min(limit, MaxListLimit)
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = DefaultListBytes
+	}
 	start := prefix
 	if opt.Cursor != "" {
 		last, err := base64.RawURLEncoding.DecodeString(opt.Cursor)
@@ -61,6 +68,7 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 // listLocked reads a page from start under h.mu.
 func (h *Hub) listLocked(prefix, start string, limit int, opt ListOptions) Page {
 	var page Page
+	used := 0 // bytes of keys and values in page
 	for {
 		var next string // set when a children listing must skip past a subtree
 		more := false
@@ -68,23 +76,30 @@ func (h *Hub) listLocked(prefix, start string, limit int, opt ListOptions) Page 
 			if !strings.HasPrefix(it.key, prefix) {
 				return false
 			}
-			if len(page.Entries) == limit {
+			var e Entry
+			sub := false
+			if opt.Children {
+				if i := strings.IndexByte(it.key[len(prefix):], '/'); i >= 0 {
+					e, sub = Entry{Key: it.key[:len(prefix)+i+1]}, true
+				}
+			}
+			if !sub {
+				e = it.entry()
+				if opt.KeysOnly {
+					e.Value = nil
+				}
+			}
+			size := len(e.Key) + len(e.Value)
+			if len(page.Entries) == limit || len(page.Entries) > 0 && used+size > opt.MaxBytes {
 				more = true
 				return false
 			}
-			if opt.Children {
-				if i := strings.IndexByte(it.key[len(prefix):], '/'); i >= 0 {
-					sub := it.key[:len(prefix)+i+1]
-					page.Entries = append(page.Entries, Entry{Key: sub})
-					next = after(sub)
-					return false
-				}
-			}
-			e := it.entry()
-			if opt.KeysOnly {
-				e.Value = nil
-			}
+			used += size
 			page.Entries = append(page.Entries, e)
+			if sub {
+				next = after(e.Key)
+				return false
+			}
 			return true
 		})
 		if more {

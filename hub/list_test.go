@@ -179,3 +179,76 @@ func TestListPaging(t *testing.T) {
 		}
 	})
 }
+
+// TestListBytes: a page is bounded in bytes of keys and values as well as in entries. A listing of
+// values larger than the budget comes back in several pages, each within the budget (or a single
+// entry larger than it), whose concatenation is the whole subtree in key order.
+func TestListBytes(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, hub.Config{})
+	sizes := []int{100, 300, 50, 1000, 10, 10, 10, 600, 200, 5000, 1}
+	var want []string
+	for i, n := range sizes {
+		k := fmt.Sprintf("/b/%02d", i)
+		set(t, h, k, `"`+strings.Repeat("v", n)+`"`)
+		want = append(want, k)
+	}
+	big := `"` + strings.Repeat("m", 1<<20-2) + `"`
+	var mib []string
+	for i := range 10 {
+		mib = append(mib, fmt.Sprintf("/mib/%d", i))
+		set(t, h, mib[i], big)
+	}
+	tests := []struct {
+		name, prefix string
+		opt          hub.ListOptions
+		want         []string // the whole subtree
+		budget       int
+	}{
+		{"small budget", "/b/", hub.ListOptions{MaxBytes: 700}, want, 700},
+		{"budget of one byte: an entry per page", "/b/", hub.ListOptions{MaxBytes: 1}, want, 1},
+		{"limit still counts", "/b/", hub.ListOptions{MaxBytes: 1 << 20, Limit: 3}, want, 1 << 20},
+		{"keys only count no values", "/b/", hub.ListOptions{MaxBytes: 20, KeysOnly: true}, want, 20},
+		{"default budget, 1 MiB values", "/mib/", hub.ListOptions{}, mib, hub.DefaultListBytes},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opt := tc.opt
+			var got []string
+			pages := 0
+			for {
+				p := must(h.List(tc.prefix, opt))
+				pages++
+				used := 0
+				for _, e := range p.Entries {
+					used += len(e.Key) + len(e.Value)
+					got = append(got, e.Key)
+				}
+				if len(p.Entries) == 0 || used > tc.budget && len(p.Entries) > 1 {
+					t.Fatalf("page %d: %d entries of %d bytes, budget %d", pages, len(p.Entries), used, tc.budget)
+				}
+				if p.Cursor == "" {
+					break
+				}
+				opt.Cursor = p.Cursor
+			}
+			if !slices.Equal(got, tc.want) || pages < 2 {
+				t.Fatalf("%v in %d pages, want %v in several", got, pages, tc.want)
+			}
+		})
+	}
+	t.Run("pages end only where the next entry does not fit", func(t *testing.T) {
+		t.Parallel()
+		pages := listAll(t, h, "/b/", hub.ListOptions{MaxBytes: 700})
+		// Entries are 5 bytes of key plus the value's size + 2: 107, 307, 57, 1007, 17, 17, 17,
+		// 607, 207, 5007, 8.
+		wantPages := [][]string{{"/b/00", "/b/01", "/b/02"}, {"/b/03"}, {"/b/04", "/b/05", "/b/06", "/b/07"}, {"/b/08"}, {"/b/09"}, {"/b/10"}}
+		if fmt.Sprint(pages) != fmt.Sprint(wantPages) {
+			t.Fatalf("pages %v, want %v", pages, wantPages)
+		}
+		if all := slices.Concat(pages...); !slices.Equal(all, want) {
+			t.Fatalf("concatenation %v, want %v", all, want)
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -343,17 +345,55 @@ func (s *Server) list(c echo.Context, prefix string, q query) error {
 	if err != nil {
 		return err
 	}
-	ans := ListAnswer{Entries: make([]ListEntry, len(page.Entries)), Cursor: page.Cursor}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-cache")
+	h.Set(hdrSeq, strconv.FormatUint(page.Seq, 10))
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(http.StatusOK)
+	writeList(c.Response(), page) // an error here is a client gone: nothing more to tell it
+	return nil
+}
+
+// writeList writes page as encoding/json writes its ListAnswer, byte for byte (HTML-escaped,
+// with a final newline), but an entry at a time: the values go out as the tree holds them,
+// never gathered into one answer as large as the page.
+func writeList(w io.Writer, page hub.Page) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	b := append(make([]byte, 0, 256), `{"entries":[`...)
 	for i, e := range page.Entries {
-		le := ListEntry{Key: e.Key, Value: e.Value}
-		if !hub.IsPrefix(e.Key) {
-			le.Revision, le.Seq = &e.Revision, &e.Seq
+		if i > 0 {
+			b = append(b, ',')
 		}
-		ans.Entries[i] = le
+		b = append(b, `{"key":`...)
+		b = appendJSONString(b, e.Key)
+		if len(e.Value) > 0 {
+			b = append(b, `,"value":`...)
+			bw.Write(b)
+			b = b[:0]
+			if bytes.ContainsAny(e.Value, "<>&\u2028\u2029") {
+				var esc bytes.Buffer
+				json.HTMLEscape(&esc, e.Value)
+				bw.Write(esc.Bytes())
+			} else {
+				bw.Write(e.Value)
+			}
+		}
+		if !hub.IsPrefix(e.Key) {
+			b = append(b, `,"revision":`...)
+			b = strconv.AppendInt(b, e.Revision, 10)
+			b = append(b, `,"seq":`...)
+			b = strconv.AppendUint(b, e.Seq, 10)
+		}
+		b = append(b, '}')
 	}
-	c.Response().Header().Set("Cache-Control", "no-cache")
-	c.Response().Header().Set(hdrSeq, strconv.FormatUint(page.Seq, 10))
-	return c.JSON(http.StatusOK, ans)
+	b = append(b, ']')
+	if page.Cursor != "" {
+		b = append(b, `,"cursor":`...)
+		b = appendJSONString(b, page.Cursor)
+	}
+	b = append(b, "}\n"...)
+	bw.Write(b)
+	return bw.Flush()
 }
 
 // flag reads a boolean query option: present without a value, or 1/true/yes.

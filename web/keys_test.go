@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -508,6 +509,83 @@ func TestListing(t *testing.T) {
 				t.Errorf("code %q, want %q", eb.Code, tc.code)
 			}
 		})
+	}
+}
+
+// TestListingBytes: a listing of 1 MiB values comes back in pages of at most hub.DefaultListBytes
+// (or a single entry), streamed, whose concatenation is the whole subtree.
+func TestListingBytes(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	const n = 10
+	value := func(i int) string { return `"` + strconv.Itoa(i) + strings.Repeat("v", 1<<20-3) + `"` }
+	for i := range n {
+		ts.must(t, "POST", fmt.Sprintf("/big/%d", i), value(i))
+	}
+	next, pages, cursor := 0, 0, ""
+	for {
+		q := "/big/"
+		if cursor != "" {
+			q += "?cursor=" + cursor
+		}
+		r := ts.must(t, "GET", q, "")
+		var page web.ListAnswer
+		if err := json.Unmarshal([]byte(r.body), &page); err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		used := 0
+		for _, e := range page.Entries {
+			if want := fmt.Sprintf("/big/%d", next); e.Key != want || string(e.Value) != value(next) {
+				t.Fatalf("page %d: entry %s (%d bytes), want %s", pages, e.Key, len(e.Value), want)
+			}
+			used += len(e.Key) + len(e.Value)
+			next++
+		}
+		if len(page.Entries) == 0 || len(page.Entries) > 1 && used > hub.DefaultListBytes {
+			t.Fatalf("page %d: %d entries of %d bytes", pages, len(page.Entries), used)
+		}
+		if page.Cursor == "" {
+			break
+		}
+		cursor = page.Cursor
+	}
+	if next != n || pages < 3 {
+		t.Fatalf("%d entries in %d pages, want %d in several", next, pages, n)
+	}
+}
+
+// TestListingWireFormat: the streamed listing is byte for byte what encoding/json makes of a
+// web.ListAnswer, escapes included.
+func TestListingWireFormat(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	values := map[string]string{
+		"/w/a":     `{"html":"<b>&amp;</b>","sep":"` + "\u2028 \u2029" + ` \u00e9"}`,
+		"/w/b/c":   `[1,2.50,"x"]`,
+		"/w/été":   `"ü ☃ 😀"`,
+		"/w/d":     `null`,
+		"/w/e/f/g": `{}`,
+	}
+	for k, v := range values {
+		ts.must(t, "POST", k, v)
+	}
+	for _, q := range []string{"/w/", "/w/?children", "/w/?keys", "/w/?limit=2", "/w/?children&limit=1"} {
+		r := ts.must(t, "GET", q, "")
+		var page web.ListAnswer
+		if err := json.Unmarshal([]byte(r.body), &page); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var want strings.Builder
+		if err := json.NewEncoder(&want).Encode(page); err != nil {
+			t.Fatal(err)
+		}
+		if r.body != want.String() {
+			t.Errorf("GET %s:\n got %s\nwant %s", q, r.body, want.String())
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("GET %s: Content-Type %q", q, ct)
+		}
 	}
 }
 

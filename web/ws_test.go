@@ -688,6 +688,43 @@ func TestWSSlowSubscriptionBytes(t *testing.T) {
 	c.expectEvents(c.id, "ready")
 }
 
+// TestWSListBytes: the list op pages by bytes as the HTTP listing does: 1 MiB values come in pages
+// of at most hub.DefaultListBytes (or one entry) whose concatenation is the subtree.
+func TestWSListBytes(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	const n = 6
+	value := func(i int) string { return `"` + strconv.Itoa(i) + strings.Repeat("v", 1<<20-3) + `"` }
+	for i := range n {
+		if _, err := ts.h.Set("/big/"+strconv.Itoa(i), []byte(value(i)), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := ts.dial(t)
+	next, pages, cursor := 0, 0, ""
+	for {
+		a := c.must(m{"op": "list", "path": "/big/", "cursor": cursor})
+		pages++
+		used := 0
+		for _, e := range a.Entries {
+			if e.Key != "/big/"+strconv.Itoa(next) || string(e.Value) != value(next) {
+				t.Fatalf("page %d: entry %s, want /big/%d", pages, e.Key, next)
+			}
+			used += len(e.Key) + len(e.Value)
+			next++
+		}
+		if len(a.Entries) == 0 || len(a.Entries) > 1 && used > hub.DefaultListBytes {
+			t.Fatalf("page %d: %d entries of %d bytes", pages, len(a.Entries), used)
+		}
+		if cursor = a.Cursor; cursor == "" {
+			break
+		}
+	}
+	if next != n || pages < 2 {
+		t.Fatalf("%d entries in %d pages, want %d in several", next, pages, n)
+	}
+}
+
 // TestWSSlowConnection: a client that reads nothing while its queue stays full is disconnected,
 // and its subscriptions are closed.
 func TestWSSlowConnection(t *testing.T) {
