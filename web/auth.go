@@ -321,17 +321,14 @@ func (s *Server) authenticate(raw string) (*Principal, error) { return s.auth.pr
 // authenticate: nil, or an error wrapping ErrUnauthorized or ErrForbidden.
 func (s *Server) allow(p *Principal, op Op, path string) error { return allow(p, op, path) }
 
-// authorize is the one place where every HTTP request is checked before it touches the hub: it
-// resolves the request's token (once per request) and checks the grant for op on path.
+// authorize checks an HTTP request that is not one of the key operations (badges, clicks,
+// metrics, backups): it resolves the request's principal and asks permit, as the operations do.
 func (s *Server) authorize(c echo.Context, op Op, path string) error {
 	p, err := s.principalOf(c)
-	if err == nil {
-		err = allow(p, op, path)
+	if err != nil {
+		return err
 	}
-	if errors.Is(err, ErrUnauthorized) {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="statehub"`)
-	}
-	return err
+	return s.permit(p, op, path)
 }
 
 const principalKey = "statehub.principal"
@@ -369,5 +366,5 @@ func requestToken(r *http.Request) (string, error) {
 		}
 		return tok, nil
 	}
-	return query(r.URL.RawQuery).Get("token"), nil
+	return r.URL.Query().Get("token"), nil
 }

@@ -37,8 +37,9 @@ type LockAnswer struct {
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // lock serves POST /key?lock (acquire, optionally waiting) and POST /key?lock&renew.
-func (s *Server) lock(c echo.Context, key string, q query) error {
-	if err := s.authorize(c, OpLock, key); err != nil {
+func (s *Server) lock(c echo.Context, key string, q url.Values) error {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
 	var ttl time.Duration
@@ -50,23 +51,16 @@ func (s *Server) lock(c echo.Context, key string, q query) error {
 		ttl = d
 	}
 	var lk hub.Lock
-	var err error
 	if q.Has("renew") {
-		token, terr := lockToken(c)
-		if terr != nil {
-			return terr
-		}
-		lk, err = s.hub.RenewLock(key, token, ttl)
+		lk, err = s.opRenew(p, key, c.Request().Header.Get(hdrLockToken), ttl)
 	} else {
 		opt := hub.LockOptions{TTL: ttl, Owner: q.Get("owner")}
 		if q.Has("wait") {
-			d, werr := time.ParseDuration(q.Get("wait"))
-			if werr != nil || d < 0 {
-				return badRequest("invalid_wait", "wait must be a duration such as 10s, got "+strconv.Quote(q.Get("wait")))
+			if opt.Wait, err = parseWait(q.Get("wait")); err != nil {
+				return err
 			}
-			opt.Wait = min(d, s.cfg.MaxLockWait)
 		}
-		lk, err = s.hub.Lock(c.Request().Context(), key, opt)
+		lk, err = s.opLock(c.Request().Context(), p, lockRequest{Key: key, Options: opt})
 	}
 	if err != nil {
 		return err
@@ -78,26 +72,15 @@ func (s *Server) lock(c echo.Context, key string, q query) error {
 
 // unlock serves DELETE /key?lock.
 func (s *Server) unlock(c echo.Context, key string) error {
-	if err := s.authorize(c, OpLock, key); err != nil {
-		return err
-	}
-	token, err := lockToken(c)
+	p, err := s.principalOf(c)
 	if err != nil {
 		return err
 	}
-	res, err := s.hub.Unlock(key, token)
+	res, err := s.opUnlock(p, key, c.Request().Header.Get(hdrLockToken))
 	if err != nil {
 		return err
 	}
 	return writeResult(c, res)
-}
-
-func lockToken(c echo.Context) (string, error) {
-	t := c.Request().Header.Get(hdrLockToken)
-	if t == "" {
-		return "", badRequest("lock_token_required", "renewing or releasing a lock needs the header "+hdrLockToken)
-	}
-	return t, nil
 }
 
 // Badges.
@@ -118,7 +101,7 @@ const maxBadgeText = 64
 
 // badge serves GET /key?badge[&label=][&color=][&incr]: the value as an SVG badge. With incr the
 // view is counted first (an increment of the key).
-func (s *Server) badge(c echo.Context, key string, q query) error {
+func (s *Server) badge(c echo.Context, key string, q url.Values) error {
 	if err := s.authorize(c, OpRead, key); err != nil {
 		return err
 	}
@@ -137,7 +120,7 @@ func (s *Server) badge(c echo.Context, key string, q query) error {
 		label = q.Get("label")
 	}
 	var value []byte
-	if flag(q, "incr") {
+	if boolOption(q, "incr") {
 		if err := s.authorize(c, OpIncr, key); err != nil {
 			return err
 		}

@@ -134,6 +134,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if errors.As(err, &le) {
 		body.Key, body.Owner, body.Expires = le.Key, &le.Owner, formatTime(le.Expires)
 	}
+	if errors.Is(err, ErrUnauthorized) {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="statehub"`)
+	}
 	if errors.Is(err, hub.ErrShutdown) {
 		// The server is going away (a lock wait ended by the drain): try again, here once it is
 		// back or at another node, soon.

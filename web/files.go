@@ -38,14 +38,14 @@ func isJSONType(ct string) bool {
 }
 
 // putFile stores the request body as a file of content type ct.
-func (s *Server) putFile(c echo.Context, key, ct string, cond hub.Cond, opt hub.WriteOptions) error {
+func (s *Server) putFile(c echo.Context, p *Principal, key, ct string, cond hub.Cond, opt hub.WriteOptions) error {
 	r := c.Request()
 	limit := s.hub.MaxFileBytes()
 	if r.ContentLength > limit {
 		return tooLargeFile(limit)
 	}
 	body := &bodyReader{r: r.Body}
-	res, err := s.hub.SetFile(key, ct, body, cond, opt)
+	res, err := s.opSetFile(p, key, ct, body, cond, opt)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.Is(err, hub.ErrValueTooLarge) || errors.As(body.err, &mbe):

@@ -4,12 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,7 +23,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 	if err := s.hub.Limits().CheckPath(path); err != nil {
 		return err
 	}
-	q := query(r.URL.RawQuery)
+	q := r.URL.Query()
 	prefix := hub.IsPrefix(path)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -67,10 +66,11 @@ func (s *Server) keyRoute(c echo.Context) error {
 }
 
 func (s *Server) get(c echo.Context, key string) error {
-	if err := s.authorize(c, OpRead, key); err != nil {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
-	e, err := s.hub.Get(key)
+	e, err := s.opGet(p, key)
 	if err != nil {
 		return err
 	}
@@ -86,8 +86,9 @@ func (s *Server) get(c echo.Context, key string) error {
 }
 
 // put is POST (plain set, AtomKV) and PUT (set with the preconditions of its headers).
-func (s *Server) put(c echo.Context, key string, q query, conditional bool) error {
-	if err := s.authorize(c, OpWrite, key); err != nil {
+func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool) error {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
 	opt, err := writeOptions(c, q)
@@ -101,21 +102,18 @@ func (s *Server) put(c echo.Context, key string, q query, conditional bool) erro
 		}
 	}
 	if ct := c.Request().Header.Get("Content-Type"); !isJSONType(ct) {
-		return s.putFile(c, key, ct, cond, opt)
+		return s.putFile(c, p, key, ct, cond, opt)
 	}
-	value, err := s.readJSON(c.Request())
-	if err != nil {
-		return err
-	}
-	res, err := s.hub.Set(key, value, cond, opt)
+	res, err := s.opSet(p, setRequest{Key: key, Value: c.Request().Body, Cond: cond, Options: opt})
 	if err != nil {
 		return err
 	}
 	return writeResult(c, res)
 }
 
-func (s *Server) incr(c echo.Context, key string, q query) error {
-	if err := s.authorize(c, OpIncr, key); err != nil {
+func (s *Server) incr(c echo.Context, key string, q url.Values) error {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
 	by := int64(1)
@@ -130,7 +128,7 @@ func (s *Server) incr(c echo.Context, key string, q query) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.hub.Incr(key, by, opt)
+	res, err := s.opIncr(p, key, by, opt)
 	if err != nil {
 		return err
 	}
@@ -139,30 +137,29 @@ func (s *Server) incr(c echo.Context, key string, q query) error {
 	return blobJSON(c, http.StatusOK, res.Value)
 }
 
-func (s *Server) delete(c echo.Context, path string, q query) error {
-	if err := s.authorize(c, OpWrite, path); err != nil {
+func (s *Server) delete(c echo.Context, path string, q url.Values) error {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
 	opt, err := writeOptions(c, q)
 	if err != nil {
 		return err
 	}
-	if hub.IsPrefix(path) {
-		res, err := s.hub.DeletePrefix(path, opt)
-		if err != nil {
+	var cond hub.Cond
+	if !hub.IsPrefix(path) {
+		if cond, err = precondition(c.Request().Header, false); err != nil {
 			return err
 		}
+	}
+	res, err := s.opDelete(p, path, cond, opt)
+	if err != nil {
+		return err
+	}
+	if hub.IsPrefix(path) {
 		c.Response().Header().Set(hdrSeq, strconv.FormatUint(res.Seq, 10))
 		markReplayed(c, res)
 		return c.JSON(http.StatusOK, map[string]any{"deleted": res.Deleted, "seq": res.Seq})
-	}
-	cond, err := precondition(c.Request().Header, false)
-	if err != nil {
-		return err
-	}
-	res, err := s.hub.Delete(path, cond, opt)
-	if err != nil {
-		return err
 	}
 	return writeResult(c, res)
 }
@@ -232,9 +229,10 @@ func etagMatches(header, tag string) bool {
 }
 
 // writeOptions reads ?ttl= and the Idempotency-Key header.
-func writeOptions(c echo.Context, q query) (hub.WriteOptions, error) {
+func writeOptions(c echo.Context, q url.Values) (hub.WriteOptions, error) {
 	var opt hub.WriteOptions
-	if v, ok := q.Lookup("ttl"); ok {
+	if q.Has("ttl") {
+		v := q.Get("ttl")
 		d, err := parseTTL(v)
 		if err != nil {
 			return opt, err
@@ -242,23 +240,12 @@ func writeOptions(c echo.Context, q query) (hub.WriteOptions, error) {
 		opt.TTL = d
 	}
 	if k := c.Request().Header.Get(hdrIdempotency); k != "" {
-		if len(k) > 255 {
-			return opt, badRequest("invalid_idempotency_key", "Idempotency-Key is longer than 255 bytes")
+		if err := checkIdempotencyKey(k); err != nil {
+			return opt, err
 		}
 		opt.Idempotency = k
 	}
 	return opt, nil
-}
-
-// MaxTTL bounds ?ttl: longer than this is almost certainly a mistake in units.
-const MaxTTL = 100 * 365 * 24 * time.Hour
-
-func parseTTL(v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 || d > MaxTTL {
-		return 0, badRequest("invalid_ttl", "ttl must be a positive duration such as 30s, 15m or 24h, got "+strconv.Quote(v))
-	}
-	return d, nil
 }
 
 // precondition reads X-Revision, If-Match and If-None-Match. For a write, X-Revision is the
@@ -301,20 +288,6 @@ func precondition(h http.Header, write bool) (hub.Cond, error) {
 	return cond, nil
 }
 
-// readJSON reads a request body as one JSON value within the limits and compacts it.
-func (s *Server) readJSON(r *http.Request) ([]byte, error) {
-	limit := s.hub.Limits().MaxValueBytes
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, int64(limit)))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, "too_large", "the value is larger than " + strconv.Itoa(limit) + " bytes"}
-	}
-	if err != nil {
-		return nil, badRequest("bad_body", "reading the body: "+err.Error())
-	}
-	return s.hub.Limits().CompactJSON(body)
-}
-
 // ListAnswer is the JSON answer to a listing.
 type ListAnswer struct {
 	Entries []ListEntry `json:"entries"`
@@ -329,11 +302,12 @@ type ListEntry struct {
 	Seq      *uint64         `json:"seq,omitempty"`
 }
 
-func (s *Server) list(c echo.Context, prefix string, q query) error {
-	if err := s.authorize(c, OpRead, prefix); err != nil {
+func (s *Server) list(c echo.Context, prefix string, q url.Values) error {
+	p, err := s.principalOf(c)
+	if err != nil {
 		return err
 	}
-	opt := hub.ListOptions{Cursor: q.Get("cursor"), KeysOnly: flag(q, "keys"), Children: flag(q, "children")}
+	opt := hub.ListOptions{Cursor: q.Get("cursor"), KeysOnly: boolOption(q, "keys"), Children: boolOption(q, "children")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -341,7 +315,7 @@ func (s *Server) list(c echo.Context, prefix string, q query) error {
 		}
 		opt.Limit = n
 	}
-	page, err := s.hub.List(prefix, opt)
+	page, err := s.opList(p, prefix, opt)
 	if err != nil {
 		return err
 	}
@@ -396,8 +370,8 @@ func writeList(w io.Writer, page hub.Page) error {
 	return bw.Flush()
 }
 
-// flag reads a boolean query option: present without a value, or 1/true/yes.
-func flag(q query, name string) bool {
+// boolOption reads a boolean query option: present without a value, or 1/true/yes.
+func boolOption(q url.Values, name string) bool {
 	if !q.Has(name) {
 		return false
 	}

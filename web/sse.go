@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -14,15 +15,16 @@ import (
 
 // stream serves a path as Server-Sent Events (PROTOCOL.md): an optional reset, the replay or
 // snapshot, a ready event with the starting position, then every change as it commits.
-func (s *Server) stream(c echo.Context, path string, q query) error {
-	if err := s.authorize(c, OpRead, path); err != nil {
-		return err
-	}
-	opt, err := subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), flag(q, "snapshot"))
+func (s *Server) stream(c echo.Context, path string, q url.Values) error {
+	p, err := s.principalOf(c)
 	if err != nil {
 		return err
 	}
-	sub, err := s.hub.Subscribe(path, opt)
+	opt, err := subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), boolOption(q, "snapshot"))
+	if err != nil {
+		return err
+	}
+	sub, err := s.opSubscribe(p, path, opt)
 	if err != nil {
 		return err
 	}
@@ -39,7 +41,7 @@ func (s *Server) stream(c echo.Context, path string, q query) error {
 	// The stream ends when its token expires (tokenexpiry.go): armed before ready is sent, so a
 	// client that has seen ready knows the timer runs.
 	var expired chan struct{}
-	if p, err := s.principalOf(c); err == nil && !p.expires.IsZero() {
+	if !p.expires.IsZero() {
 		expired = make(chan struct{})
 		defer s.tokenTimer(p, func() { close(expired) })()
 	}

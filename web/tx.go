@@ -44,22 +44,22 @@ type TxAnswer struct {
 	Results []hub.TxOpResult `json:"results"`
 }
 
-// decodeTx parses and validates a transaction body. Values are compacted within the limits.
-func decodeTx(body []byte, limits hub.Limits) ([]hub.TxCheck, []hub.TxOp, error) {
+// decodeTx parses a transaction body; opTx validates it.
+func decodeTx(body []byte) (TxRequest, error) {
+	var req TxRequest
 	// Before decoding: encoding/json would turn invalid bytes in keys into U+FFFD.
 	if err := hub.CheckUTF8("the body", body); err != nil {
-		return nil, nil, err
+		return req, err
 	}
-	var req TxRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return nil, nil, badRequest("invalid_tx", "the body must be {\"checks\": [...], \"ops\": [...]}: "+err.Error())
+		return req, badRequest("invalid_tx", "the body must be {\"checks\": [...], \"ops\": [...]}: "+err.Error())
 	}
 	if dec.More() {
-		return nil, nil, badRequest("invalid_tx", "the body holds more than one JSON value")
+		return req, badRequest("invalid_tx", "the body holds more than one JSON value")
 	}
-	return req.compile(limits)
+	return req, nil
 }
 
 // compile validates a transaction request, over HTTP or the WebSocket alike, into the hub's terms:
@@ -115,32 +115,19 @@ func (s *Server) tx(c echo.Context) error {
 	if err != nil {
 		return badRequest("bad_body", "reading the body: "+err.Error())
 	}
-	checks, ops, err := decodeTx(body, s.hub.Limits())
+	req, err := decodeTx(body)
 	if err != nil {
 		return err
 	}
-	for _, ch := range checks {
-		if err := s.authorizeKey(c, OpRead, ch.Key); err != nil {
-			return err
-		}
-	}
-	for _, op := range ops {
-		need := OpWrite
-		if op.Op == hub.TxIncr {
-			need = OpIncr
-		}
-		if err := s.authorizeKey(c, need, op.Key); err != nil {
-			return err
-		}
-	}
-	opt, err := writeOptions(c, query(c.Request().URL.RawQuery))
+	p, err := s.principalOf(c)
 	if err != nil {
 		return err
 	}
-	if opt.TTL != 0 {
-		return badRequest("invalid_tx", "a transaction takes no ttl")
+	opt, err := writeOptions(c, c.Request().URL.Query())
+	if err != nil {
+		return err
 	}
-	res, err := s.hub.Tx(checks, ops, opt)
+	res, err := s.opTx(p, req, opt)
 	var ce *hub.ConflictError
 	if errors.As(err, &ce) && c.Request().Method != http.MethodHead {
 		// As every conflict, plus the key of the failed check.
@@ -156,12 +143,4 @@ func (s *Server) tx(c echo.Context) error {
 		c.Response().Header().Set(hdrReplayed, "true")
 	}
 	return c.JSON(http.StatusOK, TxAnswer{Seq: res.Seq, Results: res.Ops})
-}
-
-// authorizeKey checks a key named in a body, which has not been validated like a path.
-func (s *Server) authorizeKey(c echo.Context, op Op, key string) error {
-	if err := s.hub.Limits().CheckKey(key); err != nil {
-		return err
-	}
-	return s.authorize(c, op, key)
 }

@@ -106,7 +106,11 @@ func FuzzDecodeTx(f *testing.F) {
 	}
 	limits := hub.Limits{MaxJSONDepth: 8}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		checks, ops, err := decodeTx(body, limits)
+		req, err := decodeTx(body)
+		if err != nil {
+			return
+		}
+		checks, ops, err := req.compile(limits)
 		if err != nil {
 			return
 		}
