@@ -40,6 +40,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +55,7 @@ const (
 	wsPingInterval = 20 * time.Second // keep-alive ping; no pong within WriteTimeout closes the connection
 	wsQueueSize    = 256              // outgoing messages buffered per connection
 	wsQueueBytes   = 4 << 20          // and the most bytes they hold (one message always fits)
+	wsMaxLockWaits = 64               // lock requests with a wait that may be waiting at once per connection
 	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
 
 	// StatusSlow closes a connection whose client does not read its messages fast enough.
@@ -99,6 +101,8 @@ type wsConn struct {
 	authErr   error
 	expiry    func() bool // stops the timer that closes the connection at principal's exp (tokenexpiry.go); nil when none
 
+	lockWaits atomic.Int32 // lock requests with a wait running aside (at most wsMaxLockWaits)
+
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
 }
@@ -112,38 +116,20 @@ type wsSub struct {
 	endReason string // under the connection's mu: why reauth ended it ("unauthorized"), for its close event
 }
 
-// authorizeWS is the one check of every WebSocket request, the counterpart of authorize. conn
-// carries the token of the auth message (conn.token, "" without one) and the upgrade request
-// (conn.req). op "" with path "" is the auth message itself: it checks only that the token is
-// acceptable.
-//
-// The token is the auth message's, else the upgrade request's (Authorization: Bearer or
-// ?token=). It is resolved once per connection and the principal kept on conn; a change of
-// conn.token resolves it again. As over HTTP, the path is validated before the grant is checked,
-// and the errors wrap ErrUnauthorized or ErrForbidden (classify: 401 and 403). Only the reader
+// caller returns the connection's principal for the next request; the operations (ops.go)
+// authorize each request with it, as over HTTP. The token is the auth message's (conn.token),
+// else the upgrade request's (Authorization: Bearer or ?token=). It is resolved once per
+// connection and kept on conn; a change of conn.token resolves it again. Only the reader
 // goroutine calls it.
-func (s *Server) authorizeWS(conn *wsConn, op Op, path string) error {
+func (conn *wsConn) caller() (*Principal, error) {
 	if !conn.authed || conn.authToken != conn.token {
-		conn.principal, conn.authErr = s.wsPrincipal(conn)
+		conn.principal, conn.authErr = conn.s.wsPrincipal(conn)
 		conn.authed, conn.authToken = true, conn.token
 		if conn.authErr == nil {
 			conn.armExpiry()
 		}
 	}
-	if conn.authErr != nil {
-		return conn.authErr
-	}
-	// A connection outlives its token's exp: HTTP checks exp on every request, so the socket does too.
-	if exp := conn.principal.expires; !exp.IsZero() && s.cfg.Clock.Now().After(exp) {
-		return fmt.Errorf("%w: the token has expired; reconnect with a fresh one", ErrUnauthorized)
-	}
-	if op == "" && path == "" {
-		return nil
-	}
-	if err := s.hub.Limits().CheckPath(path); err != nil {
-		return err
-	}
-	return s.allow(conn.principal, op, path)
+	return conn.principal, conn.authErr
 }
 
 // wsPrincipal resolves the token of a connection. An open server ignores tokens, well-formed or
@@ -506,24 +492,23 @@ func (c *wsConn) handle(data []byte) {
 	c.seen++
 	req, err := decodeWSMessage(data)
 	if err == nil {
-		err = c.do(req)
+		err = c.run(req)
 	}
 	if err != nil {
 		c.fail(req.ID, err)
 	}
 }
 
-// do runs a decoded request: it queues the answer itself, or returns an error to answer.
-func (c *wsConn) do(req wsRequest) error {
-	h := c.s.hub
+// run decodes a request into its operation (ops.go), runs it and queues the answer, or returns an
+// error to answer.
+func (c *wsConn) run(req wsRequest) error {
 	id := req.ID
-	switch req.Op {
-	case "auth":
+	if req.Op == "auth" {
 		if c.seen != 1 {
 			return c.reauth(id, req.Token) // a fresh token before the old one expires
 		}
 		c.token = req.Token
-		if err := c.s.authorizeWS(c, "", ""); err != nil {
+		if _, err := c.caller(); err != nil {
 			// The client treats a refused token as fatal: answer, then close. Requests read
 			// meanwhile are refused with the same error.
 			c.fail(id, err)
@@ -531,21 +516,22 @@ func (c *wsConn) do(req wsRequest) error {
 			return nil
 		}
 		c.answer(wsAnswer{ID: id, OK: true})
-
+		return nil
+	}
+	p, err := c.caller()
+	if err != nil {
+		return err
+	}
+	s := c.s
+	switch req.Op {
 	case "get":
-		if err := c.s.authorizeWS(c, OpRead, req.Key); err != nil {
-			return err
-		}
-		e, err := h.Get(req.Key)
+		e, err := s.opGet(p, req.Key)
 		if err != nil {
 			return err
 		}
 		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq})
 
 	case "set", "cas":
-		if err := c.s.authorizeWS(c, OpWrite, req.Key); err != nil {
-			return err
-		}
 		var cond hub.Cond
 		if req.Op == "cas" {
 			if req.Revision == nil || *req.Revision < 0 {
@@ -557,17 +543,10 @@ func (c *wsConn) do(req wsRequest) error {
 		if err != nil {
 			return err
 		}
-		if len(req.Value) == 0 {
-			return badRequest("invalid_json", req.Op+" needs a value")
-		}
-		value, err := h.Limits().CompactJSON(req.Value)
-		if err != nil {
-			return err
-		}
 		if req.Ephemeral {
 			opt.Session = c.sess
 		}
-		res, err := h.Set(req.Key, value, cond, opt)
+		res, err := s.opSet(p, setRequest{Key: req.Key, Value: bytes.NewReader(req.Value), Cond: cond, Options: opt})
 		if err != nil {
 			return err
 		}
@@ -578,20 +557,9 @@ func (c *wsConn) do(req wsRequest) error {
 		if path == "" {
 			path = req.Path
 		}
-		if err := c.s.authorizeWS(c, OpWrite, path); err != nil {
-			return err
-		}
 		opt, err := wsWriteOptions(req)
 		if err != nil {
 			return err
-		}
-		if hub.IsPrefix(path) {
-			res, err := h.DeletePrefix(path, opt)
-			if err != nil {
-				return err
-			}
-			c.answer(wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed})
-			return nil
 		}
 		var cond hub.Cond
 		if req.Revision != nil {
@@ -600,16 +568,17 @@ func (c *wsConn) do(req wsRequest) error {
 			}
 			cond.Revision = req.Revision
 		}
-		res, err := h.Delete(path, cond, opt)
+		res, err := s.opDelete(p, path, cond, opt)
 		if err != nil {
 			return err
+		}
+		if hub.IsPrefix(path) {
+			c.answer(wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed})
+			return nil
 		}
 		c.answer(okResult(id, res))
 
 	case "incr":
-		if err := c.s.authorizeWS(c, OpIncr, req.Key); err != nil {
-			return err
-		}
 		by := int64(1)
 		if req.By != nil {
 			by = *req.By
@@ -618,7 +587,7 @@ func (c *wsConn) do(req wsRequest) error {
 		if err != nil {
 			return err
 		}
-		res, err := h.Incr(req.Key, by, opt)
+		res, err := s.opIncr(p, req.Key, by, opt)
 		if err != nil {
 			return err
 		}
@@ -627,13 +596,7 @@ func (c *wsConn) do(req wsRequest) error {
 		c.answer(a)
 
 	case "list":
-		if err := c.s.authorizeWS(c, OpRead, req.Path); err != nil {
-			return err
-		}
-		if req.Limit < 0 {
-			return badRequest("invalid_limit", "limit must be a positive integer")
-		}
-		page, err := h.List(req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})
+		page, err := s.opList(p, req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})
 		if err != nil {
 			return err
 		}
@@ -648,7 +611,7 @@ func (c *wsConn) do(req wsRequest) error {
 		c.answer(a)
 
 	case "sub":
-		return c.subscribe(req)
+		return c.subscribe(p, req)
 
 	case "unsub":
 		key := string(compactJSON(req.Sub))
@@ -662,82 +625,61 @@ func (c *wsConn) do(req wsRequest) error {
 		c.answer(wsAnswer{ID: id, OK: true})
 
 	case "lock":
-		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
-			return err
-		}
-		opt := hub.LockOptions{Owner: req.Owner}
-		var err error
+		r := lockRequest{Key: req.Key, Options: hub.LockOptions{Owner: req.Owner}}
 		if req.TTL != nil {
-			if opt.TTL, err = parseTTL(*req.TTL); err != nil {
+			if r.Options.TTL, err = parseTTL(*req.TTL); err != nil {
 				return err
 			}
 		}
 		if req.Wait != nil {
-			d, err := time.ParseDuration(*req.Wait)
-			if err != nil || d < 0 {
-				return badRequest("invalid_wait", "wait must be a duration such as 10s, got "+strconv.Quote(*req.Wait))
+			if r.Options.Wait, err = parseWait(*req.Wait); err != nil {
+				return err
 			}
-			opt.Wait = min(d, c.s.cfg.MaxLockWait) // as over HTTP
 		}
-		if opt.Wait == 0 {
-			return c.lock(id, req.Key, opt)
+		if r.Options.Wait == 0 {
+			return c.lock(id, p, r)
 		}
 		// A waiting lock runs aside, so the connection goes on meanwhile; the end of the
-		// connection ends the wait.
+		// connection ends the wait. Each costs a goroutine: a connection has at most
+		// wsMaxLockWaits of them.
+		if c.lockWaits.Add(1) > wsMaxLockWaits {
+			c.lockWaits.Add(-1)
+			return &apiError{http.StatusTooManyRequests, "too_many_lock_waits",
+				"at most " + strconv.Itoa(wsMaxLockWaits) + " lock requests may wait at once per connection; wait for an answer first"}
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			if err := c.lock(id, req.Key, opt); err != nil {
+			l, err := c.s.hub.Lock(c.ctx, req.Key, opt)
+			c.lockWaits.Add(-1) // before the answer: a client that has it may wait again at once
+			if err != nil {
 				c.fail(id, err)
+				return
 			}
+			c.answer(lockAnswer(id, l))
 		}()
 
 	case "renew":
-		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
-			return err
-		}
 		var ttl time.Duration
 		if req.TTL != nil {
-			var err error
 			if ttl, err = parseTTL(*req.TTL); err != nil {
 				return err
 			}
 		}
-		l, err := h.RenewLock(req.Key, req.Token, ttl)
+		l, err := s.opRenew(p, req.Key, req.Token, ttl)
 		if err != nil {
 			return err
 		}
 		c.answer(lockAnswer(id, l))
 
 	case "unlock":
-		if err := c.s.authorizeWS(c, OpLock, req.Key); err != nil {
-			return err
-		}
-		res, err := h.Unlock(req.Key, req.Token)
+		res, err := s.opUnlock(p, req.Key, req.Token)
 		if err != nil {
 			return err
 		}
 		c.answer(okResult(id, res))
 
 	case "tx":
-		checks, ops, err := TxRequest{Checks: req.Checks, Ops: req.Ops}.compile(h.Limits())
-		if err != nil {
-			return err
-		}
-		for _, ch := range checks {
-			if err := c.s.authorizeWS(c, OpRead, ch.Key); err != nil {
-				return err
-			}
-		}
-		for _, op := range ops {
-			need := OpWrite
-			if op.Op == hub.TxIncr {
-				need = OpIncr
-			}
-			if err := c.s.authorizeWS(c, need, op.Key); err != nil {
-				return err
-			}
-		}
 		if req.TTL != nil {
 			return badRequest("invalid_tx", "a transaction takes no ttl")
 		}
@@ -745,7 +687,7 @@ func (c *wsConn) do(req wsRequest) error {
 		if err != nil {
 			return err
 		}
-		res, err := h.Tx(checks, ops, opt)
+		res, err := s.opTx(p, TxRequest{Checks: req.Checks, Ops: req.Ops}, opt)
 		if err != nil {
 			return err
 		}

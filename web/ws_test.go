@@ -399,6 +399,45 @@ func TestWSOps(t *testing.T) {
 	}
 }
 
+// TestWSLockWaitLimit: a connection may have at most wsMaxLockWaits lock requests waiting at once
+// (each is a goroutine); one more is answered 429 too_many_lock_waits at once, and once a wait has
+// been answered the connection may wait again.
+func TestWSLockWaitLimit(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	held, err := ts.h.Lock(context.Background(), "/l/held", hub.LockOptions{TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ts.dial(t)
+	for range wsMaxLockWaits {
+		c.id++
+		b, _ := json.Marshal(m{"op": "lock", "id": c.id, "key": "/l/held", "wait": "1h"})
+		c.sendRaw(string(b))
+	}
+	// Requests run in order: this one comes after all the waits are counted. A wait on a free
+	// key runs aside too, so it is refused as well.
+	for _, key := range []string{"/l/held", "/l/free"} {
+		if a := c.call(m{"op": "lock", "key": key, "wait": "1h"}); a.OK || a.Status != http.StatusTooManyRequests || a.Code != "too_many_lock_waits" {
+			t.Fatalf("wait %d on %s: %s, want 429 too_many_lock_waits", wsMaxLockWaits+1, key, a.raw)
+		}
+	}
+	// Without a wait nothing runs aside: still answered.
+	if a := c.call(m{"op": "lock", "key": "/l/held"}); a.Code != "locked" {
+		t.Fatalf("lock without a wait: %s, want locked", a.raw)
+	}
+	// The release lets one waiter take the lock; its answer frees a place.
+	if _, err := ts.h.Unlock("/l/held", held.Token); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.read(); !a.OK || a.Token == "" {
+		t.Fatalf("a waiter after the release: %s", a.raw)
+	}
+	if a := c.call(m{"op": "lock", "key": "/l/free", "wait": "1h"}); !a.OK || a.Key != "/l/free" {
+		t.Fatalf("a wait after an answer: %s", a.raw)
+	}
+}
+
 // TestWSMalformed: a frame that is not a request gets an error answer and the connection stays.
 func TestWSMalformed(t *testing.T) {
 	t.Parallel()
