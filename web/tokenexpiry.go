@@ -40,7 +40,7 @@ func (s *Server) tokenTimer(p *Principal, f func()) (stop func() bool) {
 	return clock.AfterFunc(p.expires.Sub(clock.Now()), f)
 }
 
-// armExpiry arms the connection's one expiry timer for its principal, once authorizeWS has
+// armExpiry arms the connection's one expiry timer for its principal, once caller has
 // resolved it. Only the reader goroutine calls it.
 func (c *wsConn) armExpiry() {
 	if c.expiry != nil {

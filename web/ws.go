@@ -36,7 +36,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -91,10 +90,10 @@ type wsConn struct {
 	flush   bool
 
 	// Touched by the reader goroutine only.
-	token string // from the auth message; authorizeWS reads it
+	token string // from the auth message; caller reads it
 	seen  int    // requests received, to check that auth comes first
 
-	// The connection's principal, resolved once by authorizeWS (again if token changes).
+	// The connection's principal, resolved once by caller (again if token changes).
 	authed    bool
 	authToken string // the value of token principal was resolved for
 	principal *Principal
@@ -650,7 +649,7 @@ func (c *wsConn) run(req wsRequest) error {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			l, err := c.s.hub.Lock(c.ctx, req.Key, opt)
+			l, err := s.opLock(c.ctx, p, r)
 			c.lockWaits.Add(-1) // before the answer: a client that has it may wait again at once
 			if err != nil {
 				c.fail(id, err)
@@ -700,8 +699,8 @@ func (c *wsConn) run(req wsRequest) error {
 }
 
 // lock acquires a lock and answers the request.
-func (c *wsConn) lock(id json.RawMessage, key string, opt hub.LockOptions) error {
-	l, err := c.s.hub.Lock(c.ctx, key, opt)
+func (c *wsConn) lock(id json.RawMessage, p *Principal, r lockRequest) error {
+	l, err := c.s.opLock(c.ctx, p, r)
 	if err != nil {
 		return err
 	}
@@ -725,8 +724,8 @@ func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
 		}
 		opt.TTL = d
 	}
-	if len(req.Idem) > 255 {
-		return opt, badRequest("invalid_idempotency_key", "idem is longer than 255 bytes")
+	if err := checkIdempotencyKey(req.Idem); err != nil {
+		return opt, err
 	}
 	opt.Idempotency = req.Idem
 	return opt, nil
@@ -734,12 +733,12 @@ func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
 
 // subscribe starts a subscription: the answer {"seq"} is queued first, then its pump queues the
 // reset, replay or snapshot, ready and the live events.
-func (c *wsConn) subscribe(req wsRequest) error {
+func (c *wsConn) subscribe(p *Principal, req wsRequest) error {
 	if len(req.ID) == 0 {
 		return badRequest("invalid_id", "sub needs an id: its events carry it")
 	}
-	if err := c.s.authorizeWS(c, OpRead, req.Path); err != nil {
-		return err
+	if err := c.s.permit(p, OpRead, req.Path); err != nil {
+		return err // before the checks below, which would tell a stranger about this connection
 	}
 	key := string(req.ID)
 	c.mu.Lock()
@@ -757,7 +756,7 @@ func (c *wsConn) subscribe(req wsRequest) error {
 	if err != nil {
 		return err
 	}
-	hs, err := c.s.hub.Subscribe(req.Path, opt)
+	hs, err := c.s.opSubscribe(p, req.Path, opt)
 	if err != nil {
 		return err
 	}
