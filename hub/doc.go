@@ -34,7 +34,8 @@
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer
 //     covers gives a reset, never a gap.
 //   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
-//     no goroutine per key.
+//     no goroutine per key. A rewrite leaves the old deadline stale in it; stale deadlines are
+//     dropped whenever the heap has doubled since the last such compaction (expiry.go).
 //   - The tree holds items (item.go), never changed in place: a write sets a new item, so a copy
 //     of the tree (a snapshot, a stream's ?snapshot) stays as it was. An item's rare fields (TTL,
 //     file type, lock, session) sit behind a pointer, nil for most keys, that such copies share.

@@ -1,13 +1,17 @@
 package hub
 
 import (
+	"cmp"
 	"container/heap"
+	"slices"
+	"strings"
 	"time"
 )
 
 // deadline is one entry of the hub's single expiry queue: a key's TTL, the end of an ephemeral
 // key's grace period or an idempotency record's end. An entry may be stale (the key was
-// rewritten); expireDue checks before acting.
+// rewritten); expireDue checks before acting, and compactExpiryLocked drops stale entries once
+// they pile up.
 type deadline struct {
 	at    time.Time
 	key   string   // a key whose TTL ends at at
@@ -31,9 +35,76 @@ func (q *expiryQueue) Pop() any {
 
 func (q *expiryQueue) push(d deadline) { heap.Push(q, d) }
 
-// scheduleLocked arms the one expiry timer for the earliest deadline, if it is earlier than the
-// armed one. There is no goroutine per key.
+// minExpiryCompact is the queue length up to which stale deadlines are left to fall due.
+const minExpiryCompact = 64
+
+// compactExpiryLocked drops the stale deadlines, and the copies of a current one, once the queue
+// has grown to twice its length after the last compaction. So a key rewritten with a TTL over
+// and over does not grow the queue: it holds at most max(2 × the deadlines current at the last
+// compaction, minExpiryCompact). Each compaction costs O(n log n) for the n pushes since the
+// last: amortized O(log n) a push, as the push itself.
+//
+// A stale deadline never becomes current again: every change that gives a key a TTL, an
+// idempotency record an end or an ephemeral key a grace period pushes a deadline of its own.
+func (h *Hub) compactExpiryLocked() {
+	if len(h.expiry) <= max(2*h.expKept, minExpiryCompact) {
+		return
+	}
+	// In order of at, then of what the deadline is for: the copies of one deadline are adjacent.
+	slices.SortFunc(h.expiry, func(a, b deadline) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.idem, b.idem); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(b2i(a.eph), b2i(b.eph))
+	})
+	var kept expiryQueue
+	for _, d := range h.expiry {
+		if n := len(kept); n > 0 && sameDeadline(kept[n-1], d) || !h.currentLocked(d) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	h.expiry = kept // in order of at: a heap as it is
+	h.expKept = len(kept)
+}
+
+// sameDeadline reports whether a and b end the same thing at the same time: one of them is enough.
+func sameDeadline(a, b deadline) bool {
+	return a.at.Equal(b.at) && a.idem == b.idem && a.key == b.key && a.eph == b.eph && a.owner == b.owner
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// currentLocked reports whether expireDue would act on d were it due now (the checks it makes).
+func (h *Hub) currentLocked(d deadline) bool {
+	switch {
+	case d.idem != "":
+		rec, ok := h.idem[d.idem]
+		return ok && rec.Expires.Equal(d.at)
+	case d.eph:
+		_, ok := h.ephemeralGoneLocked(d)
+		return ok
+	}
+	e, ok := h.tree.Get(item{key: d.key})
+	return ok && e.expires().Equal(d.at)
+}
+
+// scheduleLocked drops stale deadlines when they have piled up (compactExpiryLocked), then arms
+// the one expiry timer for the earliest deadline, if it is earlier than the armed one. There is
+// no goroutine per key.
 func (h *Hub) scheduleLocked() {
+	h.compactExpiryLocked()
 	if len(h.expiry) == 0 || h.closed || h.loading {
 		return
 	}

@@ -205,4 +205,63 @@ func TestCloseStopsExpiry(t *testing.T) {
 	}
 }
 
+// TestTTLRewritesCompact: rewriting a key with a TTL leaves each old deadline stale in the queue;
+// once they pile up they are dropped, so 10,000 rewrites leave it small, and only the final
+// deadline expires the key. Keys whose deadlines are all current keep them.
+func TestTTLRewritesCompact(t *testing.T) {
+	t.Parallel()
+	const rewrites, others, ttl = 10_000, 100, time.Minute
+	tests := []struct {
+		name string
+		step time.Duration // the clock moves this much between rewrites
+	}{
+		{"moving clock: every deadline differs", time.Millisecond},
+		{"still clock: every deadline the same", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
+				clock := hub.NewFakeClock(t0)
+				h := mk(hub.Config{Clock: clock})
+				for i := range others { // current deadlines, after the rewrites' last one
+					must(h.Set(keyN(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{TTL: 2 * ttl}))
+				}
+				peak := 0
+				for i := range rewrites {
+					must(h.Set("/r", []byte(strconv.Itoa(i)), hub.Cond{}, hub.WriteOptions{TTL: ttl}))
+					peak = max(peak, h.ExpiryLen())
+					clock.Advance(tc.step)
+				}
+				if bound := 2 * (others + 1); peak > bound {
+					t.Fatalf("the expiry queue reached %d deadlines for %d live ones, want at most %d", peak, others+1, bound)
+				}
+				final := must(h.Get("/r")).Expires
+				sub := must(h.Subscribe("/", hub.SubscribeOptions{}))
+				// Every stale deadline has passed, the final one not yet: nothing expires.
+				clock.Advance(final.Sub(clock.Now()) - time.Nanosecond)
+				if sub.Len() != 0 {
+					t.Fatalf("%d events before the final deadline", sub.Len())
+				}
+				clock.Advance(time.Nanosecond)
+				if e, _ := sub.Next(); e.Key != "/r" || !e.Deleted || e.Revision != rewrites {
+					t.Fatalf("at the final deadline: %+v, want the delete of /r", e)
+				}
+				if sub.Len() != 0 || h.Len() != others {
+					t.Fatalf("%d more events, %d keys left; want none and %d", sub.Len(), h.Len(), others)
+				}
+				clock.Advance(2 * ttl)
+				for range others {
+					if e, _ := sub.Next(); !e.Deleted {
+						t.Fatalf("unexpected %+v", e)
+					}
+				}
+				if h.Len() != 0 || h.ExpiryLen() != 0 {
+					t.Fatalf("%d keys and %d deadlines left after every TTL", h.Len(), h.ExpiryLen())
+				}
+			})
+		})
+	}
+}
+
 func keyN(i int) string { return fmt.Sprintf("/k/%05d", i) }

@@ -122,6 +122,7 @@ type Hub struct {
 	lockWait map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
 	advanced chan struct{}            // closed and replaced when durable advances or the journal fails
 	expiry   expiryQueue              // TTL and idempotency deadlines
+	expKept  int                      // len(expiry) after its last compaction (compactExpiryLocked)
 	timerAt  time.Time                // when the expiry timer fires; zero when none is set
 	stopTime func() bool
 	idem     map[string]IdemRecord
