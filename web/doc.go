@@ -5,7 +5,11 @@
 // # Invariants
 //
 //   - Handlers never touch hub state directly: they call hub methods that return copies.
-//   - Every request is authorized in one place (authorize) before it reaches the hub.
+//   - Every operation exists once, in the operation layer (ops.go), for HTTP and the WebSocket
+//     alike: the transports decode requests into its types and encode its answers. Every request
+//     is authorized in one place (permit) before it reaches the hub.
+//   - Every error reaches the client through one mapping (classify, errorBody), over HTTP and the
+//     WebSocket alike.
 //   - Every error reaches the client through one mapping (handleError) as JSON
 //     {"error","code"} with a 4xx status for anything the client did wrong; 5xx only for faults
 //     of the server itself, such as a failed disk.

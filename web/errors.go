@@ -115,24 +115,34 @@ func trimPrefix(msg string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(msg, "hub: "), "web: ")
 }
 
+// errorBody is the status and JSON body of err's answer, over HTTP and the WebSocket alike: a
+// failed precondition names the key and its current revision, a held lock its key, owner and
+// expiry.
+func errorBody(err error) (int, ErrorBody) {
+	status, code, msg := classify(err)
+	body := ErrorBody{Error: msg, Code: code}
+	var ce *hub.ConflictError
+	if errors.As(err, &ce) {
+		body.Revision, body.Key = &ce.Revision, ce.Key
+	}
+	var le *hub.LockedError
+	if errors.As(err, &le) {
+		body.Key, body.Owner, body.Expires = le.Key, &le.Owner, formatTime(le.Expires)
+	}
+	return status, body
+}
+
 // handleError is echo's HTTPErrorHandler: every error becomes one JSON answer.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	status, code, msg := classify(err)
+	status, body := errorBody(err)
 	if status >= 500 {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
-	body := ErrorBody{Error: msg, Code: code}
-	var ce *hub.ConflictError
-	if errors.As(err, &ce) {
-		body.Revision = &ce.Revision
-		c.Response().Header().Set(hdrRevision, strconv.FormatInt(ce.Revision, 10))
-	}
-	var le *hub.LockedError
-	if errors.As(err, &le) {
-		body.Key, body.Owner, body.Expires = le.Key, &le.Owner, formatTime(le.Expires)
+	if body.Revision != nil {
+		c.Response().Header().Set(hdrRevision, strconv.FormatInt(*body.Revision, 10))
 	}
 	if errors.Is(err, ErrUnauthorized) {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="statehub"`)

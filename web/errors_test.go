@@ -85,9 +85,9 @@ func TestHandleError(t *testing.T) {
 	}{
 		{"plain", "GET", hub.ErrNotFound, 404, `{"error":"key not found","code":"not_found"}`, ""},
 		{"conflict", "PUT", &hub.ConflictError{Err: hub.ErrRevisionConflict, Key: "/k", Revision: 4},
-			409, `{"error":"revision conflict: /k is at revision 4","code":"revision_conflict","revision":4}`, "4"},
+			409, `{"error":"revision conflict: /k is at revision 4","code":"revision_conflict","revision":4,"key":"/k"}`, "4"},
 		{"absent", "DELETE", &hub.ConflictError{Err: hub.ErrPreconditionFailed, Key: "/k", Revision: -1},
-			412, `{"error":"precondition failed: /k is at revision -1","code":"precondition_failed","revision":-1}`, "-1"},
+			412, `{"error":"precondition failed: /k is at revision -1","code":"precondition_failed","revision":-1,"key":"/k"}`, "-1"},
 		{"internal", "GET", errors.New("secret detail"), 500, `{"error":"internal error","code":"internal"}`, ""},
 		{"head", "HEAD", hub.ErrNotFound, 404, ``, ""},
 	}

@@ -128,13 +128,6 @@ func (s *Server) tx(c echo.Context) error {
 		return err
 	}
 	res, err := s.opTx(p, req, opt)
-	var ce *hub.ConflictError
-	if errors.As(err, &ce) && c.Request().Method != http.MethodHead {
-		// As every conflict, plus the key of the failed check.
-		status, code, msg := classify(err)
-		c.Response().Header().Set(hdrRevision, strconv.FormatInt(ce.Revision, 10))
-		return c.JSON(status, ErrorBody{Error: msg, Code: code, Revision: &ce.Revision, Key: ce.Key})
-	}
 	if err != nil {
 		return err
 	}

@@ -454,7 +454,7 @@ type wsAnswer struct {
 	Replayed bool             `json:"replayed,omitempty"`
 	Token    string           `json:"token,omitempty"` // lock, renew
 	Fence    uint64           `json:"fence,omitempty"`
-	Expires  *time.Time       `json:"expires,omitempty"`
+	Expires  string           `json:"expires,omitempty"` // a lock's expiry, RFC 3339 in UTC, as over HTTP
 	Owner    *string          `json:"owner,omitempty"`
 	Results  []hub.TxOpResult `json:"results,omitzero"` // tx, as POST /.tx answers
 }
@@ -470,15 +470,12 @@ func (c *wsConn) answer(a wsAnswer) {
 
 // fail answers a request with err, mapped to status and code exactly as over HTTP.
 func (c *wsConn) fail(id json.RawMessage, err error) {
-	status, code, msg := classify(err)
+	status, body := errorBody(err)
 	if status >= 500 {
 		c.s.log.Error("websocket request failed", "err", err)
 	}
-	a := wsAnswer{ID: id, Error: msg, Code: code, Status: status}
-	var ce *hub.ConflictError
-	if errors.As(err, &ce) {
-		a.Revision = &ce.Revision
-	}
+	a := wsAnswer{ID: id, Error: body.Error, Code: body.Code, Status: status, Key: body.Key, Revision: body.Revision,
+		Owner: body.Owner, Expires: body.Expires}
 	c.answer(a)
 }
 
@@ -710,7 +707,7 @@ func (c *wsConn) lock(id json.RawMessage, p *Principal, r lockRequest) error {
 
 func lockAnswer(id json.RawMessage, l hub.Lock) wsAnswer {
 	return wsAnswer{ID: id, OK: true, Key: l.Key, Revision: &l.Revision, Seq: &l.Seq,
-		Token: l.Token, Fence: l.Fence, Expires: &l.Expires, Owner: &l.Owner}
+		Token: l.Token, Fence: l.Fence, Expires: formatTime(l.Expires), Owner: &l.Owner}
 }
 
 // wsWriteOptions reads ttl and idem, with the checks the HTTP API makes on ?ttl and
