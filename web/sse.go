@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -98,17 +97,11 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 // endStream tells the client why the stream ends; EventSource reconnects by itself and resumes
 // from the last id it saw.
 func (s *Server) endStream(out *sseWriter, err error) {
-	reason := "closed"
-	switch {
-	case errors.Is(err, hub.ErrSlowConsumer):
-		reason = "slow"
-	case errors.Is(err, hub.ErrShutdown):
-		reason = "shutdown"
+	d := disconnectFor(err)
+	if d == disconnectShutdown {
 		out.retry(500 * time.Millisecond)
-	case errors.Is(err, errTokenExpired):
-		reason = reasonTokenExpired
 	}
-	out.event("close", "", []byte(`{"reason":"`+reason+`"}`))
+	out.event("close", "", d.closeEvent())
 	out.flush()
 }
 

@@ -3,8 +3,6 @@ package web
 import (
 	"encoding/json"
 	"fmt"
-
-	"github.com/coder/websocket"
 )
 
 // Streams and sockets end when their token does (PROTOCOL.md). A request is checked once, but an
@@ -26,9 +24,6 @@ import (
 
 // errTokenExpired ends a stream or socket whose token has expired.
 var errTokenExpired = fmt.Errorf("%w: the token has expired; reconnect with a fresh one", ErrUnauthorized)
-
-// reasonTokenExpired is the close reason of a stream or socket whose token has expired.
-const reasonTokenExpired = "token_expired"
 
 // tokenTimer calls f in its own goroutine when p's token expires, unless stop is called first.
 // For a principal without exp it arms nothing and stop does nothing.
@@ -62,7 +57,7 @@ func (c *wsConn) expire() {
 	for _, sb := range subs {
 		sb.hs.Close()
 	}
-	c.end(websocket.StatusPolicyViolation, reasonTokenExpired, true)
+	c.end(disconnectTokenExpired, true)
 }
 
 // reauth serves an auth message after the first one: the connection goes on, its subscriptions
@@ -91,7 +86,7 @@ func (c *wsConn) reauth(id json.RawMessage, token string) error {
 	var gone []*wsSub
 	for key, sb := range c.subs {
 		if allow(p, OpRead, sb.hs.Path) != nil {
-			sb.endReason = "unauthorized"
+			sb.ended = disconnectUnauthorized
 			delete(c.subs, key)
 			gone = append(gone, sb)
 		}

@@ -56,9 +56,6 @@ const (
 	wsQueueBytes   = 4 << 20          // and the most bytes they hold (one message always fits)
 	wsMaxLockWaits = 64               // lock requests with a wait that may be waiting at once per connection
 	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
-
-	// StatusSlow closes a connection whose client does not read its messages fast enough.
-	StatusSlow websocket.StatusCode = 4000
 )
 
 // wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
@@ -85,8 +82,7 @@ type wsConn struct {
 	wg      sync.WaitGroup
 
 	endOnce sync.Once
-	code    websocket.StatusCode // set by end, before stop is closed
-	reason  string
+	ending  disconnect // set by end, before stop is closed
 	flush   bool
 
 	// Touched by the reader goroutine only.
@@ -112,7 +108,7 @@ type wsSub struct {
 	hs   *hub.Subscription
 	done chan struct{} // closed when its pump has returned
 
-	endReason string // under the connection's mu: why reauth ended it ("unauthorized"), for its close event
+	ended disconnect // under the connection's mu: why reauth ended it, for its close event
 }
 
 // caller returns the connection's principal for the next request; the operations (ops.go)
@@ -179,7 +175,7 @@ func (c *wsConn) serve() {
 	case <-rdone:
 	case <-c.stop:
 		<-c.wdone
-		c.ws.Close(c.code, c.reason)
+		c.ws.Close(c.ending.code, c.ending.reason)
 		<-rdone
 	}
 	c.teardown()
@@ -204,11 +200,11 @@ func (c *wsConn) teardown() {
 	c.ws.CloseNow()
 }
 
-// end asks for the connection to close with code and reason: the writer stops (writing what is
+// end asks for the connection to close with d's code and reason: the writer stops (writing what is
 // queued first when flush is set), then serve closes the socket. Only the first call counts.
-func (c *wsConn) end(code websocket.StatusCode, reason string, flush bool) {
+func (c *wsConn) end(d disconnect, flush bool) {
 	c.endOnce.Do(func() {
-		c.code, c.reason, c.flush = code, reason, flush
+		c.ending, c.flush = d, flush
 		close(c.stop)
 	})
 }
@@ -309,7 +305,7 @@ func (c *wsConn) keepAlive() {
 					return
 				}
 			}
-			c.end(websocket.StatusGoingAway, "shutdown", true)
+			c.end(disconnectShutdown, true)
 			return
 		}
 	}
@@ -342,7 +338,7 @@ func (c *wsConn) send(m []byte) bool {
 		select {
 		case <-room:
 		case <-timeout:
-			c.end(StatusSlow, "slow", false)
+			c.end(disconnectSlow, false)
 			return false
 		case <-c.stop:
 			return false
@@ -508,7 +504,7 @@ func (c *wsConn) run(req wsRequest) error {
 			// The client treats a refused token as fatal: answer, then close. Requests read
 			// meanwhile are refused with the same error.
 			c.fail(id, err)
-			c.end(websocket.StatusPolicyViolation, "unauthorized", true)
+			c.end(disconnectUnauthorized, true)
 			return nil
 		}
 		c.answer(wsAnswer{ID: id, OK: true})
@@ -788,17 +784,14 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 			return
 		}
 	}
-	reason := ""
-	switch err := hs.Err(); {
-	case errors.Is(err, hub.ErrSlowConsumer):
-		reason = "slow"
-	case errors.Is(err, hub.ErrShutdown):
-		reason = "shutdown"
-	default:
+	var d disconnect
+	if err := hs.Err(); err != nil {
+		d = disconnectFor(err)
+	} else {
 		c.mu.Lock()
-		reason = sb.endReason
+		d = sb.ended
 		c.mu.Unlock()
-		if reason == "" {
+		if d.reason == "" {
 			return // unsubscribed, or the connection is closing
 		}
 	}
@@ -807,7 +800,7 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 		delete(c.subs, key)
 	}
 	c.mu.Unlock()
-	c.send([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + reason + `"}`))
+	c.send([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + d.reason + `"}`))
 }
 
 // appendEvent encodes a change or snapshot entry of subscription sub.
