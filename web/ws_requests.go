@@ -1,0 +1,431 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// WebSocket frames to operations: a text frame is decoded into a wsRequest, run through the
+// operation layer (ops.go), and its answer or error encoded back (PROTOCOL.md, "WebSocket").
+
+// wsRequest is every field a request may carry (PROTOCOL.md, WebSocket).
+type wsRequest struct {
+	ID        json.RawMessage `json:"id"`
+	Op        string          `json:"op"`
+	Token     string          `json:"token"`
+	Key       string          `json:"key"`
+	Path      string          `json:"path"`
+	Value     json.RawMessage `json:"value"`
+	Revision  *int64          `json:"revision"`
+	TTL       *string         `json:"ttl"`
+	Ephemeral bool            `json:"ephemeral"`
+	Idem      string          `json:"idem"`
+	By        *int64          `json:"by"`
+	Limit     int             `json:"limit"`
+	Cursor    string          `json:"cursor"`
+	Keys      bool            `json:"keys"`
+	Children  bool            `json:"children"`
+	Since     string          `json:"since"`
+	Snapshot  bool            `json:"snapshot"`
+	Sub       json.RawMessage `json:"sub"`
+	Owner     string          `json:"owner"`
+	Wait      *string         `json:"wait"`
+	Checks    []TxCheck       `json:"checks"`
+	Ops       []TxOp          `json:"ops"`
+}
+
+// decodeWSMessage parses one request. On an error it still returns the id when it could be read,
+// so the error answer can carry it.
+func decodeWSMessage(data []byte) (wsRequest, error) {
+	var req wsRequest
+	err := json.Unmarshal(data, &req)
+	id := req.ID
+	req.ID = nil
+	if len(id) > 0 && string(id) != "null" {
+		if !validID(id) {
+			return req, badRequest("invalid_id", "id must be a number or a string of valid UTF-8")
+		}
+		req.ID = compactJSON(id)
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return req, badRequest("bad_message", "the message is not JSON: "+err.Error())
+	case !utf8.Valid(data):
+		// JSON is UTF-8. encoding/json turns invalid bytes in string fields into U+FFFD and keeps
+		// them in raw ones (value), so the message is checked as a whole: ErrInvalidValue, 400.
+		return req, hub.CheckUTF8("the message", data)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return req, badRequest("bad_message", "a message must be a JSON object")
+		}
+		return req, badRequest("bad_field", "field "+typ.Field+" must be a "+typ.Type.String()+", not a JSON "+typ.Value)
+	case err != nil:
+		return req, badRequest("bad_message", err.Error())
+	case req.Op == "":
+		return req, badRequest("unknown_op", "the message has no op")
+	}
+	return req, nil
+}
+
+// validID accepts a JSON number or string. The id is echoed as it came, so it must be UTF-8.
+func validID(id json.RawMessage) bool {
+	if !utf8.Valid(id) {
+		return false
+	}
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return false
+	}
+	switch v.(type) {
+	case float64, string:
+		return true
+	}
+	return false
+}
+
+func compactJSON(raw []byte) json.RawMessage {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// wsAnswer is the answer to a request: OK with result fields, or an error.
+type wsAnswer struct {
+	ID       json.RawMessage  `json:"id,omitempty"`
+	OK       bool             `json:"ok,omitempty"`
+	Error    string           `json:"error,omitempty"`
+	Code     string           `json:"code,omitempty"`
+	Status   int              `json:"status,omitempty"`
+	Key      string           `json:"key,omitempty"`
+	Value    json.RawMessage  `json:"value,omitempty"`
+	Revision *int64           `json:"revision,omitempty"`
+	Seq      *uint64          `json:"seq,omitempty"`
+	Deleted  *int             `json:"deleted,omitempty"`
+	Entries  []ListEntry      `json:"entries,omitzero"`
+	Cursor   string           `json:"cursor,omitempty"`
+	Replayed bool             `json:"replayed,omitempty"`
+	Token    string           `json:"token,omitempty"` // lock, renew
+	Fence    uint64           `json:"fence,omitempty"`
+	Expires  string           `json:"expires,omitempty"` // a lock's expiry, RFC 3339 in UTC, as over HTTP
+	Owner    *string          `json:"owner,omitempty"`
+	Results  []hub.TxOpResult `json:"results,omitzero"` // tx, as POST /.tx answers
+}
+
+func (c *wsConn) answer(a wsAnswer) {
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen: every field is already valid JSON
+		c.s.log.Error("encoding a websocket answer", "err", err)
+		return
+	}
+	c.send(b)
+}
+
+// fail answers a request with err, mapped to status and code exactly as over HTTP.
+func (c *wsConn) fail(id json.RawMessage, err error) {
+	status, body := errorBody(err)
+	if status >= 500 {
+		c.s.log.Error("websocket request failed", "err", err)
+	}
+	a := wsAnswer{ID: id, Error: body.Error, Code: body.Code, Status: status, Key: body.Key, Revision: body.Revision,
+		Owner: body.Owner, Expires: body.Expires}
+	c.answer(a)
+}
+
+func okResult(id json.RawMessage, res hub.Result) wsAnswer {
+	return wsAnswer{ID: id, OK: true, Key: res.Key, Revision: &res.Revision, Seq: &res.Seq, Replayed: res.Replayed}
+}
+
+// handle runs one request and queues its answer.
+func (c *wsConn) handle(data []byte) {
+	c.seen++
+	req, err := decodeWSMessage(data)
+	if err == nil {
+		err = c.run(req)
+	}
+	if err != nil {
+		c.fail(req.ID, err)
+	}
+}
+
+// run decodes a request into its operation (ops.go), runs it and queues the answer, or returns an
+// error to answer.
+func (c *wsConn) run(req wsRequest) error {
+	id := req.ID
+	if req.Op == "auth" {
+		if c.seen != 1 {
+			return c.reauth(id, req.Token) // a fresh token before the old one expires
+		}
+		c.token = req.Token
+		if _, err := c.caller(); err != nil {
+			// The client treats a refused token as fatal: answer, then close. Requests read
+			// meanwhile are refused with the same error.
+			c.fail(id, err)
+			c.end(disconnectUnauthorized, true)
+			return nil
+		}
+		c.answer(wsAnswer{ID: id, OK: true})
+		return nil
+	}
+	p, err := c.caller()
+	if err != nil {
+		return err
+	}
+	s := c.s
+	switch req.Op {
+	case "get":
+		e, err := s.opGet(p, req.Key)
+		if err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq})
+
+	case "set", "cas":
+		var cond hub.Cond
+		if req.Op == "cas" {
+			if req.Revision == nil || *req.Revision < 0 {
+				return badRequest("invalid_revision", "cas needs revision: the current revision + 1, or 0 to create")
+			}
+			cond.NextRevision = req.Revision
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		if req.Ephemeral {
+			opt.Session = c.sess
+		}
+		res, err := s.opSet(p, setRequest{Key: req.Key, Value: bytes.NewReader(req.Value), Cond: cond, Options: opt})
+		if err != nil {
+			return err
+		}
+		c.answer(okResult(id, res))
+
+	case "delete":
+		path := req.Key
+		if path == "" {
+			path = req.Path
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		var cond hub.Cond
+		if req.Revision != nil {
+			if *req.Revision < 0 {
+				return badRequest("invalid_revision", "revision must be a non-negative integer")
+			}
+			cond.Revision = req.Revision
+		}
+		res, err := s.opDelete(p, path, cond, opt)
+		if err != nil {
+			return err
+		}
+		if hub.IsPrefix(path) {
+			c.answer(wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed})
+			return nil
+		}
+		c.answer(okResult(id, res))
+
+	case "incr":
+		by := int64(1)
+		if req.By != nil {
+			by = *req.By
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		res, err := s.opIncr(p, req.Key, by, opt)
+		if err != nil {
+			return err
+		}
+		a := okResult(id, res)
+		a.Value = res.Value
+		c.answer(a)
+
+	case "list":
+		page, err := s.opList(p, req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})
+		if err != nil {
+			return err
+		}
+		a := wsAnswer{ID: id, OK: true, Entries: make([]ListEntry, len(page.Entries)), Cursor: page.Cursor}
+		for i, e := range page.Entries {
+			le := ListEntry{Key: e.Key, Value: e.Value}
+			if !hub.IsPrefix(e.Key) {
+				le.Revision, le.Seq = &e.Revision, &e.Seq
+			}
+			a.Entries[i] = le
+		}
+		c.answer(a)
+
+	case "sub":
+		return c.subscribe(p, req)
+
+	case "unsub":
+		key := string(compactJSON(req.Sub))
+		c.mu.Lock()
+		sb := c.subs[key]
+		delete(c.subs, key)
+		c.mu.Unlock()
+		if sb != nil {
+			sb.hs.Close()
+		}
+		c.answer(wsAnswer{ID: id, OK: true})
+
+	case "lock":
+		r := lockRequest{Key: req.Key, Options: hub.LockOptions{Owner: req.Owner}}
+		if req.TTL != nil {
+			if r.Options.TTL, err = parseTTL(*req.TTL); err != nil {
+				return err
+			}
+		}
+		if req.Wait != nil {
+			if r.Options.Wait, err = parseWait(*req.Wait); err != nil {
+				return err
+			}
+		}
+		if r.Options.Wait == 0 {
+			return c.lock(id, p, r)
+		}
+		// A waiting lock runs aside, so the connection goes on meanwhile; the end of the
+		// connection ends the wait. Each costs a goroutine: a connection has at most
+		// wsMaxLockWaits of them.
+		if c.lockWaits.Add(1) > wsMaxLockWaits {
+			c.lockWaits.Add(-1)
+			return &apiError{http.StatusTooManyRequests, "too_many_lock_waits",
+				"at most " + strconv.Itoa(wsMaxLockWaits) + " lock requests may wait at once per connection; wait for an answer first"}
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			l, err := s.opLock(c.ctx, p, r)
+			c.lockWaits.Add(-1) // before the answer: a client that has it may wait again at once
+			if err != nil {
+				c.fail(id, err)
+				return
+			}
+			c.answer(lockAnswer(id, l))
+		}()
+
+	case "renew":
+		var ttl time.Duration
+		if req.TTL != nil {
+			if ttl, err = parseTTL(*req.TTL); err != nil {
+				return err
+			}
+		}
+		l, err := s.opRenew(p, req.Key, req.Token, ttl)
+		if err != nil {
+			return err
+		}
+		c.answer(lockAnswer(id, l))
+
+	case "unlock":
+		res, err := s.opUnlock(p, req.Key, req.Token)
+		if err != nil {
+			return err
+		}
+		c.answer(okResult(id, res))
+
+	case "tx":
+		if req.TTL != nil {
+			return badRequest("invalid_tx", "a transaction takes no ttl")
+		}
+		opt, err := wsWriteOptions(req)
+		if err != nil {
+			return err
+		}
+		res, err := s.opTx(p, TxRequest{Checks: req.Checks, Ops: req.Ops}, opt)
+		if err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: res.Ops, Replayed: res.Replayed})
+
+	default:
+		return badRequest("unknown_op", "unknown op "+strconv.Quote(req.Op))
+	}
+	return nil
+}
+
+// lock acquires a lock and answers the request.
+func (c *wsConn) lock(id json.RawMessage, p *Principal, r lockRequest) error {
+	l, err := c.s.opLock(c.ctx, p, r)
+	if err != nil {
+		return err
+	}
+	c.answer(lockAnswer(id, l))
+	return nil
+}
+
+func lockAnswer(id json.RawMessage, l hub.Lock) wsAnswer {
+	return wsAnswer{ID: id, OK: true, Key: l.Key, Revision: &l.Revision, Seq: &l.Seq,
+		Token: l.Token, Fence: l.Fence, Expires: formatTime(l.Expires), Owner: &l.Owner}
+}
+
+// wsWriteOptions reads ttl and idem, with the checks the HTTP API makes on ?ttl and
+// Idempotency-Key.
+func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
+	var opt hub.WriteOptions
+	if req.TTL != nil {
+		d, err := parseTTL(*req.TTL)
+		if err != nil {
+			return opt, err
+		}
+		opt.TTL = d
+	}
+	if err := checkIdempotencyKey(req.Idem); err != nil {
+		return opt, err
+	}
+	opt.Idempotency = req.Idem
+	return opt, nil
+}
+
+// subscribe starts a subscription: the answer {"seq"} is queued first, then its pump queues the
+// reset, replay or snapshot, ready and the live events.
+func (c *wsConn) subscribe(p *Principal, req wsRequest) error {
+	if len(req.ID) == 0 {
+		return badRequest("invalid_id", "sub needs an id: its events carry it")
+	}
+	if err := c.s.permit(p, OpRead, req.Path); err != nil {
+		return err // before the checks below, which would tell a stranger about this connection
+	}
+	key := string(req.ID)
+	c.mu.Lock()
+	_, dup := c.subs[key]
+	n := len(c.subs)
+	c.mu.Unlock()
+	if dup {
+		return badRequest("invalid_id", "a subscription with id "+key+" is open on this connection")
+	}
+	if limit := c.s.MaxSocketSubs(); n >= limit {
+		return &apiError{http.StatusTooManyRequests, "too_many_subscriptions",
+			"at most " + strconv.Itoa(limit) + " subscriptions per connection; unsub first"}
+	}
+	opt, err := subscribeOptions("", req.Since, req.Snapshot)
+	if err != nil {
+		return err
+	}
+	hs, err := c.s.opSubscribe(p, req.Path, opt)
+	if err != nil {
+		return err
+	}
+	sb := &wsSub{id: req.ID, hs: hs, done: make(chan struct{})}
+	c.mu.Lock()
+	c.subs[key] = sb
+	c.mu.Unlock()
+	c.answer(wsAnswer{ID: req.ID, OK: true, Seq: &hs.Start})
+	c.wg.Add(1)
+	go c.pump(key, sb)
+	return nil
+}
