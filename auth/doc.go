@@ -1,0 +1,73 @@
+// Package auth decides who a request is and what it may do: it turns a raw token into a Principal
+// (Authenticator.Principal) and checks a Principal's grants for an operation on a path
+// (Principal.Allow). It knows nothing of HTTP: the transports find the token in their requests
+// (an Authorization header, a "token" query parameter, a WebSocket message) and hand it over.
+//
+// # Tokens
+//
+// A token is the admin token (compared in constant time), or a JWT: HS256 with the configured
+// secret, or RS256, ES256 or EdDSA with the public key its "kid" names. Public keys come from a
+// file (Config.JWTKeys: PEM blocks or a JWK Set) and/or a JWK Set URL (Config.JWKSURL: what
+// Auth0, Clerk, Cognito, Supabase and Firebase publish), loaded through
+// github.com/MicahParks/keyfunc/v3 and its jwkset storage. A URL's set is fetched at New (which
+// fails if that fetch does), again every Config.JWKSRefresh, and again when a token names a kid
+// the set does not hold (at most once per Config.JWKSRefreshLimit), so a provider's rotated keys
+// are picked up and its revoked keys dropped.
+//
+// Only the algorithms of configured keys are accepted; exp, nbf and iat are checked with
+// Config.Leeway of skew (DefaultLeeway), aud and iss when configured. A missing or bad token
+// where one is needed is ErrUnauthorized (401 over HTTP); a good token without the grant is
+// ErrForbidden (403).
+//
+// # Grants
+//
+// A JWT's "grants" claim maps operations to paths:
+//
+//	{"grants": {"read": ["/public/"], "write": ["/users/{sub}/"], "incr": ["/views/"],
+//	            "lock": ["/ci/deploy"], "admin": []}}
+//
+// A path is a key ("/a/b": that key only) or a prefix ending in "/" ("/a/b/": every key and
+// subtree below it, never "/a/bc" nor the key "/a/b" itself). "{sub}" is replaced by the token's
+// subject, which must then be a single key component (letters, digits, "-", "_"); otherwise that
+// grant is dropped, so a subject cannot widen or redirect it. Grant paths that are not valid
+// paths are dropped too.
+//
+// Which operations imply which (the decision):
+//
+//   - admin implies every operation (read, write, incr, lock, admin) on its paths. Admin on "/" is
+//     needed for the root "/" itself (listing, streaming or deleting everything), GET /.snapshot
+//     and GET /.metrics. The admin token holds admin on "/".
+//   - write implies read, incr and lock: a writer can already replace or delete the value, so
+//     reading it, adding to it or fencing it gives nothing more; and compare-and-swap (the
+//     client's update) needs the read.
+//   - read, incr and lock imply nothing else. In particular incr does not imply read: a page
+//     may count views without reading other keys; grant both for a live counter.
+//   - Streams (SSE, WebSocket subscriptions) need read on their path.
+//
+// With no auth configured at all (no secret, no keys, no JWKS URL, no admin token, no anonymous
+// grants) the server is open, as AtomKV is: every request holds every grant, admin included
+// (OpenPrincipal), and the server says so at start. Once anything is configured, requests without
+// a token hold only the anonymous grants (none by default).
+//
+// # Invariants
+//
+//   - HS256 is verified with the secret only, never with a public key's bytes (the
+//     algorithm-confusion attack); a public-key algorithm only with a public key of its own type,
+//     the one the token's kid names, or the only key there is when the token names none.
+//   - A key that cannot verify (a private or symmetric key, RSA under 2048 bits, a curve other
+//     than P-256 or Ed25519, an "alg" that does not fit the key, a "use" other than "sig") is
+//     never used: a key file that holds one is refused at New; in a URL's set it is passed over.
+//   - A token longer than MaxTokenBytes is refused before it is parsed.
+//   - No error, Describe or String holds a token or a secret.
+//   - Every failure of Principal wraps ErrUnauthorized; every failure of Allow wraps
+//     ErrUnauthorized (an anonymous principal: a token would help) or ErrForbidden.
+//   - A Principal is immutable once made, and so are its grants; a principal's Expires is its
+//     token's exp plus the leeway, the instant from which Principal refuses that token.
+//
+// # Concurrency
+//
+// An Authenticator is safe for concurrent use; its configuration never changes after New. With a
+// JWKS URL it owns one refresh goroutine (keyfunc's), which Close ends, and a token with an
+// unknown kid may wait for a fetch of the set, at most DefaultJWKSTimeout. Principals may be
+// shared between goroutines.
+package auth
