@@ -51,6 +51,13 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	}
 	for _, e := range sub.Initial {
 		out.change(e)
+		// A snapshot may be the whole subtree: it goes out as it is formatted, never whole in
+		// the buffer.
+		if out.buf.Len() >= sseKeepBuffer {
+			if err := out.flush(); err != nil {
+				return nil
+			}
+		}
 	}
 	out.event("ready", strconv.FormatUint(sub.Start, 10), []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
 	if err := out.flush(); err != nil {
