@@ -31,24 +31,24 @@ const (
 
 // TxCheck is a precondition: Key is at Revision, or absent when Revision is -1.
 type TxCheck struct {
-	Key      string `json:"key"`
-	Revision int64  `json:"revision"`
+	Key      string
+	Revision int64
 }
 
 // TxOp is one operation: set Key to Value (compact JSON, as Limits.CompactJSON returns), incr Key
 // by By, or delete Key.
 type TxOp struct {
-	Op    string          `json:"op"`
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value,omitempty"`
-	By    int64           `json:"by,omitempty"`
+	Op    string
+	Key   string
+	Value json.RawMessage
+	By    int64
 }
 
 // TxOpResult is the outcome of one operation.
 type TxOpResult struct {
-	Key      string          `json:"key"`
-	Revision int64           `json:"revision"`        // after the change; for a delete the deleted revision + 1; -1: deleted nothing
-	Value    json.RawMessage `json:"value,omitempty"` // an incr's new value
+	Key      string
+	Revision int64           // after the change; for a delete the deleted revision + 1; -1: deleted nothing
+	Value    json.RawMessage // an incr's new value; nil for the others
 }
 
 // TxResult is the answer to a transaction.
@@ -117,17 +117,37 @@ func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, erro
 				byKey[ch.Key] = ch
 			}
 		}
-		enc, _ := json.Marshal(results)
+		enc, _ := json.Marshal(txRecords(results))
 		return step{res: Result{Value: enc}, many: sortedChanges(byKey)}, nil
 	})
 	if err != nil {
 		return TxResult{}, err
 	}
-	out := TxResult{Seq: res.Seq, Replayed: res.Replayed}
-	if err := json.Unmarshal(res.Value, &out.Ops); err != nil {
+	var recs []txRecord
+	if err := json.Unmarshal(res.Value, &recs); err != nil {
 		return TxResult{}, fmt.Errorf("hub: transaction results: %w", err)
 	}
+	out := TxResult{Seq: res.Seq, Replayed: res.Replayed, Ops: make([]TxOpResult, len(recs))}
+	for i, r := range recs {
+		out.Ops[i] = TxOpResult(r)
+	}
 	return out, nil
+}
+
+// txRecord is how a transaction's results are kept in its Result, and so in an idempotency
+// record in the log: this encoding is persisted.
+type txRecord struct {
+	Key      string          `json:"key"`
+	Revision int64           `json:"revision"`
+	Value    json.RawMessage `json:"value,omitempty"`
+}
+
+func txRecords(results []TxOpResult) []txRecord {
+	out := make([]txRecord, len(results))
+	for i, r := range results {
+		out[i] = txRecord(r)
+	}
+	return out
 }
 
 // txOpLocked computes one operation's change (Key empty: no change) against the current state.

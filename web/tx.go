@@ -41,7 +41,22 @@ type TxOp struct {
 // TxAnswer is the answer to a transaction: its seq and one result per operation, in order.
 type TxAnswer struct {
 	Seq     uint64           `json:"seq"`
-	Results []hub.TxOpResult `json:"results"`
+	Results []TxOpAnswer `json:"results"`
+}
+
+// TxOpAnswer is the result of one operation of a transaction, in the order of the request's ops.
+type TxOpAnswer struct {
+	Key      string          `json:"key"`
+	Revision int64           `json:"revision"`        // after the change; for a delete the deleted revision + 1; -1: deleted nothing
+	Value    json.RawMessage `json:"value,omitempty"` // an incr's new value
+}
+
+func txOpAnswers(results []hub.TxOpResult) []TxOpAnswer {
+	out := make([]TxOpAnswer, len(results))
+	for i, r := range results {
+		out[i] = TxOpAnswer(r)
+	}
+	return out
 }
 
 // decodeTx parses a transaction body; opTx validates it.
@@ -135,5 +150,5 @@ func (s *Server) tx(c echo.Context) error {
 	if res.Replayed {
 		c.Response().Header().Set(hdrReplayed, "true")
 	}
-	return c.JSON(http.StatusOK, TxAnswer{Seq: res.Seq, Results: res.Ops})
+	return c.JSON(http.StatusOK, TxAnswer{Seq: res.Seq, Results: txOpAnswers(res.Ops)})
 }

@@ -102,24 +102,24 @@ func compactJSON(raw []byte) json.RawMessage {
 
 // wsAnswer is the answer to a request: OK with result fields, or an error.
 type wsAnswer struct {
-	ID       json.RawMessage  `json:"id,omitempty"`
-	OK       bool             `json:"ok,omitempty"`
-	Error    string           `json:"error,omitempty"`
-	Code     string           `json:"code,omitempty"`
-	Status   int              `json:"status,omitempty"`
-	Key      string           `json:"key,omitempty"`
-	Value    json.RawMessage  `json:"value,omitempty"`
-	Revision *int64           `json:"revision,omitempty"`
-	Seq      *uint64          `json:"seq,omitempty"`
-	Deleted  *int             `json:"deleted,omitempty"`
-	Entries  []ListEntry      `json:"entries,omitzero"`
-	Cursor   string           `json:"cursor,omitempty"`
-	Replayed bool             `json:"replayed,omitempty"`
-	Token    string           `json:"token,omitempty"` // lock, renew
-	Fence    uint64           `json:"fence,omitempty"`
-	Expires  string           `json:"expires,omitempty"` // a lock's expiry, RFC 3339 in UTC, as over HTTP
-	Owner    *string          `json:"owner,omitempty"`
-	Results  []hub.TxOpResult `json:"results,omitzero"` // tx, as POST /.tx answers
+	ID       json.RawMessage `json:"id,omitempty"`
+	OK       bool            `json:"ok,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Code     string          `json:"code,omitempty"`
+	Status   int             `json:"status,omitempty"`
+	Key      string          `json:"key,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+	Revision *int64          `json:"revision,omitempty"`
+	Seq      *uint64         `json:"seq,omitempty"`
+	Deleted  *int            `json:"deleted,omitempty"`
+	Entries  []ListEntry     `json:"entries,omitzero"`
+	Cursor   string          `json:"cursor,omitempty"`
+	Replayed bool            `json:"replayed,omitempty"`
+	Token    string          `json:"token,omitempty"` // lock, renew
+	Fence    uint64          `json:"fence,omitempty"`
+	Expires  string          `json:"expires,omitempty"` // a lock's expiry, RFC 3339 in UTC, as over HTTP
+	Owner    *string         `json:"owner,omitempty"`
+	Results  []TxOpAnswer    `json:"results,omitzero"` // tx, as POST /.tx answers
 }
 
 func (c *wsConn) answer(a wsAnswer) {
@@ -350,7 +350,7 @@ func (c *wsConn) run(req wsRequest) error {
 		if err != nil {
 			return err
 		}
-		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: res.Ops, Replayed: res.Replayed})
+		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: txOpAnswers(res.Ops), Replayed: res.Replayed})
 
 	default:
 		return badRequest("unknown_op", "unknown op "+strconv.Quote(req.Op))

@@ -58,26 +58,26 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 
 // wsMsg is any message the server sends: an answer or an event.
 type wsMsg struct {
-	ID       json.RawMessage  `json:"id"`
-	OK       bool             `json:"ok"`
-	Error    string           `json:"error"`
-	Code     string           `json:"code"`
-	Status   int              `json:"status"`
-	Key      string           `json:"key"`
-	Value    json.RawMessage  `json:"value"`
-	Revision *int64           `json:"revision"`
-	Seq      *uint64          `json:"seq"`
-	Deleted  *int             `json:"deleted"`
-	Entries  []ListEntry      `json:"entries"`
-	Cursor   string           `json:"cursor"`
-	Token    string           `json:"token"`
-	Fence    uint64           `json:"fence"`
-	Owner    string           `json:"owner"`
-	Results  []hub.TxOpResult `json:"results"`
-	Sub      json.RawMessage  `json:"sub"`
-	Type     string           `json:"type"`
-	Snapshot bool             `json:"snapshot"`
-	Reason   string           `json:"reason"`
+	ID       json.RawMessage `json:"id"`
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error"`
+	Code     string          `json:"code"`
+	Status   int             `json:"status"`
+	Key      string          `json:"key"`
+	Value    json.RawMessage `json:"value"`
+	Revision *int64          `json:"revision"`
+	Seq      *uint64         `json:"seq"`
+	Deleted  *int            `json:"deleted"`
+	Entries  []ListEntry     `json:"entries"`
+	Cursor   string          `json:"cursor"`
+	Token    string          `json:"token"`
+	Fence    uint64          `json:"fence"`
+	Owner    string          `json:"owner"`
+	Results  []TxOpAnswer    `json:"results"`
+	Sub      json.RawMessage `json:"sub"`
+	Type     string          `json:"type"`
+	Snapshot bool            `json:"snapshot"`
+	Reason   string          `json:"reason"`
 	raw      string
 }
 
