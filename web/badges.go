@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -18,72 +17,7 @@ import (
 	"github.com/statehub/statehub/hub"
 )
 
-// Coordination for CI and pages: locks (?lock), badges (?badge) and counted redirects (?go).
-
-// DefaultMaxLockWait caps ?wait= of a lock request (Config.MaxLockWait).
-const DefaultMaxLockWait = 60 * time.Second
-
-const hdrLockToken = "X-Lock-Token"
-
-// LockAnswer is the JSON answer to an acquisition or a renewal.
-type LockAnswer struct {
-	Key     string `json:"key"`
-	Token   string `json:"token"`   // secret: renew and release send it as X-Lock-Token
-	Fence   uint64 `json:"fence"`   // the seq of the acquisition; larger for every later one
-	Expires string `json:"expires"` // RFC 3339
-	Owner   string `json:"owner"`
-}
-
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// lock serves POST /key?lock (acquire, optionally waiting) and POST /key?lock&renew.
-func (s *Server) lock(c echo.Context, key string, q url.Values) error {
-	p, err := s.principalOf(c)
-	if err != nil {
-		return err
-	}
-	var ttl time.Duration
-	if q.Has("ttl") {
-		d, err := parseTTL(q.Get("ttl"))
-		if err != nil {
-			return err
-		}
-		ttl = d
-	}
-	var lk hub.Lock
-	if q.Has("renew") {
-		lk, err = s.opRenew(p, key, c.Request().Header.Get(hdrLockToken), ttl)
-	} else {
-		opt := hub.LockOptions{TTL: ttl, Owner: q.Get("owner")}
-		if q.Has("wait") {
-			if opt.Wait, err = parseWait(q.Get("wait")); err != nil {
-				return err
-			}
-		}
-		lk, err = s.opLock(c.Request().Context(), p, lockRequest{Key: key, Options: opt})
-	}
-	if err != nil {
-		return err
-	}
-	setEntryHeaders(c, lk.Revision, lk.Seq)
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusOK, LockAnswer{Key: key, Token: lk.Token, Fence: lk.Fence, Expires: formatTime(lk.Expires), Owner: lk.Owner})
-}
-
-// unlock serves DELETE /key?lock.
-func (s *Server) unlock(c echo.Context, key string) error {
-	p, err := s.principalOf(c)
-	if err != nil {
-		return err
-	}
-	res, err := s.opUnlock(p, key, c.Request().Header.Get(hdrLockToken))
-	if err != nil {
-		return err
-	}
-	return writeResult(c, res)
-}
-
-// Badges.
+// Badges (?badge): a counter rendered as an SVG badge, optionally counting the view first.
 
 // badgeColors are the named colours a badge accepts (shields.io's); any other colour is 3 or 6
 // hex digits.
@@ -242,39 +176,4 @@ func xmlEscape(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// Counted redirects.
-
-// click serves GET /key?go: when the key holds {"url": "http(s)://..."} it counts the click in
-// /key/clicks and redirects there. The target is only ever the stored URL.
-func (s *Server) click(c echo.Context, key string) error {
-	if err := s.authorize(c, OpRead, key); err != nil {
-		return err
-	}
-	clicks := key + "/clicks"
-	if err := s.authorize(c, OpIncr, clicks); err != nil {
-		return err
-	}
-	e, err := s.hub.Get(key)
-	if err != nil {
-		return err
-	}
-	var link struct {
-		URL *string `json:"url"`
-	}
-	if e.Type != "" || json.Unmarshal(e.Value, &link) != nil || link.URL == nil {
-		return &apiError{http.StatusNotFound, "no_url", key + ` holds no {"url": ...} to redirect to`}
-	}
-	u, err := url.Parse(*link.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return &apiError{http.StatusUnprocessableEntity, "invalid_url", "the stored url must be an absolute http or https URL without credentials"}
-	}
-	if _, err := s.hub.Incr(clicks, 1, hub.WriteOptions{}); err != nil {
-		return err
-	}
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
-	return c.Redirect(http.StatusFound, u.String())
 }
