@@ -32,6 +32,9 @@ type Bundle struct {
 
 const jsType = "text/javascript; charset=utf-8"
 
+// mangledProps matches the property names that bundling shortens: those ending in "_".
+const mangledProps = `_$`
+
 // Build bundles the embedded sources. It takes a few milliseconds; call it once at start-up.
 func Build() (*Bundle, error) {
 	script, err := build("src/script.ts", api.FormatIIFE)
@@ -71,6 +74,10 @@ func build(entry string, format api.Format) ([]byte, error) {
 		Charset:           api.CharsetUTF8,
 		LogLevel:          api.LogLevelSilent,
 		Plugins:           []api.Plugin{embedded},
+		// Internal members end in "_" (Subscription.position_, Client.transport_) and are renamed to
+		// short names: readable sources, a small bundle. Public names (statehub.d.ts, AtomKV) and the
+		// protocol's field names never end in "_"; TestPublicNames checks that they survive.
+		MangleProps: mangledProps,
 	})
 	if len(r.Errors) > 0 {
 		msgs := api.FormatMessages(r.Errors, api.FormatMessagesOptions{Kind: api.ErrorMessage})

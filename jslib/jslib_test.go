@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +98,82 @@ func TestModuleExports(t *testing.T) {
 		`const m = await import("./statehub.mjs"); console.log(Object.keys(m).sort().join(","))`)
 	if got, want := strings.TrimSpace(out), "AtomKV,Client,Statehub,StatehubError,bind,connect,default"; got != want {
 		t.Errorf("module exports %s, want %s", got, want)
+	}
+}
+
+// declaredMembers lists the members that statehub.d.ts declares in the block that starts with open.
+func declaredMembers(t *testing.T, open string) []string {
+	t.Helper()
+	src, err := os.ReadFile("statehub.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(src), open)
+	if block, _, ok = strings.Cut(block, "\n}"); !ok {
+		t.Fatalf("statehub.d.ts has no block %q", open)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^  (?:readonly )?(\w+)[<(:?]`).FindAllStringSubmatch(block, -1) {
+		if m[1] != "constructor" {
+			names = append(names, m[1])
+		}
+	}
+	if len(names) == 0 {
+		t.Fatalf("statehub.d.ts declares no members in %q", open)
+	}
+	return names
+}
+
+// TestPublicNames checks that property mangling (names ending in "_") leaves the public API alone:
+// every member statehub.d.ts declares on Client and AtomKV exists in the bundle under its name, and
+// no internal name of the sources reaches the bundle unshortened.
+func TestPublicNames(t *testing.T) {
+	b := mustBuild(t)
+	var internal []string
+	srcs, err := fs.Glob(files, "src/*.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range srcs {
+		src, _ := fs.ReadFile(files, name)
+		internal = append(internal, regexp.MustCompile(`\b[A-Za-z]\w*_\b`).FindAllString(string(src), -1)...)
+	}
+	slices.Sort(internal)
+	internal = slices.Compact(internal)
+	if len(internal) < 10 {
+		t.Fatalf("only %d internal names in the sources: %v", len(internal), internal)
+	}
+	for _, a := range []Asset{b.Script, b.Module} {
+		for _, name := range internal {
+			if regexp.MustCompile(`\b` + name + `\b`).Match(a.Body) {
+				t.Errorf("%s is not mangled in the bundle", name)
+			}
+		}
+	}
+
+	client := declaredMembers(t, "export declare class Client {")
+	atomkv := declaredMembers(t, "export interface AtomKVApi {")
+	dir := writeBundle(t)
+	script := `
+		const { Client, AtomKV } = await import("./statehub.mjs");
+		const c = new Client("http://localhost/");
+		const missing = process.argv.slice(1).filter((name) => c[name] === undefined);
+		const keys = Object.keys(AtomKV).sort().join(",");
+		console.log(JSON.stringify({ missing, keys }));`
+	out := node(t, dir, append([]string{"--input-type=module", "-e", script}, client...)...)
+	var got struct {
+		Missing []string
+		Keys    string
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(got.Missing) > 0 {
+		t.Errorf("Client lacks the declared members %v", got.Missing)
+	}
+	slices.Sort(atomkv)
+	if want := strings.Join(atomkv, ","); got.Keys != want {
+		t.Errorf("AtomKV has %s, want %s", got.Keys, want)
 	}
 }
 

@@ -1,4 +1,5 @@
-// The client API.
+// The client API. It turns each call into a request of the wire protocol (protocol.ts) or a
+// subscription, and hands it to its transport: the WebSocket, or the HTTP fallback.
 import type {
   Change,
   ConnectOptions,
@@ -13,16 +14,20 @@ import type {
   WriteOptions,
   WriteResult,
 } from "../statehub";
-import { StatehubError } from "./error";
-import { rand, Sub, type Sink } from "./sub";
-import { Conn } from "./ws";
+import type { StatehubError } from "./error";
+import { HttpTransport } from "./http";
+import type { DeleteKeyRequest, DeletePathRequest, GoDuration, RequestMessage, Results, TxCheck, TxOp } from "./protocol";
+import { Subscription, type Sink } from "./subscription";
+import { randomId, type Transport } from "./transport";
+import { WebSocketTransport } from "./ws";
 
-const dur = (d?: Duration) => (typeof d == "number" ? d + "ms" : d);
+/** A duration as the protocol takes it: a number of milliseconds becomes "<n>ms". */
+const goDuration = (d?: Duration): GoDuration | undefined => (typeof d == "number" ? d + "ms" : d);
 
 /** Calls a user callback; an exception is reported without breaking the connection. */
-const call = (f: Function, ...a: any[]) => {
+const callSafely = <A extends any[]>(callback: (...args: A) => void, ...args: A) => {
   try {
-    f(...a);
+    callback(...args);
   } catch (e) {
     setTimeout(() => {
       throw e;
@@ -31,119 +36,149 @@ const call = (f: Function, ...a: any[]) => {
 };
 
 /** A conflict (or an absent key) answers false instead of throwing. */
-const conflict = (e: StatehubError) => {
-  if (![404, 409, 412].includes(e.status)) throw e;
+const falseOnConflict = (error: StatehubError) => {
+  if (![404, 409, 412].includes(error.status)) throw error;
   return false;
 };
 
+const logError = (path: string) => (error: unknown) => error && console.error("statehub:", path, error);
+
 export class Client {
   readonly url: string;
-  private c: Conn;
+  /** The WebSocket, replaced by the HTTP fallback if the WebSocket cannot connect. */
+  private transport_: Transport;
   /** This client's member id in presence rooms. */
-  private me = rand();
+  private memberId_ = randomId();
 
   constructor(url: string, opts: ConnectOptions = {}) {
     this.url = new URL(url, globalThis.location?.href).origin;
-    this.c = new Conn(this.url, opts.token, opts.transport);
+    const { token, transport } = opts;
+    this.transport_ =
+      transport == "sse"
+        ? new HttpTransport(this.url, token)
+        : new WebSocketTransport(
+            this.url,
+            token,
+            transport == "ws"
+              ? undefined
+              : (requests, subscriptions) => {
+                  // The WebSocket never opened (a proxy or firewall blocks it): HTTP for good.
+                  const http = (this.transport_ = new HttpTransport(this.url, token));
+                  for (const request of requests) http.request(request.message_).then(request.resolve_, request.reject_);
+                  for (const subscription of subscriptions) http.subscribe(subscription);
+                },
+          );
   }
 
   connect(url: string, opts?: ConnectOptions) {
     return new Client(url, opts);
   }
 
-  private req(m: { op: string; [k: string]: any }, write?: boolean) {
-    return this.c.req(m, write);
+  /** Sends a write with an idempotency key of its own, so that the transport's resends apply it once. */
+  private write_<R extends RequestMessage & { idem?: string }>(message: R): Promise<Results[R["op"]]> {
+    message.idem = randomId();
+    return this.transport_.request(message);
   }
 
   get<T = any>(key: string): Promise<[T | null, number]> {
-    return this.req({ op: "get", key }).then(
-      (a) => [a.value, a.revision],
-      (e) => {
-        if (e.code != "not_found") throw e;
+    return this.transport_.request({ op: "get", key }).then(
+      (answer) => [answer.value as T, answer.revision],
+      (error) => {
+        if (error.code != "not_found") throw error;
         return [null, -1];
       },
     );
   }
 
   set<T = any>(key: string, value: T, opts: WriteOptions = {}): Promise<WriteResult> {
-    const m = { op: "set", key, value, ttl: dur(opts.ttl), ephemeral: opts.ephemeral || undefined };
-    opts.ephemeral ? this.c.eph.set(key, m) : this.c.eph.delete(key);
-    return this.req({ ...m }, true).then((a) => ({ revision: a.revision, seq: a.seq }));
+    const { ttl, ephemeral } = opts;
+    return this.write_({ op: "set", key, value, ttl: goDuration(ttl), ephemeral: ephemeral || undefined }).then(
+      ({ revision, seq }) => ({ revision, seq }),
+    );
   }
 
   update<T = any>(key: string, value: T, revision: number, opts: WriteOptions = {}): Promise<boolean> {
-    const m = { op: "cas", key, value, revision, ttl: dur(opts.ttl), ephemeral: opts.ephemeral || undefined };
-    return this.req(m, true).then(() => true, conflict);
+    const { ttl, ephemeral } = opts;
+    return this.write_({ op: "cas", key, value, revision, ttl: goDuration(ttl), ephemeral: ephemeral || undefined }).then(
+      () => true,
+      falseOnConflict,
+    );
   }
 
   delete(path: string, opts: { revision?: number } = {}): Promise<number> {
-    this.c.eph.delete(path);
-    const m = path.endsWith("/") ? { op: "delete", path } : { op: "delete", key: path, revision: opts.revision };
-    return this.req(m, true).then((a) => a.deleted ?? 1, (e) => +conflict(e));
+    const message: DeleteKeyRequest | DeletePathRequest = path.endsWith("/")
+      ? { op: "delete", path }
+      : { op: "delete", key: path, revision: opts.revision };
+    return this.write_(message).then(
+      (answer) => ("deleted" in answer ? answer.deleted : 1),
+      (error) => +falseOnConflict(error),
+    );
   }
 
   incr(key: string, by = 1, opts: { ttl?: Duration } = {}): Promise<number> {
-    return this.req({ op: "incr", key, by, ttl: dur(opts.ttl) }, true).then((a) => a.value);
+    return this.write_({ op: "incr", key, by, ttl: goDuration(opts.ttl) }).then((answer) => answer.value);
   }
 
   list<T = any>(path: string, opts: ListOptions = {}): Promise<ListPage<T>> {
-    return this.req({ op: "list", path, ...opts }).then((a) => ({ entries: a.entries, cursor: a.cursor }));
+    return this.transport_
+      .request({ op: "list", path, ...opts })
+      .then(({ entries, cursor }) => ({ entries: entries as ListPage<T>["entries"], cursor }));
   }
 
   async transact<T = any>(key: string, fn: (value: T | null, revision: number) => T | Promise<T>): Promise<T> {
     for (;;) {
-      const [v, r] = await this.get<T>(key);
-      const n = await fn(v, r);
-      if (await this.update(key, n, r + 1)) return n;
+      const [value, revision] = await this.get<T>(key);
+      const next = await fn(value, revision);
+      if (await this.update(key, next, revision + 1)) return next;
     }
   }
 
   tx(checks: object[], ops: object[]): Promise<{ seq: number }> {
-    return this.req({ op: "tx", checks, ops }, true).then((a) => ({ seq: a.seq }));
+    return this.write_({ op: "tx", checks: checks as TxCheck[], ops: ops as TxOp[] }).then(({ seq }) => ({ seq }));
   }
 
-  private sub(path: string, snapshot: boolean, fn: Sink, err: (e: any) => void) {
-    const s = new Sub(path, snapshot, fn, err);
-    this.c.add(s);
-    return s;
+  private startSubscription_(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void) {
+    const subscription = new Subscription(path, snapshot, deliver, end);
+    this.transport_.subscribe(subscription);
+    return subscription;
   }
 
   subscribe<T = any>(path: string, opts: SubscribeOptions = {}): AsyncIterableIterator<Change<T>> {
     // An unbounded queue: events arrive whether or not the consumer is waiting in next().
-    const q: Change<T>[] = [];
+    const queue: Change<T>[] = [];
     let done = false;
-    let error: any;
+    let failure: unknown;
     let wake = () => {};
-    let signal = new Promise<void>((r) => (wake = r));
-    const fire = () => {
-      const w = wake;
-      signal = new Promise<void>((r) => (wake = r));
-      w();
+    let woken = new Promise<void>((resolve) => (wake = resolve));
+    const wakeConsumer = () => {
+      const wakeNow = wake;
+      woken = new Promise<void>((resolve) => (wake = resolve));
+      wakeNow();
     };
-    const s = this.sub(
+    const subscription = this.startSubscription_(
       path,
       !!opts.snapshot,
-      (c) => c && (q.push(c), fire()),
-      (e) => ((done = true), (error = e), fire()),
+      (change) => change && (queue.push(change), wakeConsumer()),
+      (error) => ((done = true), (failure = error), wakeConsumer()),
     );
-    const it: AsyncIterableIterator<Change<T>> = {
+    const iterator: AsyncIterableIterator<Change<T>> = {
       async next() {
-        while (!q.length && !done) await signal;
-        if (q.length) return { value: q.shift()!, done: false };
-        if (error) throw ((s.err = () => {}), error);
+        while (!queue.length && !done) await woken;
+        if (queue.length) return { value: queue.shift()!, done: false };
+        if (failure) throw ((subscription.end_ = () => {}), failure);
         return { value: undefined, done: true };
       },
       return: async () => {
         done = true;
-        q.length = 0;
-        error = null;
-        this.c.unsub(s);
-        fire();
+        queue.length = 0;
+        failure = null;
+        this.transport_.unsubscribe(subscription);
+        wakeConsumer();
         return { value: undefined, done: true };
       },
-      [Symbol.asyncIterator]: () => it,
+      [Symbol.asyncIterator]: () => iterator,
     };
-    return it;
+    return iterator;
   }
 
   on<T = any>(
@@ -151,71 +186,79 @@ export class Client {
     cb: (key: string, value: T | null, revision: number, meta: EventMeta) => void,
     opts: SubscribeOptions = {},
   ): () => void {
-    const s = this.sub(path, !!opts.snapshot, (c) => c && call(cb, ...c), (e) => e && console.error("statehub:", path, e));
-    return () => this.c.unsub(s);
+    const subscription = this.startSubscription_(
+      path,
+      !!opts.snapshot,
+      (change) => change && callSafely(cb, ...change),
+      logError(path),
+    );
+    return () => this.transport_.unsubscribe(subscription);
   }
 
   watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void): () => void {
-    const st: Record<string, T> = {};
-    let live = false;
-    let n = 0;
-    const s = this.sub(
+    const state: Record<string, T> = {};
+    let complete = false;
+    /** Changes since the state was last reported complete, during a rebuild. */
+    let unreported = 0;
+    const subscription = this.startSubscription_(
       path,
       true,
-      (c) => {
-        if (!c) {
-          if (!live || n) call(cb, st, null);
-          live = true;
-          n = 0;
+      (change) => {
+        if (!change) {
+          if (!complete || unreported) callSafely(cb, state, null);
+          complete = true;
+          unreported = 0;
           return;
         }
-        const [k, v, r] = c;
-        r < 0 ? delete st[k] : (st[k] = v);
+        const [key, value, revision] = change;
+        revision < 0 ? delete state[key] : (state[key] = value);
         // During a rebuild the state is reported once, complete, at its end.
-        live && !s.rs ? call(cb, st, k) : n++;
+        complete && !subscription.rebuilding_ ? callSafely(cb, state, key) : unreported++;
       },
-      (e) => e && console.error("statehub:", path, e),
+      logError(path),
     );
-    return () => this.c.unsub(s);
+    return () => this.transport_.unsubscribe(subscription);
   }
 
   async lock(key: string, opts: LockOptions = {}): Promise<Lock> {
-    const a = await this.req({ op: "lock", key, ttl: dur(opts.ttl), owner: opts.owner, wait: dur(opts.wait) }, true);
-    const m = { key, token: a.token };
-    const l: Lock = {
+    const { ttl, owner, wait } = opts;
+    const answer = await this.transport_.request({ op: "lock", key, ttl: goDuration(ttl), owner, wait: goDuration(wait) });
+    const { token } = answer;
+    const lock: Lock = {
       key,
-      token: a.token,
-      fence: a.fence,
-      expires: a.expires,
-      owner: a.owner,
+      token,
+      fence: answer.fence,
+      expires: answer.expires,
+      owner: answer.owner,
       renew: async () => {
-        l.expires = (await this.req({ op: "renew", ...m }, true)).expires ?? l.expires;
+        lock.expires = (await this.transport_.request({ op: "renew", key, token })).expires ?? lock.expires;
       },
-      release: () => this.req({ op: "unlock", ...m }, true).then(() => {}),
+      release: () => this.transport_.request({ op: "unlock", key, token }).then(() => {}),
     };
-    return l;
+    return lock;
   }
 
   presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>) => void): Presence<T> {
-    const pre = room.replace(/\/?$/, "/");
-    const key = pre + this.me;
-    const p = {
-      id: this.me,
+    const prefix = room.replace(/\/?$/, "/");
+    const key = prefix + this.memberId_;
+    const presence = {
+      id: this.memberId_,
       key,
       members: {} as Record<string, T>,
-      set: (i: T) => this.set(key, i, { ephemeral: true }).then(() => {}),
-      leave: () => (stop(), this.delete(key).then(() => {})),
+      set: (info: T) => this.set(key, info, { ephemeral: true }).then(() => {}),
+      leave: () => (stopWatching(), this.delete(key).then(() => {})),
     };
-    const stop = this.watch<T>(pre, (st) => {
-      p.members = {};
-      for (const k in st) if (k.lastIndexOf("/") < pre.length) p.members[k.slice(pre.length)] = st[k];
-      cb && call(cb, p.members);
+    const stopWatching = this.watch<T>(prefix, (state) => {
+      presence.members = {};
+      // Members are the room's immediate children.
+      for (const k in state) if (k.lastIndexOf("/") < prefix.length) presence.members[k.slice(prefix.length)] = state[k];
+      cb && callSafely(cb, presence.members);
     });
-    p.set(info).catch((e) => console.error("statehub:", key, e));
-    return p;
+    presence.set(info).catch((e) => console.error("statehub:", key, e));
+    return presence;
   }
 
   close() {
-    this.c.fail();
+    this.transport_.close();
   }
 }

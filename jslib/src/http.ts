@@ -1,64 +1,187 @@
-// The fallback transport: requests over fetch, subscriptions over EventSource (PROTOCOL.md, HTTP and SSE).
+// The fallback transport: requests over fetch, subscriptions over one EventSource each (PROTOCOL.md,
+// HTTP and SSE). Requests and events take the WebSocket's shapes, so the client cannot tell them apart.
 import { StatehubError } from "./error";
-import { backoff, type Sub } from "./sub";
-import type { Conn, Msg } from "./ws";
+import type { RequestMessage, Results, SSEEventName, StreamEvent } from "./protocol";
+import type { Subscription } from "./subscription";
+import { backoff, closedError, type Transport } from "./transport";
 
-const parse = (t: string) => {
+/** JSON, or the text itself when it is not JSON (an error page of a proxy). */
+const parseJSON = (text: string) => {
   try {
-    return JSON.parse(t);
+    return JSON.parse(text);
   } catch {
-    return t;
+    return text;
   }
 };
 
-/** Performs a WebSocket request message over HTTP and answers as the WebSocket would. */
-export async function request(c: Conn, m: Msg): Promise<any> {
-  const { op, key, path, value, ttl, revision } = m;
-  const h: Record<string, string> = {};
-  const q = new URLSearchParams();
-  let url = c.base + (key || path);
+/** Performs a WebSocket request over HTTP and resolves the result fields the WebSocket would answer. */
+async function fetchResult(url: string, token: string | undefined, message: RequestMessage): Promise<any> {
+  const headers: Record<string, string> = {};
+  const query = new URLSearchParams();
   let method = "POST";
+  let path = "key" in message ? message.key : "path" in message ? message.path : "";
   let body: string | undefined;
-  if (c.token) h.Authorization = "Bearer " + c.token;
-  if (m.idem) h["Idempotency-Key"] = m.idem;
-  if (ttl) q.set("ttl", ttl);
-  if (op == "set" || op == "cas") body = JSON.stringify(value);
-  if (op == "cas") method = "PUT";
-  if ((op == "cas" || op == "delete") && revision != null) h["X-Revision"] = "" + revision;
-  if (op == "get" || op == "list") method = "GET";
-  if (op == "delete") method = "DELETE";
-  if (op == "incr") q.set("incr", "" + (m.by ?? 1));
-  if (op == "list") for (const k of ["limit", "cursor", "keys", "children"]) m[k] != null && m[k] !== false && q.set(k, "" + m[k]);
-  if (op == "tx") (url = c.base + "/.tx"), (body = JSON.stringify({ checks: m.checks, ops: m.ops }));
-  // Locks: POST /key?lock[&renew] and DELETE /key?lock, the lock token in X-Lock-Token.
-  if (/lock|renew/.test(op)) q.set("lock", ""), m.token && (h["X-Lock-Token"] = m.token);
-  if (op == "renew") q.set("renew", "");
-  if (op == "unlock") method = "DELETE";
-  for (const k of ["owner", "wait"]) m[k] && q.set(k, m[k]);
-  if (body) h["Content-Type"] = "application/json";
-  const r = await fetch(url + (q + "" ? "?" + q : ""), { method, headers: h, body });
-  const d = parse(await r.text());
-  if (!r.ok) throw new StatehubError(d?.error || r.statusText, d?.code || (r.status == 404 ? "not_found" : "http"), r.status, d);
-  const n = (x: string) => +r.headers.get(x)!;
-  return op == "get" || op == "incr" ? { value: d, revision: n("X-Revision"), seq: n("X-Seq") } : d;
+  if (token) headers.Authorization = "Bearer " + token;
+  if ("idem" in message && message.idem) headers["Idempotency-Key"] = message.idem;
+  if ("ttl" in message && message.ttl) query.set("ttl", message.ttl);
+  switch (message.op) {
+    case "get":
+      method = "GET";
+      break;
+    case "set":
+      body = JSON.stringify(message.value);
+      break;
+    case "cas":
+      method = "PUT";
+      body = JSON.stringify(message.value);
+      headers["X-Revision"] = "" + message.revision;
+      break;
+    case "delete":
+      method = "DELETE";
+      if ("revision" in message && message.revision != null) headers["X-Revision"] = "" + message.revision;
+      break;
+    case "incr":
+      query.set("incr", "" + (message.by ?? 1));
+      break;
+    case "list":
+      method = "GET";
+      for (const name of ["limit", "cursor", "keys", "children"] as const) {
+        const option = message[name];
+        if (option != null && option !== false) query.set(name, "" + option);
+      }
+      break;
+    case "tx":
+      path = "/.tx";
+      body = JSON.stringify({ checks: message.checks, ops: message.ops });
+      break;
+    // Locks: POST /key?lock, POST /key?lock&renew and DELETE /key?lock, the lock's token in X-Lock-Token.
+    case "lock":
+      query.set("lock", "");
+      if (message.owner) query.set("owner", message.owner);
+      if (message.wait) query.set("wait", message.wait);
+      break;
+    case "renew":
+      query.set("lock", "");
+      query.set("renew", "");
+      headers["X-Lock-Token"] = message.token;
+      break;
+    case "unlock":
+      method = "DELETE";
+      query.set("lock", "");
+      headers["X-Lock-Token"] = message.token;
+      break;
+    default:
+      // auth, sub and unsub belong to the WebSocket: the token goes with every request, subscriptions are EventSources.
+      throw new StatehubError(message.op + ": not an HTTP request", "bad_request", 400);
+  }
+  if (body) headers["Content-Type"] = "application/json";
+  const search = "" + query;
+  const response = await fetch(url + path + (search ? "?" + search : ""), { method, headers, body });
+  const data = parseJSON(await response.text());
+  if (!response.ok)
+    throw new StatehubError(
+      data?.error || response.statusText,
+      data?.code || (response.status == 404 ? "not_found" : "http"),
+      response.status,
+      data,
+    );
+  // GET and incr answer with the bare value, its revision and seq in headers.
+  const header = (name: string) => +response.headers.get(name)!;
+  return message.op == "get" || message.op == "incr"
+    ? { key: message.key, value: data, revision: header("X-Revision"), seq: header("X-Seq") }
+    : data;
 }
 
-/** Opens the EventSource of a subscription; on an error or `close` it is opened again from the last position. */
-export function openSSE(c: Conn, s: Sub) {
-  const q = new URLSearchParams(s.since() as Record<string, string>);
-  if (c.token) q.set("token", c.token);
-  const es = (s.es = new EventSource(c.base + s.path + "?" + q));
-  const again = (n: number) => {
-    es.close();
-    s.t = setTimeout(() => c.subs.has(s) && openSSE(c, s), n);
-  };
-  for (const t of ["message", "delete", "ready", "reset", "close"])
-    es.addEventListener(t, (e) => {
-      if (t == "close") return again(100 + backoff(1));
-      const { data, lastEventId } = e as MessageEvent;
-      const d = parse(data);
-      const [key, rev, seq, snap] = lastEventId.split(":");
-      s.ev(t == "ready" || t == "reset" ? { type: t, seq: d.seq } : { type: t == "message" ? "set" : t, key, value: d, revision: +rev, seq: +seq, snapshot: !!snap });
+const sseEventNames: SSEEventName[] = ["message", "delete", "ready", "reset", "close"];
+
+/** The WebSocket shape of an SSE event: its name, data and id (the position of a change). */
+function fromSSE(name: SSEEventName, data: string, id: string): StreamEvent {
+  const payload = parseJSON(data);
+  if (name == "ready" || name == "reset") return { type: name, seq: payload.seq };
+  if (name == "close") return { type: name, reason: payload.reason };
+  const [key, revision, seq, snapshotMark] = id.split(":");
+  const change = { key, revision: +revision, seq: +seq, snapshot: !!snapshotMark };
+  return name == "delete" ? { type: "delete", ...change } : { type: "set", value: payload, ...change };
+}
+
+export class HttpTransport implements Transport {
+  private closed_ = false;
+  /** The rejections of requests not yet answered. */
+  private unanswered_ = new Set<(error: unknown) => void>();
+  /** The EventSource of each subscription (null between a failure and the next try). */
+  private streams_ = new Map<Subscription, EventSource | null>();
+
+  /** The server's origin. */
+  private readonly url_: string;
+  private readonly token_?: string;
+
+  // No parameter properties: esbuild would set them by their unmangled names.
+  constructor(url: string, token?: string) {
+    this.url_ = url;
+    this.token_ = token;
+  }
+
+  /** Network failures are retried with backoff, a write with its idempotency key; an error answer rejects. */
+  request<R extends RequestMessage>(message: R): Promise<Results[R["op"]]> {
+    return new Promise((resolve, reject) => {
+      if (this.closed_) return reject(closedError());
+      this.unanswered_.add(reject);
+      const attempt = (retries: number) =>
+        fetchResult(this.url_, this.token_, message).then(
+          (result) => {
+            this.unanswered_.delete(reject);
+            resolve(result);
+          },
+          (error) => {
+            if (!(error instanceof StatehubError || this.closed_)) return setTimeout(() => attempt(retries + 1), backoff(retries));
+            this.unanswered_.delete(reject);
+            reject(error);
+          },
+        );
+      attempt(0);
     });
-  es.onerror = () => again(backoff(s.n++));
+  }
+
+  subscribe(subscription: Subscription) {
+    this.streams_.set(subscription, null);
+    this.openStream_(subscription);
+  }
+
+  /** Opens the subscription's EventSource from its position; after an error or a `close` event it is opened again. */
+  private openStream_(subscription: Subscription) {
+    clearTimeout(subscription.retryTimer_);
+    const query = new URLSearchParams(subscription.resumeFields_() as Record<string, string>);
+    if (this.token_) query.set("token", this.token_);
+    const source = new EventSource(this.url_ + subscription.path_ + "?" + query);
+    this.streams_.set(subscription, source);
+    const reopen = (delay: number) => {
+      source.close();
+      this.streams_.set(subscription, null);
+      subscription.retryTimer_ = setTimeout(() => this.streams_.has(subscription) && this.openStream_(subscription), delay);
+    };
+    for (const name of sseEventNames)
+      source.addEventListener(name, (e) => {
+        const { data, lastEventId } = e as MessageEvent<string>;
+        const event = fromSSE(name, data, lastEventId);
+        // The server ended the stream (slow consumer, shutdown, expired token): open it again from the position.
+        event.type == "close" ? reopen(100 + backoff(1)) : subscription.receive_(event);
+      });
+    source.onerror = () => reopen(backoff(subscription.retries_++));
+  }
+
+  unsubscribe(subscription: Subscription) {
+    this.streams_.get(subscription)?.close();
+    this.streams_.delete(subscription);
+    clearTimeout(subscription.retryTimer_);
+  }
+
+  close(error?: unknown) {
+    this.closed_ = true;
+    for (const reject of this.unanswered_) reject(error || closedError());
+    this.unanswered_.clear();
+    for (const subscription of [...this.streams_.keys()]) {
+      this.unsubscribe(subscription);
+      subscription.end_(error || null);
+    }
+  }
 }

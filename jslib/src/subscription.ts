@@ -1,98 +1,109 @@
-// One subscription: its resume position, duplicate filter and rebuild after a reset.
+// One subscription: its resume position, duplicate filter and rebuild after a reset. Transports feed
+// it the events of the stream they open for it (in WebSocket shape); it delivers each change once.
 import type { Change } from "../statehub";
-
-/** An event of a subscription, as the WebSocket sends it (SSE events are converted to this shape). */
-export interface Ev {
-  type: string;
-  seq: number;
-  key?: string;
-  value?: any;
-  revision?: number;
-  snapshot?: boolean;
-  reason?: string;
-}
+import type { ChangeEvent, Position, ReadyEvent, ResetEvent } from "./protocol";
 
 /** Delivers a change, or null when the state is complete (after `ready`). */
-export type Sink = (c: Change | null) => void;
+export type Sink = (change: Change | null) => void;
 
-export class Sub {
-  /** The id of the current `sub` request (WebSocket). */
-  id = 0;
+export class Subscription {
   /** The last position, sent as `since` when subscribing again. */
-  pos = "";
-  /** Duplicate filter: everything up to (seq, key) was delivered; key "" after `ready` means the whole seq. */
-  seq = -1;
-  key = "";
-  /** key -> seq of its last delivered change: what the consumer knows. */
-  known = new Map<string, number>();
-  /** While a snapshot or rebuild is under way: the keys it sent. */
-  rs: Set<string> | null;
+  position_: Position = "";
+  /** Duplicate filter: every event up to (seq, key) was delivered; key "" (after `ready`) covers the whole seq. */
+  deliveredSeq_ = -1;
+  deliveredKey_ = "";
+  /** key -> seq of its last delivered change: the state the consumer knows. */
+  knownSeqs_ = new Map<string, number>();
+  /** While a snapshot or a rebuild after a reset is under way: the keys it sent. */
+  rebuildKeys_: Set<string> | null;
   /** The position when the rebuild began. */
-  rseq = -1;
-  /** Transport state: the EventSource (SSE), a retry timer and the number of retries since `ready`. */
-  es?: EventSource;
-  t?: ReturnType<typeof setTimeout>;
-  n = 0;
+  rebuildFromSeq_ = -1;
 
-  constructor(
-    public path: string,
-    snapshot: boolean,
-    public fn: Sink,
-    /** Called with an error, or with null when the client closes. */
-    public err: (e: any) => void,
-  ) {
-    this.rs = snapshot ? new Set() : null;
+  /** Transport state: the id of the current `sub` request (WebSocket), a retry timer, retries since `ready`. */
+  requestId_ = 0;
+  retryTimer_?: ReturnType<typeof setTimeout>;
+  retries_ = 0;
+
+  readonly path_: string;
+  readonly deliver_: Sink;
+  /** Called once with the error that ended the subscription, or with null when the client closes. */
+  end_: (error: unknown) => void;
+
+  // No parameter properties: esbuild would set them by their unmangled names.
+  constructor(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void) {
+    this.path_ = path;
+    this.deliver_ = deliver;
+    this.end_ = end;
+    this.rebuildKeys_ = snapshot ? new Set() : null;
   }
 
-  /** The fields of the next `sub` request: a (new) snapshot while one is incomplete, else resume. */
-  since(): { snapshot?: true; since?: string } {
-    return this.rs ? ((this.rs = new Set()), { snapshot: true }) : this.pos ? { since: this.pos } : {};
+  /** A snapshot or rebuild is under way: the consumer's state is incomplete. */
+  get rebuilding_() {
+    return !!this.rebuildKeys_;
   }
 
-  ev(e: Ev) {
-    const { type, seq } = e;
-    const key = e.key!;
-    if (type == "reset") return this.begin();
-    if (type == "ready") {
-      if (this.rs) {
+  /** The fields of the next `sub` request (or SSE query): a new snapshot while one is incomplete, else resume. */
+  resumeFields_(): { snapshot?: true; since?: Position } {
+    if (this.rebuildKeys_) {
+      this.rebuildKeys_ = new Set();
+      return { snapshot: true };
+    }
+    return this.position_ ? { since: this.position_ } : {};
+  }
+
+  /** Takes the next event of the stream. */
+  receive_(event: ChangeEvent | ResetEvent | ReadyEvent) {
+    const { seq } = event;
+    if (event.type == "reset") return this.beginRebuild_();
+    if (event.type == "ready") {
+      const rebuilt = this.rebuildKeys_;
+      if (rebuilt) {
         // Keys the consumer knows that the new state lacks were deleted in the gap.
-        for (const k of [...this.known.keys()])
-          if (!this.rs.has(k)) {
-            this.known.delete(k);
-            this.fn([k, null, -1, { type: "delete", seq, revision: -1, snapshot: true }]);
+        for (const key of [...this.knownSeqs_.keys()])
+          if (!rebuilt.has(key)) {
+            this.knownSeqs_.delete(key);
+            this.deliver_([key, null, -1, { type: "delete", seq, revision: -1, snapshot: true }]);
           }
-        this.rs = null;
+        this.rebuildKeys_ = null;
       }
-      if (seq >= this.seq) (this.seq = seq), (this.key = ""), (this.pos = "" + seq);
-      this.n = 0;
-      return this.fn(null);
+      if (seq >= this.deliveredSeq_) {
+        this.deliveredSeq_ = seq;
+        this.deliveredKey_ = "";
+        this.position_ = "" + seq;
+      }
+      this.retries_ = 0;
+      return this.deliver_(null);
     }
-    if (type != "set" && type != "delete") return;
-    if (e.snapshot) {
-      this.begin();
-      this.rs!.add(key);
-      const k = this.known.get(key);
-      // Unchanged since the consumer saw it (or since before the position, for an unknown key): skip.
-      if (k === undefined ? seq <= this.rseq : k === seq) return;
+    // An event of a type this client does not know is skipped.
+    if (event.type != "set" && event.type != "delete") return;
+    const { type, key, revision } = event;
+    if (event.snapshot) {
+      this.beginRebuild_();
+      this.rebuildKeys_!.add(key);
+      const known = this.knownSeqs_.get(key);
+      // Unchanged since the consumer saw it (or, for a key it does not know, since before the position): skip.
+      if (known === undefined ? seq <= this.rebuildFromSeq_ : known === seq) return;
     } else {
-      if (seq < this.seq || (seq == this.seq && (!this.key || key <= this.key))) return;
-      this.rs?.add(key);
-      this.seq = seq;
-      this.key = key;
-      this.pos = `${key}:${e.revision}:${seq}`;
+      if (seq < this.deliveredSeq_ || (seq == this.deliveredSeq_ && (!this.deliveredKey_ || key <= this.deliveredKey_))) return;
+      this.rebuildKeys_?.add(key);
+      this.deliveredSeq_ = seq;
+      this.deliveredKey_ = key;
+      this.position_ = `${key}:${revision}:${seq}`;
     }
-    const del = type == "delete";
-    del ? this.known.delete(key) : this.known.set(key, seq);
-    this.fn([key, del ? null : e.value, del ? -1 : e.revision!, { type, seq, revision: e.revision!, snapshot: !!e.snapshot }]);
+    const meta = { type, seq, revision, snapshot: !!event.snapshot };
+    if (type == "delete") {
+      this.knownSeqs_.delete(key);
+      this.deliver_([key, null, -1, meta]);
+    } else {
+      this.knownSeqs_.set(key, seq);
+      this.deliver_([key, event.value, revision, meta]);
+    }
   }
 
-  begin() {
-    if (!this.rs) (this.rs = new Set()), (this.rseq = this.seq);
+  private beginRebuild_() {
+    if (!this.rebuildKeys_) {
+      this.rebuildKeys_ = new Set();
+      this.rebuildFromSeq_ = this.deliveredSeq_;
+    }
   }
 }
-
-/** A random id of letters and digits (a valid key component). */
-export const rand = () => Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => (b % 36).toString(36)).join("");
-
-/** Exponential backoff with full jitter, capped at 10 s. */
-export const backoff = (n: number) => Math.random() * Math.min(1e4, 250 * 2 ** n);

@@ -1,180 +1,187 @@
-// The connection: one WebSocket to /.ws that multiplexes every request and subscription, reconnects
-// with backoff and resumes; falls back to SSE + fetch (http.ts) when the WebSocket cannot connect.
+// The WebSocket transport: one WebSocket to /.ws multiplexes every request and subscription, and
+// reconnects with backoff and resumes. When it fails twice before it ever opened, it hands its
+// requests and subscriptions to the fallback the client gave it (http.ts) and retires.
 import { StatehubError } from "./error";
-import { openSSE, request } from "./http";
-import { backoff, rand, type Sub } from "./sub";
+import type { RequestMessage, Results, ServerMessage, SetRequest, SubRequest, SubscriptionEvent, UnsubRequest } from "./protocol";
+import type { Subscription } from "./subscription";
+import { backoff, closedError, randomId, type PendingRequest, type Transport } from "./transport";
 
-/** A request message (PROTOCOL.md, WebSocket). */
-export type Msg = { op: string; id?: number; idem?: string; [k: string]: any };
+/** Takes over the requests and subscriptions of a WebSocket that could never connect. */
+export type FallBack = (requests: PendingRequest[], subscriptions: Subscription[]) => void;
 
-interface Pending {
-  m: Msg;
-  res: (a: any) => void;
-  rej: (e: any) => void;
-  /** Not resent after a reconnect (`sub`, which is sent again from the subscription). */
-  once?: boolean;
+interface SocketRequest extends PendingRequest {
+  /** Sent again on the next connection; false for `auth` and `sub`, which each connection sends anew. */
+  resend_: boolean;
 }
 
-const closed = () => new StatehubError("client closed", "closed", 0);
-
-export class Conn {
-  ws: WebSocket | null = null;
-  up = false;
-  /** Fallback mode: SSE + fetch. */
-  sse: boolean;
-  /** The WebSocket opened once: never fall back after that. */
-  ever: boolean;
-  fails = 0;
-  tries = 0;
-  t?: ReturnType<typeof setTimeout>;
-  done = false;
-  id = 0;
-  pend = new Map<number, Pending>();
-  subs = new Set<Sub>();
+export class WebSocketTransport implements Transport {
+  private socket_: WebSocket | null = null;
+  /** The socket is open: requests are sent at once, else when it opens. */
+  private open_ = false;
+  /** A socket opened once: never fall back after that. */
+  private everOpened_ = false;
+  /** Dials that failed before any opened. */
+  private failedDials_ = 0;
+  /** Reconnects since a socket last opened: the exponent of the backoff. */
+  private reconnects_ = 0;
+  private redialTimer_?: ReturnType<typeof setTimeout>;
+  private closed_ = false;
+  private lastId_ = 0;
+  /** Requests waiting for their answer, by id. */
+  private pending_ = new Map<number, SocketRequest>();
+  private subscriptions_ = new Set<Subscription>();
   /** Subscriptions by the id of their current `sub` request. */
-  ids = new Map<number, Sub>();
-  /** Ephemeral keys this client holds: written again on every new connection. */
-  eph = new Map<string, Msg>();
+  private subscriptionsById_ = new Map<number, Subscription>();
+  /** The ephemeral keys this client holds, with the write that set them: written again on every new connection. */
+  private ephemeralWrites_ = new Map<string, SetRequest>();
 
-  constructor(
-    readonly base: string,
-    readonly token?: string,
-    mode?: string,
-  ) {
-    this.sse = mode == "sse";
-    this.ever = mode == "ws";
+  /** The server's origin. */
+  private readonly url_: string;
+  private readonly token_?: string;
+  /** Without a fallback the WebSocket never gives up (transport "ws"). */
+  private readonly fallBack_?: FallBack;
+
+  // No parameter properties: esbuild would set them by their unmangled names.
+  constructor(url: string, token?: string, fallBack?: FallBack) {
+    this.url_ = url;
+    this.token_ = token;
+    this.fallBack_ = fallBack;
   }
 
-  /** Sends a request; resolves the answer or rejects a StatehubError. Writes get an idempotency key. */
-  req(m: Msg, write?: boolean, once?: boolean): Promise<any> {
-    m.id = ++this.id;
-    if (write) m.idem = rand();
-    return new Promise((res, rej) => {
-      if (this.done) return rej(closed());
-      const p = { m, res, rej, once };
-      if (this.sse) return this.http(p);
-      this.pend.set(m.id!, p);
-      this.send(m);
+  request<R extends RequestMessage>(message: R): Promise<Results[R["op"]]> {
+    this.trackEphemeral_(message);
+    return this.send_(message, true);
+  }
+
+  /** Ephemeral keys belong to a connection: the last ephemeral set of each key is kept, to claim the key again on the next one. */
+  private trackEphemeral_(message: RequestMessage) {
+    if (message.op == "set" && message.ephemeral) this.ephemeralWrites_.set(message.key, { ...message });
+    else if (message.op == "set") this.ephemeralWrites_.delete(message.key);
+    else if (message.op == "delete") this.ephemeralWrites_.delete("key" in message ? message.key : message.path);
+  }
+
+  /** Sends a request now if the socket is open, else when it opens (dialing). */
+  private send_<R extends RequestMessage>(message: R, resend: boolean): Promise<Results[R["op"]]> {
+    const id = (message.id = ++this.lastId_);
+    return new Promise((resolve_, reject_) => {
+      if (this.closed_) return reject_(closedError());
+      this.pending_.set(id, { message_: message, resolve_, reject_, resend_: resend });
+      this.open_ ? this.socket_!.send(JSON.stringify(message)) : this.dial_();
     });
   }
 
-  send(m: Msg) {
-    this.up ? this.ws!.send(JSON.stringify(m)) : this.dial();
-  }
-
-  dial() {
-    if (this.ws || this.t || this.done || this.sse) return;
-    let ws: WebSocket;
+  private dial_() {
+    if (this.socket_ || this.redialTimer_ || this.closed_) return;
+    let socket: WebSocket;
     try {
-      ws = this.ws = new WebSocket(this.base.replace(/^http/, "ws") + "/.ws");
+      socket = this.socket_ = new WebSocket(this.url_.replace(/^http/, "ws") + "/.ws");
     } catch {
-      return this.down();
+      return this.lost_();
     }
-    ws.onopen = () => {
-      this.up = this.ever = true;
-      this.tries = 0;
-      if (this.token) {
-        const id = ++this.id;
-        this.pend.set(id, { m: {} as Msg, res() {}, rej: (e) => this.fail(e), once: true });
-        ws.send(JSON.stringify({ op: "auth", id, token: this.token }));
-      }
-      // Subscriptions first, so that they see the writes queued after them.
-      for (const s of this.subs) this.sub(s);
-      for (const p of this.pend.values()) if (!p.once) ws.send(JSON.stringify(p.m));
-      // Ephemeral keys belong to a connection: claim them again (unless a write of the key is queued anyway).
-      const queued = new Set([...this.pend.values()].map((p) => p.m.key));
-      for (const [k, m] of this.eph) queued.has(k) || this.req({ ...m }, true).catch(() => {});
-    };
-    ws.onmessage = (e) => this.msg(JSON.parse(e.data));
-    ws.onclose = () => {
-      if (this.ws != ws) return;
-      this.ws = null;
-      this.up = false;
-      for (const [i, p] of this.pend) if (p.once) this.pend.delete(i);
-      this.ids.clear();
-      this.down();
+    socket.onopen = () => this.opened_(socket);
+    socket.onmessage = (e) => this.receive_(JSON.parse(e.data));
+    socket.onclose = () => {
+      if (this.socket_ != socket) return;
+      this.open_ = false;
+      for (const [id, request] of this.pending_) if (!request.resend_) this.pending_.delete(id);
+      this.subscriptionsById_.clear();
+      this.lost_();
     };
   }
 
-  /** The WebSocket closed or could not open: reconnect later, or fall back to SSE. */
-  down() {
-    this.ws = null;
-    if (this.done) return;
-    if (!this.ever && ++this.fails >= 2) {
-      this.sse = true;
-      for (const p of this.pend.values()) this.http(p);
-      this.pend.clear();
-      for (const s of this.subs) this.sub(s);
-    } else if (this.pend.size || this.subs.size || this.eph.size)
-      this.t = setTimeout(() => {
-        this.t = undefined;
-        this.dial();
-      }, backoff(this.tries++));
+  private opened_(socket: WebSocket) {
+    this.open_ = this.everOpened_ = true;
+    this.reconnects_ = 0;
+    if (this.token_) this.send_({ op: "auth", token: this.token_ }, false).catch((e) => this.close(e));
+    // Subscriptions first, so that they see the writes queued after them.
+    for (const subscription of this.subscriptions_) this.sendSub_(subscription);
+    for (const request of this.pending_.values()) if (request.resend_) socket.send(JSON.stringify(request.message_));
+    // Claim the ephemeral keys again, unless a write of the key is queued anyway.
+    const queued = new Set([...this.pending_.values()].map(({ message_ }) => "key" in message_ && message_.key));
+    for (const [key, write] of this.ephemeralWrites_)
+      if (!queued.has(key)) this.send_({ ...write, idem: randomId() }, true).catch(() => {});
   }
 
-  msg(m: any) {
-    if (m.type) {
-      const s = this.ids.get(m.sub);
-      if (!s) return;
-      if (m.type != "close") return s.ev(m);
-      // The server ended this subscription (slow consumer, shutdown): subscribe again from its position.
-      this.ids.delete(s.id);
-      s.t = setTimeout(() => this.subs.has(s) && this.up && this.sub(s), 100 + backoff(1));
-      return;
-    }
-    const p = this.pend.get(m.id);
-    if (!p) return;
-    this.pend.delete(m.id);
-    m.ok ? p.res(m) : p.rej(new StatehubError(m.error, m.code, m.status, m));
+  /** The socket closed or could not open: dial again later, or hand everything to the fallback. */
+  private lost_() {
+    this.socket_ = null;
+    if (this.closed_) return;
+    if (this.fallBack_ && !this.everOpened_ && ++this.failedDials_ >= 2) {
+      this.closed_ = true;
+      const requests = [...this.pending_.values()].filter((request) => request.resend_);
+      const subscriptions = [...this.subscriptions_];
+      this.pending_.clear();
+      this.subscriptions_.clear();
+      this.fallBack_(requests, subscriptions);
+    } else if (this.pending_.size || this.subscriptions_.size || this.ephemeralWrites_.size)
+      this.redialTimer_ = setTimeout(() => {
+        this.redialTimer_ = undefined;
+        this.dial_();
+      }, backoff(this.reconnects_++));
   }
 
-  /** Performs a request over HTTP; network failures are retried with backoff (writes keep their idempotency key). */
-  http(p: Pending, n = 0) {
-    if (p.once) return;
-    request(this, p.m).then(p.res, (e) =>
-      e instanceof StatehubError || this.done ? p.rej(e) : setTimeout(() => this.http(p, n + 1), backoff(n)),
+  private receive_(message: ServerMessage) {
+    if ("type" in message) return this.receiveEvent_(message);
+    const request = this.pending_.get(message.id!);
+    if (!request) return;
+    this.pending_.delete(message.id!);
+    message.ok ? request.resolve_(message) : request.reject_(new StatehubError(message.error, message.code, message.status, message));
+  }
+
+  private receiveEvent_(event: SubscriptionEvent) {
+    const subscription = this.subscriptionsById_.get(event.sub);
+    if (!subscription) return;
+    if (event.type != "close") return subscription.receive_(event);
+    // The server ended this subscription (slow consumer, shutdown): subscribe again from its position.
+    this.subscriptionsById_.delete(event.sub);
+    subscription.retryTimer_ = setTimeout(
+      () => this.subscriptions_.has(subscription) && this.open_ && this.sendSub_(subscription),
+      100 + backoff(1),
     );
   }
 
-  add(s: Sub) {
-    this.subs.add(s);
-    this.sub(s);
+  subscribe(subscription: Subscription) {
+    this.subscriptions_.add(subscription);
+    this.sendSub_(subscription);
   }
 
-  sub(s: Sub) {
-    clearTimeout(s.t);
-    if (this.sse) return openSSE(this, s);
-    if (!this.up) return this.dial();
-    this.req({ op: "sub", path: s.path, ...s.since() }, false, true).catch((e) => {
-      if (this.done || !this.subs.has(s)) return;
+  /** Sends the subscription's `sub` request from its position; when the socket is not open, dials (it subscribes on opening). */
+  private sendSub_(subscription: Subscription) {
+    clearTimeout(subscription.retryTimer_);
+    if (!this.open_) return this.dial_();
+    const message: SubRequest = { op: "sub", path: subscription.path_, ...subscription.resumeFields_() };
+    this.send_(message, false).catch((error) => {
+      if (this.closed_ || !this.subscriptions_.has(subscription)) return;
       // Overload and server faults are retried; anything else (a forbidden path) ends the subscription.
-      if (e.status == 429 || e.status >= 500) s.t = setTimeout(() => this.up && this.sub(s), 1e3 + backoff(s.n++));
-      else this.unsub(s), s.err(e);
+      if (error.status == 429 || error.status >= 500)
+        subscription.retryTimer_ = setTimeout(() => this.open_ && this.sendSub_(subscription), 1e3 + backoff(subscription.retries_++));
+      else this.unsubscribe(subscription), subscription.end_(error);
     });
-    s.id = this.id;
-    this.ids.set(s.id, s);
+    subscription.requestId_ = message.id!;
+    this.subscriptionsById_.set(message.id!, subscription);
   }
 
-  unsub(s: Sub) {
-    this.subs.delete(s);
-    this.ids.delete(s.id);
-    clearTimeout(s.t);
-    s.es?.close();
-    if (this.up && !this.sse) this.ws!.send(JSON.stringify({ op: "unsub", id: ++this.id, sub: s.id }));
+  unsubscribe(subscription: Subscription) {
+    this.subscriptions_.delete(subscription);
+    this.subscriptionsById_.delete(subscription.requestId_);
+    clearTimeout(subscription.retryTimer_);
+    if (this.open_) {
+      const message: UnsubRequest = { op: "unsub", id: ++this.lastId_, sub: subscription.requestId_ };
+      this.socket_!.send(JSON.stringify(message));
+    }
   }
 
-  /** Ends everything with an error (a rejected token) or, without one, because close() was called. */
-  fail(e?: any) {
-    this.done = true;
-    clearTimeout(this.t);
-    this.ws?.close();
-    this.ws = null;
-    this.up = false;
-    for (const p of this.pend.values()) p.rej(e || closed());
-    this.pend.clear();
-    for (const s of [...this.subs]) {
-      this.unsub(s);
-      s.err(e || null);
+  close(error?: unknown) {
+    this.closed_ = true;
+    clearTimeout(this.redialTimer_);
+    this.socket_?.close();
+    this.socket_ = null;
+    this.open_ = false;
+    for (const request of this.pending_.values()) request.reject_(error || closedError());
+    this.pending_.clear();
+    for (const subscription of [...this.subscriptions_]) {
+      this.unsubscribe(subscription);
+      subscription.end_(error || null);
     }
   }
 }

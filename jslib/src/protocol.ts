@@ -1,0 +1,294 @@
+// The wire protocol (PROTOCOL.md): the requests, answers and events of the WebSocket at /.ws, and the
+// SSE events that the HTTP fallback turns into the same event shapes. Types only: nothing here is
+// bundled. Shared by the client (src/) and its fake test server (testdata/fakeserver.mjs).
+
+/** A stream position (PROTOCOL.md, Positions): `key:revision:seq` (a change), `key:revision:seq:s` (a snapshot entry) or `seq`. */
+export type Position = string;
+
+/** A Go duration string: "30s", "1h30m". */
+export type GoDuration = string;
+
+/** A request id: chosen by the client (this client uses numbers), echoed by the answer. */
+export type RequestId = number;
+
+// ---------------------------------------------------------------------------------------------------
+// Requests (PROTOCOL.md, WebSocket: the table of ops).
+
+/** The fields of every request. */
+interface RequestHead<Op extends string> {
+  op: Op;
+  /** Set by the transport when it sends the request. */
+  id?: RequestId;
+}
+
+/** The fields of a write that a retry may repeat: the Idempotency-Key. */
+interface Idempotent {
+  idem?: string;
+}
+
+/** Authenticates the connection (the first message), or again with a fresh token. */
+export interface AuthRequest extends RequestHead<"auth"> {
+  token: string;
+}
+
+export interface GetRequest extends RequestHead<"get"> {
+  key: string;
+}
+
+export interface SetRequest extends RequestHead<"set">, Idempotent {
+  key: string;
+  value: unknown;
+  ttl?: GoDuration;
+  /** The key belongs to this connection: deleted once the connection has been gone for the server's grace period. */
+  ephemeral?: boolean;
+}
+
+/** Compare-and-swap: `revision` must be the current revision + 1 (0 creates). */
+export interface CasRequest extends RequestHead<"cas">, Idempotent {
+  key: string;
+  value: unknown;
+  revision: number;
+  ttl?: GoDuration;
+  ephemeral?: boolean;
+}
+
+/** Deletes a key; with `revision` (the current one) only if it is still current. */
+export interface DeleteKeyRequest extends RequestHead<"delete">, Idempotent {
+  key: string;
+  revision?: number;
+}
+
+/** Deletes every key under a path ending in "/", in one commit. */
+export interface DeletePathRequest extends RequestHead<"delete">, Idempotent {
+  path: string;
+}
+
+export interface IncrRequest extends RequestHead<"incr">, Idempotent {
+  key: string;
+  /** Default 1. */
+  by?: number;
+  ttl?: GoDuration;
+}
+
+export interface ListRequest extends RequestHead<"list"> {
+  path: string;
+  limit?: number;
+  cursor?: string;
+  keys?: boolean;
+  children?: boolean;
+}
+
+export interface LockRequest extends RequestHead<"lock"> {
+  key: string;
+  /** Default "60m". */
+  ttl?: GoDuration;
+  owner?: string;
+  /** How long to wait for a held lock (capped by the server). */
+  wait?: GoDuration;
+}
+
+export interface RenewRequest extends RequestHead<"renew"> {
+  key: string;
+  token: string;
+  ttl?: GoDuration;
+}
+
+export interface UnlockRequest extends RequestHead<"unlock"> {
+  key: string;
+  token: string;
+}
+
+/** A check of a transaction: `revision` is the current revision, -1 = absent. */
+export interface TxCheck {
+  key: string;
+  revision: number;
+}
+
+/** An operation of a transaction. */
+export type TxOp = { op: "set"; key: string; value: unknown } | { op: "incr"; key: string; by?: number } | { op: "delete"; key: string };
+
+export interface TxRequest extends RequestHead<"tx">, Idempotent {
+  checks: TxCheck[];
+  ops: TxOp[];
+}
+
+/** Subscribes to a key or a path ending in "/": from `since`, or the current entries first with `snapshot`. */
+export interface SubRequest extends RequestHead<"sub"> {
+  path: string;
+  since?: Position;
+  snapshot?: boolean;
+}
+
+/** Ends the subscription that the `sub` request with id `sub` started. */
+export interface UnsubRequest extends RequestHead<"unsub"> {
+  sub: RequestId;
+}
+
+/** A request message. */
+export type RequestMessage =
+  | AuthRequest
+  | GetRequest
+  | SetRequest
+  | CasRequest
+  | DeleteKeyRequest
+  | DeletePathRequest
+  | IncrRequest
+  | ListRequest
+  | LockRequest
+  | RenewRequest
+  | UnlockRequest
+  | TxRequest
+  | SubRequest
+  | UnsubRequest;
+
+export type Op = RequestMessage["op"];
+
+// ---------------------------------------------------------------------------------------------------
+// Answers.
+
+/** The result of a write of one key. */
+export interface WriteResult {
+  key: string;
+  revision: number;
+  seq: number;
+}
+
+/** An entry of a list: a child subtree (with `children`) has only `key`, ending in "/"; `keys` omits `value`. */
+export interface ListEntry {
+  key: string;
+  value?: unknown;
+  revision?: number;
+  seq?: number;
+}
+
+/** A held lock. */
+export interface LockResult {
+  key: string;
+  /** The secret that renews and releases the lock. */
+  token: string;
+  /** The seq of the acquiring commit. */
+  fence: number;
+  /** RFC 3339. */
+  expires: string;
+  owner?: string;
+  /** WebSocket only (HTTP: the X-Revision and X-Seq headers): 0, or the renewal's revision, and the commit's seq. */
+  revision?: number;
+  seq?: number;
+}
+
+/** The result of one operation of a transaction: the new revision (-1: a delete of an absent key), `value` for incr. */
+export interface TxOpResult {
+  key: string;
+  revision: number;
+  value?: unknown;
+}
+
+/** The result fields of the answer to each op. */
+export interface Results {
+  auth: {};
+  get: { key: string; value: unknown; revision: number; seq: number };
+  set: WriteResult;
+  cas: WriteResult;
+  /** A key: its deleted revision + 1; a path: the number of keys deleted. */
+  delete: WriteResult | { deleted: number; seq: number };
+  incr: WriteResult & { value: number };
+  list: { entries: ListEntry[]; cursor?: string };
+  lock: LockResult;
+  renew: LockResult;
+  unlock: WriteResult;
+  tx: { seq: number; results: TxOpResult[] };
+  /** The seq the subscription starts from; its events follow. */
+  sub: { seq: number };
+  unsub: {};
+}
+
+/** A successful answer to a request of op `O`. */
+export type Answer<O extends Op = Op> = {
+  id: RequestId;
+  ok: true;
+  /** The answer to an earlier request with the same `idem`, given again. */
+  replayed?: true;
+} & Results[O];
+
+/** A failed request: `status` is the HTTP status the same failure would have. */
+export interface ErrorAnswer {
+  /** Absent when the request's id could not be read. */
+  id?: RequestId;
+  ok?: undefined;
+  error: string;
+  code: string;
+  status: number;
+  /** A revision conflict: the current revision (-1 when absent). */
+  revision?: number;
+  /** A held lock (and the failed check of a transaction): the key... */
+  key?: string;
+  /** ...and the holder of the lock and when it expires. */
+  owner?: string;
+  expires?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Events of a subscription (WebSocket: with `sub`; SSE: converted from the event name, id and data).
+
+/** A change to a key; `snapshot` marks an entry of a snapshot or of the rebuild after a reset. */
+export interface SetEvent {
+  type: "set";
+  key: string;
+  value: unknown;
+  revision: number;
+  seq: number;
+  snapshot?: boolean;
+}
+
+/** A deleted key; `revision` is the revision that was deleted. */
+export interface DeleteEvent {
+  type: "delete";
+  key: string;
+  revision: number;
+  seq: number;
+  snapshot?: boolean;
+}
+
+/** The position was too old (or a snapshot entry): the current state follows, then `ready`. */
+export interface ResetEvent {
+  type: "reset";
+  seq: number;
+}
+
+/** Replay or snapshot done: live changes after `seq` follow. */
+export interface ReadyEvent {
+  type: "ready";
+  seq: number;
+}
+
+/** Why the server ended a subscription (WebSocket: `slow`, `shutdown`, `unauthorized`; SSE: `slow`, `shutdown`, `token_expired`). */
+export type CloseReason = "slow" | "shutdown" | "unauthorized" | "token_expired";
+
+/** The server ended the subscription; the client subscribes again from its position. */
+export interface CloseEvent {
+  type: "close";
+  reason: CloseReason;
+}
+
+export type ChangeEvent = SetEvent | DeleteEvent;
+export type StreamEvent = ChangeEvent | ResetEvent | ReadyEvent | CloseEvent;
+
+/** An event on the WebSocket: `sub` is the id of the `sub` request. */
+export type SubscriptionEvent = StreamEvent & { sub: RequestId };
+
+/** A message the server sends on the WebSocket. */
+export type ServerMessage = Answer | ErrorAnswer | SubscriptionEvent;
+
+// ---------------------------------------------------------------------------------------------------
+// SSE (PROTOCOL.md, SSE): the event names and their `data`. A change's position is the event's id.
+
+export interface SSEData {
+  /** A set: the value. */
+  message: unknown;
+  delete: null;
+  ready: { seq: number };
+  reset: { seq: number };
+  close: { reason: CloseReason };
+}
+
+export type SSEEventName = keyof SSEData;
