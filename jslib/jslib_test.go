@@ -177,15 +177,18 @@ func TestPublicNames(t *testing.T) {
 	}
 }
 
-// TestBehaviour runs testdata/client.test.mjs: the client against a fake WebSocket server in Node.js.
+// TestBehaviour runs testdata/client.test.mjs: the client against a fake server (testdata/fakeserver.mjs)
+// in Node.js, over the WebSocket and over HTTP + SSE.
 func TestBehaviour(t *testing.T) {
 	dir := writeBundle(t)
-	src, err := os.ReadFile("testdata/client.test.mjs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "client.test.mjs"), src, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"client.test.mjs", "fakeserver.mjs"} {
+		src, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Log(node(t, dir, "--test", "--test-timeout=20000", "client.test.mjs"))
 }
