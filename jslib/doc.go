@@ -9,6 +9,10 @@
 //   - Types: statehub.d.ts (served at /statehub.d.ts).
 //
 // The client API is documented in README.md; the wire protocol it speaks is PROTOCOL.md at the
-// root of the repository. `npx tsc -p jslib --noEmit` type-checks the sources strictly and checks,
-// in test/types.ts, that the implementation matches statehub.d.ts.
+// root of the repository, typed in src/protocol.ts. The client holds a Transport: the WebSocket, or
+// fetch + EventSource when the WebSocket cannot connect. `npx tsc -p jslib --noEmit` type-checks
+// the sources strictly and checks, in test/types.ts, that the implementation matches statehub.d.ts.
+//
+// Bundling shortens every property name that ends in "_" (the sources' internal members); public
+// names and the protocol's fields never end in "_".
 package jslib
