@@ -53,11 +53,29 @@ export class WebSocketTransport implements Transport {
     return this.send_(message, true);
   }
 
-  /** Ephemeral keys belong to a connection: the last ephemeral set of each key is kept, to claim the key again on the next one. */
+  /**
+   * Ephemeral keys belong to a connection: the last ephemeral set of each key is kept, to claim the
+   * key again on the next one. Any other write of the key (a plain set, a CAS, incr, delete, a
+   * transaction's op) forgets it, so that no claim writes an older value over a newer one. (A CAS
+   * that succeeds is not claimed again: its success is known only later.)
+   */
   private trackEphemeral_(message: RequestMessage) {
-    if (message.op == "set" && message.ephemeral) this.ephemeralWrites_.set(message.key, { ...message });
-    else if (message.op == "set") this.ephemeralWrites_.delete(message.key);
-    else if (message.op == "delete") this.ephemeralWrites_.delete("key" in message ? message.key : message.path);
+    const forget = (key: string) => this.ephemeralWrites_.delete(key);
+    switch (message.op) {
+      case "set":
+        message.ephemeral ? this.ephemeralWrites_.set(message.key, { ...message }) : forget(message.key);
+        break;
+      case "cas":
+      case "incr":
+        forget(message.key);
+        break;
+      case "delete":
+        if ("key" in message) forget(message.key);
+        else for (const key of [...this.ephemeralWrites_.keys()]) if (key.startsWith(message.path)) forget(key);
+        break;
+      case "tx":
+        for (const op of message.ops) forget(op.key);
+    }
   }
 
   /** Sends a request now if the socket is open, else when it opens (dialing). */

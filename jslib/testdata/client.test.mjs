@@ -210,18 +210,33 @@ test("AtomKV shapes", async () => {
 
 const fresh = (opts) => ((server = new Server()), new Client("http://statehub.test/", opts));
 
-test("WebSocket: the ephemeral key is claimed again after a reconnect, until another write of the key", async () => {
+test("WebSocket: an ephemeral key is claimed again after a reconnect, until another write of the key", async () => {
   const c = fresh();
+  const claims = (key) => server.received.filter((m) => m.op == "set" && m.key == key && m.ephemeral).length;
+  const reconnect = async () => {
+    server.drop();
+    await until(() => server.conns.size == 1);
+    await tick(20);
+  };
   const me = c.presence("/room/1", { name: "ann" });
-  const sets = () => server.received.filter((m) => m.op == "set" && m.key == me.key && m.ephemeral).length;
-  await until(() => sets() == 1);
-  server.drop();
-  await until(() => sets() == 2);
-  await c.set(me.key, { name: "ann", away: true }); // a plain write: the key is an ordinary one now
-  server.drop();
-  await until(() => server.conns.size == 1);
-  await tick(20);
-  assert.equal(sets(), 2);
+  await until(() => claims(me.key) == 1);
+  await reconnect();
+  assert.equal(claims(me.key), 2);
+  // Each of these writes makes its key an ordinary one again: no claim writes the old value over it.
+  const writes = {
+    "/e/set": () => c.set("/e/set", "new"),
+    "/e/cas": () => c.update("/e/cas", "new", 1),
+    "/e/incr": () => c.incr("/e/incr"),
+    "/e/delete": () => c.delete("/e/delete"),
+    "/e/sub/key": () => c.delete("/e/sub/"),
+    "/e/tx": () => c.tx([], [{ op: "set", key: "/e/tx", value: "new" }]),
+  };
+  for (const key in writes) await c.set(key, key == "/e/incr" ? 0 : "old", { ephemeral: true });
+  for (const write of Object.values(writes)) await write().catch(() => {}); // the fake has no tx or subtree delete
+  await c.set(me.key, { name: "ann", away: true });
+  await reconnect();
+  assert.equal(claims(me.key), 2);
+  for (const key in writes) assert.equal(claims(key), 1, key);
   assert.deepEqual(server.data.get(me.key).value, { name: "ann", away: true });
   c.close();
 });
