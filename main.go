@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/jslib"
@@ -49,7 +50,7 @@ type config struct {
 	snapBytes    int64
 	repair       bool
 	logLevel     slog.Level
-	auth         web.AuthConfig
+	auth         auth.Config
 	web          web.Limits
 	writeTO      time.Duration
 	ephGrace     time.Duration
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "least important log level shown: debug (logs every request, tokens redacted), info, warn or error")
 	fs.StringVar(&c.auth.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes) for verifying JWTs; prefer STATEHUB_JWT_SECRET to a flag, which other users can see")
 	fs.StringVar(&c.auth.JWTKeys, "jwt-keys", "", "file of public keys for verifying JWTs (RS256, ES256, EdDSA), chosen by kid: PEM blocks (a \"kid\" PEM header, else the RFC 7638 thumbprint) or a JWKS")
+	fs.StringVar(&c.auth.JWKSURL, "jwt-jwks-url", "", "URL of a JWKS (as Auth0, Clerk, Cognito, Supabase and Firebase publish) whose keys verify JWTs (RS256, ES256, EdDSA), chosen by kid; fetched at start, hourly, and when a token names an unknown kid")
 	fs.StringVar(&c.auth.Audience, "jwt-audience", "", "when set, JWTs must carry this aud")
 	fs.StringVar(&c.auth.Issuer, "jwt-issuer", "", "when set, JWTs must carry this iss")
 	fs.StringVar(&c.auth.AdminToken, "admin-token", "", "a static bearer token (at least 16 bytes) with every grant, for operators and CI; prefer STATEHUB_ADMIN_TOKEN")
@@ -131,7 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-restore needs a -data directory")
 	}
 	if *anon != "" {
-		g, err := web.ParseGrants(*anon)
+		g, err := auth.ParseGrants(*anon)
 		if err != nil {
 			return c, fmt.Errorf("-anon: %w", err)
 		}
@@ -195,16 +197,18 @@ func run(args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("bundling the client: %w", err)
 	}
-	auth, err := web.NewAuth(cfg.auth)
+	cfg.auth.Logger = log
+	authn, err := auth.New(cfg.auth)
 	if err != nil {
 		return err
 	}
-	if auth.Open() {
-		log.Warn("no auth configured: the server is open, anyone may read, write and delete every key and download backups; set -jwt-secret, -jwt-keys, -admin-token or -anon")
+	defer authn.Close()
+	if authn.Open() {
+		log.Warn("no auth configured: the server is open, anyone may read, write and delete every key and download backups; set -jwt-secret, -jwt-keys, -jwt-jwks-url, -admin-token or -anon")
 	} else {
-		log.Info("auth configured", auth.Describe()...)
+		log.Info("auth configured", authn.Describe()...)
 	}
-	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: auth, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
+	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: authn, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
 		Console: static.Console, Pages: static.Pages()})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

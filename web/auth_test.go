@@ -3,20 +3,10 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +15,12 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/web"
 )
 
-// Test identities: every key is generated once per test binary.
+// Test identities.
 const (
 	testSecret     = "0123456789abcdef0123456789abcdef-test-secret"
 	testAdminToken = "admin-token-for-tests-0123456789"
@@ -38,55 +29,6 @@ const (
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-
-type testKeys struct {
-	rsa     *rsa.PrivateKey
-	ec      *ecdsa.PrivateKey
-	ed      ed25519.PrivateKey
-	rsaPEM  string // public key PEM, kid "rsa1"
-	pemFile string // rsa1 and ed1 as PEM
-	jwks    string // ec1 and ed2 as a JWKS file
-}
-
-var (
-	keysOnce sync.Once
-	keys     testKeys
-)
-
-func genKeys(t testing.TB) testKeys {
-	keysOnce.Do(func() {
-		var err error
-		if keys.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-			panic(err)
-		}
-		if keys.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			panic(err)
-		}
-		if _, keys.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
-			panic(err)
-		}
-	})
-	k := keys
-	pemOf := func(pub any, kid string) string {
-		der, err := x509.MarshalPKIXPublicKey(pub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"kid": kid}, Bytes: der}))
-	}
-	dir := t.TempDir()
-	k.rsaPEM = pemOf(&k.rsa.PublicKey, "rsa1")
-	k.pemFile = filepath.Join(dir, "keys.pem")
-	if err := os.WriteFile(k.pemFile, []byte(k.rsaPEM+pemOf(k.ed.Public(), "ed1")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k.jwks = filepath.Join(dir, "jwks.json")
-	set := web.JWKSOf(t, map[string]any{"ec1": &k.ec.PublicKey, "ed2": k.ed.Public()})
-	if err := os.WriteFile(k.jwks, []byte(set), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // claims builds a token's claims: valid at t0 for the test audience and issuer, with grants.
 func claims(sub string, grants map[string][]string) jwt.MapClaims {
@@ -118,17 +60,17 @@ func hs(t testing.TB, c jwt.MapClaims) string {
 }
 
 // authServer runs a server with every kind of auth configured, on a fake clock at t0.
-func authServer(t testing.TB, keysFile string, anon *web.Grants, mod ...func(*web.Config)) (*testServer, *hub.FakeClock) {
+func authServer(t testing.TB, keysFile string, anon *auth.Grants, mod ...func(*web.Config)) (*testServer, *hub.FakeClock) {
 	t.Helper()
 	clock := hub.NewFakeClock(t0)
-	auth, err := web.NewAuth(web.AuthConfig{
+	authn, err := auth.New(auth.Config{
 		JWTSecret: testSecret, JWTKeys: keysFile, Audience: testAudience, Issuer: testIssuer,
 		AdminToken: testAdminToken, Anonymous: anon, Clock: clock,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := web.Config{Auth: auth, Clock: clock}
+	cfg := web.Config{Auth: authn, Clock: clock}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -137,43 +79,22 @@ func authServer(t testing.TB, keysFile string, anon *web.Grants, mod ...func(*we
 
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
+// TestJWTRejected: a refused token, in the Authorization header or in ?token=, is 401
+// unauthorized with WWW-Authenticate, and the answer does not repeat it. The auth package's
+// TestTokenRejected is the whole matrix of refused tokens; these few show the transport's part.
 func TestJWTRejected(t *testing.T) {
 	t.Parallel()
-	k := genKeys(t)
-	ts, _ := authServer(t, k.pemFile, nil)
+	ts, _ := authServer(t, "", nil)
 	all := map[string][]string{"admin": {"/"}}
-	good := sign(t, jwt.SigningMethodRS256, "rsa1", k.rsa, claims("ann", all))
-	parts := strings.Split(good, ".")
-	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"eve","aud":"statehub-test","iss":"https://issuer.test","exp":9999999999,"grants":{"admin":["/"]}}`))
-
-	none := func() string {
-		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("eve", all)).SignedString(jwt.UnsafeAllowNoneSignatureType)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}()
+	parts := strings.Split(hs(t, claims("ann", all)), ".")
 	cases := []struct {
 		name  string
 		token string
 	}{
-		{"alg none", none},
-		{"alg confusion: HS256 keyed with the RSA public key", sign(t, jwt.SigningMethodHS256, "rsa1", []byte(k.rsaPEM), claims("eve", all))},
 		{"HS256 with another secret", sign(t, jwt.SigningMethodHS256, "", []byte("another-secret-another-secret-xx"), claims("eve", all))},
-		{"HS512 is not configured", sign(t, jwt.SigningMethodHS512, "", []byte(testSecret), claims("eve", all))},
-		{"RS384 is not configured", sign(t, jwt.SigningMethodRS384, "rsa1", k.rsa, claims("eve", all))},
 		{"expired", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["exp"] = t0.Add(-time.Hour).Unix(); return c }())},
-		{"future nbf", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["nbf"] = t0.Add(time.Hour).Unix(); return c }())},
-		{"future iat", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["iat"] = t0.Add(time.Hour).Unix(); return c }())},
 		{"wrong aud", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["aud"] = "other"; return c }())},
-		{"no aud", hs(t, func() jwt.MapClaims { c := claims("ann", all); delete(c, "aud"); return c }())},
-		{"wrong iss", hs(t, func() jwt.MapClaims { c := claims("ann", all); c["iss"] = "https://evil.test"; return c }())},
-		{"unknown kid", sign(t, jwt.SigningMethodRS256, "rsa2", k.rsa, claims("ann", all))},
-		{"kid of a key of another type", sign(t, jwt.SigningMethodRS256, "ed1", k.rsa, claims("ann", all))},
-		{"no kid with several keys", sign(t, jwt.SigningMethodRS256, "", k.rsa, claims("ann", all))},
-		{"tampered payload", parts[0] + "." + forged + "." + parts[2]},
 		{"tampered signature", parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))},
-		{"grants of the wrong shape", hs(t, func() jwt.MapClaims { c := claims("ann", nil); c["grants"] = map[string]any{"read": "/"}; return c }())},
 		{"16 KB of periods", strings.Repeat(".", 16<<10)},
 		{"garbage", "not-a-token"},
 		{"wrong admin token", testAdminToken + "x"},
@@ -211,54 +132,11 @@ func TestJWTRejected(t *testing.T) {
 	})
 }
 
-func TestJWTAccepted(t *testing.T) {
-	t.Parallel()
-	k := genKeys(t)
-	grants := map[string][]string{"write": {"/users/{sub}/"}}
-	cases := []struct {
-		name  string
-		keys  string
-		token func(sub string) string
-	}{
-		{"HS256", "", func(sub string) string { return hs(t, claims(sub, grants)) }},
-		{"RS256 PEM", k.pemFile, func(sub string) string { return sign(t, jwt.SigningMethodRS256, "rsa1", k.rsa, claims(sub, grants)) }},
-		{"EdDSA PEM", k.pemFile, func(sub string) string { return sign(t, jwt.SigningMethodEdDSA, "ed1", k.ed, claims(sub, grants)) }},
-		{"ES256 JWKS", k.jwks, func(sub string) string { return sign(t, jwt.SigningMethodES256, "ec1", k.ec, claims(sub, grants)) }},
-		{"EdDSA JWKS", k.jwks, func(sub string) string { return sign(t, jwt.SigningMethodEdDSA, "ed2", k.ed, claims(sub, grants)) }},
-		{"HS256 alongside keys", k.jwks, func(sub string) string { return hs(t, claims(sub, grants)) }},
-		{"expired within the leeway", "", func(sub string) string {
-			c := claims(sub, grants)
-			c["exp"] = t0.Add(-10 * time.Second).Unix()
-			return hs(t, c)
-		}},
-		{"audience in a list", "", func(sub string) string {
-			c := claims(sub, grants)
-			c["aud"] = []string{"other", testAudience}
-			return hs(t, c)
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			ts, _ := authServer(t, tc.keys, nil)
-			tok := tc.token("ann")
-			ts.must(t, "POST", "/users/ann/doc", `{"v":1}`, bearer(tok)...)
-			if r := ts.must(t, "GET", "/users/ann/doc?token="+url.QueryEscape(tok), ""); r.body != `{"v":1}` {
-				t.Fatalf("GET: %s", r.body)
-			}
-			r := ts.do(t, "POST", "/users/bob/doc", `{"v":1}`, bearer(tok)...)
-			if r.status != http.StatusForbidden || errorBody(t, r).Code != "forbidden" {
-				t.Fatalf("another subject's key: status %d %s, want 403", r.status, r.body)
-			}
-		})
-	}
-}
-
 // TestGrantsOverHTTP checks grants request by request: 401 without a token, 403 with a token that
 // lacks the grant, and the operations each grant implies.
 func TestGrantsOverHTTP(t *testing.T) {
 	t.Parallel()
-	ts, _ := authServer(t, "", &web.Grants{Read: []string{"/public/"}, Incr: []string{"/views/"}})
+	ts, _ := authServer(t, "", &auth.Grants{Read: []string{"/public/"}, Incr: []string{"/views/"}})
 	admin := bearer(testAdminToken)
 	for _, k := range []string{"/a/b/c", "/a/bc", "/public/p", "/views/v", "/w/x", "/users/ann/x"} {
 		ts.must(t, "POST", k, `1`, admin...)
@@ -358,10 +236,6 @@ func TestOpenServer(t *testing.T) {
 	ts.must(t, "GET", "/a", "", bearer("whatever")...)
 	ts.must(t, "GET", "/.metrics", "")
 	ts.must(t, "DELETE", "/", "")
-	auth, err := web.NewAuth(web.AuthConfig{})
-	if err != nil || !auth.Open() {
-		t.Fatalf("NewAuth of nothing: open=%v err=%v", auth.Open(), err)
-	}
 }
 
 // TestNoSecretsInLogs sends recognizable secrets everywhere a token is accepted or could be put
@@ -481,7 +355,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // FuzzAuthHandler sends arbitrary requests with arbitrary tokens to a server with auth configured:
 // none may get a 5xx.
 func FuzzAuthHandler(f *testing.F) {
-	ts, _ := authServer(f, "", &web.Grants{Read: []string{"/public/"}})
+	ts, _ := authServer(f, "", &auth.Grants{Read: []string{"/public/"}})
 	tok := hs(f, claims("ann", map[string][]string{"write": {"/users/{sub}/"}}))
 	f.Add("GET", "/public/x", "", "")
 	f.Add("POST", "/users/ann/x", "Bearer "+tok, `{"a":1}`)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -36,7 +37,7 @@ const maxBadgeText = 64
 // badge serves GET /key?badge[&label=][&color=][&incr]: the value as an SVG badge. With incr the
 // view is counted first (an increment of the key).
 func (s *Server) badge(c echo.Context, key string, q url.Values) error {
-	if err := s.authorize(c, OpRead, key); err != nil {
+	if err := s.authorize(c, auth.Read, key); err != nil {
 		return err
 	}
 	color := "#007ec6"
@@ -55,7 +56,7 @@ func (s *Server) badge(c echo.Context, key string, q url.Values) error {
 	}
 	var value []byte
 	if boolOption(q, "incr") {
-		if err := s.authorize(c, OpIncr, key); err != nil {
+		if err := s.authorize(c, auth.Incr, key); err != nil {
 			return err
 		}
 		res, err := s.hub.Incr(key, 1, hub.WriteOptions{})

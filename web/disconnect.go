@@ -5,6 +5,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -46,7 +47,7 @@ func disconnectFor(err error) disconnect {
 		return disconnectShutdown
 	case errors.Is(err, errTokenExpired):
 		return disconnectTokenExpired
-	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrForbidden):
+	case errors.Is(err, auth.ErrUnauthorized), errors.Is(err, auth.ErrForbidden):
 		return disconnectUnauthorized
 	}
 	return disconnectClosed

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -49,8 +50,8 @@ var statusOf = []struct {
 	{hub.ErrInvalidTx, http.StatusBadRequest, "invalid_tx"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
-	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
-	{ErrForbidden, http.StatusForbidden, "forbidden"},
+	{auth.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{auth.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	{ErrTooManyConns, http.StatusTooManyRequests, "too_many_connections"},
 	{hub.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
@@ -112,7 +113,7 @@ func classify(err error) (int, string, string) {
 }
 
 func trimPrefix(msg string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(msg, "hub: "), "web: ")
+	return strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(msg, "hub: "), "web: "), "auth: ")
 }
 
 // errorBody is the status and JSON body of err's answer, over HTTP and the WebSocket alike: a
@@ -144,7 +145,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if body.Revision != nil {
 		c.Response().Header().Set(hdrRevision, strconv.FormatInt(*body.Revision, 10))
 	}
-	if errors.Is(err, ErrUnauthorized) {
+	if errors.Is(err, auth.ErrUnauthorized) {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="statehub"`)
 	}
 	if errors.Is(err, hub.ErrShutdown) {

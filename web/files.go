@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -38,7 +39,7 @@ func isJSONType(ct string) bool {
 }
 
 // putFile stores the request body as a file of content type ct.
-func (s *Server) putFile(c echo.Context, p *Principal, key, ct string, cond hub.Cond, opt hub.WriteOptions) error {
+func (s *Server) putFile(c echo.Context, p *auth.Principal, key, ct string, cond hub.Cond, opt hub.WriteOptions) error {
 	r := c.Request()
 	limit := s.hub.MaxFileBytes()
 	if r.ContentLength > limit {

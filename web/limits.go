@@ -125,8 +125,8 @@ func (s *Server) limited(c echo.Context, kind string, next echo.HandlerFunc) err
 			return s.tooMany(c, "ip", wait)
 		}
 		if s.limits.token.limit > 0 {
-			if p, err := s.principalOf(c); err == nil && p.rateKey != "" {
-				if wait, ok := s.limits.token.take(p.rateKey, now); !ok {
+			if p, err := s.principalOf(c); err == nil && p.RateKey() != "" {
+				if wait, ok := s.limits.token.take(p.RateKey(), now); !ok {
 					return s.tooMany(c, "token", wait)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/web"
 )
@@ -48,7 +49,7 @@ func TestRateLimitPerIP(t *testing.T) {
 
 func TestRateLimitPerToken(t *testing.T) {
 	t.Parallel()
-	ts, clock := authServer(t, "", &web.Grants{Read: []string{"/"}}, func(c *web.Config) {
+	ts, clock := authServer(t, "", &auth.Grants{Read: []string{"/"}}, func(c *web.Config) {
 		c.Limits = web.Limits{TokenRate: 0.5, TokenBurst: 1}
 	})
 	ann := bearer(hs(t, claims("ann", map[string][]string{"read": {"/"}})))

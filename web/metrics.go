@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -68,7 +69,7 @@ func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", v) }
 
 // serveMetrics answers GET /.metrics (admin on "/").
 func (s *Server) serveMetrics(c echo.Context) error {
-	if err := s.authorize(c, OpAdmin, "/"); err != nil {
+	if err := s.authorize(c, auth.Admin, "/"); err != nil {
 		return err
 	}
 	s.metrics.handler.ServeHTTP(c.Response(), c.Request())

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -35,25 +36,25 @@ type lockRequest struct {
 
 // permit checks that p may do op on path: the path is valid, p's token has not expired, and its
 // grants allow it. Every operation calls it before it touches the hub.
-func (s *Server) permit(p *Principal, op Op, path string) error {
+func (s *Server) permit(p *auth.Principal, op auth.Op, path string) error {
 	if err := s.hub.Limits().CheckPath(path); err != nil {
 		return err
 	}
-	if !p.expires.IsZero() && s.cfg.Clock.Now().After(p.expires) {
-		return fmt.Errorf("%w: the token has expired; reconnect with a fresh one", ErrUnauthorized)
+	if !p.Expires().IsZero() && s.cfg.Clock.Now().After(p.Expires()) {
+		return fmt.Errorf("%w: the token has expired; reconnect with a fresh one", auth.ErrUnauthorized)
 	}
-	return allow(p, op, path)
+	return p.Allow(op, path)
 }
 
-func (s *Server) opGet(p *Principal, key string) (hub.Entry, error) {
-	if err := s.permit(p, OpRead, key); err != nil {
+func (s *Server) opGet(p *auth.Principal, key string) (hub.Entry, error) {
+	if err := s.permit(p, auth.Read, key); err != nil {
 		return hub.Entry{}, err
 	}
 	return s.hub.Get(key)
 }
 
-func (s *Server) opSet(p *Principal, r setRequest) (hub.Result, error) {
-	if err := s.permit(p, OpWrite, r.Key); err != nil {
+func (s *Server) opSet(p *auth.Principal, r setRequest) (hub.Result, error) {
+	if err := s.permit(p, auth.Write, r.Key); err != nil {
 		return hub.Result{}, err
 	}
 	value, err := s.readValue(r.Value)
@@ -80,23 +81,23 @@ func (s *Server) readValue(r io.Reader) ([]byte, error) {
 }
 
 // opSetFile stores body as a file of content type ct (HTTP only: a WebSocket carries JSON).
-func (s *Server) opSetFile(p *Principal, key, ct string, body io.Reader, cond hub.Cond, opt hub.WriteOptions) (hub.Result, error) {
-	if err := s.permit(p, OpWrite, key); err != nil {
+func (s *Server) opSetFile(p *auth.Principal, key, ct string, body io.Reader, cond hub.Cond, opt hub.WriteOptions) (hub.Result, error) {
+	if err := s.permit(p, auth.Write, key); err != nil {
 		return hub.Result{}, err
 	}
 	return s.hub.SetFile(key, ct, body, cond, opt)
 }
 
-func (s *Server) opIncr(p *Principal, key string, by int64, opt hub.WriteOptions) (hub.Result, error) {
-	if err := s.permit(p, OpIncr, key); err != nil {
+func (s *Server) opIncr(p *auth.Principal, key string, by int64, opt hub.WriteOptions) (hub.Result, error) {
+	if err := s.permit(p, auth.Incr, key); err != nil {
 		return hub.Result{}, err
 	}
 	return s.hub.Incr(key, by, opt)
 }
 
 // opDelete deletes a key (if cond holds) or, for a path ending in "/", a whole subtree.
-func (s *Server) opDelete(p *Principal, path string, cond hub.Cond, opt hub.WriteOptions) (hub.Result, error) {
-	if err := s.permit(p, OpWrite, path); err != nil {
+func (s *Server) opDelete(p *auth.Principal, path string, cond hub.Cond, opt hub.WriteOptions) (hub.Result, error) {
+	if err := s.permit(p, auth.Write, path); err != nil {
 		return hub.Result{}, err
 	}
 	if hub.IsPrefix(path) {
@@ -105,8 +106,8 @@ func (s *Server) opDelete(p *Principal, path string, cond hub.Cond, opt hub.Writ
 	return s.hub.Delete(path, cond, opt)
 }
 
-func (s *Server) opList(p *Principal, prefix string, opt hub.ListOptions) (hub.Page, error) {
-	if err := s.permit(p, OpRead, prefix); err != nil {
+func (s *Server) opList(p *auth.Principal, prefix string, opt hub.ListOptions) (hub.Page, error) {
+	if err := s.permit(p, auth.Read, prefix); err != nil {
 		return hub.Page{}, err
 	}
 	if opt.Limit < 0 {
@@ -116,16 +117,16 @@ func (s *Server) opList(p *Principal, prefix string, opt hub.ListOptions) (hub.P
 }
 
 // opLock acquires a lock, waiting at most r.Options.Wait (capped) for it; ctx ends the wait.
-func (s *Server) opLock(ctx context.Context, p *Principal, r lockRequest) (hub.Lock, error) {
-	if err := s.permit(p, OpLock, r.Key); err != nil {
+func (s *Server) opLock(ctx context.Context, p *auth.Principal, r lockRequest) (hub.Lock, error) {
+	if err := s.permit(p, auth.Lock, r.Key); err != nil {
 		return hub.Lock{}, err
 	}
 	r.Options.Wait = min(r.Options.Wait, s.cfg.MaxLockWait)
 	return s.hub.Lock(ctx, r.Key, r.Options)
 }
 
-func (s *Server) opRenew(p *Principal, key, token string, ttl time.Duration) (hub.Lock, error) {
-	if err := s.permit(p, OpLock, key); err != nil {
+func (s *Server) opRenew(p *auth.Principal, key, token string, ttl time.Duration) (hub.Lock, error) {
+	if err := s.permit(p, auth.Lock, key); err != nil {
 		return hub.Lock{}, err
 	}
 	if token == "" {
@@ -134,8 +135,8 @@ func (s *Server) opRenew(p *Principal, key, token string, ttl time.Duration) (hu
 	return s.hub.RenewLock(key, token, ttl)
 }
 
-func (s *Server) opUnlock(p *Principal, key, token string) (hub.Result, error) {
-	if err := s.permit(p, OpLock, key); err != nil {
+func (s *Server) opUnlock(p *auth.Principal, key, token string) (hub.Result, error) {
+	if err := s.permit(p, auth.Lock, key); err != nil {
 		return hub.Result{}, err
 	}
 	if token == "" {
@@ -146,20 +147,20 @@ func (s *Server) opUnlock(p *Principal, key, token string) (hub.Result, error) {
 
 // opTx runs a transaction: read on every checked key, write (incr for an increment) on every
 // key it changes. A transaction takes no TTL.
-func (s *Server) opTx(p *Principal, req TxRequest, opt hub.WriteOptions) (hub.TxResult, error) {
+func (s *Server) opTx(p *auth.Principal, req TxRequest, opt hub.WriteOptions) (hub.TxResult, error) {
 	checks, ops, err := req.compile(s.hub.Limits())
 	if err != nil {
 		return hub.TxResult{}, err
 	}
 	for _, ch := range checks {
-		if err := s.permit(p, OpRead, ch.Key); err != nil {
+		if err := s.permit(p, auth.Read, ch.Key); err != nil {
 			return hub.TxResult{}, err
 		}
 	}
 	for _, op := range ops {
-		need := OpWrite
+		need := auth.Write
 		if op.Op == hub.TxIncr {
-			need = OpIncr
+			need = auth.Incr
 		}
 		if err := s.permit(p, need, op.Key); err != nil {
 			return hub.TxResult{}, err
@@ -172,8 +173,8 @@ func (s *Server) opTx(p *Principal, req TxRequest, opt hub.WriteOptions) (hub.Tx
 }
 
 // opSubscribe starts a subscription of path (SSE streams and WebSocket subs).
-func (s *Server) opSubscribe(p *Principal, path string, opt hub.SubscribeOptions) (*hub.Subscription, error) {
-	if err := s.permit(p, OpRead, path); err != nil {
+func (s *Server) opSubscribe(p *auth.Principal, path string, opt hub.SubscribeOptions) (*hub.Subscription, error) {
+	if err := s.permit(p, auth.Read, path); err != nil {
 		return nil, err
 	}
 	return s.hub.Subscribe(path, opt)

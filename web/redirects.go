@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -15,11 +16,11 @@ import (
 // click serves GET /key?go: when the key holds {"url": "http(s)://..."} it counts the click in
 // /key/clicks and redirects there. The target is only ever the stored URL.
 func (s *Server) click(c echo.Context, key string) error {
-	if err := s.authorize(c, OpRead, key); err != nil {
+	if err := s.authorize(c, auth.Read, key); err != nil {
 		return err
 	}
 	clicks := key + "/clicks"
-	if err := s.authorize(c, OpIncr, clicks); err != nil {
+	if err := s.authorize(c, auth.Incr, clicks); err != nil {
 		return err
 	}
 	e, err := s.hub.Get(key)

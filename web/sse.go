@@ -40,7 +40,7 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	// The stream ends when its token expires (tokenexpiry.go): armed before ready is sent, so a
 	// client that has seen ready knows the timer runs.
 	var expired chan struct{}
-	if !p.expires.IsZero() {
+	if !p.Expires().IsZero() {
 		expired = make(chan struct{})
 		defer s.tokenTimer(p, func() { close(expired) })()
 	}

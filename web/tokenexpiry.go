@@ -3,6 +3,8 @@ package web
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/statehub/statehub/auth"
 )
 
 // Streams and sockets end when their token does (PROTOCOL.md). A request is checked once, but an
@@ -23,16 +25,16 @@ import (
 // server) arms none.
 
 // errTokenExpired ends a stream or socket whose token has expired.
-var errTokenExpired = fmt.Errorf("%w: the token has expired; reconnect with a fresh one", ErrUnauthorized)
+var errTokenExpired = fmt.Errorf("%w: the token has expired; reconnect with a fresh one", auth.ErrUnauthorized)
 
 // tokenTimer calls f in its own goroutine when p's token expires, unless stop is called first.
 // For a principal without exp it arms nothing and stop does nothing.
-func (s *Server) tokenTimer(p *Principal, f func()) (stop func() bool) {
-	if p == nil || p.expires.IsZero() {
+func (s *Server) tokenTimer(p *auth.Principal, f func()) (stop func() bool) {
+	if p == nil || p.Expires().IsZero() {
 		return func() bool { return false }
 	}
 	clock := s.cfg.Clock
-	return clock.AfterFunc(p.expires.Sub(clock.Now()), f)
+	return clock.AfterFunc(p.Expires().Sub(clock.Now()), f)
 }
 
 // armExpiry arms the connection's one expiry timer for its principal, once caller has
@@ -71,7 +73,7 @@ func (c *wsConn) reauth(id json.RawMessage, token string) error {
 		c.answer(wsAnswer{ID: id, OK: true}) // an open server ignores tokens, as on the first message
 		return nil
 	}
-	p, err := c.s.authenticate(token)
+	p, err := c.s.auth.Principal(token)
 	if err != nil {
 		return err
 	}
@@ -85,7 +87,7 @@ func (c *wsConn) reauth(id json.RawMessage, token string) error {
 	c.mu.Lock()
 	var gone []*wsSub
 	for key, sb := range c.subs {
-		if allow(p, OpRead, sb.hs.Path) != nil {
+		if p.Allow(auth.Read, sb.hs.Path) != nil {
 			sb.ended = disconnectUnauthorized
 			delete(c.subs, key)
 			gone = append(gone, sb)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statehub/statehub/web"
+	"github.com/statehub/statehub/auth"
 )
 
 // TestSSETokenExpires: a stream opened with a token ends with `event: close`, reason
@@ -15,7 +15,7 @@ import (
 // streams, whose principals have no exp, go on.
 func TestSSETokenExpires(t *testing.T) {
 	t.Parallel()
-	ts, clock := authServer(t, "", &web.Grants{Read: []string{"/room/"}})
+	ts, clock := authServer(t, "", &auth.Grants{Read: []string{"/room/"}})
 	tok := hs(t, claims("ann", map[string][]string{"read": {"/room/"}})) // exp: an hour from now
 	admin := bearer(testAdminToken)
 	withToken := ts.subscribe(t, "/room/?token="+tok, "")
@@ -33,7 +33,7 @@ func TestSSETokenExpires(t *testing.T) {
 	ts.must(t, "POST", "/room/a", `2`, admin...)
 	withToken.expect(t, `- /room/a:1:2 2`)
 
-	clock.Advance(30*time.Minute + web.DefaultLeeway + time.Second)
+	clock.Advance(30*time.Minute + auth.DefaultLeeway + time.Second)
 	ts.must(t, "POST", "/room/b", `3`, admin...)
 	if ev := withToken.next(t); ev.event != "close" || ev.data != `{"reason":"token_expired"}` || ev.hasID {
 		t.Fatalf("after exp: %+v, want close token_expired and no change", ev)

@@ -42,6 +42,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -88,7 +89,7 @@ type wsConn struct {
 	// The connection's principal, resolved once by caller (again if token changes).
 	authed    bool
 	authToken string // the value of token principal was resolved for
-	principal *Principal
+	principal *auth.Principal
 	authErr   error
 	expiry    func() bool // stops the timer that closes the connection at principal's exp (tokenexpiry.go); nil when none
 
@@ -112,7 +113,7 @@ type wsSub struct {
 // else the upgrade request's (Authorization: Bearer or ?token=). It is resolved once per
 // connection and kept on conn; a change of conn.token resolves it again. Only the reader
 // goroutine calls it.
-func (conn *wsConn) caller() (*Principal, error) {
+func (conn *wsConn) caller() (*auth.Principal, error) {
 	if !conn.authed || conn.authToken != conn.token {
 		conn.principal, conn.authErr = conn.s.wsPrincipal(conn)
 		conn.authed, conn.authToken = true, conn.token
@@ -125,9 +126,9 @@ func (conn *wsConn) caller() (*Principal, error) {
 
 // wsPrincipal resolves the token of a connection. An open server ignores tokens, well-formed or
 // not, as principalOf does.
-func (s *Server) wsPrincipal(conn *wsConn) (*Principal, error) {
+func (s *Server) wsPrincipal(conn *wsConn) (*auth.Principal, error) {
 	if s.auth.Open() {
-		return openPrincipal, nil
+		return auth.OpenPrincipal(), nil
 	}
 	raw := conn.token
 	if raw == "" {
@@ -136,7 +137,7 @@ func (s *Server) wsPrincipal(conn *wsConn) (*Principal, error) {
 			return nil, err
 		}
 	}
-	return s.authenticate(raw)
+	return s.auth.Principal(raw)
 }
 
 // ws upgrades the request and serves the connection until it ends.

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -21,13 +22,13 @@ const (
 
 // wsAuthServer runs a WebSocket server with an HS256 secret, an admin token and anon as the
 // anonymous grants (nil: none).
-func wsAuthServer(t testing.TB, anon *Grants, limits Limits) *wsServer {
+func wsAuthServer(t testing.TB, anon *auth.Grants, limits Limits) *wsServer {
 	t.Helper()
-	auth, err := NewAuth(AuthConfig{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Anonymous: anon})
+	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Anonymous: anon})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newWSServer(t, hub.Config{}, Config{Auth: auth, Limits: limits}, false)
+	return newWSServer(t, hub.Config{}, Config{Auth: authn, Limits: limits}, false)
 }
 
 // wsToken signs an HS256 token for sub with grants, valid for an hour.
@@ -82,7 +83,7 @@ func (c *wsClient) expectFail(req m, status int, code string) {
 // TestWSAuthGrants: each op over a WebSocket needs the grant its HTTP counterpart needs.
 func TestWSAuthGrants(t *testing.T) {
 	t.Parallel()
-	ts := wsAuthServer(t, &Grants{Read: []string{"/public/"}}, Limits{})
+	ts := wsAuthServer(t, &auth.Grants{Read: []string{"/public/"}}, Limits{})
 	admin := ts.authed(t, wsTestAdmin)
 	for _, k := range []string{"/a/b/c", "/a/bc", "/a/b", "/public/p", "/n/c", "/w/x"} {
 		admin.must(m{"op": "set", "key": k, "value": 1})
@@ -202,7 +203,7 @@ func TestWSAuthUpgradeToken(t *testing.T) {
 // is closed (the client treats it as fatal); nothing sent after it runs.
 func TestWSAuthBadToken(t *testing.T) {
 	t.Parallel()
-	ts := wsAuthServer(t, &Grants{Write: []string{"/"}}, Limits{})
+	ts := wsAuthServer(t, &auth.Grants{Write: []string{"/"}}, Limits{})
 	expired := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": "ann", "grants": map[string][]string{"write": {"/x/"}}, "exp": time.Now().Add(-time.Hour).Unix(),
 	})
@@ -247,7 +248,7 @@ func TestWSAuthBadToken(t *testing.T) {
 // TestWSSubscriptionLimit: at most MaxSocketSubs subscriptions per connection.
 func TestWSSubscriptionLimit(t *testing.T) {
 	t.Parallel()
-	ts := wsAuthServer(t, &Grants{Read: []string{"/"}}, Limits{MaxSocketSubs: 2})
+	ts := wsAuthServer(t, &auth.Grants{Read: []string{"/"}}, Limits{MaxSocketSubs: 2})
 	c := ts.dial(t)
 	c.must(m{"op": "sub", "path": "/a/"})
 	first := c.id

@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -15,11 +16,11 @@ import (
 func wsExpiryServer(t *testing.T) (*wsServer, *hub.FakeClock) {
 	t.Helper()
 	clock := hub.NewFakeClock(time.Now())
-	auth, err := NewAuth(AuthConfig{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Clock: clock})
+	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newWSServer(t, hub.Config{Clock: clock}, Config{Auth: auth, Clock: clock}, false), clock
+	return newWSServer(t, hub.Config{Clock: clock}, Config{Auth: authn, Clock: clock}, false), clock
 }
 
 // wsTokenUntil signs an HS256 token for sub with grants that expires at exp.
@@ -69,7 +70,7 @@ func TestWSTokenExpires(t *testing.T) {
 	admin.must(m{"op": "set", "key": "/w/a", "value": 2})
 	c.expectEvents(sub, "set /w/a 2@1")
 
-	clock.Advance(30*time.Minute + DefaultLeeway + time.Second)
+	clock.Advance(30*time.Minute + auth.DefaultLeeway + time.Second)
 	admin.must(m{"op": "set", "key": "/w/b", "value": 3}) // the admin token has no exp
 	c.expectClosed(websocket.StatusPolicyViolation, "token_expired", func(msg wsMsg) {
 		t.Fatalf("after exp: %s", msg.raw)
@@ -100,7 +101,7 @@ func TestWSReauth(t *testing.T) {
 	c.expectEvents(x, "close unauthorized")
 	c.must(m{"op": "set", "key": "/y/a", "value": 0}) // a grant of the new token only
 
-	clock.Advance(30*time.Minute + DefaultLeeway + time.Second) // past the old token's exp
+	clock.Advance(30*time.Minute + auth.DefaultLeeway + time.Second) // past the old token's exp
 	admin.must(m{"op": "set", "key": "/w/a", "value": 1})
 	admin.must(m{"op": "set", "key": "/x/a", "value": 1})
 	c.expectEvents(w, "set /w/a 1@0")

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -359,7 +360,7 @@ func (c *wsConn) run(req wsRequest) error {
 }
 
 // lock acquires a lock and answers the request.
-func (c *wsConn) lock(id json.RawMessage, p *Principal, r lockRequest) error {
+func (c *wsConn) lock(id json.RawMessage, p *auth.Principal, r lockRequest) error {
 	l, err := c.s.opLock(c.ctx, p, r)
 	if err != nil {
 		return err
@@ -393,11 +394,11 @@ func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
 
 // subscribe starts a subscription: the answer {"seq"} is queued first, then its pump queues the
 // reset, replay or snapshot, ready and the live events.
-func (c *wsConn) subscribe(p *Principal, req wsRequest) error {
+func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 	if len(req.ID) == 0 {
 		return badRequest("invalid_id", "sub needs an id: its events carry it")
 	}
-	if err := c.s.permit(p, OpRead, req.Path); err != nil {
+	if err := c.s.permit(p, auth.Read, req.Path); err != nil {
 		return err // before the checks below, which would tell a stranger about this connection
 	}
 	key := string(req.ID)
