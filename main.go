@@ -214,7 +214,7 @@ func run(args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	hs, ln := srv.HTTPServer(ln)
+	hs := srv.HTTPServer()
 	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

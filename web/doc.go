@@ -16,8 +16,9 @@
 //   - Every request passes one middleware (front): the CORS headers, the limits, the error
 //     mapping, then its metrics and log line.
 //   - Every response allows any origin (CORS "*", no credentials) and exposes every header ("*").
-//   - A connection is timed (Limits' header and idle timeouts, met by a sweep in conns.go) only
-//     while it waits for a request or reads its headers; never in a handler, never once hijacked.
+//   - A connection is timed (Limits' header and idle timeouts, net/http's ReadHeaderTimeout and
+//     IdleTimeout) only while it waits for a request or reads its headers; never in a handler,
+//     never once hijacked.
 //   - Streams have no whole-response timeout; each write has its own deadline. A stream ends with
 //     an `event: close` that says why (slow, shutdown, token_expired), and the client resumes from
 //     its last id. No stream or socket outlives its token's exp (tokenexpiry.go).

@@ -2,14 +2,12 @@ package web
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/jslib"
 )
@@ -39,7 +37,7 @@ type Config struct {
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
 	Pages        http.Handler             // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
-	Auth         *auth.Authenticator      // who may do what (auth.go); nil: open, as AtomKV
+	Auth         *Auth                    // who may do what (auth.go); nil: open, as AtomKV
 	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
 	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
 }
@@ -50,7 +48,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
-	auth    *auth.Authenticator
+	auth    *Auth
 	limits  *limiter
 	metrics *metrics
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
@@ -164,22 +162,19 @@ var (
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// HTTPServer returns an http.Server with the limits a public server needs (Limits), and ln
-// wrapped for it to serve: hs.Serve(l). The header and idle timeouts are enforced by the wrapped
-// listener's sweeps (connTimeouts), not by net/http's timers; a connection of any other listener
-// is not timed. It sets no WriteTimeout: streams use a deadline per write instead; and no
-// ReadTimeout, which would end streams too: bodies have their own deadline (Limits.BodyTimeout).
-func (s *Server) HTTPServer(ln net.Listener) (*http.Server, net.Listener) {
-	t := newConnTimeouts(s.cfg.Limits.ReadHeaderTimeout, s.cfg.Limits.IdleTimeout, s.cfg.Clock)
-	hs := &http.Server{
-		Handler: s.echo,
-		// Negative: net/http arms no deadline of its own (0 would fall back to ReadTimeout).
-		ReadHeaderTimeout: -1,
-		IdleTimeout:       -1,
-		MaxHeaderBytes:    64 << 10,
-		ConnState:         t.state,
-	}
-	return hs, &timedListener{Listener: ln, t: t}
+// HTTPServer returns an http.Server serving the server with the limits a public server needs
+// (NewHTTPServer).
+func (s *Server) HTTPServer() *http.Server { return NewHTTPServer(s.echo, s.cfg.Limits) }
+
+// NewHTTPServer returns an http.Server serving h with l's header and idle timeouts (zero fields:
+// the defaults) and at most 64 KiB of request headers. A connection is timed only while it waits
+// for a request (IdleTimeout) or reads a request's headers (ReadHeaderTimeout); never while a
+// handler runs, never once hijacked. It sets no WriteTimeout: streams use a deadline per write
+// instead; and no ReadTimeout, which would end streams too: bodies have their own deadline
+// (Limits.BodyTimeout).
+func NewHTTPServer(h http.Handler, l Limits) *http.Server {
+	l = l.withDefaults()
+	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
 func (s *Server) health(c echo.Context) error {
@@ -190,7 +185,7 @@ func (s *Server) health(c echo.Context) error {
 // snapshot and the bytes of the stored files it refers to. hub.Restore and the binary's -restore
 // flag read it back.
 func (s *Server) backup(c echo.Context) error {
-	if err := s.authorize(c, auth.Admin, "/"); err != nil {
+	if err := s.authorize(c, OpAdmin, "/"); err != nil {
 		return err
 	}
 	h := c.Response().Header()
