@@ -57,6 +57,13 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("addr %q sync %q, want :9001 none", c.addr, c.sync)
 				}
 			}},
+		{name: "auth from the environment", env: map[string]string{"STATEHUB_JWT_JWKS_URL": "https://example.test/.well-known/jwks.json",
+			"STATEHUB_JWT_KEYS": "keys.pem", "STATEHUB_ANON": `{"read": ["/public/"]}`}, check: func(t *testing.T, c config) {
+			if c.auth.JWKSURL != "https://example.test/.well-known/jwks.json" || c.auth.JWTKeys != "keys.pem" ||
+				c.auth.Anonymous == nil || len(c.auth.Anonymous.Read) != 1 {
+				t.Errorf("auth config %+v", c.auth)
+			}
+		}},
 		{name: "bad sync flag", args: []string{"-sync", "sometimes"}, wantErr: "-sync"},
 		{name: "bad sync variable", env: map[string]string{"STATEHUB_SYNC": "never"}, wantErr: "-sync"},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: "-log-format"},
