@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/jslib"
 )
@@ -37,7 +38,7 @@ type Config struct {
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
 	Pages        http.Handler             // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
-	Auth         *Auth                    // who may do what (auth.go); nil: open, as AtomKV
+	Auth         *auth.Authenticator      // who may do what (auth.go); nil: open, as AtomKV
 	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
 	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
 }
@@ -48,7 +49,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
-	auth    *Auth
+	auth    *auth.Authenticator
 	limits  *limiter
 	metrics *metrics
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
@@ -185,7 +186,7 @@ func (s *Server) health(c echo.Context) error {
 // snapshot and the bytes of the stored files it refers to. hub.Restore and the binary's -restore
 // flag read it back.
 func (s *Server) backup(c echo.Context) error {
-	if err := s.authorize(c, OpAdmin, "/"); err != nil {
+	if err := s.authorize(c, auth.Admin, "/"); err != nil {
 		return err
 	}
 	h := c.Response().Header()
