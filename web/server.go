@@ -54,7 +54,6 @@ type Server struct {
 	metrics *metrics
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
 	preflight echo.HandlerFunc
-	date      dateHeader
 }
 
 // New builds the HTTP server for h.
@@ -123,9 +122,9 @@ var corsConfig = middleware.CORSConfig{
 }
 
 // front is the one middleware, run for every request, in this order: the CORS headers, which
-// every answer carries, also to requests without an Origin, and the Date (see dateHeader); the
-// preflight answer (OPTIONS) or the limits and the handler; the one error mapping (c.Error); the
-// request's metrics and log line.
+// every answer carries, also to requests without an Origin; the preflight answer (OPTIONS) or
+// the limits and the handler; the one error mapping (c.Error); the request's metrics and log
+// line.
 // Whether the request is a stream is decided once, here, for the limits and the metrics.
 // One middleware rather than a chain, wrapped around each route's handler when New registers it:
 // echo would wrap each middleware given to Use anew for every request.
@@ -137,7 +136,6 @@ func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 		// Shared, never modified slices: a header set per request need not allocate.
 		h["Access-Control-Allow-Origin"] = anyOrigin
 		h["Access-Control-Expose-Headers"] = exposedHeaders
-		h["Date"] = s.date.at(start)
 		var err error
 		if c.Request().Method == http.MethodOptions {
 			err = s.preflight(c)
