@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -34,16 +35,26 @@ import (
 // plus the Go runtime's and the process's standard collectors.
 type metrics struct {
 	reg      *prometheus.Registry
-	requests *requestStats
+	requests *prometheus.CounterVec   // route, method, status
+	latency  *prometheus.HistogramVec // route
 	streams  *prometheus.GaugeVec
 	limited  *prometheus.CounterVec
 	handler  http.Handler
 }
 
+// latencyBuckets are the upper bounds of the latency histogram, in seconds.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
 func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	m := &metrics{
-		reg:      prometheus.NewRegistry(),
-		requests: &requestStats{},
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "statehub_http_requests_total", Help: "HTTP requests answered, by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "statehub_http_request_duration_seconds", Help: "Time to answer a request (streams and sockets excluded), by route.",
+			Buckets: latencyBuckets,
+		}, []string{"route"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "statehub_open_streams", Help: "Open SSE streams (sse) and WebSockets (ws).",
 		}, []string{"transport"}),
@@ -57,7 +68,7 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	for _, s := range []string{"ip", "token", "conns"} {
 		m.limited.WithLabelValues(s)
 	}
-	m.reg.MustRegister(m.requests, m.streams, m.limited, hubCollector{h},
+	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
 	return m
@@ -76,16 +87,76 @@ func (s *Server) serveMetrics(c echo.Context) error {
 	return nil
 }
 
-// observe records a request once it is answered: it counts every request by route and status,
-// times those that are not streams, and logs each at debug level (errors at warn), with query
-// tokens redacted. kind is streamKind's for the request; err is the handler's error, already
-// answered by c.Error.
-func (s *Server) observe(c echo.Context, kind string, start time.Time, err error) {
+// routeMetrics are the request metrics of the route registered at one path, their label sets
+// looked up once, when New registers the route: an echo route's label is its path; the key route
+// ("/*") has one each for a key ("key"), a subtree ("subtree") and a stream ("stream").
+type routeMetrics struct {
+	path                 routeLabel // an echo route's
+	keyRoute             bool       // the key route: key, subtree and stream instead
+	key, subtree, stream routeLabel
+}
+
+// routeLabel is the request metrics of one route label.
+type routeLabel struct {
+	requests *prometheus.CounterVec // curried with the route: method, status
+	latency  prometheus.Observer    // nil for a label never timed (streams, the WebSocket)
+}
+
+func (m *metrics) route(path string) *routeMetrics {
+	label := func(route string, timed bool) routeLabel {
+		l := routeLabel{requests: m.requests.MustCurryWith(prometheus.Labels{"route": route})}
+		if timed {
+			l.latency = m.latency.WithLabelValues(route)
+		}
+		return l
+	}
+	if path != "/*" {
+		return &routeMetrics{path: label(path, path != "/.ws")}
+	}
+	return &routeMetrics{keyRoute: true, key: label("key", true), subtree: label("subtree", true), stream: label("stream", false)}
+}
+
+// of returns the label of a request of this route; kind is streamKind's for it.
+func (rm *routeMetrics) of(c echo.Context, kind string) routeLabel {
+	switch {
+	case !rm.keyRoute:
+		return rm.path
+	case kind == "sse":
+		return rm.stream
+	case hub.IsPrefix(c.Request().URL.Path):
+		return rm.subtree
+	}
+	return rm.key
+}
+
+// observe counts a request by method and status and, when timed (not a stream), records its
+// duration d.
+func (l routeLabel) observe(method string, status int, d time.Duration, timed bool) {
+	l.requests.WithLabelValues(methodLabel(method), strconv.Itoa(status)).Inc()
+	if timed {
+		l.latency.Observe(d.Seconds())
+	}
+}
+
+// methodLabel is a request's method label: its method, or "other" for a method the API does not
+// use, so that a client cannot make new label sets at will.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "other"
+}
+
+// observe records a request of the route rm once it is answered: it counts every request by
+// route, method and status, times those that are not streams, and logs each at debug level
+// (errors at warn), with query tokens redacted. kind is streamKind's for the request; err is the
+// handler's error, already answered by c.Error.
+func (s *Server) observe(c echo.Context, rm *routeMetrics, kind string, start time.Time, err error) {
 	r := c.Request()
-	route := routeLabel(c, kind)
 	status := c.Response().Status
 	d := time.Since(start)
-	s.metrics.requests.observe(route, r.Method, status, d, kind == "")
+	rm.of(c, kind).observe(r.Method, status, d, kind == "")
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn
@@ -102,23 +173,6 @@ func (s *Server) observe(c echo.Context, kind string, start time.Time, err error
 		attrs = append(attrs, "code", code, "err", msg)
 	}
 	s.log.Log(r.Context(), level, "request", attrs...)
-}
-
-// routeLabel is a bounded label for a request: echo's route pattern, or for the key API whether it
-// was a key, a subtree or a stream.
-func routeLabel(c echo.Context, kind string) string {
-	p := c.Path()
-	if p != "/*" && p != "" {
-		return p
-	}
-	r := c.Request()
-	switch {
-	case kind == "sse":
-		return "stream"
-	case hub.IsPrefix(r.URL.Path):
-		return "subtree"
-	}
-	return "key"
 }
 
 // redactURI is the request URI for logs, with the value of every query parameter that may hold a

@@ -83,30 +83,30 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.Limits)
 	s.preflight = middleware.CORSWithConfig(corsConfig)(func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-	// Every handler is wrapped in front once, here, rather than by e.Use, with which echo wraps
-	// the handler anew for each request. The key route takes every path and method no other
-	// route does, so every request reaches front.
+	// Every handler is wrapped in front once, here, with its route's metrics. The key route
+	// takes every path and method no other route does, so every request reaches front.
 	f := s.front
-	e.GET("/.health", f(s.health))
-	e.GET("/.metrics", f(s.serveMetrics))
-	e.GET("/.snapshot", f(s.backup))
-	e.POST("/.tx", f(s.tx))
-	e.GET("/.ws", f(s.ws))
-	e.GET("/", f(s.root))
-	e.HEAD("/", f(s.root))
+	e.GET("/.health", f("/.health", s.health))
+	e.GET("/.metrics", f("/.metrics", s.serveMetrics))
+	e.GET("/.snapshot", f("/.snapshot", s.backup))
+	e.POST("/.tx", f("/.tx", s.tx))
+	e.GET("/.ws", f("/.ws", s.ws))
+	root := f("/", s.root)
+	e.GET("/", root)
+	e.HEAD("/", root)
 	if cfg.Pages != nil {
-		pages := f(echo.WrapHandler(cfg.Pages))
+		pages := f("/.demo/*", echo.WrapHandler(cfg.Pages))
 		e.GET("/.demo/*", pages)
 		e.HEAD("/.demo/*", pages)
 	}
 	if b := cfg.Client; b != nil {
 		for path, a := range map[string]jslib.Asset{"/statehub.js": b.Script, "/statehub.mjs": b.Module, "/statehub.d.ts": b.Types} {
-			serve := f(func(c echo.Context) error { return serveAsset(c, a) })
+			serve := f(path, func(c echo.Context) error { return serveAsset(c, a) })
 			e.GET(path, serve)
 			e.HEAD(path, serve)
 		}
 	}
-	e.Any("/*", f(s.keyRoute))
+	e.Any("/*", f("/*", s.keyRoute))
 	return s
 }
 
@@ -121,21 +121,22 @@ var corsConfig = middleware.CORSConfig{
 	MaxAge: 86400,
 }
 
-// front is the one middleware, run for every request, in this order: the CORS headers, which
-// every answer carries, also to requests without an Origin; the preflight answer (OPTIONS) or
-// the limits and the handler; the one error mapping (c.Error); the request's metrics and log
-// line.
+// front is the one middleware, run for every request of the route registered at path, in this
+// order: the CORS headers, which every answer carries, also to requests without an Origin; the
+// preflight answer (OPTIONS) or the limits and the handler; the one error mapping (c.Error); the
+// request's metrics and log line.
 // Whether the request is a stream is decided once, here, for the limits and the metrics.
-// One middleware rather than a chain, wrapped around each route's handler when New registers it:
-// echo would wrap each middleware given to Use anew for every request.
-func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
+	rm := s.metrics.route(path)
 	return func(c echo.Context) error {
 		start := time.Now()
 		kind := streamKind(c.Request())
 		h := c.Response().Header()
-		// Shared, never modified slices: a header set per request need not allocate.
-		h["Access-Control-Allow-Origin"] = anyOrigin
-		h["Access-Control-Expose-Headers"] = exposedHeaders
+		h.Set("Access-Control-Allow-Origin", "*")
+		// The wildcard exposes every header of an answer to a request without credentials, and
+		// no request to Statehub carries credentials (access is by token): X-Revision, X-Seq,
+		// ETag, Idempotent-Replayed, Retry-After, Location and any added later.
+		h.Set("Access-Control-Expose-Headers", "*")
 		var err error
 		if c.Request().Method == http.MethodOptions {
 			err = s.preflight(c)
@@ -145,18 +146,10 @@ func (s *Server) front(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err) // the status is known after it
 		}
-		s.observe(c, kind, start, err)
+		s.observe(c, rm, kind, start, err)
 		return nil
 	}
 }
-
-var (
-	anyOrigin = []string{"*"}
-	// The wildcard exposes every header of an answer to a request without credentials, and no
-	// request to Statehub carries credentials (access is by token): X-Revision, X-Seq, ETag,
-	// Idempotent-Replayed, Retry-After, Location and any added later.
-	exposedHeaders = []string{"*"}
-)
 
 // Handler returns the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
