@@ -39,10 +39,6 @@
 //   - The tree holds items (item.go), never changed in place: a write sets a new item, so a copy
 //     of the tree (a snapshot, a stream's ?snapshot) stays as it was. An item's rare fields (TTL,
 //     file type, lock, session) sit behind a pointer, nil for most keys, that such copies share.
-//   - A write's deepest call, in the B-tree, keeps an HTTP write within 8 KiB of stack (about 5.2
-//     KiB below net/http's connection loop for an increment, measured with a probe in the tree's
-//     comparison): the stack a connection's goroutine keeps between requests, so that no garbage
-//     collection leaves it to be grown and copied again. Large values on that path go by pointer.
 //
 // # Concurrency
 //
