@@ -122,25 +122,21 @@ func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		if err != nil {
 			return step{}, err
 		}
-		// A key that exists keeps the string it was stored with, rather than taking the request's:
-		// the next write compares its key with the stored one, and a string written once is read
-		// from every core's cache, where a new one would have to come from the core that wrote it.
-		rev, k := int64(0), key
+		rev := int64(0)
 		if ok {
-			rev, k = cur.revision+1, cur.key
+			rev = cur.revision + 1
 		}
 		expires := expiresAt(now, opt.TTL)
 		if opt.TTL == 0 && ok {
 			expires = cur.expires() // a counter keeps its TTL unless the increment sets a new one
 		}
-		ch := Change{Key: k, Value: value, Revision: rev, Expires: expires}
+		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
 		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
 	})
 }
 
 // incremented returns the value of an integer key after adding by: the current value (ok) plus
-// by, or by for an absent key. The value is formatted on the stack and copied once into a slice of
-// its exact length. Incr and a transaction's incr share it.
+// by, or by for an absent key. Incr and a transaction's incr share it.
 func incremented(key string, cur *item, ok bool, by int64) ([]byte, error) {
 	n := by
 	if ok {
@@ -152,11 +148,7 @@ func incremented(key string, cur *item, ok bool, by int64) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %s: %d + %d", err, key, v, by)
 		}
 	}
-	var buf [20]byte
-	digits := strconv.AppendInt(buf[:0], n, 10)
-	value := make([]byte, len(digits))
-	copy(value, digits)
-	return value, nil
+	return strconv.AppendInt(nil, n, 10), nil
 }
 
 func addInt64(a, b int64) (int64, error) {
@@ -208,8 +200,9 @@ func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 }
 
 // A step is what a write's build function decides under mu: the answer, and the changes to
-// commit. A write of one change, the usual case, gives it in one; a write of several gives them
-// in many. With neither, the write changes nothing.
+// commit. A write of one change, the usual case, gives it in one, which needs no allocation
+// (BenchmarkIncr's allocs/op); a write of several gives them in many. With neither, the write
+// changes nothing.
 type step struct {
 	res  Result
 	one  Change
@@ -229,8 +222,7 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step
 		h.mu.Unlock()
 		return Result{}, err
 	}
-	// Reading the clock is a measurable part of a plain write's time under mu: it is read only
-	// when the write needs it.
+	// The clock is read only by a write that needs it (BenchmarkIncr).
 	var now time.Time
 	if opt.TTL > 0 || opt.Idempotency != "" || in.clock {
 		now = h.clock.Now()
@@ -255,13 +247,9 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step
 	}
 	st, err := build(now)
 	res := st.res
-	// A single change is committed from this array on the writer's stack: held in the hub, it
-	// would move between the cores' caches with every write.
-	var one [1]Change
 	changes := st.many
 	if st.one.Key != "" {
-		one[0] = st.one
-		changes = one[:]
+		changes = []Change{st.one}
 	}
 	if err != nil || len(changes) == 0 {
 		// The answer, a conflict's current revision included, shows the applied state: it leaves
