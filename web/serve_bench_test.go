@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/statehub/statehub/bench/counter"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/web"
@@ -19,26 +21,28 @@ import (
 
 // BenchmarkServeIncr runs POST ?incr through a real net/http server over in-memory connections
 // (net.Pipe), so that it measures what a request costs in user space: net/http's parsing and
-// writing plus the handler, without the kernel's sockets and their noise. "baseline" is the
-// trivial counter of bench/baseline, "headers" the same answering with Statehub's headers, and
-// "statehub" is the server. The difference between the last two in ns/op is Statehub's own cost
-// per request, the part of the gap in bench/incr.sh that this code can change.
+// writing plus the handler, without the kernel's sockets and their noise. "baseline" is the bare
+// counter of bench/baseline on a plain http.Server, "like" the like-for-like counter (Statehub's
+// headers, CORS and request metrics) on an http.Server with Statehub's limits, and "statehub" is
+// the server. The difference between the last two in ns/op is Statehub's own cost per request,
+// the part of the gap in bench/incr.sh that this code can change.
 func BenchmarkServeIncr(b *testing.B) {
-	b.Run("baseline", func(b *testing.B) { servePipes(b, counter.Handler(false)) })
-	b.Run("headers", func(b *testing.B) { servePipes(b, counter.Handler(true)) })
+	b.Run("baseline", func(b *testing.B) { servePipes(b, &http.Server{Handler: counter.Handler()}) })
+	b.Run("like", func(b *testing.B) {
+		servePipes(b, web.NewHTTPServer(counter.Like(prometheus.NewRegistry()), web.Limits{}))
+	})
 	b.Run("statehub", func(b *testing.B) {
 		h := hub.New(hub.Config{Logger: quiet})
 		b.Cleanup(func() { h.Close() })
-		servePipes(b, web.New(h, web.Config{Logger: quiet}).Handler())
+		servePipes(b, web.New(h, web.Config{Logger: quiet}).HTTPServer())
 	})
 }
 
-// servePipes serves handler over 8 in-memory connections, each sending b.N/8 keep-alive requests
+// servePipes serves with srv over 8 in-memory connections, each sending b.N/8 keep-alive requests
 // in turn, as wrk does with its connections.
-func servePipes(b *testing.B, handler http.Handler) {
+func servePipes(b *testing.B, srv *http.Server) {
 	const conns = 8
 	l := &pipeListener{conns: make(chan net.Conn, conns), done: make(chan struct{})}
-	srv := &http.Server{Handler: handler}
 	go srv.Serve(l)
 	b.Cleanup(func() { srv.Close() })
 	clients := make([]net.Conn, conns)

@@ -1,6 +1,7 @@
-// Command baseline serves the yardstick of Statehub's increment benchmark (package counter):
-// bench/incr.sh runs wrk against it and against Statehub in the same run and reports the ratio.
-// With -headers it answers with the headers Statehub's protocol puts on an increment.
+// Command baseline serves a yardstick of Statehub's increment benchmark (package counter):
+// bench/incr.sh runs wrk against it and against Statehub in the same run and reports the ratios.
+// By default it serves the bare counter on a plain http.Server; with -like, the like-for-like
+// counter on an http.Server with Statehub's limits (web.NewHTTPServer).
 package main
 
 import (
@@ -8,12 +9,20 @@ import (
 	"log"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/statehub/statehub/bench/counter"
+	"github.com/statehub/statehub/web"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18100", "address to listen on")
-	headers := flag.Bool("headers", false, "answer with the headers of a Statehub increment")
+	like := flag.Bool("like", false, "serve the like-for-like counter: Statehub's headers, CORS, request metrics and http.Server limits")
 	flag.Parse()
-	log.Fatal(http.ListenAndServe(*addr, counter.Handler(*headers)))
+	hs := &http.Server{Addr: *addr, Handler: counter.Handler()}
+	if *like {
+		hs = web.NewHTTPServer(counter.Like(prometheus.NewRegistry()), web.Limits{})
+		hs.Addr = *addr
+	}
+	log.Fatal(hs.ListenAndServe())
 }
