@@ -43,7 +43,7 @@ const (
 // the bytes of every file it refers to (see the format above). Writers are not held up while it
 // streams; blobs the frozen state refers to are not removed until it returns, even when later
 // writes drop them. It returns the snapshot's seq.
-func (h *Hub) WriteBackup(w io.Writer) (uint64, error) {
+func (h *Local) WriteBackup(w io.Writer) (uint64, error) {
 	b := h.blobs
 	b.mu.Lock() // no sweep can be between its check and its removal while the state is frozen
 	b.backups++

@@ -310,7 +310,7 @@ func TestBackupUnderWrites(t *testing.T) {
 		}
 		r := openTestStore(t, Config{}, StoreConfig{Dir: dir})
 		var entries []Entry
-		r.freeze().tree.Scan(func(it item) bool { entries = append(entries, it.entry()); return true })
+		r.local().freeze().tree.Scan(func(it item) bool { entries = append(entries, it.entry()); return true })
 		files := 0
 		for _, e := range entries {
 			if e.Type == "" {
@@ -345,7 +345,7 @@ func TestBackupRefused(t *testing.T) {
 	mustSet(t, h, "/j", `1`, WriteOptions{})
 	backup := backupOf(t, h)
 	var snap bytes.Buffer
-	if _, err := h.writeSnapshot(&snap); err != nil {
+	if _, err := h.local().writeSnapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
 	// Offsets of the bytes of /a in the backup.
@@ -397,7 +397,7 @@ func TestRestorePlainSnapshot(t *testing.T) {
 	mustSet(t, h, "/a", `[1,2]`, WriteOptions{})
 	mustSet(t, h, "/b", `"x"`, WriteOptions{Idempotency: "k1"})
 	var snap bytes.Buffer
-	seq, err := h.writeSnapshot(&snap)
+	seq, err := h.local().writeSnapshot(&snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func TestReadSnapshotPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var snap bytes.Buffer
-	if _, err := h.writeSnapshot(&snap); err != nil {
+	if _, err := h.local().writeSnapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(io.MultiReader(bytes.NewReader(snap.Bytes()), strings.NewReader("tail")))

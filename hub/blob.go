@@ -227,12 +227,12 @@ func syncDir(dir string) error {
 }
 
 // MaxFileBytes returns the largest file SetFile stores.
-func (h *Hub) MaxFileBytes() int64 { return h.cfg.MaxFileBytes }
+func (h *Local) MaxFileBytes() int64 { return h.cfg.MaxFileBytes }
 
 // SetFile stores the bytes of body (at most Config.MaxFileBytes) as a file of the given content
 // type under key, if cond holds. The bytes stream to disk and are durable before the commit is
 // journaled; the key's value becomes the file's description (see FileInfo).
-func (h *Hub) SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error) {
+func (h *Local) SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
@@ -259,7 +259,7 @@ func (h *Hub) SetFile(key, contentType string, body io.Reader, cond Cond, opt Wr
 
 // OpenFile returns key's entry and, when it is a stored file, its bytes (the caller closes them).
 // For a JSON value the file is nil. ErrNotFound when the key is absent.
-func (h *Hub) OpenFile(key string) (Entry, io.ReadSeekCloser, error) {
+func (h *Local) OpenFile(key string) (Entry, io.ReadSeekCloser, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Entry{}, nil, err
 	}
@@ -282,7 +282,7 @@ func (h *Hub) OpenFile(key string) (Entry, io.ReadSeekCloser, error) {
 }
 
 // refBlobLocked counts a key that now refers to a file.
-func (h *Hub) refBlobLocked(typ string, value []byte) {
+func (h *Local) refBlobLocked(typ string, value []byte) {
 	if typ == "" {
 		return
 	}
@@ -292,7 +292,7 @@ func (h *Hub) refBlobLocked(typ string, value []byte) {
 }
 
 // unrefBlobLocked uncounts a key that no longer refers to a file; at 0 the blob is swept later.
-func (h *Hub) unrefBlobLocked(typ string, value []byte) {
+func (h *Local) unrefBlobLocked(typ string, value []byte) {
 	if typ == "" {
 		return
 	}
@@ -311,7 +311,7 @@ func (h *Hub) unrefBlobLocked(typ string, value []byte) {
 
 // sweepBlobs removes the blobs whose reference count fell to 0, unless a write holds them. It
 // makes the journal durable first, so no state a restart could bring back refers to them.
-func (h *Hub) sweepBlobs() {
+func (h *Local) sweepBlobs() {
 	if !h.blobsDropped.Load() { // the common case, without a lock
 		return
 	}
@@ -336,7 +336,7 @@ func (h *Hub) sweepBlobs() {
 
 // sweepAllBlobs removes every blob of the directory that no key refers to; with temps, also
 // leftover temporary files (only when no write can be in flight, at Open).
-func (h *Hub) sweepAllBlobs(temps bool) {
+func (h *Local) sweepAllBlobs(temps bool) {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -371,7 +371,7 @@ func (h *Hub) sweepAllBlobs(temps bool) {
 	b.removeLocked(h, garbage)
 }
 
-func (b *blobStore) removeLocked(h *Hub, garbage []string) {
+func (b *blobStore) removeLocked(h *Local, garbage []string) {
 	if len(garbage) == 0 || b.closed {
 		return
 	}
@@ -389,7 +389,7 @@ func (b *blobStore) removeLocked(h *Hub, garbage []string) {
 }
 
 // closeBlobs removes a memory-only hub's temporary directory.
-func (h *Hub) closeBlobs() {
+func (h *Local) closeBlobs() {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()

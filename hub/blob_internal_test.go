@@ -43,7 +43,7 @@ func TestSetFileFullDisk(t *testing.T) {
 			h := tc.open(t)
 			defer h.Close()
 			var made []string
-			h.blobs.create = func(dir string) (blobTemp, error) {
+			h.local().blobs.create = func(dir string) (blobTemp, error) {
 				f, err := os.CreateTemp(dir, "tmp-*")
 				if err != nil {
 					return nil, err
@@ -70,7 +70,7 @@ func TestSetFileFullDisk(t *testing.T) {
 			if _, err := h.Set("/j", []byte(`1`), Cond{}, WriteOptions{}); err != nil {
 				t.Fatalf("a JSON write after the failed upload: %v", err)
 			}
-			h.blobs.create = createTemp // space freed
+			h.local().blobs.create = createTemp // space freed
 			if _, err := h.SetFile("/f", "text/csv", strings.NewReader("a,b"), Cond{}, WriteOptions{}); err != nil {
 				t.Fatalf("SetFile once there is room: %v", err)
 			}

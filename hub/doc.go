@@ -2,6 +2,15 @@
 // TTL deadlines, idempotency records, the retained history of changes and the subscriptions.
 // Transports (package web) call its methods and get copies back; they never see its maps.
 //
+// # The seam
+//
+// A Store decides and orders: it checks and applies every write, gives each commit its seq, reads
+// keys and subtrees, and owns TTL expiry, sessions and stored files (Local, with the WAL in package
+// wal, is the single binary's). It hands every commit, once durable, to a Feed, in seq order. The
+// Hub is that feed: it keeps the history that resumes streams, the subscriptions and their
+// bounded queues, snapshot-then-live, and lock waiters, and serves the Store's key API alongside
+// (embedded). It never learns which store it has.
+//
 // # Invariants
 //
 //   - Seq is one global, strictly increasing commit number. Every commit (a set, an increment, a
@@ -16,15 +25,17 @@
 //   - A write is acknowledged only after its commit is durable in the journal. After a journal
 //     failure every later write is refused (ErrUnavailable) until restart; a failed fsync is never
 //     retried and reported as a success.
-//   - Events reach subscribers in (seq, key) order, only after their commit is durable. A
-//     subscription's Initial events plus its queue hold every change of its path after its start
-//     exactly once: the start and the registration are fixed under the same lock. A replay (Since)
-//     or a plain subscription starts at the durable seq.
+//   - Events reach subscribers in (seq, key) order, only after their commit is durable: the store
+//     delivers a commit to the hub only then. A subscription's Initial events plus its queue hold
+//     every change of its path after its start exactly once: the start and the registration are
+//     fixed under the hub's lock, which every delivery takes. A replay (Since) or a plain
+//     subscription starts at the last delivered seq; a snapshot at the store's applied seq, whose
+//     later delivery the subscription skips, and is handed out once that seq is durable.
 //   - Nothing the hub answers shows a commit before it is durable. Reads (Get, OpenFile, List),
 //     snapshot and reset subscriptions, backups, and writes that fail or change nothing (whose
-//     errors show the current revision) read the applied state under mu, then wait outside it for
-//     the seq they show (waitDurable); if that commit's fsync fails they return ErrUnavailable.
-//     Seq and Stats report the durable seq.
+//     errors show the current revision) read the applied state under Local's mu, then wait outside
+//     it for the seq they show (waitDurable); if that commit's fsync fails they return
+//     ErrUnavailable. Seq and Stats report the durable seq.
 //   - An idempotent retry is answered only once the first request's commit is durable.
 //   - A writer never waits for a subscriber: delivery appends to the subscriber's queue, bounded in
 //     events and in bytes of keys and values (one event always fits an empty queue), so its memory
@@ -42,11 +53,12 @@
 //
 // # Concurrency
 //
-// One sync.RWMutex (mu) guards the state. A write takes it for a short read-check-change step that
-// also fixes the order of journal appends (Journal.Append only buffers); it waits for durability
-// (the group-commit fsync) after releasing it, then publishes. Publishing is serialized by pubMu
-// and takes subsMu, which guards the subscription sets; lock order is pubMu, then mu or subsMu,
-// and mu before subsMu. Helpers that need mu held end in Locked. A hub without a journal and
-// without subscriptions queues nothing for publishing: a subscription starts under mu, at a seq
-// no earlier than any commit already applied, so no later one can want those commits.
+// In Local, one sync.RWMutex (mu) guards the state. A write takes it for a short
+// read-check-change step that also fixes the order of journal appends (Journal.Append only
+// buffers); it waits for durability (the group-commit fsync) after releasing it, then publishes:
+// publish, serialized by pubMu, hands the pending events up to its seq to the feed. In Hub, one
+// sync.Mutex (Hub.mu) guards the history, the subscription sets and the lock waiters; Deliver
+// takes it. Lock order: pubMu, then Hub.mu, then Local's mu (Subscribe asks the store for a
+// snapshot under Hub.mu); Local never calls the feed while holding its mu. Helpers that need a
+// lock held end in Locked.
 package hub

@@ -46,7 +46,7 @@ const minExpiryCompact = 64
 //
 // A stale deadline never becomes current again: every change that gives a key a TTL, an
 // idempotency record an end or an ephemeral key a grace period pushes a deadline of its own.
-func (h *Hub) compactExpiryLocked() {
+func (h *Local) compactExpiryLocked() {
 	if len(h.expiry) <= max(2*h.expKept, minExpiryCompact) {
 		return
 	}
@@ -87,7 +87,7 @@ func b2i(b bool) int {
 }
 
 // currentLocked reports whether expireDue would act on d were it due now (the checks it makes).
-func (h *Hub) currentLocked(d deadline) bool {
+func (h *Local) currentLocked(d deadline) bool {
 	switch {
 	case d.idem != "":
 		rec, ok := h.idem[d.idem]
@@ -103,7 +103,7 @@ func (h *Hub) currentLocked(d deadline) bool {
 // scheduleLocked drops stale deadlines when they have piled up (compactExpiryLocked), then arms
 // the one expiry timer for the earliest deadline, if it is earlier than the armed one. There is
 // no goroutine per key.
-func (h *Hub) scheduleLocked() {
+func (h *Local) scheduleLocked() {
 	h.compactExpiryLocked()
 	if len(h.expiry) == 0 || h.closed || h.loading {
 		return
@@ -121,7 +121,7 @@ func (h *Hub) scheduleLocked() {
 
 // expireDue deletes every key whose TTL has passed, in one commit with a delete event each, and
 // forgets idempotency records past their window.
-func (h *Hub) expireDue() {
+func (h *Local) expireDue() {
 	h.mu.Lock()
 	h.timerAt, h.stopTime = time.Time{}, nil
 	if h.closed {

@@ -1,8 +1,12 @@
 package hub
 
+// local returns the hub's store of the single binary, for tests that look inside it.
+func (h *Hub) local() *Local { return h.Store.(*Local) }
+
 // ExpiryLen returns the number of deadlines in the expiry queue, stale ones included, for tests.
 func (h *Hub) ExpiryLen() int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return len(h.expiry)
+	l := h.local()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.expiry)
 }

@@ -96,29 +96,30 @@ type Commit struct {
 	Idem    *IdemRecord
 }
 
-// Hub owns the whole state. See the package documentation for its invariants and locking.
-type Hub struct {
-	// Set when the hub is made (New, and Open for blobs) and only read after.
+// Local is the store of the single binary: it decides and orders every write, holds the tree of
+// keys in memory, journals commits (the disk log when opened with Open) and hands each commit, once
+// durable, to its Feed. See the package documentation for its invariants and locking.
+type Local struct {
+	// Set when the store is made (newLocal, and Open for blobs) and only read after.
 	cfg    Config
 	limits Limits
 	clock  Clock
 	log    *slog.Logger
 	blobs  *blobStore // stored files' bytes (see blob.go)
+	feed   Feed       // where durable commits go, in seq order
 
 	// The state every write reads and changes, under mu.
 	mu       sync.RWMutex
 	closed   bool
-	loading  bool                     // replaying at start-up: no expiry timer yet
-	failed   error                    // set when the journal failed: writes are refused from then on
-	tree     *btree.BTreeG[item]      // every live key, in key order
-	seq      uint64                   // the last committed seq
-	durable  uint64                   // the last seq known durable (== seq without a journal)
-	history  history                  // recent events, for resuming streams
-	lockWait map[string]chan struct{} // closed when the key next changes: wakes lock waiters, under mu
-	advanced chan struct{}            // closed and replaced when durable advances or the journal fails
-	expiry   expiryQueue              // TTL and idempotency deadlines
-	expKept  int                      // len(expiry) after its last compaction (compactExpiryLocked)
-	timerAt  time.Time                // when the expiry timer fires; zero when none is set
+	loading  bool                // replaying at start-up: no expiry timer yet
+	failed   error               // set when the journal failed: writes are refused from then on
+	tree     *btree.BTreeG[item] // every live key, in key order
+	seq      uint64              // the last committed seq
+	durable  uint64              // the last seq known durable (== seq without a journal)
+	advanced chan struct{}       // closed and replaced when durable advances or the journal fails
+	expiry   expiryQueue         // TTL and idempotency deadlines
+	expKept  int                 // len(expiry) after its last compaction (compactExpiryLocked)
+	timerAt  time.Time           // when the expiry timer fires; zero when none is set
 	stopTime func() bool
 	idem     map[string]IdemRecord
 	store    *store // the disk journal, when opened with Open
@@ -128,22 +129,23 @@ type Hub struct {
 	blobsDropped atomic.Bool    // len(dropped) > 0, readable without mu
 
 	pendMu  sync.Mutex   // guards pending; taken after mu, never before it
-	pending []Event      // committed events not yet handed to subscribers, in order
+	pending []Event      // committed events not yet handed to the feed, in order
 	spare   []Event      // an empty array for pending, reused by publish; under pendMu
 	queued  atomic.Int64 // len(pending), readable without pendMu
 
-	pubMu sync.Mutex // serializes publish, so subscribers see events in seq order
-
-	subsMu        sync.Mutex
-	subs          map[string]map[*Subscription]struct{} // by subscribed path
-	nsubs         atomic.Int64                          // written under subsMu, and under mu too when it grows
-	slowConsumers uint64                                // subscriptions closed as slow consumers, for Stats
-	draining      bool
-	drained       chan struct{} // closed by Drain
+	pubMu sync.Mutex // serializes publish, so the feed gets events in seq order
 }
 
-// New returns an empty hub.
+// New returns an empty hub over a memory-only store, or over cfg.Journal when it is set.
 func New(cfg Config) *Hub {
+	cfg = cfg.withDefaults()
+	h := newHub(cfg)
+	h.Store = newLocal(cfg, h)
+	return h
+}
+
+// withDefaults fills cfg's zero fields.
+func (cfg Config) withDefaults() Config {
 	if cfg.HistorySize <= 0 {
 		cfg.HistorySize = DefaultHistorySize
 	}
@@ -171,35 +173,37 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Hub{
+	return cfg
+}
+
+// newLocal returns an empty store (cfg has its defaults) that hands its commits to feed.
+func newLocal(cfg Config, feed Feed) *Local {
+	return &Local{
 		cfg:      cfg,
 		limits:   cfg.Limits.withDefaults(),
 		clock:    cfg.Clock,
 		log:      cfg.Logger,
+		feed:     feed,
 		tree:     newTree(),
-		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
 		idem:     make(map[string]IdemRecord),
-		subs:     make(map[string]map[*Subscription]struct{}),
 		blobs:    newBlobStore("", nil),
 		blobRefs: make(map[string]int),
-		lockWait: make(map[string]chan struct{}),
-		drained:  make(chan struct{}),
 		advanced: make(chan struct{}),
 	}
 }
 
 // Limits returns the key and value limits in force.
-func (h *Hub) Limits() Limits { return h.limits }
+func (h *Local) Limits() Limits { return h.limits }
 
 // Seq returns the last durable seq: every commit up to it survives a crash.
-func (h *Hub) Seq() uint64 {
+func (h *Local) Seq() uint64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.durable
 }
 
 // Len returns the number of keys.
-func (h *Hub) Len() int {
+func (h *Local) Len() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.tree.Len()
@@ -207,7 +211,7 @@ func (h *Hub) Len() int {
 
 // Get returns a copy of key's entry, or ErrNotFound. It answers only once what it shows is
 // durable: the entry's commit, or for an absent key every commit applied when it looked.
-func (h *Hub) Get(key string) (Entry, error) {
+func (h *Local) Get(key string) (Entry, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Entry{}, err
 	}
@@ -229,20 +233,17 @@ func (h *Hub) Get(key string) (Entry, error) {
 
 // Replay applies a commit read back from the journal at start-up. Commits must come in seq order,
 // before any write or subscription; Replay does not journal them again.
-func (h *Hub) Replay(c *Commit) {
+func (h *Local) Replay(c *Commit) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.applyLocked(c)
-	h.pendMu.Lock()
-	h.pending = h.pending[:0]
-	h.queued.Store(0)
-	h.pendMu.Unlock()
-	h.durable = h.seq
+	h.durable = h.seq // it is in the log
+	h.mu.Unlock()
+	h.publish(c.Seq)
 }
 
 // commitLocked gives changes the next seq, applies them and hands the commit to the journal. The
 // caller holds h.mu and must call wait, then publish(seq), after releasing it.
-func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait func() error) {
+func (h *Local) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait func() error) {
 	c := Commit{Seq: h.seq + 1, Changes: changes, Idem: idem}
 	if idem != nil {
 		idem.Result.Seq = c.Seq
@@ -257,11 +258,11 @@ func (h *Hub) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait
 	return c.Seq, h.cfg.Journal.Append(&Commit{Seq: c.Seq, Changes: slices.Clone(changes), Idem: idem})
 }
 
-// applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records,
-// the history and the queue of events to publish.
-func (h *Hub) applyLocked(c *Commit) {
-	// events is copied into the history and the pending queue, so the usual commit of one change
-	// needs no allocation for it (BenchmarkIncr's allocs/op).
+// applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records
+// and the queue of events to hand to the feed.
+func (h *Local) applyLocked(c *Commit) {
+	// events is copied into the pending queue, so the usual commit of one change needs no
+	// allocation for it (BenchmarkIncr's allocs/op).
 	var one [1]Event
 	events := one[:]
 	if len(c.Changes) != 1 {
@@ -284,7 +285,6 @@ func (h *Hub) applyLocked(c *Commit) {
 			h.unrefBlobLocked(old.typ(), old.value)
 		}
 		h.ownLocked(&old, had, ch)
-		h.wakeLockWaitersLocked(ch.Key)
 		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
 	}
 	if c.Seq > h.seq {
@@ -294,22 +294,16 @@ func (h *Hub) applyLocked(c *Commit) {
 		h.idem[c.Idem.Key] = *c.Idem
 		h.expiry.push(deadline{at: c.Idem.Expires, idem: c.Idem.Key})
 	}
-	h.history.append(events)
-	// Without a journal a commit is durable at once, and with no subscription none can want it:
-	// one made later starts at this seq or after (Subscribe fixes its start under mu). Such a
-	// commit is not queued for publish, and its write takes none of the publishing locks.
-	if h.cfg.Journal != nil || h.nsubs.Load() > 0 {
-		h.pendMu.Lock()
-		h.pending = append(h.pending, events...)
-		h.queued.Store(int64(len(h.pending)))
-		h.pendMu.Unlock()
-	}
+	h.pendMu.Lock()
+	h.pending = append(h.pending, events...)
+	h.queued.Store(int64(len(h.pending)))
+	h.pendMu.Unlock()
 	h.scheduleLocked()
 }
 
 // finish waits for a commit to become durable and then publishes it. A journal failure makes the
 // hub refuse every later write: an acknowledged write is always a durable one.
-func (h *Hub) finish(seq uint64, wait func() error) error {
+func (h *Local) finish(seq uint64, wait func() error) error {
 	if wait != nil {
 		if err := wait(); err != nil {
 			h.mu.Lock()
@@ -335,10 +329,13 @@ func (h *Hub) finish(seq uint64, wait func() error) error {
 	return nil
 }
 
+// Durable blocks until seq is durable, or the journal has failed (ErrUnavailable).
+func (h *Local) Durable(seq uint64) error { return h.waitDurable(seq) }
+
 // waitDurable blocks until seq is durable, or the journal has failed. Every answer that shows
 // state (a read, a failed precondition, a snapshot) waits for the seq it shows before it leaves
 // the hub, so no crash can take back what a client has seen.
-func (h *Hub) waitDurable(seq uint64) error {
+func (h *Local) waitDurable(seq uint64) error {
 	for {
 		h.mu.RLock()
 		durable, failed, advanced := h.durable, h.failed, h.advanced
@@ -358,16 +355,12 @@ type storageError struct{ err error }
 func (e *storageError) Error() string   { return ErrUnavailable.Error() + ": " + e.err.Error() }
 func (e *storageError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
-// Close ends every subscription with ErrShutdown, stops the expiry timer and, for a hub from Open,
-// flushes and closes the log. It returns the error of that final flush, or of an earlier failure
-// of the journal: then not every commit applied is durable. Writes after Close fail with ErrClosed.
-func (h *Hub) Close() error {
-	h.Drain()
+// Close stops the expiry timer and, for a store from Open, flushes and closes the log. It returns
+// the error of that final flush, or of an earlier failure of the journal: then not every commit
+// applied is durable. Writes after Close fail with ErrClosed.
+func (h *Local) Close() error {
 	h.mu.Lock()
 	h.closed = true
-	for key := range h.lockWait {
-		h.wakeLockWaitersLocked(key) // they retry and get ErrClosed
-	}
 	if h.stopTime != nil {
 		h.stopTime()
 		h.stopTime = nil

@@ -286,7 +286,7 @@ func TestReplayRestoresState(t *testing.T) {
 
 	h2 := newHub(t, hub.Config{})
 	for _, c := range j.Commits() {
-		h2.Replay(&c)
+		h2.Store.(*hub.Local).Replay(&c)
 	}
 	if got, want := h2.Seq(), h1.Seq(); got != want {
 		t.Fatalf("replayed seq %d, want %d", got, want)

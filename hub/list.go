@@ -35,7 +35,7 @@ var ErrInvalidCursor = fmt.Errorf("hub: invalid cursor")
 // List returns a page of the entries under prefix: at most Limit entries and MaxBytes of keys and
 // values, but always at least one entry when there is one, so a page ends early rather than grow
 // with the values and the client follows the cursor. The values are the tree's, not copies.
-func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
+func (h *Local) List(prefix string, opt ListOptions) (Page, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Page{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
@@ -66,7 +66,7 @@ func (h *Hub) List(prefix string, opt ListOptions) (Page, error) {
 }
 
 // listLocked reads a page from start under h.mu.
-func (h *Hub) listLocked(prefix, start string, limit int, opt ListOptions) Page {
+func (h *Local) listLocked(prefix, start string, limit int, opt ListOptions) Page {
 	var page Page
 	used := 0 // bytes of keys and values in page
 	for {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -90,16 +89,14 @@ func checkNotLocked(cur *item, ok bool) error {
 	return nil
 }
 
-// Lock acquires the lock on key. When it is held, Lock fails with a *LockedError (ErrLocked) at
-// once or, with opt.Wait, after waiting that long on the hub's Clock for it to be released or to
-// expire; ctx ends the wait early. A wait ends with ErrShutdown as soon as the hub drains (Drain),
-// or at once when it has drained already, so a waiter never holds up a shutdown. A key that holds
-// a plain value fails with ErrNotLock.
-func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, error) {
+// TryLock makes one attempt to acquire the lock on key: when it is held, it fails at once with a
+// *LockedError (ErrLocked); a key that holds a plain value fails with ErrNotLock. opt.Wait is not
+// its business (Hub.Lock waits).
+func (h *Local) TryLock(key string, opt LockOptions) (Lock, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Lock{}, err
 	}
-	if opt.TTL < 0 || opt.Wait < 0 {
+	if opt.TTL < 0 {
 		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
 	if opt.TTL == 0 {
@@ -111,41 +108,11 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 	if err := CheckUTF8("lock owner", []byte(opt.Owner)); err != nil {
 		return Lock{}, err
 	}
-	var timeout <-chan struct{}
-	if opt.Wait > 0 {
-		done := make(chan struct{})
-		stop := h.clock.AfterFunc(opt.Wait, func() { close(done) })
-		defer stop()
-		timeout = done
-	}
-	for {
-		lk, wake, err := h.tryLock(key, opt)
-		if wake == nil {
-			return lk, err
-		}
-		select {
-		case <-wake:
-		case <-timeout:
-			return Lock{}, err
-		case <-ctx.Done():
-			return Lock{}, err
-		case <-h.drained:
-			return Lock{}, fmt.Errorf("%w: no longer waiting for the lock on %s", ErrShutdown, key)
-		}
-	}
-}
-
-// tryLock makes one attempt. When the lock is held and opt.Wait is set, it returns a channel that
-// is closed at the key's next change.
-func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{}, err error) {
 	token, sum := newLockToken()
 	var st LockState
-	_, err = h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
+	_, err := h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(item{key: key})
 		if ok && cur.lock() != "" {
-			if opt.Wait > 0 {
-				wake = h.lockWaitLocked(key)
-			}
 			return step{}, lockedError(&cur)
 		}
 		if ok {
@@ -157,14 +124,14 @@ func (h *Hub) tryLock(key string, opt LockOptions) (lk Lock, wake <-chan struct{
 		return step{res: Result{Key: key}, one: Change{Key: key, Value: value, Revision: 0, Expires: expires, lock: sum}}, nil
 	})
 	if err != nil {
-		return Lock{}, wake, err
+		return Lock{}, err
 	}
-	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Seq: st.Fence}, nil, nil
+	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Seq: st.Fence}, nil
 }
 
 // RenewLock extends a held lock to ttl from now (DefaultLockTTL when 0), keeping its fence. It
 // fails with ErrLockToken when token is not the lock's and ErrNotFound when no lock is held.
-func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
+func (h *Local) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Lock{}, err
 	}
@@ -193,7 +160,7 @@ func (h *Hub) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
 
 // Unlock releases a held lock: the key is deleted, with its event, and waiters wake. It fails
 // with ErrLockToken when token is not the lock's and ErrNotFound when no lock is held.
-func (h *Hub) Unlock(key, token string) (Result, error) {
+func (h *Local) Unlock(key, token string) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
@@ -208,7 +175,7 @@ func (h *Hub) Unlock(key, token string) (Result, error) {
 }
 
 // heldLocked returns the lock at key if token is its token.
-func (h *Hub) heldLocked(key, token string) (item, error) {
+func (h *Local) heldLocked(key, token string) (item, error) {
 	cur, ok := h.tree.Get(item{key: key})
 	switch {
 	case !ok:
@@ -221,24 +188,6 @@ func (h *Hub) heldLocked(key, token string) (item, error) {
 		return cur, fmt.Errorf("%w for %s", ErrLockToken, key)
 	}
 	return cur, nil
-}
-
-// lockWaitLocked returns the channel closed at key's next change.
-func (h *Hub) lockWaitLocked(key string) <-chan struct{} {
-	ch := h.lockWait[key]
-	if ch == nil {
-		ch = make(chan struct{})
-		h.lockWait[key] = ch
-	}
-	return ch
-}
-
-// wakeLockWaitersLocked wakes whoever waits for key to change.
-func (h *Hub) wakeLockWaitersLocked(key string) {
-	if ch := h.lockWait[key]; ch != nil {
-		close(ch)
-		delete(h.lockWait, key)
-	}
 }
 
 // newLockToken returns a fresh secret (128 random bits) and its hash.

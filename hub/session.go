@@ -15,14 +15,14 @@ package hub
 // Grace periods use the hub's one expiry queue and its Clock: there is no timer or goroutine per
 // key or per session.
 type Session struct {
-	h     *Hub
+	h     *Local
 	keys  map[string]struct{} // ephemeral keys this session owns now, under h.mu
 	ended bool                // under h.mu
 }
 
 // NewSession returns a live session. Call End when its connection is gone. A write with an ended
 // session (a request that raced the connection's end) starts the key's grace period at once.
-func (h *Hub) NewSession() *Session {
+func (h *Local) NewSession() *Session {
 	return &Session{h: h, keys: make(map[string]struct{})}
 }
 
@@ -51,13 +51,9 @@ func (s *Session) Owned() int {
 	return len(s.keys)
 }
 
-// Draining returns a channel that is closed when the hub starts shutting down (Drain): transports
-// end their connections then, with a reconnect hint.
-func (h *Hub) Draining() <-chan struct{} { return h.drained }
-
 // ownLocked keeps ephemeral ownership in step with a change being applied: prev is the key's
 // entry before it (had false when absent).
-func (h *Hub) ownLocked(prev *item, had bool, ch *Change) {
+func (h *Local) ownLocked(prev *item, had bool, ch *Change) {
 	if o := prev.owner(); had && o != nil && o != ch.owner && o.keys != nil {
 		delete(o.keys, ch.Key)
 	}
@@ -79,13 +75,13 @@ func (h *Hub) ownLocked(prev *item, had bool, ch *Change) {
 }
 
 // orphanLocked starts the grace period of an ephemeral key that no session owns (after a restart).
-func (h *Hub) orphanLocked(key string) {
+func (h *Local) orphanLocked(key string) {
 	h.expiry.push(deadline{at: h.clock.Now().Add(h.cfg.EphemeralGrace), key: key, eph: true})
 }
 
 // ephemeralGoneLocked returns the delete for an ephemeral deadline that is due, unless the key has
 // been written since (its owner or its ephemeral flag changed).
-func (h *Hub) ephemeralGoneLocked(d deadline) (Change, bool) {
+func (h *Local) ephemeralGoneLocked(d deadline) (Change, bool) {
 	e, ok := h.tree.Get(item{key: d.key})
 	if !ok || !e.ephemeral() || e.owner() != d.owner || d.owner != nil && !d.owner.ended {
 		return Change{}, false

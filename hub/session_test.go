@@ -208,7 +208,7 @@ func TestEphemeralRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			if viaSnapshot {
-				if err := h.store.snapshot(); err != nil {
+				if err := h.local().store.snapshot(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -292,7 +292,7 @@ func TestEphemeralCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, err := h.writeSnapshot(&buf); err != nil {
+	if _, err := h.local().writeSnapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
 	f, err := decodeSnapshot(buf.Bytes())

@@ -47,7 +47,7 @@ type frozen struct {
 	idem []IdemRecord
 }
 
-func (h *Hub) freeze() frozen {
+func (h *Local) freeze() frozen {
 	h.mu.Lock() // not RLock: tree.Copy writes the tree's copy-on-write id
 	defer h.mu.Unlock()
 	f := frozen{seq: h.seq, tree: h.tree.Copy(), idem: make([]IdemRecord, 0, len(h.idem))}
@@ -60,7 +60,7 @@ func (h *Hub) freeze() frozen {
 // writeSnapshot writes a consistent snapshot of the whole state to w, without the bytes of stored
 // files: the plain form Restore also reads. Backups use WriteBackup, which adds them. Writers are
 // not held up while it streams. It returns the snapshot's seq.
-func (h *Hub) writeSnapshot(w io.Writer) (uint64, error) {
+func (h *Local) writeSnapshot(w io.Writer) (uint64, error) {
 	f := h.freeze()
 	if err := h.waitDurable(f.seq); err != nil {
 		return 0, err
@@ -176,7 +176,7 @@ func decodeSnapshot(data []byte) (frozen, error) {
 }
 
 // loadLocked replaces the state with a snapshot's. The history starts empty at the snapshot's seq.
-func (h *Hub) loadLocked(f frozen) {
+func (h *Local) loadLocked(f frozen) {
 	h.tree, h.seq = f.tree, f.seq
 	h.expiry = h.expiry[:0]
 	clear(h.blobRefs)
@@ -195,6 +195,5 @@ func (h *Hub) loadLocked(f frozen) {
 		h.idem[r.Key] = r
 		h.expiry.push(deadline{at: r.Expires, idem: r.Key})
 	}
-	h.history.reset(f.seq)
 	h.durable = f.seq
 }

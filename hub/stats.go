@@ -28,21 +28,14 @@ type Stats struct {
 }
 
 // Stats returns the hub's current statistics. Safe to call from any goroutine at any time.
-func (h *Hub) Stats() Stats {
+func (h *Local) Stats() Stats {
 	h.mu.RLock()
 	st := Stats{
-		Keys:            h.tree.Len(),
-		Seq:             h.durable,
-		HistoryEvents:   h.history.n,
-		HistoryCapacity: len(h.history.meta),
-		HistoryFloor:    h.history.floorSeq,
-		HistoryBytes:    h.history.used,
+		Keys: h.tree.Len(),
+		Seq:  h.durable,
 	}
 	s := h.store
 	h.mu.RUnlock()
-	h.subsMu.Lock()
-	st.Subscribers, st.SlowConsumers = int(h.nsubs.Load()), h.slowConsumers
-	h.subsMu.Unlock()
 	if s != nil {
 		st.Durable = true
 		st.WAL = s.log.Stats()

@@ -36,7 +36,7 @@ type StoreConfig struct {
 // store is the disk Journal: commits go to the log; a background goroutine writes snapshots and
 // removes the log they cover.
 type store struct {
-	h    *Hub
+	h    *Local
 	cfg  StoreConfig
 	fs   *timedFS
 	log  *wal.Log
@@ -77,7 +77,10 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 		return nil, err
 	}
 	cfg.Journal = nil
-	h := New(cfg)
+	cfg = cfg.withDefaults()
+	hub := newHub(cfg)
+	h := newLocal(cfg, hub)
+	hub.Store = h
 	h.loading = true
 	s := &store{h: h, cfg: sc, fs: timed, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	s.removeStaleTemps()
@@ -117,7 +120,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	s.wg.Add(1)
 	go s.snapshotter()
 	h.log.Info("state loaded", "dir", sc.Dir, "seq", h.Seq(), "keys", h.Len())
-	return h, nil
+	return hub, nil
 }
 
 // Append journals c. It runs under the hub's lock and only buffers.
@@ -246,6 +249,7 @@ func (s *store) loadNewestSnapshot() error {
 				s.h.mu.Lock()
 				s.h.loadLocked(f)
 				s.h.mu.Unlock()
+				s.h.feed.Start(f.seq)
 				return nil
 			}
 		}
@@ -320,7 +324,7 @@ func Restore(sc StoreConfig, backup io.Reader) (seq uint64, err error) {
 
 // Checkpoint writes a snapshot now and removes the log it covers. The hub also does this by
 // itself every SnapshotRecords records; Checkpoint is for operators and benchmarks.
-func (h *Hub) Checkpoint() error {
+func (h *Local) Checkpoint() error {
 	if h.store == nil {
 		return errors.New("hub: memory-only hub has nothing to checkpoint")
 	}

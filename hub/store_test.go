@@ -78,7 +78,7 @@ func TestStoreReopen(t *testing.T) {
 				t.Fatal(err)
 			}
 			if snapshotEvery == 1 {
-				if err := h.store.snapshot(); err != nil {
+				if err := h.local().store.snapshot(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -157,7 +157,7 @@ func TestStoreSnapshotRemovesLog(t *testing.T) {
 		mustSet(t, h, "/k/"+strconv.Itoa(i), strconv.Itoa(i), WriteOptions{})
 	}
 	for range 3 {
-		if err := h.store.snapshot(); err != nil {
+		if err := h.local().store.snapshot(); err != nil {
 			t.Fatal(err)
 		}
 		mustSet(t, h, "/k/last", `true`, WriteOptions{})
@@ -182,9 +182,9 @@ func TestStoreBadSnapshotFallsBack(t *testing.T) {
 	sc := StoreConfig{Dir: dir, SnapshotRecords: 1 << 30}
 	h := openTestStore(t, Config{}, sc)
 	mustSet(t, h, "/a", `1`, WriteOptions{})
-	h.store.snapshot()
+	h.local().store.snapshot()
 	mustSet(t, h, "/b", `2`, WriteOptions{})
-	h.store.snapshot()
+	h.local().store.snapshot()
 	mustSet(t, h, "/c", `3`, WriteOptions{})
 	h.Close()
 	snaps, _ := filepath.Glob(filepath.Join(dir, "snap-*.snap"))
@@ -238,7 +238,7 @@ func TestStoreRestore(t *testing.T) {
 	mustSet(t, h, "/a", `[1,2]`, WriteOptions{})
 	mustSet(t, h, "/b", `{"x":1.50}`, WriteOptions{})
 	var backup bytes.Buffer
-	seq, err := h.writeSnapshot(&backup)
+	seq, err := h.local().writeSnapshot(&backup)
 	if err != nil || seq != 2 {
 		t.Fatalf("writeSnapshot = %d, %v", seq, err)
 	}
@@ -463,7 +463,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	h.Incr("/n", 3, WriteOptions{Idempotency: "k"})
 	h.Set("/u", []byte("{\"k\xff\":[\"\xed\xa0\x80\"]}"), Cond{}, WriteOptions{}) // as a version before CheckUTF8 could
 	var buf bytes.Buffer
-	h.writeSnapshot(&buf)
+	h.local().writeSnapshot(&buf)
 	f.Add(buf.Bytes())
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -113,9 +113,9 @@ func (s *Subscription) Err() error {
 // Close ends the subscription. It is safe to call more than once and from any goroutine.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
-		s.h.subsMu.Lock()
+		s.h.mu.Lock()
 		s.h.closeSubLocked(s, nil)
-		s.h.subsMu.Unlock()
+		s.h.mu.Unlock()
 	})
 }
 
@@ -150,110 +150,17 @@ func (s *Subscription) signal() {
 	}
 }
 
-// Subscribe starts a subscription of path: a key, or a prefix ending in "/" ("/" for everything).
-// The starting point and the first live event join without a gap or a duplicate: both are fixed
-// under the state lock.
-func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error) {
-	if err := h.limits.CheckPath(path); err != nil {
-		return nil, err
-	}
-	s := &Subscription{Path: path, h: h, ready: make(chan struct{}, 1), limit: h.cfg.QueueSize}
-	// The write lock, not the read lock: tree.Copy writes the tree (its copy-on-write id), so two
-	// snapshot subscriptions under RLock would race.
-	h.mu.Lock()
-	// A replay or a plain subscription starts at the durable seq: it never shows a change whose
-	// commit could still fail. Later commits reach it through the queue once they are durable.
-	s.Start = h.durable
-	snapshot := opt.Snapshot && opt.Since == nil
-	if p := opt.Since; p != nil {
-		if !p.Snapshot && p.Seq <= h.durable && h.history.canResume(*p) {
-			s.Initial = h.history.since(*p, path, h.durable)
-		} else {
-			s.Reset, snapshot = true, true
-		}
-	}
-	if snapshot {
-		// A snapshot is the applied state, which may hold a commit whose fsync is in flight: the
-		// subscription is handed out only once that commit is durable (below).
-		s.Start = h.seq
-	}
-	var tree = h.tree
-	if snapshot {
-		tree = h.tree.Copy() // copy-on-write: read outside the lock
-	}
-	err := h.addSub(s)
+// Snapshot fixes the state of path as of the last applied seq (see Store). The tree is copied in
+// O(1) (copy-on-write), so entries reads it without the lock.
+func (h *Local) Snapshot(path string) (uint64, func() []Event) {
+	h.mu.Lock() // not RLock: tree.Copy writes the tree's copy-on-write id
+	tree, seq := h.tree.Copy(), h.seq
 	h.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if snapshot {
-		if err := h.waitDurable(s.Start); err != nil {
-			s.Close()
-			return nil, err
-		}
-		s.Initial = snapshotEvents(tree, path)
-	}
-	return s, nil
+	return seq, func() []Event { return snapshotEvents(tree, path) }
 }
 
-func (h *Hub) addSub(s *Subscription) error {
-	h.subsMu.Lock()
-	defer h.subsMu.Unlock()
-	if h.draining {
-		return ErrShutdown
-	}
-	set := h.subs[s.Path]
-	if set == nil {
-		set = make(map[*Subscription]struct{})
-		h.subs[s.Path] = set
-	}
-	set[s] = struct{}{}
-	h.nsubs.Add(1)
-	return nil
-}
-
-// Subscribers returns the number of open subscriptions.
-func (h *Hub) Subscribers() int {
-	h.subsMu.Lock()
-	defer h.subsMu.Unlock()
-	return int(h.nsubs.Load())
-}
-
-func (h *Hub) closeSubLocked(s *Subscription, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.closed = true
-	s.err = err
-	set := h.subs[s.Path]
-	delete(set, s)
-	if len(set) == 0 {
-		delete(h.subs, s.Path)
-	}
-	h.nsubs.Add(-1)
-	s.signal()
-}
-
-// Drain closes every subscription with ErrShutdown and refuses new ones.
-func (h *Hub) Drain() {
-	h.subsMu.Lock()
-	defer h.subsMu.Unlock()
-	if !h.draining {
-		close(h.drained)
-	}
-	h.draining = true
-	for _, set := range h.subs {
-		for s := range set {
-			h.closeSubLocked(s, ErrShutdown)
-		}
-	}
-}
-
-// publish hands every pending event up to seq to the subscribers, in order. Sends never block: a
-// subscriber whose queue is full is closed with ErrSlowConsumer and resumes from its position.
-func (h *Hub) publish(seq uint64) {
+// publish hands every pending event up to seq to the feed, in order.
+func (h *Local) publish(seq uint64) {
 	// Every event with a seq up to this one was queued before this commit, under mu, so the
 	// count sees it; at 0 there is nothing to hand out.
 	if h.queued.Load() == 0 {
@@ -286,39 +193,12 @@ func (h *Hub) publish(seq uint64) {
 	if n == 0 {
 		return
 	}
-	h.subsMu.Lock()
-	if h.nsubs.Load() > 0 {
-		for _, e := range events {
-			h.fanoutLocked(e)
-		}
-	}
-	h.subsMu.Unlock()
+	h.feed.Deliver(events)
 	clear(events) // the values live on in the tree and the history, not in a spare array
 }
 
 // maxSpareEvents bounds the array publish keeps for reuse.
 const maxSpareEvents = 1024
-
-// fanoutLocked offers e to the subscribers of its key and of every prefix above it.
-func (h *Hub) fanoutLocked(e Event) {
-	deliver := func(path string) {
-		for s := range h.subs[path] {
-			if e.Seq <= s.Start {
-				continue
-			}
-			if !s.offer(e) {
-				h.slowConsumers++
-				h.closeSubLocked(s, ErrSlowConsumer)
-			}
-		}
-	}
-	deliver(e.Key)
-	for i := len(e.Key) - 1; i >= 0; i-- {
-		if e.Key[i] == '/' {
-			deliver(e.Key[:i+1])
-		}
-	}
-}
 
 // snapshotEvents lists the entries under path as snapshot events, in key order.
 func snapshotEvents(tree *btree.BTreeG[item], path string) []Event {

@@ -59,7 +59,7 @@ type TxResult struct {
 }
 
 // Tx applies ops atomically if every check holds. See the comment at the top of this file.
-func (h *Hub) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
+func (h *Local) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
 	if len(checks) > MaxTxOps || len(ops) > MaxTxOps {
 		return TxResult{}, fmt.Errorf("%w: more than %d checks or operations", ErrInvalidTx, MaxTxOps)
 	}
@@ -151,7 +151,7 @@ func txRecords(results []TxOpResult) []txRecord {
 }
 
 // txOpLocked computes one operation's change (Key empty: no change) against the current state.
-func (h *Hub) txOpLocked(op TxOp) (Change, TxOpResult, error) {
+func (h *Local) txOpLocked(op TxOp) (Change, TxOpResult, error) {
 	cur, ok := h.tree.Get(item{key: op.Key})
 	if err := checkNotLocked(&cur, ok); err != nil {
 		return Change{}, TxOpResult{}, err

@@ -78,7 +78,7 @@ type Result struct {
 }
 
 // Set stores value (compact JSON, as returned by Limits.CompactJSON) under key if cond holds.
-func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error) {
+func (h *Local) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
@@ -87,7 +87,7 @@ func (h *Hub) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result
 
 // putStep is the read-check-change step of storing value, of content type typ ("" for JSON), under
 // key: Set and SetFile share it.
-func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) (step, error) {
+func (h *Local) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) (step, error) {
 	return func(now time.Time) (step, error) {
 		cur, ok := h.tree.Get(item{key: key})
 		if err := cond.check(key, &cur, ok); err != nil {
@@ -108,7 +108,7 @@ func (h *Hub) putStep(key string, value []byte, typ string, cond Cond, opt Write
 
 // Incr adds by to the 64-bit integer at key, creating it at by. It fails with ErrNotInteger when the
 // value is not an integer literal in range, and with ErrOverflow when the sum does not fit.
-func (h *Hub) Incr(key string, by int64, opt WriteOptions) (Result, error) {
+func (h *Local) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
@@ -160,7 +160,7 @@ func addInt64(a, b int64) (int64, error) {
 }
 
 // Delete removes key if cond holds; ErrNotFound when it is absent.
-func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
+func (h *Local) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
@@ -182,7 +182,7 @@ func (h *Hub) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 
 // DeletePrefix removes every key under prefix (which ends in "/") in one commit, with a delete
 // event each. Deleting an empty subtree succeeds and changes nothing.
-func (h *Hub) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
+func (h *Local) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
@@ -213,7 +213,7 @@ type step struct {
 // changes (none to change nothing), the commit is journaled, and write waits for durability
 // outside the lock before publishing and answering. build's now is the clock's reading when opt
 // has a TTL or an idempotency key or in.clock is set, else the zero time.
-func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step, error)) (Result, error) {
+func (h *Local) write(opt WriteOptions, in intent, build func(now time.Time) (step, error)) (Result, error) {
 	if opt.TTL < 0 {
 		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
@@ -271,7 +271,7 @@ func (h *Hub) write(opt WriteOptions, in intent, build func(now time.Time) (step
 	return res, h.finish(seq, wait)
 }
 
-func (h *Hub) writableLocked() error {
+func (h *Local) writableLocked() error {
 	switch {
 	case h.closed:
 		return ErrClosed

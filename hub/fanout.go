@@ -1,0 +1,317 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Store is the seam between deciding and fanning out. A store decides and orders: it checks
+// and applies every write, gives each commit its seq, reads keys and subtrees, and owns TTL
+// expiry, sessions (the lifetime of ephemeral keys) and stored files. It hands every commit, once
+// durable, to its Feed, in seq order. The Hub above it fans out and never learns which store it
+// has. Local is the store of the single binary.
+type Store interface {
+	Limits() Limits
+	MaxFileBytes() int64
+	Seq() uint64 // the last durable seq
+	Len() int
+
+	// Reads answer only once what they show is durable.
+	Get(key string) (Entry, error)
+	OpenFile(key string) (Entry, io.ReadSeekCloser, error)
+	List(prefix string, opt ListOptions) (Page, error)
+	// Snapshot fixes the state of path as of the returned seq (at least every seq already
+	// delivered to the feed). entries lists it later, without any lock held; the seq may not be
+	// durable yet: call Durable before showing it.
+	Snapshot(path string) (seq uint64, entries func() []Event)
+	// Durable blocks until seq is durable; ErrUnavailable when it never will be.
+	Durable(seq uint64) error
+
+	// Writes answer once their commit is durable.
+	Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error)
+	SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error)
+	Incr(key string, by int64, opt WriteOptions) (Result, error)
+	Delete(key string, cond Cond, opt WriteOptions) (Result, error)
+	DeletePrefix(prefix string, opt WriteOptions) (Result, error)
+	Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error)
+	TryLock(key string, opt LockOptions) (Lock, error)
+	RenewLock(key, token string, ttl time.Duration) (Lock, error)
+	Unlock(key, token string) (Result, error)
+	NewSession() *Session
+
+	Stats() Stats
+	WriteBackup(w io.Writer) (uint64, error)
+	Checkpoint() error
+	Close() error
+}
+
+// Feed receives a store's commits. Start comes first, at most once: the store begins at seq, and
+// nothing at or before it will be delivered. Deliver gets the events of one or more commits, in
+// (seq, key) order, each commit whole and durable; calls never overlap.
+type Feed interface {
+	Start(seq uint64)
+	Deliver(events []Event)
+}
+
+// Hub fans a store's commits out to subscriptions and serves the store's key API (embedded)
+// alongside. It keeps the history that resumes streams, starts subscriptions (snapshot then live,
+// or a replay), and wakes lock waiters. See the package documentation for its invariants.
+type Hub struct {
+	Store
+
+	cfg Config
+
+	mu            sync.Mutex // guards everything below
+	history       history    // recent delivered events, for resuming streams
+	delivered     uint64     // the seq of the last event delivered by the store
+	subs          map[string]map[*Subscription]struct{}
+	nsubs         int
+	slowConsumers uint64                   // subscriptions closed as slow consumers, for Stats
+	lockWait      map[string]chan struct{} // closed when the key next changes: wakes lock waiters
+	draining      bool
+	closed        bool
+	drained       chan struct{} // closed by Drain
+}
+
+// newHub returns a hub without its store (cfg has its defaults); the caller sets Store.
+func newHub(cfg Config) *Hub {
+	return &Hub{
+		cfg:      cfg,
+		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
+		subs:     make(map[string]map[*Subscription]struct{}),
+		lockWait: make(map[string]chan struct{}),
+		drained:  make(chan struct{}),
+	}
+}
+
+// Start implements Feed: the history starts empty at seq.
+func (h *Hub) Start(seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.history.reset(seq)
+	h.delivered = seq
+}
+
+// Deliver implements Feed: the events go into the history, to every subscription of their keys
+// and of the prefixes above them, and wake whoever waits for a lock on their keys. Sends never
+// block: a subscriber whose queue is full is closed with ErrSlowConsumer and resumes from its
+// position.
+func (h *Hub) Deliver(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.history.append(events)
+	for i := range events {
+		if len(h.lockWait) > 0 {
+			h.wakeLockWaitersLocked(events[i].Key)
+		}
+		if h.nsubs > 0 {
+			h.fanoutLocked(&events[i])
+		}
+	}
+	h.delivered = max(h.delivered, events[len(events)-1].Seq)
+}
+
+// Subscribe starts a subscription of path: a key, or a prefix ending in "/" ("/" for everything).
+// The starting point and the first live event join without a gap or a duplicate: both are fixed
+// under the hub's lock, which every delivery takes.
+func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error) {
+	if err := h.Limits().CheckPath(path); err != nil {
+		return nil, err
+	}
+	s := &Subscription{Path: path, h: h, ready: make(chan struct{}, 1), limit: h.cfg.QueueSize}
+	h.mu.Lock()
+	if h.draining {
+		h.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	// A replay or a plain subscription starts at the last delivered seq, which is durable. Later
+	// commits reach it through the queue.
+	s.Start = h.delivered
+	snapshot := opt.Snapshot && opt.Since == nil
+	if p := opt.Since; p != nil {
+		if !p.Snapshot && p.Seq <= h.delivered && h.history.canResume(*p) {
+			s.Initial = h.history.since(*p, path, h.delivered)
+		} else {
+			s.Reset, snapshot = true, true
+		}
+	}
+	var entries func() []Event
+	if snapshot {
+		// The store's state may hold commits not yet delivered: the subscription skips those
+		// (they are in the snapshot) and is handed out once they are durable (below).
+		s.Start, entries = h.Store.Snapshot(path)
+	}
+	set := h.subs[s.Path]
+	if set == nil {
+		set = make(map[*Subscription]struct{})
+		h.subs[s.Path] = set
+	}
+	set[s] = struct{}{}
+	h.nsubs++
+	h.mu.Unlock()
+	if snapshot {
+		if err := h.Store.Durable(s.Start); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Initial = entries()
+	}
+	return s, nil
+}
+
+// Subscribers returns the number of open subscriptions.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.nsubs
+}
+
+func (h *Hub) closeSubLocked(s *Subscription, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.err = err
+	set := h.subs[s.Path]
+	delete(set, s)
+	if len(set) == 0 {
+		delete(h.subs, s.Path)
+	}
+	h.nsubs--
+	s.signal()
+}
+
+// fanoutLocked offers e to the subscribers of its key and of every prefix above it.
+func (h *Hub) fanoutLocked(e *Event) {
+	deliver := func(path string) {
+		for s := range h.subs[path] {
+			if e.Seq <= s.Start {
+				continue
+			}
+			if !s.offer(*e) {
+				h.slowConsumers++
+				h.closeSubLocked(s, ErrSlowConsumer)
+			}
+		}
+	}
+	deliver(e.Key)
+	for i := len(e.Key) - 1; i >= 0; i-- {
+		if e.Key[i] == '/' {
+			deliver(e.Key[:i+1])
+		}
+	}
+}
+
+// Drain closes every subscription with ErrShutdown, refuses new ones and ends every lock wait.
+func (h *Hub) Drain() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.draining {
+		close(h.drained)
+	}
+	h.draining = true
+	for _, set := range h.subs {
+		for s := range set {
+			h.closeSubLocked(s, ErrShutdown)
+		}
+	}
+}
+
+// Draining returns a channel that is closed when the hub starts shutting down (Drain): transports
+// end their connections then, with a reconnect hint.
+func (h *Hub) Draining() <-chan struct{} { return h.drained }
+
+// Lock acquires the lock on key. When it is held, Lock fails with a *LockedError (ErrLocked) at
+// once or, with opt.Wait, after waiting that long on the hub's Clock for it to be released or to
+// expire; ctx ends the wait early. A wait ends with ErrShutdown as soon as the hub drains (Drain),
+// or at once when it has drained already, so a waiter never holds up a shutdown. A key that holds
+// a plain value fails with ErrNotLock.
+func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, error) {
+	if opt.Wait < 0 {
+		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if opt.Wait == 0 {
+		return h.Store.TryLock(key, opt)
+	}
+	done := make(chan struct{})
+	stop := h.cfg.Clock.AfterFunc(opt.Wait, func() { close(done) })
+	defer stop()
+	for {
+		// The waiter is registered before the attempt, so a release delivered after the attempt
+		// wakes it.
+		wake := h.lockWaiter(key)
+		lk, err := h.Store.TryLock(key, opt)
+		if !errors.Is(err, ErrLocked) {
+			return lk, err
+		}
+		select {
+		case <-wake:
+		case <-done:
+			return Lock{}, err
+		case <-ctx.Done():
+			return Lock{}, err
+		case <-h.drained:
+			return Lock{}, fmt.Errorf("%w: no longer waiting for the lock on %s", ErrShutdown, key)
+		}
+	}
+}
+
+// lockWaiter returns the channel closed at key's next delivered change (or at Close).
+func (h *Hub) lockWaiter(key string) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch := h.lockWait[key]
+	if ch == nil {
+		ch = make(chan struct{})
+		if h.closed {
+			close(ch) // the attempt gets ErrClosed
+			return ch
+		}
+		h.lockWait[key] = ch
+	}
+	return ch
+}
+
+// wakeLockWaitersLocked wakes whoever waits for key to change.
+func (h *Hub) wakeLockWaitersLocked(key string) {
+	if ch := h.lockWait[key]; ch != nil {
+		close(ch)
+		delete(h.lockWait, key)
+	}
+}
+
+// Stats returns the store's statistics with the hub's subscriptions and history.
+func (h *Hub) Stats() Stats {
+	st := h.Store.Stats()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st.Subscribers, st.SlowConsumers = h.nsubs, h.slowConsumers
+	st.HistoryEvents = h.history.n
+	st.HistoryCapacity = len(h.history.meta)
+	st.HistoryFloor = h.history.floorSeq
+	st.HistoryBytes = h.history.used
+	return st
+}
+
+// Close ends every subscription with ErrShutdown, wakes lock waiters (they retry and get
+// ErrClosed), then closes the store and returns its error: for a hub from Open, that of the final
+// flush of the log.
+func (h *Hub) Close() error {
+	h.Drain()
+	h.mu.Lock()
+	h.closed = true
+	for key := range h.lockWait {
+		h.wakeLockWaitersLocked(key)
+	}
+	h.mu.Unlock()
+	return h.Store.Close()
+}
