@@ -245,7 +245,7 @@ func (h *Local) SetFile(key, contentType string, body io.Reader, cond Cond, opt 
 		return Result{}, err
 	}
 	value, _ := json.Marshal(FileInfo{Type: ct, Size: size, SHA256: sum})
-	res, err := h.write(opt, intent{op: "setfile", key: key, body: value, cond: cond}, h.putStep(key, value, ct, cond, opt))
+	res, err := h.write(opt, intent{op: "setfile", key: key, body: value, cond: cond}, putStep(key, value, ct, cond, opt))
 	h.blobs.release(sum)
 	h.mu.Lock()
 	if h.blobRefs[sum] == 0 {

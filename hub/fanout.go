@@ -27,7 +27,7 @@ type Store interface {
 	// Snapshot fixes the state of path as of the returned seq (at least every seq already
 	// delivered to the feed). entries lists it later, without any lock held; the seq may not be
 	// durable yet: call Durable before showing it.
-	Snapshot(path string) (seq uint64, entries func() []Event)
+	Snapshot(path string) (seq uint64, entries func() ([]Event, error))
 	// Durable blocks until seq is durable; ErrUnavailable when it never will be.
 	Durable(seq uint64) error
 
@@ -142,7 +142,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 			s.Reset, snapshot = true, true
 		}
 	}
-	var entries func() []Event
+	var entries func() ([]Event, error)
 	if snapshot {
 		// The store's state may hold commits not yet delivered: the subscription skips those
 		// (they are in the snapshot) and is handed out once they are durable (below).
@@ -157,11 +157,14 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	h.nsubs++
 	h.mu.Unlock()
 	if snapshot {
-		if err := h.Store.Durable(s.Start); err != nil {
+		err := h.Store.Durable(s.Start)
+		if err == nil {
+			s.Initial, err = entries()
+		}
+		if err != nil {
 			s.Close()
 			return nil, err
 		}
-		s.Initial = entries()
 	}
 	return s, nil
 }

@@ -93,25 +93,45 @@ func checkNotLocked(cur *item, ok bool) error {
 // *LockedError (ErrLocked); a key that holds a plain value fails with ErrNotLock. opt.Wait is not
 // its business (Hub.Lock waits).
 func (h *Local) TryLock(key string, opt LockOptions) (Lock, error) {
-	if err := h.limits.CheckKey(key); err != nil {
+	opt, err := checkLock(h.limits, key, opt)
+	if err != nil {
 		return Lock{}, err
 	}
+	token, sum := newLockToken()
+	var st LockState
+	res, err := h.write(WriteOptions{}, intent{clock: true}, lockStep(key, opt, sum, &st))
+	if err != nil {
+		return Lock{}, err
+	}
+	return Lock{Key: key, Token: token, Fence: res.Seq, Owner: st.Owner, Expires: st.Expires, Seq: res.Seq}, nil
+}
+
+// checkLock validates a lock request and fills its default TTL.
+func checkLock(limits Limits, key string, opt LockOptions) (LockOptions, error) {
+	if err := limits.CheckKey(key); err != nil {
+		return opt, err
+	}
 	if opt.TTL < 0 {
-		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+		return opt, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
 	if opt.TTL == 0 {
 		opt.TTL = DefaultLockTTL
 	}
 	if len(opt.Owner) > MaxLockOwner {
-		return Lock{}, fmt.Errorf("%w: lock owner longer than %d bytes", ErrInvalidValue, MaxLockOwner)
+		return opt, fmt.Errorf("%w: lock owner longer than %d bytes", ErrInvalidValue, MaxLockOwner)
 	}
 	if err := CheckUTF8("lock owner", []byte(opt.Owner)); err != nil {
-		return Lock{}, err
+		return opt, err
 	}
-	token, sum := newLockToken()
-	var st LockState
-	_, err := h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(item{key: key})
+	return opt, nil
+}
+
+// lockStep is the read-check-change step of acquiring a lock whose token hashes to sum; it fills
+// st. The fence is the seq the write commits at (v.nextSeq, or 0 for a store that fills it in
+// when it reads the value back).
+func lockStep(key string, opt LockOptions, sum string, st *LockState) buildFunc {
+	return func(now time.Time, v view) (step, error) {
+		cur, ok := v.get(key)
 		if ok && cur.lock() != "" {
 			return step{}, lockedError(&cur)
 		}
@@ -119,43 +139,53 @@ func (h *Local) TryLock(key string, opt LockOptions) (Lock, error) {
 			return step{}, fmt.Errorf("%w: %s", ErrNotLock, key)
 		}
 		expires := now.Add(opt.TTL) // keeps the monotonic reading; see the comment at the top
-		st = LockState{Owner: opt.Owner, Fence: h.seq + 1, Expires: expires}
-		value := lockValue(st)
+		*st = LockState{Owner: opt.Owner, Fence: v.nextSeq(), Expires: expires}
+		value := lockValue(*st)
 		return step{res: Result{Key: key}, one: Change{Key: key, Value: value, Revision: 0, Expires: expires, lock: sum}}, nil
-	})
-	if err != nil {
-		return Lock{}, err
 	}
-	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Seq: st.Fence}, nil
 }
 
 // RenewLock extends a held lock to ttl from now (DefaultLockTTL when 0), keeping its fence. It
 // fails with ErrLockToken when token is not the lock's and ErrNotFound when no lock is held.
 func (h *Local) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
-	if err := h.limits.CheckKey(key); err != nil {
+	ttl, err := checkRenew(h.limits, key, ttl)
+	if err != nil {
 		return Lock{}, err
 	}
-	if ttl < 0 {
-		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
-	}
-	if ttl == 0 {
-		ttl = DefaultLockTTL
-	}
 	var st LockState
-	res, err := h.write(WriteOptions{}, intent{clock: true}, func(now time.Time) (step, error) {
-		cur, err := h.heldLocked(key, token)
-		if err != nil {
-			return step{}, err
-		}
-		json.Unmarshal(cur.value, &st)
-		st.Expires = now.Add(ttl)
-		ch := Change{Key: key, Value: lockValue(st), Revision: cur.revision + 1, Expires: st.Expires, lock: cur.lock()}
-		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
-	})
+	res, err := h.write(WriteOptions{}, intent{clock: true}, renewStep(key, token, ttl, &st))
 	if err != nil {
 		return Lock{}, err
 	}
 	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Revision: res.Revision, Seq: res.Seq}, nil
+}
+
+// checkRenew validates a renewal and fills its default TTL.
+func checkRenew(limits Limits, key string, ttl time.Duration) (time.Duration, error) {
+	if err := limits.CheckKey(key); err != nil {
+		return 0, err
+	}
+	if ttl < 0 {
+		return 0, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if ttl == 0 {
+		ttl = DefaultLockTTL
+	}
+	return ttl, nil
+}
+
+// renewStep is the read-check-change step of a renewal; it fills st.
+func renewStep(key, token string, ttl time.Duration, st *LockState) buildFunc {
+	return func(now time.Time, v view) (step, error) {
+		cur, err := held(v, key, token)
+		if err != nil {
+			return step{}, err
+		}
+		json.Unmarshal(cur.value, st)
+		st.Expires = now.Add(ttl)
+		ch := Change{Key: key, Value: lockValue(*st), Revision: cur.revision + 1, Expires: st.Expires, lock: cur.lock()}
+		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
+	}
 }
 
 // Unlock releases a held lock: the key is deleted, with its event, and waiters wake. It fails
@@ -164,19 +194,24 @@ func (h *Local) Unlock(key, token string) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(WriteOptions{}, intent{}, func(time.Time) (step, error) {
-		cur, err := h.heldLocked(key, token)
+	return h.write(WriteOptions{}, intent{}, unlockStep(key, token))
+}
+
+// unlockStep is the read-check-change step of a release.
+func unlockStep(key, token string) buildFunc {
+	return func(_ time.Time, v view) (step, error) {
+		cur, err := held(v, key, token)
 		if err != nil {
 			return step{}, err
 		}
 		ch := Change{Key: key, Revision: cur.revision + 1, Deleted: true}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
-	})
+	}
 }
 
-// heldLocked returns the lock at key if token is its token.
-func (h *Local) heldLocked(key, token string) (item, error) {
-	cur, ok := h.tree.Get(item{key: key})
+// held returns the lock at key if token is its token.
+func held(v view, key, token string) (item, error) {
+	cur, ok := v.get(key)
 	switch {
 	case !ok:
 		return cur, fmt.Errorf("%w: %s holds no lock (released or expired)", ErrNotFound, key)

@@ -1,5 +1,7 @@
 package hub
 
+import "sync"
+
 // Session is the owner of ephemeral keys: in practice one WebSocket connection. A key written by
 // Set with WriteOptions.Session is ephemeral and belongs to that session; once the session has
 // ended (End) for longer than Config.EphemeralGrace, the key is deleted with an ordinary delete
@@ -15,10 +17,22 @@ package hub
 // Grace periods use the hub's one expiry queue and its Clock: there is no timer or goroutine per
 // key or per session.
 type Session struct {
-	h     *Local
+	h     *Local              // nil for a session of another store (NewStoreSession)
 	keys  map[string]struct{} // ephemeral keys this session owns now, under h.mu
 	ended bool                // under h.mu
+
+	// For another store's session: its name, and what End does (once).
+	id    string
+	onEnd func()
+	once  sync.Once
 }
+
+// NewStoreSession returns a session of a store other than Local: id names its owner in that
+// store, and End calls onEnd once.
+func NewStoreSession(id string, onEnd func()) *Session { return &Session{id: id, onEnd: onEnd} }
+
+// ID is the name of a session made by NewStoreSession ("" for Local's).
+func (s *Session) ID() string { return s.id }
 
 // NewSession returns a live session. Call End when its connection is gone. A write with an ended
 // session (a request that raced the connection's end) starts the key's grace period at once.
@@ -30,6 +44,10 @@ func (h *Local) NewSession() *Session {
 // period unless it is written again meanwhile. End is idempotent and never blocks on I/O.
 func (s *Session) End() {
 	h := s.h
+	if h == nil {
+		s.once.Do(s.onEnd)
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.ended {
@@ -46,6 +64,9 @@ func (s *Session) End() {
 
 // Owned returns how many keys s owns now (for tests and metrics).
 func (s *Session) Owned() int {
+	if s.h == nil {
+		return 0
+	}
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
 	return len(s.keys)

@@ -152,11 +152,11 @@ func (s *Subscription) signal() {
 
 // Snapshot fixes the state of path as of the last applied seq (see Store). The tree is copied in
 // O(1) (copy-on-write), so entries reads it without the lock.
-func (h *Local) Snapshot(path string) (uint64, func() []Event) {
+func (h *Local) Snapshot(path string) (uint64, func() ([]Event, error)) {
 	h.mu.Lock() // not RLock: tree.Copy writes the tree's copy-on-write id
 	tree, seq := h.tree.Copy(), h.seq
 	h.mu.Unlock()
-	return seq, func() []Event { return snapshotEvents(tree, path) }
+	return seq, func() ([]Event, error) { return snapshotEvents(tree, path), nil }
 }
 
 // publish hands every pending event up to seq to the feed, in order.

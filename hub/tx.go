@@ -60,43 +60,61 @@ type TxResult struct {
 
 // Tx applies ops atomically if every check holds. See the comment at the top of this file.
 func (h *Local) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
+	in, err := checkTx(h.limits, checks, ops)
+	if err != nil {
+		return TxResult{}, err
+	}
+	res, err := h.write(opt, in, txStep(checks, ops))
+	if err != nil {
+		return TxResult{}, err
+	}
+	return txResult(res)
+}
+
+// checkTx validates a transaction and returns its intent.
+func checkTx(limits Limits, checks []TxCheck, ops []TxOp) (intent, error) {
 	if len(checks) > MaxTxOps || len(ops) > MaxTxOps {
-		return TxResult{}, fmt.Errorf("%w: more than %d checks or operations", ErrInvalidTx, MaxTxOps)
+		return intent{}, fmt.Errorf("%w: more than %d checks or operations", ErrInvalidTx, MaxTxOps)
 	}
 	for _, c := range checks {
-		if err := h.limits.CheckKey(c.Key); err != nil {
-			return TxResult{}, err
+		if err := limits.CheckKey(c.Key); err != nil {
+			return intent{}, err
 		}
 		if c.Revision < -1 {
-			return TxResult{}, fmt.Errorf("%w: check of %s: revision %d", ErrInvalidTx, c.Key, c.Revision)
+			return intent{}, fmt.Errorf("%w: check of %s: revision %d", ErrInvalidTx, c.Key, c.Revision)
 		}
 	}
 	seen := make(map[string]bool, len(ops))
 	for i, op := range ops {
-		if err := h.limits.CheckKey(op.Key); err != nil {
-			return TxResult{}, err
+		if err := limits.CheckKey(op.Key); err != nil {
+			return intent{}, err
 		}
 		if seen[op.Key] {
-			return TxResult{}, fmt.Errorf("%w: %s appears in more than one operation", ErrInvalidTx, op.Key)
+			return intent{}, fmt.Errorf("%w: %s appears in more than one operation", ErrInvalidTx, op.Key)
 		}
 		seen[op.Key] = true
 		switch op.Op {
 		case TxSet:
 			if len(op.Value) == 0 {
-				return TxResult{}, fmt.Errorf("%w: operation %d sets %s without a value", ErrInvalidTx, i, op.Key)
+				return intent{}, fmt.Errorf("%w: operation %d sets %s without a value", ErrInvalidTx, i, op.Key)
 			}
 		case TxIncr, TxDelete:
 		default:
-			return TxResult{}, fmt.Errorf("%w: operation %d: unknown op %q", ErrInvalidTx, i, op.Op)
+			return intent{}, fmt.Errorf("%w: operation %d: unknown op %q", ErrInvalidTx, i, op.Op)
 		}
 	}
 	req, _ := json.Marshal(struct {
 		C []TxCheck
 		O []TxOp
 	}{checks, ops})
-	res, err := h.write(opt, intent{op: "tx", body: req}, func(time.Time) (step, error) {
+	return intent{op: "tx", body: req}, nil
+}
+
+// txStep is the read-check-change step of a transaction.
+func txStep(checks []TxCheck, ops []TxOp) buildFunc {
+	return func(_ time.Time, v view) (step, error) {
 		for _, c := range checks {
-			cur, ok := h.tree.Get(item{key: c.Key})
+			cur, ok := v.get(c.Key)
 			rev := int64(-1)
 			if ok {
 				rev = cur.revision
@@ -108,7 +126,7 @@ func (h *Local) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, er
 		byKey := make(map[string]Change, len(ops))
 		results := make([]TxOpResult, len(ops))
 		for i, op := range ops {
-			ch, r, err := h.txOpLocked(op)
+			ch, r, err := txOp(v, op)
 			if err != nil {
 				return step{}, err
 			}
@@ -119,10 +137,11 @@ func (h *Local) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, er
 		}
 		enc, _ := json.Marshal(txRecords(results))
 		return step{res: Result{Value: enc}, many: sortedChanges(byKey)}, nil
-	})
-	if err != nil {
-		return TxResult{}, err
 	}
+}
+
+// txResult decodes a transaction's answer from its Result.
+func txResult(res Result) (TxResult, error) {
 	var recs []txRecord
 	if err := json.Unmarshal(res.Value, &recs); err != nil {
 		return TxResult{}, fmt.Errorf("hub: transaction results: %w", err)
@@ -150,9 +169,9 @@ func txRecords(results []TxOpResult) []txRecord {
 	return out
 }
 
-// txOpLocked computes one operation's change (Key empty: no change) against the current state.
-func (h *Local) txOpLocked(op TxOp) (Change, TxOpResult, error) {
-	cur, ok := h.tree.Get(item{key: op.Key})
+// txOp computes one operation's change (Key empty: no change) against v.
+func txOp(v view, op TxOp) (Change, TxOpResult, error) {
+	cur, ok := v.get(op.Key)
 	if err := checkNotLocked(&cur, ok); err != nil {
 		return Change{}, TxOpResult{}, err
 	}

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/tidwall/btree"
 )
 
 // WriteOptions are the options every write accepts.
@@ -82,14 +84,14 @@ func (h *Local) Set(key string, value []byte, cond Cond, opt WriteOptions) (Resu
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, intent{op: "set", key: key, body: value, cond: cond}, h.putStep(key, value, "", cond, opt))
+	return h.write(opt, intent{op: "set", key: key, body: value, cond: cond}, putStep(key, value, "", cond, opt))
 }
 
 // putStep is the read-check-change step of storing value, of content type typ ("" for JSON), under
 // key: Set and SetFile share it.
-func (h *Local) putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) func(time.Time) (step, error) {
-	return func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(item{key: key})
+func putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) buildFunc {
+	return func(now time.Time, v view) (step, error) {
+		cur, ok := v.get(key)
 		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
 		}
@@ -112,9 +114,13 @@ func (h *Local) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	in := intent{op: "incr", key: key, n: by}
-	return h.write(opt, in, func(now time.Time) (step, error) {
-		cur, ok := h.tree.Get(item{key: key})
+	return h.write(opt, intent{op: "incr", key: key, n: by}, incrStep(key, by, opt))
+}
+
+// incrStep is the read-check-change step of Incr.
+func incrStep(key string, by int64, opt WriteOptions) buildFunc {
+	return func(now time.Time, v view) (step, error) {
+		cur, ok := v.get(key)
 		if err := checkNotLocked(&cur, ok); err != nil {
 			return step{}, err
 		}
@@ -132,7 +138,7 @@ func (h *Local) Incr(key string, by int64, opt WriteOptions) (Result, error) {
 		}
 		ch := Change{Key: key, Value: value, Revision: rev, Expires: expires}
 		return step{res: Result{Key: key, Revision: rev, Value: value}, one: ch}, nil
-	})
+	}
 }
 
 // incremented returns the value of an integer key after adding by: the current value (ok) plus
@@ -164,8 +170,13 @@ func (h *Local) Delete(key string, cond Cond, opt WriteOptions) (Result, error) 
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return h.write(opt, intent{op: "delete", key: key, cond: cond}, func(time.Time) (step, error) {
-		cur, ok := h.tree.Get(item{key: key})
+	return h.write(opt, intent{op: "delete", key: key, cond: cond}, deleteStep(key, cond))
+}
+
+// deleteStep is the read-check-change step of Delete.
+func deleteStep(key string, cond Cond) buildFunc {
+	return func(_ time.Time, v view) (step, error) {
+		cur, ok := v.get(key)
 		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
 		}
@@ -177,7 +188,7 @@ func (h *Local) Delete(key string, cond Cond, opt WriteOptions) (Result, error) 
 		}
 		ch := Change{Key: key, Revision: cur.revision + 1, Deleted: true}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil
-	})
+	}
 }
 
 // DeletePrefix removes every key under prefix (which ends in "/") in one commit, with a delete
@@ -186,7 +197,7 @@ func (h *Local) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
-	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time) (step, error) {
+	return h.write(opt, intent{op: "deleteprefix", key: prefix}, func(time.Time, view) (step, error) {
 		var changes []Change
 		h.tree.Ascend(item{key: prefix}, func(it item) bool {
 			if !Covers(prefix, it.key) {
@@ -198,6 +209,25 @@ func (h *Local) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 		return step{res: Result{Key: prefix, Deleted: len(changes)}, many: changes}, nil
 	})
 }
+
+// A view is the state a write's step decides against: Local's tree under its lock, or the keys
+// another store read for the write, all as of one seq.
+type view interface {
+	get(key string) (item, bool)
+	nextSeq() uint64 // the seq the write will commit at; 0 when the store learns it only then
+}
+
+// buildFunc is a write's read-check-change step: it decides against v, at now (the zero time
+// unless the write needs the clock; see write), and returns the answer and the changes.
+type buildFunc func(now time.Time, v view) (step, error)
+
+type localView struct {
+	tree *btree.BTreeG[item]
+	next uint64
+}
+
+func (v localView) get(key string) (item, bool) { return v.tree.Get(item{key: key}) }
+func (v localView) nextSeq() uint64             { return v.next }
 
 // A step is what a write's build function decides under mu: the answer, and the changes to
 // commit. A write of one change, the usual case, gives it in one, which needs no allocation
@@ -213,7 +243,7 @@ type step struct {
 // changes (none to change nothing), the commit is journaled, and write waits for durability
 // outside the lock before publishing and answering. build's now is the clock's reading when opt
 // has a TTL or an idempotency key or in.clock is set, else the zero time.
-func (h *Local) write(opt WriteOptions, in intent, build func(now time.Time) (step, error)) (Result, error) {
+func (h *Local) write(opt WriteOptions, in intent, build buildFunc) (Result, error) {
 	if opt.TTL < 0 {
 		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
@@ -245,7 +275,7 @@ func (h *Local) write(opt WriteOptions, in intent, build func(now time.Time) (st
 			return res, nil
 		}
 	}
-	st, err := build(now)
+	st, err := build(now, localView{h.tree, h.seq + 1})
 	res := st.res
 	changes := st.many
 	if st.one.Key != "" {
