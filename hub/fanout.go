@@ -49,12 +49,16 @@ type Store interface {
 	Close() error
 }
 
-// Feed receives a store's commits. Start comes first, at most once: the store begins at seq, and
-// nothing at or before it will be delivered. Deliver gets the events of one or more commits, in
-// (seq, key) order, each commit whole and durable; calls never overlap.
+// Feed receives a store's commits. Start comes first: the store begins at seq, and nothing at or
+// before it will be delivered; a later Start means the store lost its place (a cluster store
+// whose watch fell behind retention) and begins again at seq. Deliver gets the events of one or
+// more commits, in (seq, key) order, each commit whole and durable. Interrupt says deliveries
+// stopped for a while (err wraps ErrUnavailable) and will go on where they were. Calls never
+// overlap.
 type Feed interface {
 	Start(seq uint64)
 	Deliver(events []Event)
+	Interrupt(err error)
 }
 
 // Hub fans a store's commits out to subscriptions and serves the store's key API (embedded)
@@ -88,12 +92,31 @@ func newHub(cfg Config) *Hub {
 	}
 }
 
-// Start implements Feed: the history starts empty at seq.
+// Start implements Feed: the history starts empty at seq. Subscriptions open then (a store that
+// lost its place) end with ErrUnavailable and resume: a resume the history no longer covers
+// resets.
 func (h *Hub) Start(seq uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.history.reset(seq)
 	h.delivered = seq
+	h.closeAllLocked(fmt.Errorf("%w: the store's feed starts again", ErrUnavailable))
+}
+
+// Interrupt implements Feed: every subscription ends with err, and its client resumes from its
+// position once the store is back.
+func (h *Hub) Interrupt(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closeAllLocked(err)
+}
+
+func (h *Hub) closeAllLocked(err error) {
+	for _, set := range h.subs {
+		for s := range set {
+			h.closeSubLocked(s, err)
+		}
+	}
 }
 
 // Deliver implements Feed: the events go into the history, to every subscription of their keys
@@ -222,11 +245,7 @@ func (h *Hub) Drain() {
 		close(h.drained)
 	}
 	h.draining = true
-	for _, set := range h.subs {
-		for s := range set {
-			h.closeSubLocked(s, ErrShutdown)
-		}
-	}
+	h.closeAllLocked(ErrShutdown)
 }
 
 // Draining returns a channel that is closed when the hub starts shutting down (Drain): transports

@@ -25,8 +25,8 @@ func newHub(tb testing.TB, cfg hub.Config) *hub.Hub {
 }
 
 // forEachStore runs body against the memory-only hub and against a hub with a journal (whose
-// durability waits run on a group-commit goroutine), as nats-server runs every store test on each
-// store. mk builds a hub from a config whose Journal is left nil.
+// durability waits run on a group-commit goroutine). These bodies assert Local's exact seqs; the
+// conformance suite (conformance_test.go) runs store-neutral bodies on every store, etcd included. mk builds a hub from a config whose Journal is left nil.
 func forEachStore(t *testing.T, body func(t *testing.T, mk func(hub.Config) *hub.Hub)) {
 	t.Helper()
 	t.Run("memory", func(t *testing.T) {

@@ -36,8 +36,28 @@ var ErrInvalidCursor = fmt.Errorf("hub: invalid cursor")
 // values, but always at least one entry when there is one, so a page ends early rather than grow
 // with the values and the client follows the cursor. The values are the tree's, not copies.
 func (h *Local) List(prefix string, opt ListOptions) (Page, error) {
-	if err := h.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
-		return Page{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
+	start, limit, opt, err := listStart(h.limits, prefix, opt)
+	if err != nil {
+		return Page{}, err
+	}
+	h.mu.RLock()
+	page, _ := listPage(prefix, start, limit, opt, func(from string, fn func(item) bool) error {
+		h.tree.Ascend(item{key: from}, fn)
+		return nil
+	})
+	page.Seq = h.seq
+	h.mu.RUnlock()
+	if err := h.waitDurable(page.Seq); err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// listStart validates a listing and returns where it starts, its limit in entries, and opt with
+// its byte budget filled in.
+func listStart(limits Limits, prefix string, opt ListOptions) (string, int, ListOptions, error) {
+	if err := limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
+		return "", 0, opt, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
 	limit := opt.Limit
 	if limit <= 0 {
@@ -51,28 +71,22 @@ func (h *Local) List(prefix string, opt ListOptions) (Page, error) {
 	if opt.Cursor != "" {
 		last, err := base64.RawURLEncoding.DecodeString(opt.Cursor)
 		if err != nil || !strings.HasPrefix(string(last), prefix) {
-			return Page{}, ErrInvalidCursor
+			return "", 0, opt, ErrInvalidCursor
 		}
 		start = after(string(last))
 	}
-	h.mu.RLock()
-	page := h.listLocked(prefix, start, limit, opt)
-	page.Seq = h.seq
-	h.mu.RUnlock()
-	if err := h.waitDurable(page.Seq); err != nil {
-		return Page{}, err
-	}
-	return page, nil
+	return start, limit, opt, nil
 }
 
-// listLocked reads a page from start under h.mu.
-func (h *Local) listLocked(prefix, start string, limit int, opt ListOptions) Page {
+// listPage reads a page of the keys under prefix from start; ascend calls fn on every item from
+// a key on, in key order, until fn returns false (a store's view of one seq).
+func listPage(prefix, start string, limit int, opt ListOptions, ascend func(from string, fn func(item) bool) error) (Page, error) {
 	var page Page
 	used := 0 // bytes of keys and values in page
 	for {
 		var next string // set when a children listing must skip past a subtree
 		more := false
-		h.tree.Ascend(item{key: start}, func(it item) bool {
+		err := ascend(start, func(it item) bool {
 			if !strings.HasPrefix(it.key, prefix) {
 				return false
 			}
@@ -102,13 +116,16 @@ func (h *Local) listLocked(prefix, start string, limit int, opt ListOptions) Pag
 			}
 			return true
 		})
+		if err != nil {
+			return Page{}, err
+		}
 		if more {
 			last := page.Entries[len(page.Entries)-1].Key
 			page.Cursor = base64.RawURLEncoding.EncodeToString([]byte(last))
-			return page
+			return page, nil
 		}
 		if next == "" {
-			return page
+			return page, nil
 		}
 		start = next
 	}

@@ -1,0 +1,875 @@
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Defaults for EtcdConfig's zero fields.
+const (
+	DefaultEtcdPrefix         = "/statehub/"
+	DefaultEtcdDialTimeout    = 5 * time.Second
+	DefaultEtcdRequestTimeout = 5 * time.Second
+)
+
+// EtcdConfig says which etcd cluster a hub keeps its state in (OpenEtcd).
+type EtcdConfig struct {
+	Endpoints      []string
+	Prefix         string        // every key Statehub writes starts with it (default "/statehub/")
+	Username       string        // etcd's user and password; "" for none
+	Password       string        //
+	TLS            *tls.Config   // client certificate and CA; nil for plain connections
+	DialTimeout    time.Duration // default 5 s
+	RequestTimeout time.Duration // a request etcd does not answer within it fails with ErrUnavailable (default 5 s)
+	// BlobDir holds the bytes of stored files, named by their sha256: a directory every node
+	// shares. Required for stored files; without it a file write fails with ErrUnavailable.
+	BlobDir string
+}
+
+// Etcd is the store of a cluster: the state lives in etcd v3 under a prefix, and any number of
+// nodes (processes with their own Etcd) share it. The mapping (see also design/cluster.md):
+//
+//   - A commit is one etcd transaction, so the seq is etcd's revision: strictly increasing, not
+//     consecutive (expiry and idempotency bookkeeping take revisions of their own). A key's
+//     revision is its etcd Version - 1.
+//   - <prefix>k<key> holds a key's record (etcdRecord): the value and its rare fields. A write
+//     reads the keys it decides on at one revision, runs the same step Local runs, and commits
+//     only if none of them changed since (a compare on each ModRevision); else it tries again.
+//   - <prefix>x/<deadline><kind><name> indexes a deadline (a TTL, a lock's expiry, an idempotency
+//     record's end). It is written in the same transaction as what it times, so its
+//     CreateRevision is that write's; the expirer deletes the key only if its ModRevision is still
+//     that, so a rewrite makes the old deadline a no-op. Every node runs the expirer; deletes are
+//     conditional, so two nodes expiring one key commit one delete.
+//   - <prefix>i/<key> holds an idempotency record.
+//   - Ephemeral keys are put on this node's lease: the node deletes them after their session's
+//     grace period; if the node dies, etcd deletes them when the lease runs out. Locks are plain
+//     keys with a deadline: a held lock outlives the node it was taken through. A lock's fence is
+//     the seq that created its key (CreateRevision).
+//   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order.
+//   - Stored files' bytes live in BlobDir, never in etcd, which holds their description.
+type Etcd struct {
+	cfg    Config
+	ec     EtcdConfig
+	limits Limits
+	clock  Clock
+	log    *slog.Logger
+	feed   Feed
+	cli    *clientv3.Client
+	blobs  *blobStore
+	lease  clientv3.LeaseID // this node's lease, for ephemeral keys
+	node   string           // this node's name in session ids
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // wakes the expirer when a write adds a deadline
+
+	sessionsMu sync.Mutex
+	sessions   map[string]*etcdSession
+	nsessions  atomic.Uint64
+}
+
+// etcdSession is what Etcd remembers of a session: the ephemeral keys written through it.
+type etcdSession struct {
+	keys map[string]struct{}
+}
+
+// OpenEtcd returns a hub whose state lives in the etcd cluster at ec.Endpoints. It starts this
+// node's watch at the current revision, its lease and its expirer.
+func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
+	if len(ec.Endpoints) == 0 {
+		return nil, errors.New("hub: EtcdConfig.Endpoints is required")
+	}
+	if ec.Prefix == "" {
+		ec.Prefix = DefaultEtcdPrefix
+	}
+	if ec.DialTimeout <= 0 {
+		ec.DialTimeout = DefaultEtcdDialTimeout
+	}
+	if ec.RequestTimeout <= 0 {
+		ec.RequestTimeout = DefaultEtcdRequestTimeout
+	}
+	cfg.Journal = nil
+	cfg = cfg.withDefaults()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: ec.Endpoints, DialTimeout: ec.DialTimeout, Username: ec.Username, Password: ec.Password,
+		TLS: ec.TLS, Logger: nil, RejectOldCluster: false,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hub: connecting to etcd: %w", err)
+	}
+	h := newHub(cfg)
+	e := &Etcd{
+		cfg: cfg, ec: ec, limits: cfg.Limits.withDefaults(), clock: cfg.Clock, log: cfg.Logger, feed: h, cli: cli,
+		blobs: newBlobStore(ec.BlobDir, nil), kick: make(chan struct{}, 1), sessions: make(map[string]*etcdSession),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	h.Store = e
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithCountOnly())
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("hub: reading from etcd at %s: %w", strings.Join(ec.Endpoints, ","), err)
+	}
+	start := uint64(resp.Header.Revision)
+	grant, err := cli.Grant(ctx, int64(max(cfg.EphemeralGrace/time.Second, 2)))
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("hub: etcd lease: %w", err)
+	}
+	e.lease = grant.ID
+	e.node = strconv.FormatInt(int64(grant.ID), 16)
+	keep, err := cli.KeepAlive(e.ctx, e.lease)
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("hub: etcd lease: %w", err)
+	}
+	go func() {
+		for range keep { // the client renews the lease; the channel closes at Close
+		}
+	}()
+	h.Start(start)
+	e.wg.Add(2)
+	go e.watch(start)
+	go e.expirer()
+	e.log.Info("state in etcd", "endpoints", strings.Join(ec.Endpoints, ","), "prefix", ec.Prefix, "seq", start, "node", e.node)
+	return h, nil
+}
+
+func (e *Etcd) reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(e.ctx, e.ec.RequestTimeout)
+}
+
+func (e *Etcd) dataKey(key string) string { return e.ec.Prefix + "k" + key }
+func (e *Etcd) idemKey(key string) string { return e.ec.Prefix + "i/" + key }
+
+// unavailableErr reports a request etcd did not answer: it may or may not have committed.
+func unavailableErr(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: etcd: %w", ErrUnavailable, err)
+}
+
+// etcdRecord is the value of <prefix>k<key>. Its JSON is the stored format.
+type etcdRecord struct {
+	Value     json.RawMessage `json:"v"`
+	Type      string          `json:"t,omitempty"`
+	Lock      string          `json:"l,omitempty"` // a held lock's token hash
+	Expires   int64           `json:"e,omitempty"` // unix nanoseconds; 0 without a TTL
+	Ephemeral bool            `json:"eph,omitempty"`
+	Owner     string          `json:"o,omitempty"` // the session id of an ephemeral key
+}
+
+// itemOfKV decodes a key's record. A lock's value is rebuilt with its fence, the revision that
+// created the key.
+func (e *Etcd) itemOfKV(kv *mvccpb.KeyValue) (item, etcdRecord, error) {
+	var r etcdRecord
+	if err := json.Unmarshal(kv.Value, &r); err != nil {
+		return item{}, r, fmt.Errorf("hub: etcd record %q: %w", kv.Key, err)
+	}
+	value := []byte(r.Value)
+	if r.Lock != "" {
+		var st LockState
+		json.Unmarshal(value, &st)
+		st.Fence = uint64(kv.CreateRevision)
+		value = lockValue(st)
+	}
+	var exp time.Time
+	if r.Expires != 0 {
+		exp = time.Unix(0, r.Expires).UTC()
+	}
+	key := strings.TrimPrefix(string(kv.Key), e.ec.Prefix+"k")
+	return newItem(key, value, kv.Version-1, uint64(kv.ModRevision), rareFields{exp, r.Type, r.Lock, r.Ephemeral, nil}), r, nil
+}
+
+// etcdView is the keys a write read, at one revision.
+type etcdView struct {
+	items map[string]item
+	mods  map[string]int64 // ModRevision of each key read; 0 when absent
+}
+
+func (v etcdView) get(key string) (item, bool) { it, ok := v.items[key]; return it, ok }
+func (v etcdView) nextSeq() uint64             { return 0 } // a lock's fence is filled in when read
+
+// read fetches keys (and an idempotency record) at one revision.
+func (e *Etcd) read(ctx context.Context, keys []string, idem string) (etcdView, *IdemRecord, int64, int64, error) {
+	v := etcdView{items: make(map[string]item, len(keys)), mods: make(map[string]int64, len(keys))}
+	ops := make([]clientv3.Op, 0, len(keys)+1)
+	for _, k := range keys {
+		ops = append(ops, clientv3.OpGet(e.dataKey(k)))
+	}
+	if idem != "" {
+		ops = append(ops, clientv3.OpGet(e.idemKey(idem)))
+	}
+	resp, err := e.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return v, nil, 0, 0, unavailableErr(err)
+	}
+	for i, k := range keys {
+		v.mods[k] = 0
+		if kvs := resp.Responses[i].GetResponseRange().Kvs; len(kvs) > 0 {
+			it, _, err := e.itemOfKV(kvs[0])
+			if err != nil {
+				return v, nil, 0, 0, err
+			}
+			v.items[k], v.mods[k] = it, kvs[0].ModRevision
+		}
+	}
+	var rec *IdemRecord
+	var idemMod int64
+	if idem != "" {
+		if kvs := resp.Responses[len(keys)].GetResponseRange().Kvs; len(kvs) > 0 {
+			rec = new(IdemRecord)
+			if err := json.Unmarshal(kvs[0].Value, rec); err != nil {
+				return v, nil, 0, 0, fmt.Errorf("hub: etcd idempotency record: %w", err)
+			}
+			idemMod = kvs[0].ModRevision
+		}
+	}
+	return v, rec, idemMod, resp.Header.Revision, nil
+}
+
+// write runs a write's step against keys read from etcd and commits its changes if none of those
+// keys changed meanwhile, trying again until then. It answers once etcd has committed.
+func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc) (Result, error) {
+	if opt.TTL < 0 {
+		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if e.ctx.Err() != nil {
+		return Result{}, ErrClosed
+	}
+	var fp string
+	if opt.Idempotency != "" {
+		fp = in.fingerprint(opt)
+	}
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	for {
+		v, rec, idemMod, rev, err := e.read(ctx, keys, opt.Idempotency)
+		if err != nil {
+			return Result{}, err
+		}
+		now := e.clock.Now()
+		if rec != nil && now.Before(rec.Expires) {
+			if rec.Fingerprint != fp {
+				return Result{}, ErrIdempotencyMismatch
+			}
+			res := rec.Result
+			res.Seq = uint64(idemMod) // the record was written by the commit it answers
+			res.Replayed = true
+			return res, nil
+		}
+		st, err := build(now, v)
+		res := st.res
+		changes := st.many
+		if st.one.Key != "" {
+			changes = []Change{st.one}
+		}
+		if err != nil || len(changes) == 0 {
+			res.Seq = uint64(rev)
+			return res, err
+		}
+		cmps := make([]clientv3.Cmp, 0, len(keys)+1)
+		for _, k := range keys {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.dataKey(k)), "=", v.mods[k]))
+		}
+		var ops []clientv3.Op
+		for i := range changes {
+			ops = append(ops, e.changeOps(&changes[i])...)
+		}
+		if opt.Idempotency != "" {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
+			// The answer's seq is the commit's, learnt only once it commits: a retry takes it from
+			// the record's ModRevision, which that commit wrote.
+			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
+			b, _ := json.Marshal(r)
+			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
+				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
+		}
+		resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return Result{}, unavailableErr(err)
+		}
+		if !resp.Succeeded {
+			continue // a key changed between the read and the commit: decide again
+		}
+		res.Seq = uint64(resp.Header.Revision)
+		for _, ch := range changes {
+			if ch.Ephemeral && ch.owner != nil {
+				e.ownKey(ch.owner.ID(), ch.Key)
+			}
+			if !ch.Expires.IsZero() {
+				e.wake()
+			}
+		}
+		return res, nil
+	}
+}
+
+// changeOps are the etcd operations of one change: its record (on this node's lease when
+// ephemeral) and the index of its deadline.
+func (e *Etcd) changeOps(ch *Change) []clientv3.Op {
+	if ch.Deleted {
+		return []clientv3.Op{clientv3.OpDelete(e.dataKey(ch.Key))}
+	}
+	r := etcdRecord{Value: ch.Value, Type: ch.Type, Lock: ch.lock, Ephemeral: ch.Ephemeral}
+	if !ch.Expires.IsZero() {
+		r.Expires = ch.Expires.UnixNano()
+	}
+	var opts []clientv3.OpOption
+	if ch.Ephemeral && ch.owner != nil {
+		r.Owner = ch.owner.ID()
+		opts = append(opts, clientv3.WithLease(e.lease))
+	}
+	b, _ := json.Marshal(r)
+	ops := []clientv3.Op{clientv3.OpPut(e.dataKey(ch.Key), string(b), opts...)}
+	if !ch.Expires.IsZero() {
+		ops = append(ops, clientv3.OpPut(e.deadlineKey(ch.Expires, 'k', ch.Key), ""))
+	}
+	return ops
+}
+
+// deadlineKey is the index entry of a deadline: the time (sortable), the kind ('k' a key, 'i' an
+// idempotency record) and the name.
+func (e *Etcd) deadlineKey(at time.Time, kind byte, name string) string {
+	return fmt.Sprintf("%sx/%016x%c%s", e.ec.Prefix, at.UnixNano(), kind, name)
+}
+
+func (e *Etcd) wake() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Limits returns the key and value limits in force.
+func (e *Etcd) Limits() Limits { return e.limits }
+
+// MaxFileBytes is the largest stored file.
+func (e *Etcd) MaxFileBytes() int64 { return e.cfg.MaxFileBytes }
+
+// Seq returns etcd's current revision: every commit up to it is durable.
+func (e *Etcd) Seq() uint64 {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithCountOnly())
+	if err != nil {
+		return 0
+	}
+	return uint64(resp.Header.Revision)
+}
+
+// Len returns the number of keys.
+func (e *Etcd) Len() int {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return 0
+	}
+	return int(resp.Count)
+}
+
+// Get returns a copy of key's entry, or ErrNotFound: a linearizable read.
+func (e *Etcd) Get(key string) (Entry, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Entry{}, err
+	}
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.dataKey(key))
+	if err != nil {
+		return Entry{}, unavailableErr(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return Entry{}, ErrNotFound
+	}
+	it, _, err := e.itemOfKV(resp.Kvs[0])
+	if err != nil {
+		return Entry{}, err
+	}
+	return it.entry(), nil
+}
+
+// OpenFile returns key's entry and, for a stored file, its bytes from the shared directory.
+func (e *Etcd) OpenFile(key string) (Entry, io.ReadSeekCloser, error) {
+	ent, err := e.Get(key)
+	if err != nil || ent.Type == "" {
+		return ent, nil, err
+	}
+	fi, err := ParseFileInfo(ent.Value)
+	if err != nil {
+		return ent, nil, err
+	}
+	f, err := os.Open(filepath.Join(e.ec.BlobDir, fi.SHA256))
+	if err != nil {
+		return ent, nil, fmt.Errorf("hub: the bytes of %s are missing: %w", key, err)
+	}
+	return ent, f, nil
+}
+
+// List returns a page of the entries under prefix, all as of one revision.
+func (e *Etcd) List(prefix string, opt ListOptions) (Page, error) {
+	start, limit, opt, err := listStart(e.limits, prefix, opt)
+	if err != nil {
+		return Page{}, err
+	}
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	end := clientv3.GetPrefixRangeEnd(e.dataKey(prefix))
+	var rev int64
+	page, err := listPage(prefix, start, limit, opt, func(from string, fn func(item) bool) error {
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit + 1))}
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			resp, err := e.cli.Get(ctx, e.dataKey(from), opts...)
+			if err != nil {
+				return unavailableErr(err)
+			}
+			if rev == 0 {
+				rev = resp.Header.Revision
+			}
+			for _, kv := range resp.Kvs {
+				it, _, err := e.itemOfKV(kv)
+				if err != nil {
+					return err
+				}
+				if !fn(it) {
+					return nil
+				}
+				from = it.key + "\x00"
+			}
+			if !resp.More {
+				return nil
+			}
+		}
+	})
+	page.Seq = uint64(rev)
+	return page, err
+}
+
+// Snapshot fixes the state of path at etcd's current revision; entries reads it at that
+// revision.
+func (e *Etcd) Snapshot(path string) (uint64, func() ([]Event, error)) {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, func() ([]Event, error) { return nil, unavailableErr(err) }
+	}
+	rev := resp.Header.Revision
+	return uint64(rev), func() ([]Event, error) {
+		ctx, cancel := e.reqCtx()
+		defer cancel()
+		opts := []clientv3.OpOption{clientv3.WithRev(rev)}
+		if IsPrefix(path) {
+			opts = append(opts, clientv3.WithPrefix())
+		}
+		resp, err := e.cli.Get(ctx, e.dataKey(path), opts...)
+		if err != nil {
+			return nil, unavailableErr(err)
+		}
+		out := make([]Event, 0, len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			it, _, err := e.itemOfKV(kv)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ()})
+		}
+		return out, nil
+	}
+}
+
+// Durable returns at once: etcd answers only what it has committed.
+func (e *Etcd) Durable(uint64) error { return nil }
+
+// Set stores value under key if cond holds.
+func (e *Etcd) Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return e.write(opt, intent{op: "set", key: key, body: value, cond: cond}, []string{key}, putStep(key, value, "", cond, opt))
+}
+
+// SetFile stores body as a file in the shared directory and its description under key.
+func (e *Etcd) SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	ct, err := NormalizeContentType(contentType)
+	if err != nil {
+		return Result{}, err
+	}
+	if e.ec.BlobDir == "" {
+		return Result{}, fmt.Errorf("%w: no shared directory for stored files (-etcd-blob-dir)", ErrUnavailable)
+	}
+	sum, size, err := e.blobs.put(body, e.cfg.MaxFileBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.blobs.release(sum)
+	value, _ := json.Marshal(FileInfo{Type: ct, Size: size, SHA256: sum})
+	return e.write(opt, intent{op: "setfile", key: key, body: value, cond: cond}, []string{key}, putStep(key, value, ct, cond, opt))
+}
+
+// Incr adds by to the integer at key.
+func (e *Etcd) Incr(key string, by int64, opt WriteOptions) (Result, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return e.write(opt, intent{op: "incr", key: key, n: by}, []string{key}, incrStep(key, by, opt))
+}
+
+// Delete removes key if cond holds.
+func (e *Etcd) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return e.write(opt, intent{op: "delete", key: key, cond: cond}, []string{key}, deleteStep(key, cond))
+}
+
+// DeletePrefix removes every key under prefix in one etcd transaction (one seq).
+func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
+	if err := e.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
+		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
+	}
+	// Every key under the prefix is read and passed to the step as changes, so the write's
+	// compares cover them all; a large subtree is deleted in one range delete instead.
+	ctx, cancel := e.reqCtx()
+	resp, err := e.cli.Get(ctx, e.dataKey(prefix), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return Result{}, unavailableErr(err)
+	}
+	keys := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		keys = append(keys, strings.TrimPrefix(string(kv.Key), e.ec.Prefix+"k"))
+	}
+	if len(keys) > maxEtcdTxnKeys {
+		return e.deleteRange(prefix, opt)
+	}
+	return e.write(opt, intent{op: "deleteprefix", key: prefix}, keys, func(_ time.Time, v view) (step, error) {
+		var changes []Change
+		for _, k := range keys {
+			if it, ok := v.get(k); ok {
+				changes = append(changes, Change{Key: k, Revision: it.revision + 1, Deleted: true})
+			}
+		}
+		return step{res: Result{Key: prefix, Deleted: len(changes)}, many: changes}, nil
+	})
+}
+
+// maxEtcdTxnKeys keeps a write within etcd's default limit of 128 operations per transaction.
+const maxEtcdTxnKeys = 100
+
+// deleteRange deletes a large subtree with one range delete (idempotency keys are not kept for it).
+func (e *Etcd) deleteRange(prefix string, opt WriteOptions) (Result, error) {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Delete(ctx, e.dataKey(prefix), clientv3.WithPrefix())
+	if err != nil {
+		return Result{}, unavailableErr(err)
+	}
+	return Result{Key: prefix, Deleted: int(resp.Deleted), Seq: uint64(resp.Header.Revision)}, nil
+}
+
+// Tx applies ops atomically if every check holds.
+func (e *Etcd) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
+	in, err := checkTx(e.limits, checks, ops)
+	if err != nil {
+		return TxResult{}, err
+	}
+	var keys []string
+	for _, c := range checks {
+		keys = append(keys, c.Key)
+	}
+	for _, op := range ops {
+		keys = append(keys, op.Key)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if len(keys) > maxEtcdTxnKeys {
+		return TxResult{}, fmt.Errorf("%w: a transaction in cluster mode names at most %d keys", ErrInvalidTx, maxEtcdTxnKeys)
+	}
+	res, err := e.write(opt, in, keys, txStep(checks, ops))
+	if err != nil {
+		return TxResult{}, err
+	}
+	return txResult(res)
+}
+
+// TryLock makes one attempt to acquire the lock on key. Its fence is the seq that creates it.
+func (e *Etcd) TryLock(key string, opt LockOptions) (Lock, error) {
+	opt, err := checkLock(e.limits, key, opt)
+	if err != nil {
+		return Lock{}, err
+	}
+	token, sum := newLockToken()
+	var st LockState
+	res, err := e.write(WriteOptions{}, intent{clock: true}, []string{key}, lockStep(key, opt, sum, &st))
+	if err != nil {
+		return Lock{}, err
+	}
+	e.wake()
+	return Lock{Key: key, Token: token, Fence: res.Seq, Owner: st.Owner, Expires: st.Expires, Seq: res.Seq}, nil
+}
+
+// RenewLock extends a held lock, keeping its fence.
+func (e *Etcd) RenewLock(key, token string, ttl time.Duration) (Lock, error) {
+	ttl, err := checkRenew(e.limits, key, ttl)
+	if err != nil {
+		return Lock{}, err
+	}
+	var st LockState
+	res, err := e.write(WriteOptions{}, intent{clock: true}, []string{key}, renewStep(key, token, ttl, &st))
+	if err != nil {
+		return Lock{}, err
+	}
+	return Lock{Key: key, Token: token, Fence: st.Fence, Owner: st.Owner, Expires: st.Expires, Revision: res.Revision, Seq: res.Seq}, nil
+}
+
+// Unlock releases a held lock.
+func (e *Etcd) Unlock(key, token string) (Result, error) {
+	if err := e.limits.CheckKey(key); err != nil {
+		return Result{}, err
+	}
+	return e.write(WriteOptions{}, intent{}, []string{key}, unlockStep(key, token))
+}
+
+// NewSession returns a session of this node: its ephemeral keys are deleted once it has ended
+// for longer than the grace period, or by etcd when this node's lease runs out.
+func (e *Etcd) NewSession() *Session {
+	id := e.node + "." + strconv.FormatUint(e.nsessions.Add(1), 10)
+	e.sessionsMu.Lock()
+	e.sessions[id] = &etcdSession{keys: make(map[string]struct{})}
+	e.sessionsMu.Unlock()
+	return NewStoreSession(id, func() {
+		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.endSession(id) })
+	})
+}
+
+func (e *Etcd) ownKey(id, key string) {
+	e.sessionsMu.Lock()
+	defer e.sessionsMu.Unlock()
+	if s := e.sessions[id]; s != nil {
+		s.keys[key] = struct{}{}
+	}
+}
+
+// endSession deletes the keys the session still owns.
+func (e *Etcd) endSession(id string) {
+	e.sessionsMu.Lock()
+	s := e.sessions[id]
+	delete(e.sessions, id)
+	e.sessionsMu.Unlock()
+	if s == nil || e.ctx.Err() != nil {
+		return
+	}
+	for key := range s.keys {
+		ctx, cancel := e.reqCtx()
+		resp, err := e.cli.Get(ctx, e.dataKey(key))
+		if err == nil && len(resp.Kvs) > 0 {
+			_, r, derr := e.itemOfKV(resp.Kvs[0])
+			if derr == nil && r.Ephemeral && r.Owner == id {
+				_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.dataKey(key)), "=", resp.Kvs[0].ModRevision)).
+					Then(clientv3.OpDelete(e.dataKey(key))).Commit()
+			}
+		}
+		cancel()
+		if err != nil {
+			e.log.Warn("deleting an ephemeral key", "key", key, "err", err)
+		}
+	}
+}
+
+// Stats returns the keys and seq.
+func (e *Etcd) Stats() Stats { return Stats{Keys: e.Len(), Seq: e.Seq()} }
+
+// WriteBackup writes a snapshot of the whole state at one revision, with the stored files' bytes.
+func (e *Etcd) WriteBackup(w io.Writer) (uint64, error) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithPrefix())
+	if err != nil {
+		return 0, unavailableErr(err)
+	}
+	f := frozen{seq: uint64(resp.Header.Revision), tree: newTree()}
+	for _, kv := range resp.Kvs {
+		it, _, err := e.itemOfKV(kv)
+		if err != nil {
+			return 0, err
+		}
+		f.tree.Load(it)
+	}
+	if err := f.write(w); err != nil {
+		return f.seq, err
+	}
+	return f.seq, f.writeBlobs(w, e.ec.BlobDir)
+}
+
+// Checkpoint does nothing: etcd keeps its own snapshots and compacts by its own settings.
+func (e *Etcd) Checkpoint() error { return nil }
+
+// Close stops the watch and the expirer and closes the connection. This node's lease is left to
+// run out, so its ephemeral keys outlive a restart of the node by the grace period, as clients
+// write them again through another node.
+func (e *Etcd) Close() error {
+	e.cancel()
+	e.wg.Wait()
+	return e.cli.Close()
+}
+
+// watch hands every change under <prefix>k to the feed, in revision order, from rev+1. When the
+// watch breaks (no leader, a lost connection), subscriptions end so their clients resume, and it
+// starts again where it was; when etcd has compacted past it, the history starts again too.
+func (e *Etcd) watch(rev uint64) {
+	defer e.wg.Done()
+	next := int64(rev) + 1
+	for e.ctx.Err() == nil {
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
+		wc := e.cli.Watch(ctx, e.ec.Prefix+"k", clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV())
+		for resp := range wc {
+			if err := resp.Err(); err != nil {
+				if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+					cur := e.Seq()
+					e.log.Warn("etcd compacted past this node's watch; streams start again", "from", next, "now", cur)
+					e.feed.Start(cur)
+					next = int64(cur) + 1
+				} else {
+					e.log.Warn("etcd watch interrupted; streams end and resume", "err", err)
+					e.feed.Interrupt(fmt.Errorf("%w: etcd: %w", ErrUnavailable, err))
+				}
+				break
+			}
+			events := make([]Event, 0, len(resp.Events))
+			for _, ev := range resp.Events {
+				events = append(events, e.eventOf(ev))
+			}
+			// Events of one revision go out in key order, as Local's commits do.
+			slices.SortStableFunc(events, func(a, b Event) int {
+				if a.Seq != b.Seq {
+					return int(a.Seq) - int(b.Seq)
+				}
+				return strings.Compare(a.Key, b.Key)
+			})
+			if len(events) > 0 {
+				e.feed.Deliver(events)
+				next = int64(events[len(events)-1].Seq) + 1
+			}
+		}
+		cancel()
+		if e.ctx.Err() == nil {
+			select {
+			case <-e.ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// eventOf converts a watch event.
+func (e *Etcd) eventOf(ev *clientv3.Event) Event {
+	key := strings.TrimPrefix(string(ev.Kv.Key), e.ec.Prefix+"k")
+	if ev.Type == clientv3.EventTypeDelete {
+		rev := int64(0)
+		if ev.PrevKv != nil {
+			rev = ev.PrevKv.Version // the deleted revision (Version - 1) + 1
+		}
+		return Event{Key: key, Revision: rev, Seq: uint64(ev.Kv.ModRevision), Deleted: true}
+	}
+	it, _, err := e.itemOfKV(ev.Kv)
+	if err != nil {
+		e.log.Error("undecodable record in etcd", "key", key, "err", err)
+	}
+	return Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ()}
+}
+
+// expirer deletes keys and idempotency records whose deadline has passed: it wakes at the next
+// deadline in the index, when a write adds one, and at least every second (other nodes add
+// deadlines too).
+func (e *Etcd) expirer() {
+	defer e.wg.Done()
+	for e.ctx.Err() == nil {
+		next := e.expireDue()
+		wait := time.Second
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(e.clock.Now()), 0))
+		}
+		timer := make(chan struct{})
+		stop := e.clock.AfterFunc(wait, func() { close(timer) })
+		select {
+		case <-e.ctx.Done():
+		case <-timer:
+		case <-e.kick:
+		}
+		stop()
+	}
+}
+
+// expireDue processes every due deadline and returns the next one (zero: none).
+func (e *Etcd) expireDue() time.Time {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	idx := e.ec.Prefix + "x/"
+	for {
+		resp, err := e.cli.Get(ctx, idx, clientv3.WithPrefix(), clientv3.WithLimit(100))
+		if err != nil {
+			if e.ctx.Err() == nil {
+				e.log.Warn("reading deadlines from etcd", "err", err)
+			}
+			return time.Time{}
+		}
+		now := e.clock.Now().UnixNano()
+		for _, kv := range resp.Kvs {
+			name := strings.TrimPrefix(string(kv.Key), idx)
+			if len(name) < 17 {
+				e.cli.Delete(ctx, string(kv.Key))
+				continue
+			}
+			at, err := strconv.ParseInt(name[:16], 16, 64)
+			if err != nil {
+				e.cli.Delete(ctx, string(kv.Key))
+				continue
+			}
+			if at > now {
+				return time.Unix(0, at)
+			}
+			target := e.dataKey(name[17:])
+			if name[16] == 'i' {
+				target = e.idemKey(name[17:])
+			}
+			_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(target), "=", kv.CreateRevision)).
+				Then(clientv3.OpDelete(target), clientv3.OpDelete(string(kv.Key))).
+				Else(clientv3.OpDelete(string(kv.Key))).Commit()
+			if err != nil {
+				e.log.Warn("expiring", "key", name[17:], "err", err)
+				return time.Time{}
+			}
+		}
+		if !resp.More {
+			return time.Time{}
+		}
+	}
+}
