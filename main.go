@@ -56,16 +56,8 @@ type config struct {
 	ephGrace     time.Duration
 	maxFile      int64
 	lockWait     time.Duration
-	allowPN      bool
-	tls          tlsConfig    // tls.go
-	version      bool         // print the version and exit
-	healthcheck  string       // a URL to check, then exit (healthcheck.go)
 	cluster      clusterFlags // -store and the etcd flags (cluster.go)
 }
-
-// commandLineOnly are the flags that no STATEHUB_* variable sets: they make the binary do
-// something else than serve, which a variable in a server's environment must not.
-var commandLineOnly = map[string]bool{"version": true, "healthcheck": true}
 
 // parseFlags reads args over the STATEHUB_* environment.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -110,14 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.ephGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
 	fs.Int64Var(&c.maxFile, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
 	fs.DurationVar(&c.lockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
-	fs.StringVar(&c.tls.certFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate chain; needs -tls-key")
-	fs.StringVar(&c.tls.keyFile, "tls-key", "", "PEM private key of -tls-cert")
-	tlsDomains := fs.String("tls-domain", "", "serve HTTPS (and HTTP/2) with certificates obtained and renewed over ACME (Let's Encrypt) for these comma-separated names; the CA must reach this server on port 443 of each; cached in <data>/autocert")
-	fs.BoolVar(&c.version, "version", false, "print the version, the commit and the Go version, and exit")
-	fs.StringVar(&c.healthcheck, "healthcheck", "", "GET this URL (e.g. http://127.0.0.1:8000/.health), exit 0 if it answers 200 and 1 if not; for container health checks")
 	c.cluster.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag but -version and -healthcheck may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
+		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
 		fs.PrintDefaults()
 	}
 	var envErr error
