@@ -34,6 +34,9 @@ var (
 	disconnectUnauthorized = disconnect{"unauthorized", websocket.StatusPolicyViolation}
 	// disconnectTokenExpired: the token's exp (plus the leeway) passed.
 	disconnectTokenExpired = disconnect{"token_expired", websocket.StatusPolicyViolation}
+	// disconnectUnavailable: the store stopped delivering changes for a while (a cluster node lost
+	// etcd); resume once it is back, here or at another node.
+	disconnectUnavailable = disconnect{"unavailable", websocket.StatusTryAgainLater}
 	// disconnectClosed: the subscription ended for another reason (its connection is closing).
 	disconnectClosed = disconnect{"closed", websocket.StatusNormalClosure}
 )
@@ -47,7 +50,9 @@ func disconnectFor(err error) disconnect {
 		return disconnectShutdown
 	case errors.Is(err, errTokenExpired):
 		return disconnectTokenExpired
-	case errors.Is(err, auth.ErrUnauthorized), errors.Is(err, auth.ErrForbidden):
+	case errors.Is(err, hub.ErrUnavailable):
+		return disconnectUnavailable
+	case errors.Is(err, auth.ErrUnauthorized), errors.Is(err, auth.ErrForbidden), errors.Is(err, ErrProtected):
 		return disconnectUnauthorized
 	}
 	return disconnectClosed
