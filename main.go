@@ -1,7 +1,7 @@
 // Command statehub serves a revisioned tree of JSON values over HTTP, SSE and WebSockets.
 //
-// Every flag can also be set by an environment variable STATEHUB_<NAME> (upper case, "-" as "_");
-// a flag on the command line wins over the variable.
+// Every flag but -version and -healthcheck can also be set by an environment variable
+// STATEHUB_<NAME> (upper case, "-" as "_"); a flag on the command line wins over the variable.
 package main
 
 import (
@@ -22,6 +22,7 @@ import (
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/internal/buildinfo"
 	"github.com/statehub/statehub/jslib"
 	"github.com/statehub/statehub/static"
 	"github.com/statehub/statehub/web"
@@ -56,8 +57,15 @@ type config struct {
 	ephGrace     time.Duration
 	maxFile      int64
 	lockWait     time.Duration
+	tls          tlsConfig    // tls.go
+	version      bool         // print the version and exit
+	healthcheck  string       // a URL to check, then exit (healthcheck.go)
 	cluster      clusterFlags // -store and the etcd flags (cluster.go)
 }
+
+// commandLineOnly are the flags that no STATEHUB_* variable sets: they make the binary do
+// something else than serve, which a variable in a server's environment must not.
+var commandLineOnly = map[string]bool{"version": true, "healthcheck": true}
 
 // parseFlags reads args over the STATEHUB_* environment.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -102,13 +110,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.ephGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
 	fs.Int64Var(&c.maxFile, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
 	fs.DurationVar(&c.lockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
+	fs.StringVar(&c.tls.certFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate chain; needs -tls-key")
+	fs.StringVar(&c.tls.keyFile, "tls-key", "", "PEM private key of -tls-cert")
+	tlsDomains := fs.String("tls-domain", "", "serve HTTPS (and HTTP/2) with certificates obtained and renewed over ACME (Let's Encrypt) for these comma-separated names; the CA must reach this server on port 443 of each; cached in <data>/autocert")
+	fs.BoolVar(&c.version, "version", false, "print the version, the commit and the Go version, and exit")
+	fs.StringVar(&c.healthcheck, "healthcheck", "", "GET this URL (e.g. http://127.0.0.1:8000/.health), exit 0 if it answers 200 and 1 if not; for container health checks")
 	c.cluster.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
+		fmt.Fprintf(stderr, "Usage: statehub [flags]\n\nEvery flag but -version and -healthcheck may also be set as STATEHUB_<NAME>, e.g. STATEHUB_ADDR=:9000.\n\n")
 		fs.PrintDefaults()
 	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if commandLineOnly[f.Name] {
+			return
+		}
 		name := "STATEHUB_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(name); ok && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
@@ -136,6 +152,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.restore != "" && c.data == "" {
 		return c, errors.New("-restore needs a -data directory")
+	}
+	if err := c.tls.setup(*tlsDomains, c.data); err != nil {
+		return c, err
 	}
 	if *anon != "" {
 		g, err := auth.ParseGrants(*anon)
@@ -182,6 +201,13 @@ func run(args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.version {
+		fmt.Println(buildinfo.Read())
+		return nil
+	}
+	if cfg.healthcheck != "" {
+		return healthcheck(cfg.healthcheck, healthcheckTimeout)
+	}
 	log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 	if err != nil {
 		return err
@@ -215,14 +241,19 @@ func run(args []string, stderr io.Writer) (err error) {
 	}
 	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: authn, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
 		Console: static.Console, Pages: static.Pages()})
+	tlsCfg, err := cfg.tls.config()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
 	hs := srv.HTTPServer()
-	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync)
+	hs.TLSConfig = tlsCfg
+	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync, "tls", cfg.tls.mode(), "version", buildinfo.Read().Version)
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() { served <- serve(hs, ln) }()
 
 	select {
 	case err := <-served:

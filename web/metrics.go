@@ -16,6 +16,7 @@ import (
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/buildinfo"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own (never the global one),
@@ -31,6 +32,7 @@ import (
 //	statehub_wal_records_total, statehub_wal_bytes_total, statehub_wal_fsyncs_total,
 //	statehub_wal_segments, statehub_wal_batch_records (records per fsync since start),
 //	statehub_wal_failed, statehub_snapshots_total, statehub_wal_fsync_duration_seconds
+//	statehub_build_info{version,commit,goversion}      always 1: which build is running (internal/buildinfo)
 //
 // plus the Go runtime's and the process's standard collectors.
 type metrics struct {
@@ -68,7 +70,13 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	for _, s := range []string{"ip", "token", "conns"} {
 		m.limited.WithLabelValues(s)
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h},
+	build := buildinfo.Read()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "statehub_build_info", Help: "Always 1; its labels tell which build of Statehub is running.",
+		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "goversion": build.GoVersion},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h}, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
 	return m

@@ -11,6 +11,7 @@ import (
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/internal/buildinfo"
 	"github.com/statehub/statehub/web"
 )
 
@@ -142,5 +143,15 @@ func TestSlowConsumerCounted(t *testing.T) {
 	}
 	if st := h.Stats(); st.SlowConsumers != 1 || st.Subscribers != 0 {
 		t.Fatalf("Stats %+v, want one slow consumer and no subscriber left", st)
+	}
+}
+
+func TestBuildInfoMetric(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	b := buildinfo.Read()
+	fams := scrape(t, ts, bearer(testAdminToken)...)
+	if got := value(t, fams, "statehub_build_info", "version", b.Version, "commit", b.Commit, "goversion", b.GoVersion); got != 1 {
+		t.Fatalf("statehub_build_info %v, want 1", got)
 	}
 }

@@ -49,6 +49,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
+	handler http.Handler // echo behind the compression (compress.go)
 	auth    *auth.Authenticator
 	limits  *limiter
 	metrics *metrics
@@ -78,6 +79,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New(), auth: cfg.Auth, limits: newLimiter(cfg.Limits), metrics: newMetrics(h, cfg.Logger)}
+	s.handler = compressed(s.echo)
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -151,12 +153,13 @@ func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns the server's http.Handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler returns the server's http.Handler: the API, its answers gzip-compressed for clients that
+// accept it, never its streams (compress.go).
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // HTTPServer returns an http.Server serving the server with the limits a public server needs
 // (NewHTTPServer).
-func (s *Server) HTTPServer() *http.Server { return NewHTTPServer(s.echo, s.cfg.Limits) }
+func (s *Server) HTTPServer() *http.Server { return NewHTTPServer(s.handler, s.cfg.Limits) }
 
 // NewHTTPServer returns an http.Server serving h with l's header and idle timeouts (zero fields:
 // the defaults) and at most 64 KiB of request headers. A connection is timed only while it waits
