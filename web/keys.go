@@ -27,40 +27,75 @@ func (s *Server) keyRoute(c echo.Context) error {
 	prefix := hub.IsPrefix(path)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		if isEventStream(r) {
+		switch {
+		case isEventStream(r):
+			if err := only("since", "snapshot"); err != nil {
+				return err
+			}
+	// Each kind of request takes its own query parameters; any other is refused by name.
+	only := func(names ...string) error { return onlyParams(q, names...) }
 			return s.stream(c, path, q)
-		}
-		if prefix {
+		case prefix:
+			if err := only("limit", "cursor", "keys", "children"); err != nil {
+				return err
+			}
 			return s.list(c, path, q)
 		}
 		switch {
 		case q.Has("badge"):
 			return s.badge(c, path, q)
+			if err := only("badge", "label", "color", "incr"); err != nil {
+				return err
+			}
 		case q.Has("go"):
 			return s.click(c, path)
+			if err := only("go"); err != nil {
+				return err
+			}
 		}
 		return s.get(c, path)
+		if err := only(); err != nil {
+			return err
+		}
 	case http.MethodPost:
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "POST needs a key, not a prefix"}
 		}
-		if q.Has("lock") {
+		switch {
+		case q.Has("lock"):
+			if err := only("lock", "renew", "ttl", "owner", "wait"); err != nil {
+				return err
+			}
 			return s.lock(c, path, q)
-		}
-		if q.Has("incr") {
+		case q.Has("incr"):
+			if err := only("incr", "ttl"); err != nil {
+				return err
+			}
 			return s.incr(c, path, q)
 		}
 		return s.put(c, path, q, false)
+		if err := only("ttl"); err != nil {
+			return err
+		}
 	case http.MethodPut:
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "PUT needs a key, not a prefix"}
 		}
 		return s.put(c, path, q, true)
+		if err := only("ttl"); err != nil {
+			return err
+		}
 	case http.MethodDelete:
 		if q.Has("lock") && !prefix {
 			return s.unlock(c, path)
+			if err := only("lock"); err != nil {
+				return err
+			}
 		}
 		return s.delete(c, path, q)
+		if err := only(); err != nil {
+			return err
+		}
 	}
 	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"}
 }
@@ -72,6 +107,11 @@ func (s *Server) get(c echo.Context, key string) error {
 	}
 	e, err := s.opGet(p, key)
 	if err != nil {
+	if errors.Is(err, hub.ErrNotFound) && s.permit(p, auth.Read, key+"/") == nil {
+		if page, lerr := s.hub.List(key+"/", hub.ListOptions{Limit: 1, KeysOnly: true}); lerr == nil && len(page.Entries) > 0 {
+			return &apiError{http.StatusNotFound, "not_found", key + " is not a key, but " + key + "/ holds keys: GET " + key + "/ lists them"}
+		}
+	}
 		return err
 	}
 	if e.Type != "" {
@@ -106,6 +146,10 @@ func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool)
 	}
 	res, err := s.opSet(p, setRequest{Key: key, Value: c.Request().Body, Cond: cond, Options: opt})
 	if err != nil {
+	if err != nil && c.Request().Header.Get("Content-Type") == "" && errors.Is(err, hub.ErrInvalidValue) {
+		return badRequest("invalid_json", strings.TrimPrefix(err.Error(), "hub: ")+
+			"; to store a file instead, send it with its Content-Type, e.g. curl -T coverage.svg -H 'Content-Type: image/svg+xml' "+key)
+	}
 		return err
 	}
 	return writeResult(c, res)
@@ -371,6 +415,40 @@ func writeList(w io.Writer, page hub.Page) error {
 }
 
 // boolOption reads a boolean query option: present without a value, or 1/true/yes.
+// onlyParams refuses a query parameter that is not one of names, nor one every request may
+// carry: token (EventSource and <img> cannot send headers) and _ (a cache buster).
+func onlyParams(q url.Values, names ...string) error {
+	for name := range q {
+		if name == "token" || name == "_" || slices.Contains(names, name) {
+			continue
+		}
+		msg := "unknown query parameter"
+		if plainName(name) { // never echo a name that may hold a secret ("token%3D...")
+			msg += " " + strconv.Quote(name)
+		}
+		if len(names) > 0 {
+			msg += "; this request takes " + strings.Join(names, ", ")
+		} else {
+			msg += "; this request takes none"
+		}
+		return badRequest("unknown_parameter", msg)
+	}
+	return nil
+}
+
+// plainName reports whether a parameter name is short and holds only letters, digits, - and _.
+func plainName(name string) bool {
+	if len(name) > 32 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func boolOption(q url.Values, name string) bool {
 	if !q.Has(name) {
 		return false

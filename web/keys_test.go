@@ -710,3 +710,42 @@ func TestInvalidUTF8(t *testing.T) {
 		t.Errorf("raw file = %q", r.body)
 	}
 }
+
+// TestBadInputNamed: a mistyped query parameter, a key that exists only as a subtree and a file
+// sent without its type each get an answer that says what is wrong and what to do.
+func TestBadInputNamed(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	ts.must(t, "POST", "/dir/a", `1`)
+	cases := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		code, says               string
+	}{
+		{"misspelled ttl", "POST", "/k?tll=30s", `1`, nil, 400, "unknown_parameter", `"tll"`},
+		{"misspelled ttl on a lock", "POST", "/k?lock&tll=5s", ``, nil, 400, "unknown_parameter", "ttl"},
+		{"a read takes none", "GET", "/k?snapshot", ``, nil, 400, "unknown_parameter", "takes none"},
+		{"a listing option on a key", "DELETE", "/k?limit=3", ``, nil, 400, "unknown_parameter", `"limit"`},
+		{"a subtree read as a key", "GET", "/dir", ``, nil, 404, "not_found", "/dir/ holds keys"},
+		{"a file without its type", "PUT", "/cov", "<svg/>", nil, 400, "invalid_json", "Content-Type"},
+		{"a cache buster", "GET", "/dir/a?_=123", ``, nil, 200, "", ""},
+		{"a token", "GET", "/dir/a?token=x", ``, nil, 200, "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ts.do(t, tc.method, tc.path, tc.body, tc.hdr...)
+			if r.status != tc.status {
+				t.Fatalf("%s %s: %d %s, want %d", tc.method, tc.path, r.status, r.body, tc.status)
+			}
+			if tc.code == "" {
+				return
+			}
+			var e struct{ Error, Code string }
+			json.Unmarshal([]byte(r.body), &e)
+			if e.Code != tc.code || !strings.Contains(e.Error, tc.says) {
+				t.Errorf("%s %s: %s, want code %s and an error that says %q", tc.method, tc.path, r.body, tc.code, tc.says)
+			}
+		})
+	}
+}
