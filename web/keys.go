@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 )
 
@@ -25,6 +28,8 @@ func (s *Server) keyRoute(c echo.Context) error {
 	}
 	q := r.URL.Query()
 	prefix := hub.IsPrefix(path)
+	// Each kind of request takes its own query parameters; any other is refused by name.
+	only := func(names ...string) error { return onlyParams(q, names...) }
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		switch {
@@ -32,31 +37,27 @@ func (s *Server) keyRoute(c echo.Context) error {
 			if err := only("since", "snapshot"); err != nil {
 				return err
 			}
-	// Each kind of request takes its own query parameters; any other is refused by name.
-	only := func(names ...string) error { return onlyParams(q, names...) }
 			return s.stream(c, path, q)
 		case prefix:
 			if err := only("limit", "cursor", "keys", "children"); err != nil {
 				return err
 			}
 			return s.list(c, path, q)
-		}
-		switch {
 		case q.Has("badge"):
-			return s.badge(c, path, q)
 			if err := only("badge", "label", "color", "incr"); err != nil {
 				return err
 			}
+			return s.badge(c, path, q)
 		case q.Has("go"):
-			return s.click(c, path)
 			if err := only("go"); err != nil {
 				return err
 			}
+			return s.click(c, path)
 		}
-		return s.get(c, path)
 		if err := only(); err != nil {
 			return err
 		}
+		return s.get(c, path)
 	case http.MethodPost:
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "POST needs a key, not a prefix"}
@@ -73,29 +74,29 @@ func (s *Server) keyRoute(c echo.Context) error {
 			}
 			return s.incr(c, path, q)
 		}
-		return s.put(c, path, q, false)
 		if err := only("ttl"); err != nil {
 			return err
 		}
+		return s.put(c, path, q, false)
 	case http.MethodPut:
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "PUT needs a key, not a prefix"}
 		}
-		return s.put(c, path, q, true)
 		if err := only("ttl"); err != nil {
 			return err
 		}
+		return s.put(c, path, q, true)
 	case http.MethodDelete:
 		if q.Has("lock") && !prefix {
-			return s.unlock(c, path)
 			if err := only("lock"); err != nil {
 				return err
 			}
+			return s.unlock(c, path)
 		}
-		return s.delete(c, path, q)
 		if err := only(); err != nil {
 			return err
 		}
+		return s.delete(c, path, q)
 	}
 	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"}
 }
@@ -106,12 +107,12 @@ func (s *Server) get(c echo.Context, key string) error {
 		return err
 	}
 	e, err := s.opGet(p, key)
-	if err != nil {
 	if errors.Is(err, hub.ErrNotFound) && s.permit(p, auth.Read, key+"/") == nil {
 		if page, lerr := s.hub.List(key+"/", hub.ListOptions{Limit: 1, KeysOnly: true}); lerr == nil && len(page.Entries) > 0 {
 			return &apiError{http.StatusNotFound, "not_found", key + " is not a key, but " + key + "/ holds keys: GET " + key + "/ lists them"}
 		}
 	}
+	if err != nil {
 		return err
 	}
 	if e.Type != "" {
@@ -145,11 +146,11 @@ func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool)
 		return s.putFile(c, p, key, ct, cond, opt)
 	}
 	res, err := s.opSet(p, setRequest{Key: key, Value: c.Request().Body, Cond: cond, Options: opt})
-	if err != nil {
 	if err != nil && c.Request().Header.Get("Content-Type") == "" && errors.Is(err, hub.ErrInvalidValue) {
 		return badRequest("invalid_json", strings.TrimPrefix(err.Error(), "hub: ")+
 			"; to store a file instead, send it with its Content-Type, e.g. curl -T coverage.svg -H 'Content-Type: image/svg+xml' "+key)
 	}
+	if err != nil {
 		return err
 	}
 	return writeResult(c, res)
@@ -414,7 +415,6 @@ func writeList(w io.Writer, page hub.Page) error {
 	return bw.Flush()
 }
 
-// boolOption reads a boolean query option: present without a value, or 1/true/yes.
 // onlyParams refuses a query parameter that is not one of names, nor one every request may
 // carry: token (EventSource and <img> cannot send headers) and _ (a cache buster).
 func onlyParams(q url.Values, names ...string) error {
@@ -449,6 +449,7 @@ func plainName(name string) bool {
 	return true
 }
 
+// boolOption reads a boolean query option: present without a value, or 1/true/yes.
 func boolOption(q url.Values, name string) bool {
 	if !q.Has(name) {
 		return false
