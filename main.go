@@ -57,6 +57,7 @@ type config struct {
 	ephGrace     time.Duration
 	maxFile      int64
 	lockWait     time.Duration
+	allowPN      bool
 	tls          tlsConfig    // tls.go
 	version      bool         // print the version and exit
 	healthcheck  string       // a URL to check, then exit (healthcheck.go)
@@ -91,7 +92,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.auth.Audience, "jwt-audience", "", "when set, JWTs must carry this aud")
 	fs.StringVar(&c.auth.Issuer, "jwt-issuer", "", "when set, JWTs must carry this iss")
 	fs.StringVar(&c.auth.AdminToken, "admin-token", "", "a static bearer token (at least 16 bytes) with every grant, for operators and CI; prefer STATEHUB_ADMIN_TOKEN")
+	fs.StringVar(&c.auth.MetricsToken, "metrics-token", "", "a static bearer token (at least 16 bytes) that may only read /.metrics, for Prometheus; prefer STATEHUB_METRICS_TOKEN")
 	anon := fs.String("anon", "", `grants of requests without a token, e.g. '{"read": ["/public/"]}'; none by default once any auth is configured`)
+	fs.BoolVar(&c.auth.Open, "open", false, "give every request every grant, admin included, from any address (AtomKV's behaviour); without it and without auth only clients on loopback are served")
+	fs.BoolVar(&c.allowPN, "allow-private-network", false, "answer Private Network Access preflights, so that public web pages may call this server on a private or loopback address")
 	fs.Float64Var(&c.web.Rate, "rate", web.DefaultRate, "requests per second per client IP; 0: no limit")
 	fs.IntVar(&c.web.Burst, "rate-burst", 0, "requests a client IP may make at once (default 2×rate)")
 	fs.Float64Var(&c.web.TokenRate, "token-rate", web.DefaultTokenRate, "requests per second per token subject; 0: no limit")
@@ -228,19 +232,17 @@ func run(args []string, stderr io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("bundling the client: %w", err)
 	}
+	if err := setupAdminToken(&cfg.auth, cfg.data, log, stderr); err != nil {
+		return err
+	}
 	cfg.auth.Logger = log
 	authn, err := auth.New(cfg.auth)
 	if err != nil {
 		return err
 	}
 	defer authn.Close()
-	if authn.Open() {
-		log.Warn("no auth configured: the server is open, anyone may read, write and delete every key and download backups; set -jwt-secret, -jwt-keys, -jwt-jwks-url, -admin-token or -anon")
-	} else {
-		log.Info("auth configured", authn.Describe()...)
-	}
 	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: authn, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
-		Console: static.Console, Pages: static.Pages()})
+		Console: static.Console, Pages: static.Pages(), AllowPrivateNetwork: cfg.allowPN})
 	tlsCfg, err := cfg.tls.config()
 	if err != nil {
 		return err
@@ -252,6 +254,7 @@ func run(args []string, stderr io.Writer) (err error) {
 	hs := srv.HTTPServer()
 	hs.TLSConfig = tlsCfg
 	log.Info("statehub listening", "addr", ln.Addr().String(), "data", cfg.data, "sync", cfg.sync, "tls", cfg.tls.mode(), "version", buildinfo.Read().Version)
+	logMode(log, authn, ln.Addr(), hs.TLSConfig != nil)
 	served := make(chan error, 1)
 	go func() { served <- serve(hs, ln) }()
 

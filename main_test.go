@@ -32,7 +32,16 @@ func TestParseFlags(t *testing.T) {
 			if c.limits != want {
 				t.Errorf("limits %+v, want %+v", c.limits, want)
 			}
+			if c.auth.Open || c.allowPN || c.auth.MetricsToken != "" || c.auth.AdminToken != "" {
+				t.Errorf("not safe by default: open %v, allow-private-network %v, tokens set", c.auth.Open, c.allowPN)
+			}
 		}},
+		{name: "opening flags", env: map[string]string{"STATEHUB_METRICS_TOKEN": "metrics-token-0123456789", "STATEHUB_ALLOW_PRIVATE_NETWORK": "true"},
+			args: []string{"-open"}, check: func(t *testing.T, c config) {
+				if !c.auth.Open || c.auth.MetricsToken != "metrics-token-0123456789" || !c.allowPN {
+					t.Errorf("open %v, metrics token %v, allow-private-network %v", c.auth.Open, c.auth.MetricsToken != "", c.allowPN)
+				}
+			}},
 		{name: "flags", args: []string{"-addr", "127.0.0.1:9", "-data", "", "-sync=none", "-history", "5",
 			"-queue", "7", "-log-format", "json", "-max-value-bytes", "100"}, check: func(t *testing.T, c config) {
 			if c.addr != "127.0.0.1:9" || c.data != "" || c.sync != "none" || c.history != 5 || c.queue != 7 ||

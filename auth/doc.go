@@ -24,7 +24,7 @@
 // A JWT's "grants" claim maps operations to paths:
 //
 //	{"grants": {"read": ["/public/"], "write": ["/users/{sub}/"], "incr": ["/views/"],
-//	            "lock": ["/ci/deploy"], "admin": []}}
+//	            "lock": ["/ci/deploy"], "admin": [], "metrics": ["/"]}}
 //
 // A path is a key ("/a/b": that key only) or a prefix ending in "/" ("/a/b/": every key and
 // subtree below it, never "/a/bc" nor the key "/a/b" itself). "{sub}" is replaced by the token's
@@ -35,8 +35,12 @@
 // Which operations imply which (the decision):
 //
 //   - admin implies every operation (read, write, incr, lock, admin) on its paths. Admin on "/" is
-//     needed for the root "/" itself (listing, streaming or deleting everything), GET /.snapshot
-//     and GET /.metrics. The admin token holds admin on "/".
+//     needed for the root "/" itself (listing, streaming or deleting everything) and GET
+//     /.snapshot. The admin token holds admin on "/".
+//   - metrics is reading GET /.metrics, and nothing else; admin on "/" implies it. Metrics are not
+//     per path: the grant is written ["/"] (the shape of every other grant), any other path is
+//     refused in the anonymous grants and dropped from a token's. The metrics token
+//     (Config.MetricsToken) holds it alone, so Prometheus needs no admin credentials.
 //   - write implies read, incr and lock: a writer can already replace or delete the value, so
 //     reading it, adding to it or fencing it gives nothing more; and compare-and-swap (the
 //     client's update) needs the read.
@@ -44,10 +48,18 @@
 //     may count views without reading other keys; grant both for a live counter.
 //   - Streams (SSE, WebSocket subscriptions) need read on their path.
 //
-// With no auth configured at all (no secret, no keys, no JWKS URL, no admin token, no anonymous
-// grants) the server is open, as AtomKV is: every request holds every grant, admin included
-// (OpenPrincipal), and the server says so at start. Once anything is configured, requests without
-// a token hold only the anonymous grants (none by default).
+// # Modes
+//
+// With no auth configured at all (no secret, no keys, no JWKS URL, no admin token of the
+// operator's, no anonymous grants) the server is protected (ModeProtected), as Redis's protected
+// mode: a request without a token holds every grant but admin and metrics (the local principal),
+// AtomKV's open API, and the transports give that principal only to clients on loopback, refusing
+// every other address with an explanation. The admin token the server generates for itself
+// (Config.AdminTokenGenerated) and the metrics token work from anywhere; any other token is
+// ignored, as an open server ignores tokens. Once anything is configured (ModeAuth), requests
+// without a token hold only the anonymous grants (none by default), from anywhere. Config.Open
+// (ModeOpen) opens everything to everyone deliberately: every request holds every grant, admin
+// included (OpenPrincipal).
 //
 // # Invariants
 //
@@ -60,7 +72,9 @@
 //   - A token longer than MaxTokenBytes is refused before it is parsed.
 //   - No error, Describe or String holds a token or a secret.
 //   - Every failure of Principal wraps ErrUnauthorized; every failure of Allow wraps
-//     ErrUnauthorized (an anonymous principal: a token would help) or ErrForbidden.
+//     ErrUnauthorized (an anonymous or local principal: a token would help) or ErrForbidden.
+//   - Only Config.Open gives admin or metrics to a request without a token, or anonymous grants
+//     that name them.
 //   - A Principal is immutable once made, and so are its grants; a principal's Expires is its
 //     token's exp plus the leeway, the instant from which Principal refuses that token.
 //

@@ -18,6 +18,8 @@ const (
 	Incr  Op = "incr"
 	Lock  Op = "lock"
 	Admin Op = "admin"
+	// Metrics is reading GET /.metrics. It is granted on "/" only, and admin implies it.
+	Metrics Op = "metrics"
 )
 
 // implies reports whether a grant of have allows need.
@@ -35,15 +37,16 @@ func implies(have, need Op) bool {
 // ending in "/" naming a subtree; "{sub}" in a path stands for the token's subject. It is the
 // shape of a JWT's "grants" claim and of the anonymous grants.
 type Grants struct {
-	Read  []string `json:"read,omitempty"`
-	Write []string `json:"write,omitempty"`
-	Incr  []string `json:"incr,omitempty"`
-	Lock  []string `json:"lock,omitempty"`
-	Admin []string `json:"admin,omitempty"`
+	Read    []string `json:"read,omitempty"`
+	Write   []string `json:"write,omitempty"`
+	Incr    []string `json:"incr,omitempty"`
+	Lock    []string `json:"lock,omitempty"`
+	Admin   []string `json:"admin,omitempty"`
+	Metrics []string `json:"metrics,omitempty"` // ["/"] or nothing: metrics are not per path
 }
 
 func (g *Grants) byOp() map[Op][]string {
-	return map[Op][]string{Read: g.Read, Write: g.Write, Incr: g.Incr, Lock: g.Lock, Admin: g.Admin}
+	return map[Op][]string{Read: g.Read, Write: g.Write, Incr: g.Incr, Lock: g.Lock, Admin: g.Admin, Metrics: g.Metrics}
 }
 
 // ParseGrants reads a grants JSON object such as {"read": ["/public/"]}, for the anonymous grants.
@@ -64,6 +67,9 @@ func ParseGrants(s string) (*Grants, error) {
 			if !validGrantPath(p) {
 				return nil, fmt.Errorf("grants: %s path %q is not a key or a prefix ending in /", op, p)
 			}
+			if op == Metrics && p != "/" {
+				return nil, fmt.Errorf("grants: metrics path %q: metrics are granted on \"/\" only", p)
+			}
 		}
 	}
 	return &g, nil
@@ -82,7 +88,7 @@ func compileGrants(g Grants, sub string) *Principal {
 				}
 				path = strings.ReplaceAll(path, "{sub}", sub)
 			}
-			if validGrantPath(path) {
+			if validGrantPath(path) && (op != Metrics || path == "/") {
 				p.grants[op] = append(p.grants[op], path)
 			}
 		}

@@ -68,6 +68,44 @@ func TestPrincipalMay(t *testing.T) {
 	}
 }
 
+// TestMetricsGrant: metrics is granted on "/" only (other paths are dropped from a token), is
+// implied by admin on "/" only, and implies nothing; no data grant implies it.
+func TestMetricsGrant(t *testing.T) {
+	t.Parallel()
+	m := compileGrants(Grants{Metrics: []string{"/", "/a/"}}, "")
+	if got := m.grants[Metrics]; len(got) != 1 || got[0] != "/" {
+		t.Fatalf("metrics grants %v, want [/]", got)
+	}
+	cases := []struct {
+		name string
+		p    *Principal
+		op   Op
+		path string
+		want bool
+	}{
+		{"metrics grant reads the metrics", m, Metrics, "/", true},
+		{"metrics grant does not read a key", m, Read, "/a/x", false},
+		{"metrics grant does not list the root", m, Read, "/", false},
+		{"metrics grant is not admin", m, Admin, "/", false},
+		{"admin on / implies metrics", compileGrants(Grants{Admin: []string{"/"}}, ""), Metrics, "/", true},
+		{"admin on a subtree does not", compileGrants(Grants{Admin: []string{"/adm/"}}, ""), Metrics, "/", false},
+		{"write on / does not", compileGrants(Grants{Write: []string{"/"}}, ""), Metrics, "/", false},
+		{"read on / does not", compileGrants(Grants{Read: []string{"/"}}, ""), Metrics, "/", false},
+		{"the metrics token", metricsPrincipal, Metrics, "/", true},
+		{"the metrics token reads no key", metricsPrincipal, Read, "/k", false},
+		{"the local principal has no metrics", localPrincipal, Metrics, "/", false},
+		{"the admin token", adminPrincipal, Metrics, "/", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.p.may(tc.op, tc.path); got != tc.want {
+				t.Fatalf("may(%s, %s) = %v, want %v", tc.op, tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestGrantSubjectCannotWiden(t *testing.T) {
 	t.Parallel()
 	g := Grants{Write: []string{"/users/{sub}/", "/u/{sub}"}, Read: []string{"/public/"}}
@@ -108,6 +146,9 @@ func TestParseGrants(t *testing.T) {
 		{`{"read": "/public/"}`, false},
 		{`{"read": ["public"]}`, false},
 		{`{"write": ["/users/{sub}/"]}`, false},
+		{`{"metrics": ["/"]}`, true},
+		{`{"metrics": ["/a/"]}`, false},
+		{`{"metrics": true}`, false},
 		{`not json`, false},
 	} {
 		_, err := ParseGrants(tc.in)

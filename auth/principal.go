@@ -13,7 +13,9 @@ import (
 const (
 	kindOpen      = "open"
 	kindAnonymous = "anonymous"
+	kindLocal     = "local"
 	kindAdmin     = "admin"
+	kindMetrics   = "metrics"
 	kindToken     = "token"
 )
 
@@ -21,7 +23,7 @@ const (
 // between goroutines. Its zero value holds nothing.
 type Principal struct {
 	subject string // the token's "sub"; "" for anonymous and admin-token principals
-	kind    string // kindOpen, kindAnonymous, kindAdmin or kindToken
+	kind    string // kindOpen, kindAnonymous, kindLocal, kindAdmin, kindMetrics or kindToken
 	grants  map[Op][]string
 	all     bool      // holds every grant (open server, admin token)
 	rateKey string    // the per-token rate limit bucket; "" for none
@@ -31,11 +33,20 @@ type Principal struct {
 var (
 	openPrincipal  = &Principal{kind: kindOpen, all: true}
 	adminPrincipal = &Principal{kind: kindAdmin, all: true}
+	// localPrincipal holds write, and so read, incr and lock, on every key and subtree; not the
+	// root "/" itself, which needs admin, nor metrics.
+	localPrincipal   = &Principal{kind: kindLocal, grants: map[Op][]string{Write: {"/"}}}
+	metricsPrincipal = &Principal{kind: kindMetrics, grants: map[Op][]string{Metrics: {"/"}}}
 )
 
 // OpenPrincipal is the principal of every request to an open server (no auth configured): it
 // holds every grant, admin on "/" included, and never expires.
 func OpenPrincipal() *Principal { return openPrincipal }
+
+// Local reports whether p is the principal of a request without a token (or with a token it does
+// not know) to a protected server (ModeProtected): every grant but admin and metrics. A transport
+// gives it only to clients on loopback and refuses it to any other address.
+func (p *Principal) Local() bool { return p.kind == kindLocal }
 
 // Subject is the token's "sub" claim; "" for anonymous, admin-token and open principals.
 func (p *Principal) Subject() string { return p.subject }
@@ -66,12 +77,13 @@ func (p *Principal) String() string {
 	return p.kind
 }
 
-// may reports whether p holds op on path. The root "/" needs admin whatever the op.
+// may reports whether p holds op on path. The root "/" needs admin whatever the op, except
+// metrics, which are granted on "/" alone.
 func (p *Principal) may(op Op, path string) bool {
 	if p.all {
 		return true
 	}
-	if path == "/" {
+	if path == "/" && op != Metrics {
 		op = Admin
 	}
 	for have, paths := range p.grants {
@@ -90,17 +102,17 @@ func (p *Principal) may(op Op, path string) bool {
 }
 
 // Allow returns nil when p may do op on path (a key or a prefix, already validated by the
-// caller); else an error wrapping ErrUnauthorized (p is anonymous: a token would help) or
-// ErrForbidden (p's token does not grant it). It does not look at Expires: a transport that
+// caller); else an error wrapping ErrUnauthorized (p is anonymous or local: a token would help)
+// or ErrForbidden (p's token does not grant it). It does not look at Expires: a transport that
 // keeps a principal checks that itself.
 func (p *Principal) Allow(op Op, path string) error {
 	if p.may(op, path) {
 		return nil
 	}
-	if path == "/" {
+	if path == "/" && op != Metrics {
 		op = Admin
 	}
-	if p.kind == kindAnonymous {
+	if p.kind == kindAnonymous || p.kind == kindLocal {
 		return fmt.Errorf("%w: a token granting %s on %s is needed", ErrUnauthorized, op, path)
 	}
 	return fmt.Errorf("%w: the token does not grant %s on %s", ErrForbidden, op, path)

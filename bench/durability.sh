@@ -26,7 +26,8 @@ run() { # mode port -> prints "rate p99"
   local rate p99 syncs records
   rate=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk-$1")
   p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk-$1")
-  metrics=$(curl -s http://127.0.0.1:$2/.metrics || true)
+  # /.metrics needs the admin token, which the server keeps in its data directory.
+  metrics=$(curl -s -H "Authorization: Bearer $(cat "$tmp/data-$1/admin-token")" http://127.0.0.1:$2/.metrics || true)
   syncs=$(echo "$metrics" | awk '/^statehub_wal_fsyncs_total/ {print $2}')
   records=$(echo "$metrics" | awk '/^statehub_wal_records_total/ {print $2}')
   kill $pid; wait $pid 2>/dev/null || true

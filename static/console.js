@@ -95,7 +95,7 @@
       more = !!cursor;
     } catch (e) {
       if (g !== gen) return;
-      const hint = e && (e.status === 401 || e.status === 403) ? ' Enter a token with read access (admin for "/").' : '';
+      const hint = e && (e.status === 401 || e.status === 403) ? ' Enter a token with read access (for "/", the admin token: the server\'s log names its file).' : '';
       show($('list-msg'), `Cannot list ${p}: ${why(e)}.${hint}`, 'error');
       return;
     }

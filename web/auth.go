@@ -6,7 +6,9 @@ package web
 // A request carries at most one token: "Authorization: Bearer <token>", else a "token" query
 // parameter (EventSource and <img> cannot set headers), or, on a WebSocket, the auth message or
 // the upgrade request (ws.go's wsPrincipal). A missing or bad token where one is needed is 401,
-// with WWW-Authenticate (handleError); a good token without the grant is 403 (classify).
+// with WWW-Authenticate (handleError); a good token without the grant is 403 (classify). On a
+// protected server a request without a token from a client not on loopback is 403
+// protected_mode (protected.go).
 
 import (
 	"fmt"
@@ -44,10 +46,7 @@ func (s *Server) principalOf(c echo.Context) (*auth.Principal, error) {
 		return r.p, r.err
 	}
 	raw, err := requestToken(c.Request())
-	var p *auth.Principal
-	if err == nil {
-		p, err = s.auth.Principal(raw)
-	}
+	p, err := s.resolve(raw, err, s.fromLoopback(c))
 	c.Set(principalKey, resolved{p, err})
 	return p, err
 }

@@ -230,8 +230,8 @@ func TestStreamNeedsRead(t *testing.T) {
 
 func TestOpenServer(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, hub.Config{}, web.Config{})
-	// Open, as AtomKV: no token needed, and a token (good or bad) is ignored.
+	ts := newServer(t, hub.Config{}, web.Config{Auth: openAuth(t)})
+	// -open, as AtomKV: no token needed, and a token (good or bad) is ignored.
 	ts.must(t, "POST", "/a", `1`)
 	ts.must(t, "GET", "/a", "", bearer("whatever")...)
 	ts.must(t, "GET", "/.metrics", "")

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -20,7 +21,9 @@ func TestBackupHTTP(t *testing.T) {
 	ts.must(t, "PUT", "/big", big, "Content-Type", "application/octet-stream")
 	ts.must(t, "PUT", "/j", `{"a":1}`)
 
-	res, err := ts.client.Get(ts.srv.URL + "/.snapshot")
+	req, _ := http.NewRequest(http.MethodGet, ts.srv.URL+"/.snapshot", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func BenchmarkGetHTTP(b *testing.B) {
 func BenchmarkIncrHandler(b *testing.B) {
 	h := hub.New(hub.Config{Logger: quiet})
 	b.Cleanup(func() { h.Close() })
-	srv := web.New(h, web.Config{Logger: quiet}).Handler()
+	srv := web.New(h, web.Config{Logger: quiet, Auth: openAuth(b)}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/bench/counter?incr", nil)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -52,7 +52,7 @@ func disconnectFor(err error) disconnect {
 		return disconnectTokenExpired
 	case errors.Is(err, hub.ErrUnavailable):
 		return disconnectUnavailable
-	case errors.Is(err, auth.ErrUnauthorized), errors.Is(err, auth.ErrForbidden):
+	case errors.Is(err, auth.ErrUnauthorized), errors.Is(err, auth.ErrForbidden), errors.Is(err, ErrProtected):
 		return disconnectUnauthorized
 	}
 	return disconnectClosed

@@ -16,6 +16,11 @@
 //   - Every request passes one middleware (front): the CORS headers, the limits, the error
 //     mapping, then its metrics and log line.
 //   - Every response allows any origin (CORS "*", no credentials) and exposes every header ("*").
+//     A Private Network Access preflight is allowed only with Config.AllowPrivateNetwork.
+//   - Protected mode (protected.go): with no auth configured, a request holding only the local
+//     principal (no token) is served to clients on loopback only; any other address gets 403
+//     protected_mode (over HTTP before its route runs; on a WebSocket per request). The client's
+//     address is the TCP peer, or what trusted proxies name, never a header anyone may send.
 //   - A connection is timed (Limits' header and idle timeouts, net/http's ReadHeaderTimeout and
 //     IdleTimeout) only while it waits for a request or reads its headers; never in a handler,
 //     never once hijacked.

@@ -50,6 +50,7 @@ var statusOf = []struct {
 	{hub.ErrInvalidTx, http.StatusBadRequest, "invalid_tx"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{ErrProtected, http.StatusForbidden, "protected_mode"},
 	{auth.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{auth.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},

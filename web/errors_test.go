@@ -173,6 +173,7 @@ func TestStorageErrorsHTTP(t *testing.T) {
 			for _, method := range []string{"PUT", "POST"} {
 				rec := httptest.NewRecorder()
 				req := httptest.NewRequest(method, "/k", strings.NewReader(`"v"`))
+				req.RemoteAddr = "127.0.0.1:1234" // a client on loopback, which a protected server serves
 				req.Header.Set("Content-Type", tc.ctype)
 				s.Handler().ServeHTTP(rec, req)
 				body := rec.Body.String()

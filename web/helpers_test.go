@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/web"
 )
@@ -25,7 +26,9 @@ type testServer struct {
 }
 
 // newServer starts a server over a fresh hub. The hub is closed (ending every stream) before the
-// HTTP server, so Close does not wait on open streams.
+// HTTP server, so Close does not wait on open streams. Without wcfg.Auth it is configured as the
+// binary is by default (protectedAuth): the open API for its loopback clients, admin operations
+// with testAdminToken.
 func newServer(t testing.TB, hcfg hub.Config, wcfg web.Config) *testServer {
 	t.Helper()
 	if hcfg.Logger == nil {
@@ -34,6 +37,9 @@ func newServer(t testing.TB, hcfg hub.Config, wcfg web.Config) *testServer {
 	if wcfg.Logger == nil {
 		wcfg.Logger = quiet
 	}
+	if wcfg.Auth == nil {
+		wcfg.Auth = protectedAuth(t)
+	}
 	h := hub.New(hcfg)
 	srv := httptest.NewServer(web.New(h, wcfg).Handler())
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -41,6 +47,28 @@ func newServer(t testing.TB, hcfg hub.Config, wcfg web.Config) *testServer {
 	t.Cleanup(tr.CloseIdleConnections)
 	t.Cleanup(func() { h.Close() })
 	return &testServer{hub: h, srv: srv, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// protectedAuth is the binary's default: no auth configured (protected mode), and the admin
+// token it generates, here testAdminToken.
+func protectedAuth(t testing.TB) *auth.Authenticator {
+	t.Helper()
+	a, err := auth.New(auth.Config{AdminToken: testAdminToken, AdminTokenGenerated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// openAuth is -open: every request holds every grant, no token is looked at. Benchmarks use it
+// to measure the API without authorization, as before protected mode.
+func openAuth(t testing.TB) *auth.Authenticator {
+	t.Helper()
+	a, err := auth.New(auth.Config{Open: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // response is a fully read HTTP answer.

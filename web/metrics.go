@@ -20,9 +20,10 @@ import (
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own (never the global one),
-// served at /.metrics to admins. Names:
+// served at /.metrics to holders of the metrics grant (admin on "/" implies it; the metrics token
+// holds it alone). Names:
 //
-//	statehub_http_requests_total{route,method,status}   requests answered
+//	statehub_http_requests_total{route,method,code}     requests answered, by status code (promhttp's label)
 //	statehub_http_request_duration_seconds{route}       latency, streams and sockets excluded
 //	statehub_open_streams{transport}                    open SSE streams ("sse") and WebSockets ("ws")
 //	statehub_limited_total{scope}                       requests refused by a limit: ip, token, conns
@@ -37,7 +38,7 @@ import (
 // plus the Go runtime's and the process's standard collectors.
 type metrics struct {
 	reg      *prometheus.Registry
-	requests *prometheus.CounterVec   // route, method, status
+	requests *prometheus.CounterVec   // route, method, code
 	latency  *prometheus.HistogramVec // route
 	streams  *prometheus.GaugeVec
 	limited  *prometheus.CounterVec
@@ -51,8 +52,8 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "statehub_http_requests_total", Help: "HTTP requests answered, by route, method and status.",
-		}, []string{"route", "method", "status"}),
+			Name: "statehub_http_requests_total", Help: "HTTP requests answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "statehub_http_request_duration_seconds", Help: "Time to answer a request (streams and sockets excluded), by route.",
 			Buckets: latencyBuckets,
@@ -86,9 +87,9 @@ type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics", "err", v) }
 
-// serveMetrics answers GET /.metrics (admin on "/").
+// serveMetrics answers GET /.metrics (the metrics grant).
 func (s *Server) serveMetrics(c echo.Context) error {
-	if err := s.authorize(c, auth.Admin, "/"); err != nil {
+	if err := s.authorize(c, auth.Metrics, "/"); err != nil {
 		return err
 	}
 	s.metrics.handler.ServeHTTP(c.Response(), c.Request())
@@ -106,7 +107,7 @@ type routeMetrics struct {
 
 // routeLabel is the request metrics of one route label.
 type routeLabel struct {
-	requests *prometheus.CounterVec // curried with the route: method, status
+	requests *prometheus.CounterVec // curried with the route: method, code
 	latency  prometheus.Observer    // nil for a label never timed (streams, the WebSocket)
 }
 
@@ -137,7 +138,7 @@ func (rm *routeMetrics) of(c echo.Context, kind string) routeLabel {
 	return rm.key
 }
 
-// observe counts a request by method and status and, when timed (not a stream), records its
+// observe counts a request by method and status code and, when timed (not a stream), records its
 // duration d.
 func (l routeLabel) observe(method string, status int, d time.Duration, timed bool) {
 	l.requests.WithLabelValues(methodLabel(method), strconv.Itoa(status)).Inc()
@@ -157,7 +158,7 @@ func methodLabel(m string) string {
 }
 
 // observe records a request of the route rm once it is answered: it counts every request by
-// route, method and status, times those that are not streams, and logs each at debug level
+// route, method and status code, times those that are not streams, and logs each at debug level
 // (errors at warn), with query tokens redacted. kind is streamKind's for the request; err is the
 // handler's error, already answered by c.Error.
 func (s *Server) observe(c echo.Context, rm *routeMetrics, kind string, start time.Time, err error) {

@@ -83,15 +83,15 @@ statehub_http_request_duration_seconds_bucket{route="subtree",le="10"} 0
 statehub_http_request_duration_seconds_bucket{route="subtree",le="+Inf"} 0
 statehub_http_request_duration_seconds_sum{route="subtree"} 0
 statehub_http_request_duration_seconds_count{route="subtree"} 0
-# HELP statehub_http_requests_total HTTP requests answered, by route, method and status.
+# HELP statehub_http_requests_total HTTP requests answered, by route, method and status code.
 # TYPE statehub_http_requests_total counter
-statehub_http_requests_total{method="GET",route="/.health",status="200"} 1
-statehub_http_requests_total{method="GET",route="/.ws",status="101"} 1
-statehub_http_requests_total{method="GET",route="key",status="200"} 1
-statehub_http_requests_total{method="GET",route="key",status="404"} 1
-statehub_http_requests_total{method="GET",route="stream",status="200"} 1
-statehub_http_requests_total{method="POST",route="key",status="200"} 2
-statehub_http_requests_total{method="other",route="key",status="200"} 1
+statehub_http_requests_total{code="200",method="GET",route="/.health"} 1
+statehub_http_requests_total{code="101",method="GET",route="/.ws"} 1
+statehub_http_requests_total{code="200",method="GET",route="key"} 1
+statehub_http_requests_total{code="404",method="GET",route="key"} 1
+statehub_http_requests_total{code="200",method="GET",route="stream"} 1
+statehub_http_requests_total{code="200",method="POST",route="key"} 2
+statehub_http_requests_total{code="200",method="other",route="key"} 1
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want),
 		"statehub_http_requests_total", "statehub_http_request_duration_seconds"); err != nil {

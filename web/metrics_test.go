@@ -15,8 +15,12 @@ import (
 	"github.com/statehub/statehub/web"
 )
 
+// scrape reads /.metrics with the headers hdr, by default with the admin token.
 func scrape(t *testing.T, ts *testServer, hdr ...string) map[string]*dto.MetricFamily {
 	t.Helper()
+	if len(hdr) == 0 {
+		hdr = bearer(testAdminToken)
+	}
 	r := ts.must(t, "GET", "/.metrics", "", hdr...)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(r.body))
@@ -67,13 +71,13 @@ func TestMetrics(t *testing.T) {
 	ts.do(t, "GET", "/nope", "", admin...)
 	ts.do(t, "GET", "/a", "") // 401
 	fams := scrape(t, ts, admin...)
-	if got := value(t, fams, "statehub_http_requests_total", "route", "key", "method", "POST", "status", "200"); got != 2 {
+	if got := value(t, fams, "statehub_http_requests_total", "route", "key", "method", "POST", "code", "200"); got != 2 {
 		t.Fatalf("POST 200 count %v, want 2", got)
 	}
-	if got := value(t, fams, "statehub_http_requests_total", "route", "key", "method", "GET", "status", "401"); got != 1 {
+	if got := value(t, fams, "statehub_http_requests_total", "route", "key", "method", "GET", "code", "401"); got != 1 {
 		t.Fatalf("GET 401 count %v, want 1", got)
 	}
-	value(t, fams, "statehub_http_requests_total", "route", "key", "method", "GET", "status", "404")
+	value(t, fams, "statehub_http_requests_total", "route", "key", "method", "GET", "code", "404")
 	if got := value(t, fams, "statehub_http_request_duration_seconds", "route", "key"); got < 4 {
 		t.Fatalf("latency samples %v, want at least 4", got)
 	}
@@ -105,7 +109,7 @@ func TestMetricsOfTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	srv := httptest.NewServer(web.New(h, web.Config{Logger: quiet}).Handler())
+	srv := httptest.NewServer(web.New(h, web.Config{Logger: quiet, Auth: protectedAuth(t)}).Handler())
 	t.Cleanup(srv.Close)
 	ts := &testServer{hub: h, srv: srv, client: srv.Client()}
 	for range 3 {

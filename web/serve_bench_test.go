@@ -34,7 +34,7 @@ func BenchmarkServeIncr(b *testing.B) {
 	b.Run("statehub", func(b *testing.B) {
 		h := hub.New(hub.Config{Logger: quiet})
 		b.Cleanup(func() { h.Close() })
-		servePipes(b, web.New(h, web.Config{Logger: quiet}).HTTPServer())
+		servePipes(b, web.New(h, web.Config{Logger: quiet, Auth: openAuth(b)}).HTTPServer())
 	})
 }
 

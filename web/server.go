@@ -38,9 +38,13 @@ type Config struct {
 	Clock        hub.Clock                // default hub.SystemClock
 	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
 	Pages        http.Handler             // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
-	Auth         *auth.Authenticator      // who may do what (auth.go); nil: open, as AtomKV
+	Auth         *auth.Authenticator      // who may do what (auth.go); nil: protected, as auth.New(auth.Config{}) (protected.go)
 	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
 	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
+	// AllowPrivateNetwork answers Private Network Access preflights with
+	// Access-Control-Allow-Private-Network, so that public web pages may call this server on a
+	// private or loopback address (protected.go). Off: browsers refuse them.
+	AllowPrivateNetwork bool
 }
 
 // Server is Statehub's HTTP API over a hub.
@@ -76,6 +80,12 @@ func New(h *hub.Hub, cfg Config) *Server {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = hub.SystemClock{}
+	}
+	if cfg.Auth == nil {
+		var err error
+		if cfg.Auth, err = auth.New(auth.Config{}); err != nil {
+			panic(err) // a zero Config has nothing to refuse
+		}
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New(), auth: cfg.Auth, limits: newLimiter(cfg.Limits), metrics: newMetrics(h, cfg.Logger)}
@@ -125,8 +135,8 @@ var corsConfig = middleware.CORSConfig{
 
 // front is the one middleware, run for every request of the route registered at path, in this
 // order: the CORS headers, which every answer carries, also to requests without an Origin; the
-// preflight answer (OPTIONS) or the limits and the handler; the one error mapping (c.Error); the
-// request's metrics and log line.
+// preflight answer (OPTIONS), or protected mode's refusal (protect), the limits and the handler;
+// the one error mapping (c.Error); the request's metrics and log line.
 // Whether the request is a stream is decided once, here, for the limits and the metrics.
 func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
 	rm := s.metrics.route(path)
@@ -141,8 +151,9 @@ func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Access-Control-Expose-Headers", "*")
 		var err error
 		if c.Request().Method == http.MethodOptions {
+			s.privateNetworkPreflight(c)
 			err = s.preflight(c)
-		} else {
+		} else if err = s.protect(c); err == nil {
 			err = s.limited(c, kind, next)
 		}
 		if err != nil {

@@ -51,6 +51,7 @@ func TestSSESnapshotStreamed(t *testing.T) {
 	}
 	srv := New(h, Config{Logger: wsQuiet})
 	req := httptest.NewRequest(http.MethodGet, "/snap/?snapshot", nil)
+	req.RemoteAddr = "127.0.0.1:1234" // a client on loopback, which a protected server serves
 	req.Header.Set("Accept", "text/event-stream")
 	w := &writeSizes{header: http.Header{}}
 	done := make(chan struct{})

@@ -395,7 +395,7 @@ func TestSSEKeepAlive(t *testing.T) {
 func TestSSEDrain(t *testing.T) {
 	t.Parallel()
 	ts := newServer(t, hub.Config{}, web.Config{})
-	streams := []*sseStream{ts.subscribe(t, "/d/", ""), ts.subscribe(t, "/d/k", ""), ts.subscribe(t, "/", "")}
+	streams := []*sseStream{ts.subscribe(t, "/d/", ""), ts.subscribe(t, "/d/k", ""), ts.subscribe(t, "/", "", bearer(testAdminToken)...)}
 	for _, s := range streams {
 		s.next(t)
 	}

@@ -27,11 +27,12 @@ import (
 // errTokenExpired ends a stream or socket whose token has expired.
 var errTokenExpired = fmt.Errorf("%w: the token has expired; reconnect with a fresh one", auth.ErrUnauthorized)
 
-// tokenTimer calls f in its own goroutine when p's token expires, unless stop is called first.
-// For a principal without exp it arms nothing and stop does nothing.
+// tokenTimer calls f in its own goroutine when p's token expires, unless stop is called first;
+// stop reports whether it came first (f will not run). For a principal without exp it arms
+// nothing, and stop does nothing and reports true: f never runs.
 func (s *Server) tokenTimer(p *auth.Principal, f func()) (stop func() bool) {
 	if p == nil || p.Expires().IsZero() {
-		return func() bool { return false }
+		return func() bool { return true }
 	}
 	clock := s.cfg.Clock
 	return clock.AfterFunc(p.Expires().Sub(clock.Now()), f)
@@ -73,7 +74,7 @@ func (c *wsConn) reauth(id json.RawMessage, token string) error {
 		c.answer(wsAnswer{ID: id, OK: true}) // an open server ignores tokens, as on the first message
 		return nil
 	}
-	p, err := c.s.auth.Principal(token)
+	p, err := c.s.resolve(token, nil, c.loopback)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,9 @@ func txServer(t *testing.T) (*hub.Hub, func(method, path, body string) *httptest
 	srv := New(h, Config{Logger: quiet}).Handler()
 	return h, func(method, path, body string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.RemoteAddr = "127.0.0.1:1234" // a client on loopback, which a protected server serves
+		srv.ServeHTTP(rec, req)
 		return rec
 	}
 }

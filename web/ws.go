@@ -66,6 +66,9 @@ type wsConn struct {
 	ws   *websocket.Conn
 	req  *http.Request // the upgrade request
 	sess *hub.Session
+	// loopback: the client is on loopback (protected.go); on a protected server a request that
+	// holds only the local principal is refused otherwise.
+	loopback bool
 
 	ctx     context.Context // canceled when the connection is torn down
 	cancel  context.CancelFunc
@@ -131,13 +134,11 @@ func (s *Server) wsPrincipal(conn *wsConn) (*auth.Principal, error) {
 		return auth.OpenPrincipal(), nil
 	}
 	raw := conn.token
+	var err error
 	if raw == "" {
-		var err error
-		if raw, err = requestToken(conn.req); err != nil {
-			return nil, err
-		}
+		raw, err = requestToken(conn.req)
 	}
-	return s.auth.Principal(raw)
+	return s.resolve(raw, err, conn.loopback)
 }
 
 // ws upgrades the request and serves the connection until it ends.
@@ -150,7 +151,7 @@ func (s *Server) ws(c echo.Context) error {
 	conn.SetReadLimit(int64(s.hub.Limits().MaxValueBytes) + wsReadSlack)
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	wc := &wsConn{
-		s: s, ws: conn, req: c.Request(), sess: s.hub.NewSession(),
+		s: s, ws: conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
 		out: make(chan []byte, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
 		subs: make(map[string]*wsSub),
