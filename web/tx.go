@@ -40,7 +40,7 @@ type TxOp struct {
 
 // TxAnswer is the answer to a transaction: its seq and one result per operation, in order.
 type TxAnswer struct {
-	Seq     uint64           `json:"seq"`
+	Seq     uint64       `json:"seq"`
 	Results []TxOpAnswer `json:"results"`
 }
 
