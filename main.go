@@ -37,31 +37,31 @@ func main() {
 
 // config is everything the flags set.
 type config struct {
-	addr         string
-	data         string
-	sync         string
-	history      int
-	historyBytes int
-	queue        int
-	queueBytes   int
-	logFormat    string
-	limits       hub.Limits
-	restore      string
-	snapEvery    int
-	snapBytes    int64
-	repair       bool
-	logLevel     slog.Level
-	auth         auth.Config
-	web          web.Limits
-	writeTO      time.Duration
-	ephGrace     time.Duration
-	maxFile      int64
-	lockWait     time.Duration
-	allowPN      bool
-	tls          tlsConfig    // tls.go
-	version      bool         // print the version and exit
-	healthcheck  string       // a URL to check, then exit (healthcheck.go)
-	cluster      clusterFlags // -store and the etcd flags (cluster.go)
+	addr                string
+	data                string
+	sync                wal.SyncMode
+	historySize         int
+	historyBytes        int
+	queueSize           int
+	queueBytes          int
+	logFormat           string
+	limits              hub.Limits
+	restore             string
+	snapshotRecords     int
+	snapshotBytes       int64
+	allowRepair         bool
+	logLevel            slog.Level
+	auth                auth.Config
+	web                 web.Limits
+	writeTimeout        time.Duration
+	ephemeralGrace      time.Duration
+	maxFileBytes        int64
+	maxLockWait         time.Duration
+	allowPrivateNetwork bool
+	tls                 tlsConfig    // tls.go
+	version             bool         // print the version and exit
+	healthcheck         string       // a URL to check, then exit (healthcheck.go)
+	cluster             clusterFlags // -store and the etcd flags (cluster.go)
 }
 
 // commandLineOnly are the flags that no STATEHUB_* variable sets: they make the binary do
@@ -75,15 +75,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", ":8000", "address to listen on")
 	fs.StringVar(&c.data, "data", "./data", `data directory; "" keeps everything in memory only`)
-	fs.StringVar(&c.sync, "sync", "always", "when a write is durable: always (fsync before the answer, group commit), interval (fsync at least every second), none")
-	fs.IntVar(&c.history, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
+	fs.TextVar(&c.sync, "sync", wal.SyncAlways, "when a write is durable: always (fsync before the answer, group commit), interval (fsync at least every second), none")
+	fs.IntVar(&c.historySize, "history", hub.DefaultHistorySize, "changes retained for resuming streams")
 	fs.IntVar(&c.historyBytes, "history-bytes", hub.DefaultHistoryBytes, "the most bytes of keys and values those changes hold; a bigger change is never retained")
-	fs.IntVar(&c.queue, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
+	fs.IntVar(&c.queueSize, "queue", hub.DefaultQueueSize, "events buffered per subscriber before a slow one is disconnected")
 	fs.IntVar(&c.queueBytes, "queue-bytes", hub.DefaultQueueBytes, "the most bytes of keys and values buffered per subscriber before a slow one is disconnected; one event always fits")
 	fs.StringVar(&c.restore, "restore", "", "start an empty -data directory from this backup file (made by GET /.snapshot), then serve")
-	fs.IntVar(&c.snapEvery, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
-	fs.Int64Var(&c.snapBytes, "snapshot-bytes", hub.DefaultSnapshotBytes, "log bytes between snapshots")
-	fs.BoolVar(&c.repair, "repair", false, "cut the log at a corrupt record (keeping a .broken copy) instead of refusing to start")
+	fs.IntVar(&c.snapshotRecords, "snapshot-records", hub.DefaultSnapshotRecords, "log records between snapshots")
+	fs.Int64Var(&c.snapshotBytes, "snapshot-bytes", hub.DefaultSnapshotBytes, "log bytes between snapshots")
+	fs.BoolVar(&c.allowRepair, "repair", false, "cut the log at a corrupt record (keeping a .broken copy) instead of refusing to start")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "least important log level shown: debug (logs every request, tokens redacted), info, warn or error")
 	fs.StringVar(&c.auth.JWTSecret, "jwt-secret", "", "HS256 secret (at least 32 bytes) for verifying JWTs; prefer STATEHUB_JWT_SECRET to a flag, which other users can see")
@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.auth.MetricsToken, "metrics-token", "", "a static bearer token (at least 16 bytes) that may only read /.metrics, for Prometheus; prefer STATEHUB_METRICS_TOKEN")
 	anon := fs.String("anon", "", `grants of requests without a token, e.g. '{"read": ["/public/"]}'; none by default once any auth is configured`)
 	fs.BoolVar(&c.auth.Open, "open", false, "give every request every grant, admin included, from any address (AtomKV's behaviour); without it and without auth only clients on loopback are served")
-	fs.BoolVar(&c.allowPN, "allow-private-network", false, "answer Private Network Access preflights, so that public web pages may call this server on a private or loopback address")
+	fs.BoolVar(&c.allowPrivateNetwork, "allow-private-network", false, "answer Private Network Access preflights, so that public web pages may call this server on a private or loopback address")
 	fs.Float64Var(&c.web.Rate, "rate", web.DefaultRate, "requests per second per client IP; 0: no limit")
 	fs.IntVar(&c.web.Burst, "rate-burst", 0, "requests a client IP may make at once (default 2×rate)")
 	fs.Float64Var(&c.web.TokenRate, "token-rate", web.DefaultTokenRate, "requests per second per token subject; 0: no limit")
@@ -105,15 +105,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.web.ReadHeaderTimeout, "read-header-timeout", web.DefaultReadHeaderTimeout, "time allowed to send a request's headers")
 	fs.DurationVar(&c.web.BodyTimeout, "body-timeout", web.DefaultBodyTimeout, "time allowed to send a request's body")
 	fs.DurationVar(&c.web.IdleTimeout, "idle-timeout", web.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
-	fs.DurationVar(&c.writeTO, "write-timeout", web.DefaultWriteTimeout, "deadline of each write to a stream or socket; a client slower than that is cut off and resumes")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", web.DefaultWriteTimeout, "deadline of each write to a stream or socket; a client slower than that is cut off and resumes")
 	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client IP; none: the peer is the client")
 	fs.IntVar(&c.limits.MaxKeyBytes, "max-key-bytes", hub.DefaultMaxKeyBytes, "longest key in bytes")
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
 	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
 	fs.IntVar(&c.limits.MaxJSONDepth, "max-json-depth", hub.DefaultMaxJSONDepth, "deepest nesting of JSON arrays and objects")
-	fs.DurationVar(&c.ephGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
-	fs.Int64Var(&c.maxFile, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
-	fs.DurationVar(&c.lockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
+	fs.DurationVar(&c.ephemeralGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
+	fs.Int64Var(&c.maxFileBytes, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
+	fs.DurationVar(&c.maxLockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
 	fs.StringVar(&c.tls.certFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate chain; needs -tls-key")
 	fs.StringVar(&c.tls.keyFile, "tls-key", "", "PEM private key of -tls-cert")
 	tlsDomains := fs.String("tls-domain", "", "serve HTTPS (and HTTP/2) with certificates obtained and renewed over ACME (Let's Encrypt) for these comma-separated names; the CA must reach this server on port 443 of each; cached in <data>/autocert")
@@ -141,9 +141,6 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
-	}
-	if _, err := wal.ParseSyncMode(c.sync); err != nil {
-		return c, fmt.Errorf("-sync must be always, interval or none, not %q", c.sync)
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return c, fmt.Errorf("-log-format must be text or json, not %q", c.logFormat)
@@ -241,8 +238,8 @@ func run(args []string, stderr io.Writer) (err error) {
 		return err
 	}
 	defer authn.Close()
-	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: authn, Limits: cfg.web, WriteTimeout: cfg.writeTO, MaxLockWait: cfg.lockWait,
-		Console: static.Console, Pages: static.Pages(), AllowPrivateNetwork: cfg.allowPN})
+	srv := web.New(h, web.Config{Logger: log, Client: client, Auth: authn, Limits: cfg.web, WriteTimeout: cfg.writeTimeout, MaxLockWait: cfg.maxLockWait,
+		Console: static.Console, Pages: static.Pages(), AllowPrivateNetwork: cfg.allowPrivateNetwork})
 	tlsCfg, err := cfg.tls.config()
 	if err != nil {
 		return err
@@ -275,7 +272,7 @@ func run(args []string, stderr io.Writer) (err error) {
 
 // openHub restores a backup when asked, then opens the data directory (or a memory-only hub).
 func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
-	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.history, HistoryBytes: cfg.historyBytes, QueueSize: cfg.queue, QueueBytes: cfg.queueBytes, MaxFileBytes: cfg.maxFile, EphemeralGrace: cfg.ephGrace, Logger: log}
+	hc := hub.Config{Limits: cfg.limits, HistorySize: cfg.historySize, HistoryBytes: cfg.historyBytes, QueueSize: cfg.queueSize, QueueBytes: cfg.queueBytes, MaxFileBytes: cfg.maxFileBytes, EphemeralGrace: cfg.ephemeralGrace, Logger: log}
 	if cfg.cluster.store == "etcd" {
 		ec, err := cfg.cluster.config()
 		if err != nil {
@@ -287,8 +284,7 @@ func openHub(cfg config, log *slog.Logger) (*hub.Hub, error) {
 		log.Warn("no -data directory: state is in memory only and is lost at exit")
 		return hub.New(hc), nil
 	}
-	mode, _ := wal.ParseSyncMode(cfg.sync)
-	sc := hub.StoreConfig{Dir: cfg.data, Sync: mode, SnapshotRecords: cfg.snapEvery, SnapshotBytes: cfg.snapBytes, AllowRepair: cfg.repair}
+	sc := hub.StoreConfig{Dir: cfg.data, Sync: cfg.sync, SnapshotRecords: cfg.snapshotRecords, SnapshotBytes: cfg.snapshotBytes, AllowRepair: cfg.allowRepair}
 	if cfg.restore != "" {
 		f, err := os.Open(cfg.restore)
 		if err != nil {

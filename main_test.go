@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/wal"
 )
 
 // The tests here set STATEHUB_* variables with t.Setenv, so they do not run in parallel.
@@ -21,48 +22,48 @@ func TestParseFlags(t *testing.T) {
 		check   func(t *testing.T, c config)
 	}{
 		{name: "defaults", check: func(t *testing.T, c config) {
-			if c.addr != ":8000" || c.data != "./data" || c.sync != "always" || c.logFormat != "text" {
+			if c.addr != ":8000" || c.data != "./data" || c.sync != wal.SyncAlways || c.logFormat != "text" {
 				t.Errorf("addr %q data %q sync %q log-format %q", c.addr, c.data, c.sync, c.logFormat)
 			}
-			if c.history != hub.DefaultHistorySize || c.queue != hub.DefaultQueueSize {
-				t.Errorf("history %d queue %d", c.history, c.queue)
+			if c.historySize != hub.DefaultHistorySize || c.queueSize != hub.DefaultQueueSize {
+				t.Errorf("history %d queue %d", c.historySize, c.queueSize)
 			}
 			want := hub.Limits{MaxKeyBytes: hub.DefaultMaxKeyBytes, MaxKeyDepth: hub.DefaultMaxKeyDepth,
 				MaxValueBytes: hub.DefaultMaxValueBytes, MaxJSONDepth: hub.DefaultMaxJSONDepth}
 			if c.limits != want {
 				t.Errorf("limits %+v, want %+v", c.limits, want)
 			}
-			if c.auth.Open || c.allowPN || c.auth.MetricsToken != "" || c.auth.AdminToken != "" {
-				t.Errorf("not safe by default: open %v, allow-private-network %v, tokens set", c.auth.Open, c.allowPN)
+			if c.auth.Open || c.allowPrivateNetwork || c.auth.MetricsToken != "" || c.auth.AdminToken != "" {
+				t.Errorf("not safe by default: open %v, allow-private-network %v, tokens set", c.auth.Open, c.allowPrivateNetwork)
 			}
 		}},
 		{name: "opening flags", env: map[string]string{"STATEHUB_METRICS_TOKEN": "metrics-token-0123456789", "STATEHUB_ALLOW_PRIVATE_NETWORK": "true"},
 			args: []string{"-open"}, check: func(t *testing.T, c config) {
-				if !c.auth.Open || c.auth.MetricsToken != "metrics-token-0123456789" || !c.allowPN {
-					t.Errorf("open %v, metrics token %v, allow-private-network %v", c.auth.Open, c.auth.MetricsToken != "", c.allowPN)
+				if !c.auth.Open || c.auth.MetricsToken != "metrics-token-0123456789" || !c.allowPrivateNetwork {
+					t.Errorf("open %v, metrics token %v, allow-private-network %v", c.auth.Open, c.auth.MetricsToken != "", c.allowPrivateNetwork)
 				}
 			}},
 		{name: "flags", args: []string{"-addr", "127.0.0.1:9", "-data", "", "-sync=none", "-history", "5",
 			"-queue", "7", "-log-format", "json", "-max-value-bytes", "100"}, check: func(t *testing.T, c config) {
-			if c.addr != "127.0.0.1:9" || c.data != "" || c.sync != "none" || c.history != 5 || c.queue != 7 ||
+			if c.addr != "127.0.0.1:9" || c.data != "" || c.sync != wal.SyncNone || c.historySize != 5 || c.queueSize != 7 ||
 				c.logFormat != "json" || c.limits.MaxValueBytes != 100 {
 				t.Errorf("config %+v", c)
 			}
 		}},
 		{name: "snapshot thresholds", args: []string{"-snapshot-records", "10", "-snapshot-bytes", "4096"}, check: func(t *testing.T, c config) {
-			if c.snapEvery != 10 || c.snapBytes != 4096 {
-				t.Errorf("snapshot-records %d snapshot-bytes %d", c.snapEvery, c.snapBytes)
+			if c.snapshotRecords != 10 || c.snapshotBytes != 4096 {
+				t.Errorf("snapshot-records %d snapshot-bytes %d", c.snapshotRecords, c.snapshotBytes)
 			}
 		}},
 		{name: "environment", env: map[string]string{"STATEHUB_ADDR": ":9000", "STATEHUB_DATA": "", "STATEHUB_SYNC": "interval",
 			"STATEHUB_MAX_JSON_DEPTH": "9", "STATEHUB_LOG_FORMAT": "json"}, check: func(t *testing.T, c config) {
-			if c.addr != ":9000" || c.data != "" || c.sync != "interval" || c.limits.MaxJSONDepth != 9 || c.logFormat != "json" {
+			if c.addr != ":9000" || c.data != "" || c.sync != wal.SyncInterval || c.limits.MaxJSONDepth != 9 || c.logFormat != "json" {
 				t.Errorf("config %+v", c)
 			}
 		}},
 		{name: "flag wins over environment", env: map[string]string{"STATEHUB_ADDR": ":9000", "STATEHUB_SYNC": "none"},
 			args: []string{"-addr", ":9001"}, check: func(t *testing.T, c config) {
-				if c.addr != ":9001" || c.sync != "none" {
+				if c.addr != ":9001" || c.sync != wal.SyncNone {
 					t.Errorf("addr %q sync %q, want :9001 none", c.addr, c.sync)
 				}
 			}},
@@ -74,7 +75,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "bad sync flag", args: []string{"-sync", "sometimes"}, wantErr: "-sync"},
-		{name: "bad sync variable", env: map[string]string{"STATEHUB_SYNC": "never"}, wantErr: "-sync"},
+		{name: "bad sync variable", env: map[string]string{"STATEHUB_SYNC": "never"}, wantErr: "STATEHUB_SYNC"},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, wantErr: "-log-format"},
 		{name: "bad log format variable", env: map[string]string{"STATEHUB_LOG_FORMAT": "yaml"}, wantErr: "-log-format"},
 		{name: "bad number variable", env: map[string]string{"STATEHUB_HISTORY": "lots"}, wantErr: "STATEHUB_HISTORY"},
@@ -111,7 +112,7 @@ func TestHelp(t *testing.T) {
 	}
 	out := stderr.String()
 	for _, want := range []string{
-		"STATEHUB_", "-addr", `(default ":8000")`, "-data", `(default "./data")`, "-sync", `(default "always")`,
+		"STATEHUB_", "-addr", `(default ":8000")`, "-data", `(default "./data")`, "-sync", `(default always)`,
 		"-history", "-queue", "-log-format", `(default "text")`, "-max-key-bytes", "(default 1024)",
 		"-max-key-depth", "-max-value-bytes", "-max-json-depth", "(default 64)",
 	} {

@@ -94,6 +94,9 @@ func ParseSyncMode(s string) (SyncMode, error) {
 	return 0, fmt.Errorf("%w: sync mode %q (want always, interval or none)", ErrInvalidOptions, s)
 }
 
+// MarshalText implements encoding.TextMarshaler with String.
+func (m SyncMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
 // UnmarshalText implements encoding.TextUnmarshaler with ParseSyncMode.
 func (m *SyncMode) UnmarshalText(b []byte) error {
 	v, err := ParseSyncMode(string(b))
