@@ -13,7 +13,7 @@
 //   - Every error reaches the client through one mapping (handleError) as JSON
 //     {"error","code"} with a 4xx status for anything the client did wrong; 5xx only for faults
 //     of the server itself, such as a failed disk.
-//   - Every request passes one middleware (front): the CORS headers, the limits, the error
+//   - Every request passes one middleware (wrapRoute): the CORS headers, the limits, the error
 //     mapping, then its metrics and log line.
 //   - Every response allows any origin (CORS "*", no credentials) and exposes every header ("*").
 //     A Private Network Access preflight is allowed only with Config.AllowPrivateNetwork.

@@ -91,7 +91,7 @@ func (s *Server) serveFile(c echo.Context, key string) error {
 		if etagMatches(c.Request().Header.Get("If-None-Match"), etag(e.Seq)) {
 			return c.NoContent(http.StatusNotModified)
 		}
-		return blobJSON(c, http.StatusOK, e.Value)
+		return writeStoredJSON(c, http.StatusOK, e.Value)
 	}
 	defer f.Close()
 	h.Set("Content-Type", e.Type)

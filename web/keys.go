@@ -123,7 +123,7 @@ func (s *Server) get(c echo.Context, key string) error {
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag(e.Seq)) {
 		return c.NoContent(http.StatusNotModified)
 	}
-	return blobJSON(c, http.StatusOK, e.Value)
+	return writeStoredJSON(c, http.StatusOK, e.Value)
 }
 
 // put is POST (plain set, AtomKV) and PUT (set with the preconditions of its headers).
@@ -179,7 +179,7 @@ func (s *Server) incr(c echo.Context, key string, q url.Values) error {
 	}
 	setEntryHeaders(c, res.Revision, res.Seq)
 	markReplayed(c, res)
-	return blobJSON(c, http.StatusOK, res.Value)
+	return writeStoredJSON(c, http.StatusOK, res.Value)
 }
 
 func (s *Server) delete(c echo.Context, path string, q url.Values) error {
@@ -249,9 +249,9 @@ func setEntryHeaders(c echo.Context, revision int64, seq uint64) {
 // jsonType is the Content-Type of JSON answers, shared like setEntryHeaders' values.
 var jsonType = []string{echo.MIMEApplicationJSON}
 
-// blobJSON answers status with body, a JSON value as the hub stores it. It writes the answer
+// writeStoredJSON answers status with body, a JSON value as the hub stores it. It writes the answer
 // itself: echo's Blob would look the Content-Type up again before setting it.
-func blobJSON(c echo.Context, status int, body []byte) error {
+func writeStoredJSON(c echo.Context, status int, body []byte) error {
 	r := c.Response()
 	r.Header()[echo.HeaderContentType] = jsonType
 	r.WriteHeader(status)

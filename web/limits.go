@@ -108,9 +108,9 @@ func newLimiter(l Limits) *limiter {
 	}
 }
 
-// limited applies Limits to a request before handing it to next: the IP's rate, the token's rate,
+// enforceLimits applies Limits to a request before handing it to next: the IP's rate, the token's rate,
 // the IP's open streams and sockets, and the body deadline. kind is streamKind's for the request.
-func (s *Server) limited(c echo.Context, kind string, next echo.HandlerFunc) error {
+func (s *Server) enforceLimits(c echo.Context, kind string, next echo.HandlerFunc) error {
 	r := c.Request()
 	if r.URL.Path == "/.health" {
 		return next(c) // liveness probes are never throttled

@@ -69,7 +69,7 @@ func (s *Server) resolve(raw string, errRaw error, loopback bool) (*auth.Princip
 
 // protect refuses, on a protected server, every request of a client not on loopback that holds
 // only the local principal, whatever its route (the console and the client script included), so
-// that the refusal and its explanation come first. /.health (for probes), preflights (front
+// that the refusal and its explanation come first. /.health (for probes), preflights (wrapRoute
 // answers them before) and WebSocket upgrades pass: a socket's token may come in its first
 // message, and ws.go refuses each request of a local principal from elsewhere instead.
 func (s *Server) protect(c echo.Context) error {

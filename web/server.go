@@ -95,9 +95,9 @@ func New(h *hub.Hub, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = ipExtractor(cfg.Limits)
 	s.preflight = middleware.CORSWithConfig(corsConfig)(func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
-	// Every handler is wrapped in front once, here, with its route's metrics. The key route
-	// takes every path and method no other route does, so every request reaches front.
-	f := s.front
+	// Every handler is wrapped in wrapRoute once, here, with its route's metrics. The key route
+	// takes every path and method no other route does, so every request reaches wrapRoute.
+	f := s.wrapRoute
 	e.GET("/.health", f("/.health", s.health))
 	e.GET("/.metrics", f("/.metrics", s.serveMetrics))
 	e.GET("/.snapshot", f("/.snapshot", s.backup))
@@ -123,7 +123,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 }
 
 // corsConfig lets any origin use every method and header of the API, without credentials: access
-// is by token, never by cookie. echo's CORS middleware answers the preflights with it; front puts
+// is by token, never by cookie. echo's CORS middleware answers the preflights with it; wrapRoute puts
 // the headers of every other answer.
 var corsConfig = middleware.CORSConfig{
 	AllowOrigins: []string{"*"},
@@ -133,12 +133,12 @@ var corsConfig = middleware.CORSConfig{
 	MaxAge: 86400,
 }
 
-// front is the one middleware, run for every request of the route registered at path, in this
+// wrapRoute is the one middleware, run for every request of the route registered at path, in this
 // order: the CORS headers, which every answer carries, also to requests without an Origin; the
 // preflight answer (OPTIONS), or protected mode's refusal (protect), the limits and the handler;
 // the one error mapping (c.Error); the request's metrics and log line.
 // Whether the request is a stream is decided once, here, for the limits and the metrics.
-func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) wrapRoute(path string, next echo.HandlerFunc) echo.HandlerFunc {
 	rm := s.metrics.route(path)
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -154,7 +154,7 @@ func (s *Server) front(path string, next echo.HandlerFunc) echo.HandlerFunc {
 			s.privateNetworkPreflight(c)
 			err = s.preflight(c)
 		} else if err = s.protect(c); err == nil {
-			err = s.limited(c, kind, next)
+			err = s.enforceLimits(c, kind, next)
 		}
 		if err != nil {
 			c.Error(err) // the status is known after it
