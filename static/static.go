@@ -10,8 +10,6 @@ import (
 	"path"
 	"strings"
 	"time"
-
-	"github.com/labstack/echo/v4"
 )
 
 //go:embed *.html *.js *.css
@@ -61,10 +59,9 @@ func Names() []string {
 }
 
 // Console answers a browser navigation to "/" with the console page (web.Config.Console).
-func Console(c echo.Context) error {
-	serve(c.Response(), c.Request(), "console.html")
-	return nil
-}
+var Console http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serve(w, r, "console.html")
+})
 
 // Pages serves GET and HEAD PagePrefix+<name>: <name>.html for a name without an extension (the
 // demo pages: counter, board), and the .js and .css files the pages load (web.Config.Pages).

@@ -30,17 +30,17 @@ const (
 
 // Config configures a Server. Zero fields take the Default constants.
 type Config struct {
-	KeepAlive    time.Duration            // SSE keep-alive comment interval (default 15 s)
-	WriteTimeout time.Duration            // deadline for each write to a stream (default 10 s)
-	Retry        time.Duration            // SSE retry hint (default 2 s)
-	Client       *jslib.Bundle            // the browser client; nil serves none
-	Logger       *slog.Logger             // default slog.Default()
-	Clock        hub.Clock                // default hub.SystemClock
-	Console      func(echo.Context) error // answers a browser navigation to "/"; nil serves the script
-	Pages        http.Handler             // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
-	Auth         *auth.Authenticator      // who may do what (auth.go); nil: protected, as auth.New(auth.Config{}) (protected.go)
-	Limits       Limits                   // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
-	MaxLockWait  time.Duration            // longest ?wait of a lock request (default 60 s)
+	KeepAlive    time.Duration       // SSE keep-alive comment interval (default 15 s)
+	WriteTimeout time.Duration       // deadline for each write to a stream (default 10 s)
+	Retry        time.Duration       // SSE retry hint (default 2 s)
+	Client       *jslib.Bundle       // the browser client; nil serves none
+	Logger       *slog.Logger        // default slog.Default()
+	Clock        hub.Clock           // default hub.SystemClock
+	Console      http.Handler        // answers a browser navigation to "/"; nil serves the script
+	Pages        http.Handler        // serves GET and HEAD /.demo/* (demo pages, the pages' assets); nil serves none
+	Auth         *auth.Authenticator // who may do what (auth.go); nil: protected, as auth.New(auth.Config{}) (protected.go)
+	Limits       Limits              // rate, connection and timeout limits (limits.go); zero: none beyond the defaults
+	MaxLockWait  time.Duration       // longest ?wait of a lock request (default 60 s)
 	// AllowPrivateNetwork answers Private Network Access preflights with
 	// Access-Control-Allow-Private-Network, so that public web pages may call this server on a
 	// private or loopback address (protected.go). Off: browsers refuse them.
@@ -213,7 +213,8 @@ func (s *Server) root(c echo.Context) error {
 	}
 	c.Response().Header().Add("Vary", "Accept") // the console or the script
 	if s.cfg.Console != nil && acceptsHTML(c.Request()) {
-		return s.cfg.Console(c)
+		s.cfg.Console.ServeHTTP(c.Response(), c.Request())
+		return nil
 	}
 	if s.cfg.Client == nil {
 		return &apiError{http.StatusNotFound, "not_found", "no client script is built into this server"}
