@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -48,7 +46,6 @@ func (h *Local) WriteBackup(w io.Writer) (uint64, error) {
 	b.mu.Lock() // no sweep can be between its check and its removal while the state is frozen
 	b.backups++
 	f := h.freeze()
-	dir := b.dir
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
@@ -62,7 +59,7 @@ func (h *Local) WriteBackup(w io.Writer) (uint64, error) {
 	if err := f.write(w); err != nil {
 		return f.seq, err
 	}
-	return f.seq, f.writeBlobs(w, dir)
+	return f.seq, f.writeBlobs(w, b.store)
 }
 
 // blobSums returns the distinct blobs the frozen state refers to, sorted, each with a key that
@@ -85,14 +82,14 @@ func (f frozen) blobSums() (sums []string, keyOf map[string]string) {
 	return sums, keyOf
 }
 
-// writeBlobs streams the blob section, reading each blob from dir.
-func (f frozen) writeBlobs(w io.Writer, dir string) error {
+// writeBlobs streams the blob section, reading each blob from blobs.
+func (f frozen) writeBlobs(w io.Writer, blobs BlobStore) error {
 	sums, keyOf := f.blobSums()
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
 	bw.WriteString(blobSectionMagic)
 	for _, sum := range sums {
-		if err := writeBlob(bw, dir, sum); err != nil {
+		if err := writeBlob(bw, blobs, sum); err != nil {
 			return fmt.Errorf("hub: backing up the file of %s: %w", keyOf[sum], err)
 		}
 	}
@@ -105,24 +102,20 @@ func (f frozen) writeBlobs(w io.Writer, dir string) error {
 	return err
 }
 
-func writeBlob(bw *bufio.Writer, dir, sum string) error {
+func writeBlob(bw *bufio.Writer, blobs BlobStore, sum string) error {
 	raw, err := hex.DecodeString(sum)
 	if err != nil {
 		return err
 	}
-	file, err := os.Open(filepath.Join(dir, sum))
+	file, size, err := blobs.Open(sum)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		return err
-	}
 	bw.WriteByte(blobMarker)
 	bw.Write(raw)
-	bw.Write(binary.AppendUvarint(nil, uint64(st.Size())))
-	_, err = io.CopyN(bw, file, st.Size()) // a blob never changes: it is named by its content
+	bw.Write(binary.AppendUvarint(nil, uint64(size)))
+	_, err = io.CopyN(bw, file, size) // a blob never changes: it is named by its content
 	return err
 }
 
@@ -180,10 +173,10 @@ func noEOF(err error) error {
 	return err
 }
 
-// restoreBlobs reads the blob section, if r holds one, into blobDir and checks it carries every
-// blob of f. Each blob streams to a temporary file, its sha256 verified, is fsynced and renamed
-// into place; the directory is fsynced at the end. onDisk says blobDir is the operating system's.
-func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error {
+// restoreBlobs reads the blob section, if r holds one, into blobs and checks it carries every
+// blob of f. Each blob is durable (BlobStore.Put) before the next is read, and its sha256 is
+// verified.
+func restoreBlobs(r *bufio.Reader, f frozen, blobs BlobStore) error {
 	sums, keyOf := f.blobSums()
 	want := make(map[string]bool, len(sums))
 	for _, s := range sums {
@@ -205,7 +198,6 @@ func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error 
 	}
 	var count uint64
 	prev := ""
-	made := false
 	for sr.err == nil {
 		marker := sr.byte()
 		if sr.err != nil || marker == blobEnd {
@@ -226,16 +218,7 @@ func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error 
 		if !want[sum] {
 			return fmt.Errorf("%w: blob section: blob %s is not referred to by the snapshot", ErrBadSnapshot, sum)
 		}
-		if !onDisk {
-			return errors.New("hub: restoring stored files needs the operating system's file system")
-		}
-		if !made {
-			if err := os.MkdirAll(blobDir, 0o755); err != nil {
-				return err
-			}
-			made = true
-		}
-		if err := restoreBlob(sr, blobDir, sum, size); err != nil {
+		if err := restoreBlob(sr, blobs, sum, size); err != nil {
 			return err
 		}
 		delete(want, sum)
@@ -264,38 +247,24 @@ func restoreBlobs(r *bufio.Reader, f frozen, blobDir string, onDisk bool) error 
 			return fmt.Errorf("%w: the file of %s (sha256 %s) is not in the backup", ErrBadSnapshot, keyOf[s], s)
 		}
 	}
-	if made {
-		return syncDir(blobDir)
-	}
 	return nil
 }
 
-// restoreBlob streams one blob of size bytes into blobDir as sum, verifying its sha256.
-func restoreBlob(sr *teeReader, blobDir, sum string, size uint64) (err error) {
-	file, err := os.CreateTemp(blobDir, "tmp-*")
-	if err != nil {
+// restoreBlob streams one blob of size bytes into blobs, verifying that its sha256 is sum.
+func restoreBlob(sr *teeReader, blobs BlobStore, sum string, size uint64) error {
+	n := int64(min(size, 1<<62))
+	got, stored, err := blobs.Put(io.LimitReader(sr, n), n)
+	switch {
+	case errors.Is(err, ErrUnavailable):
 		return err
-	}
-	defer func() {
-		if err != nil {
-			file.Close()
-			os.Remove(file.Name())
-		}
-	}()
-	hash := sha256.New()
-	if _, err = io.CopyN(io.MultiWriter(file, hash), sr, int64(min(size, 1<<62))); err != nil {
+	case err != nil:
 		return fmt.Errorf("%w: blob section: blob %s: %v", ErrBadSnapshot, sum, noEOF(err))
-	}
-	if got := hex.EncodeToString(hash.Sum(nil)); got != sum {
+	case stored < n:
+		return fmt.Errorf("%w: blob section: blob %s: %v", ErrBadSnapshot, sum, io.ErrUnexpectedEOF)
+	case got != sum:
 		return fmt.Errorf("%w: blob section: blob %s: sha256 mismatch (the bytes hash to %s)", ErrBadSnapshot, sum, got)
 	}
-	if err = file.Sync(); err != nil {
-		return err
-	}
-	if err = file.Close(); err != nil {
-		return err
-	}
-	return os.Rename(file.Name(), filepath.Join(blobDir, sum))
+	return nil
 }
 
 // teeReader reads the primitives of a backup from r and writes every byte it reads to tee: the

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/statehub/statehub/hub/wal/waltest"
 )
 
 func setFile(t *testing.T, h *Hub, key, ct string, body []byte) {
@@ -443,5 +445,39 @@ func TestReadSnapshotPart(t *testing.T) {
 	}
 	if rest, _ := io.ReadAll(br); string(rest) != "tail" {
 		t.Errorf("left %q", rest)
+	}
+}
+
+// TestRestoreThroughFS: Restore writes stored files through StoreConfig.FS, durably: on waltest's
+// disk, a crash right after it keeps every file, and the store opens with them. A failed restore
+// leaves the directory empty there too.
+func TestRestoreThroughFS(t *testing.T) {
+	t.Parallel()
+	h := New(Config{Logger: discardLogger()})
+	a, b := randomBytes(11, 100<<10), []byte("second file")
+	setFile(t, h, "/a", "application/octet-stream", a)
+	setFile(t, h, "/b", "text/plain", b)
+	backup := backupOf(t, h)
+	h.Close()
+
+	fsys := waltest.New(1)
+	bad := bytes.Clone(backup)
+	bad[bytes.Index(bad, a[:64])+100] ^= 1
+	if _, err := Restore(StoreConfig{Dir: "/data", FS: fsys}, bytes.NewReader(bad)); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("Restore of a corrupted backup: %v, want ErrBadSnapshot", err)
+	}
+	if des, err := fsys.ReadDir("/data"); err != nil || len(des) != 0 {
+		t.Fatalf("the failed restore left %v (%v)", des, err)
+	}
+	if _, err := Restore(StoreConfig{Dir: "/data", FS: fsys}, bytes.NewReader(backup)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	r := openTestStore(t, Config{}, StoreConfig{Dir: "/data", FS: fsys.Crash()})
+	defer r.Close()
+	if _, got := fileBytes(t, r, "/a"); !bytes.Equal(got, a) {
+		t.Error("/a has other bytes after the restore and a crash")
+	}
+	if ct, got := fileBytes(t, r, "/b"); !bytes.Equal(got, b) || ct != "text/plain" {
+		t.Errorf("/b after the restore and a crash: %s %q", ct, got)
 	}
 }

@@ -4,39 +4,39 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"io/fs"
 	"mime"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 )
 
 // Stored files. A write with a non-JSON content type stores raw bytes: they stream into the blob
-// store and never sit whole in memory. The key's value is then a small JSON description of the
-// file, which is what reads of the tree, listings, snapshots and events carry:
+// store (a BlobStore, see blobstore.go), so a hub from Open never holds them whole in memory. The
+// key's value is then a small JSON description of the file, which is what reads of the tree,
+// listings, snapshots and events carry:
 //
 //	{"type":"image/svg+xml","size":123,"sha256":"<64 hex digits>"}
 //
 // and Entry.Type holds the content type. OpenFile gives the bytes back.
 //
-// The blob store is content-addressed: a file's bytes live in <dir>/<sha256>, written to a
-// temporary file, fsynced and renamed there before the commit that refers to it is journaled. The
-// directory is <data>/blobs for a hub from Open and a temporary directory, removed by Close, for a
-// memory-only hub. The hub counts the keys that refer to each blob (blobRefs). A blob whose count
-// falls to 0 is removed after its commit (sweepBlobs), once the journal is durable up to that
-// commit, so a crash never brings back a key whose bytes are gone; every snapshot and every Open
-// also sweep the whole directory for blobs nobody refers to. While a backup streams, nothing is
-// swept: the blobs of the state it froze stay readable, and it sweeps when it ends.
+// The blob store is content-addressed: a file's bytes are durable under their sha256 before the
+// commit that refers to it is journaled. A hub from Open keeps them in <data>/blobs on its
+// StoreConfig.FS (FSBlobStore); a memory-only hub in memory (MemoryBlobStore). The hub counts the
+// keys that refer to each blob (blobRefs). A blob whose count falls to 0 is removed after its
+// commit (sweepBlobs), once the journal is durable up to that commit, so a crash never brings
+// back a key whose bytes are gone; every snapshot and every Open also sweep the whole store for
+// blobs nobody refers to. A write holds its blob (blobStore.pending) from the moment its bytes
+// are read to their end, before the blob can appear under its name, until its commit is applied:
+// no sweep removes it meanwhile. While a backup streams, nothing is swept: the blobs of the state
+// it froze stay readable, and it sweeps when it ends.
 //
 // A file whose bytes cannot be stored (a full disk, an unwritable directory) fails that one write
 // with ErrUnavailable and leaves no temporary file behind; the journal, and so every other write,
 // is unaffected.
 //
-// Lock order: blobStore.mu, then Hub.mu.
+// Lock order: blobStore.mu, then Local's mu.
 
 // DefaultMaxFileBytes is the default limit on a stored file (Config.MaxFileBytes).
 const DefaultMaxFileBytes = 100 << 20
@@ -74,138 +74,56 @@ func isHash(s string) bool {
 	return err == nil && strings.ToLower(s) == s
 }
 
-// blobStore holds the bytes of stored files. See the comment at the top of this file.
+// blobStore is the bookkeeping of a store over its BlobStore: the blobs that writes hold until
+// their commit is applied, and the backups that keep sweeps away. See the comment at the top of
+// this file.
 type blobStore struct {
-	dir  string
-	temp bool         // dir is a temporary directory made on first use, removed by close
-	sync func() error // makes every commit so far durable before a sweep removes blobs; nil in memory
-
-	// create makes a temporary file in dir: os.CreateTemp, or a file that fails in tests.
-	create func(dir string) (blobTemp, error)
+	store BlobStore
+	sync  func() error // makes every commit so far durable before a sweep removes blobs; nil in memory
 
 	mu      sync.Mutex
-	made    bool           // dir exists
-	pending map[string]int // blobs written but whose commit is not applied yet: never swept
+	pending map[string]int // blobs held by writes whose commit is not applied yet: never swept
 	backups int            // backups streaming (WriteBackup): nothing is swept meanwhile
 	closed  bool
 }
 
-func newBlobStore(dir string, sync func() error) *blobStore {
-	return &blobStore{dir: dir, temp: dir == "", sync: sync, create: createTemp, pending: make(map[string]int)}
-}
-
-// blobTemp is the temporary file a blob is written to; *os.File is one.
-type blobTemp interface {
-	io.Writer
-	Sync() error
-	Close() error
-	Name() string
-}
-
-func createTemp(dir string) (blobTemp, error) {
-	f, err := os.CreateTemp(dir, "tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// unavailable reports a failure of the disk under the blob store, without failing the journal.
-func unavailable(err error) error {
-	return fmt.Errorf("%w: storing a file: %w", ErrUnavailable, err)
-}
-
-// fileWriter remembers a failed write, to tell it from a failure to read the request.
-type fileWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (fw *fileWriter) Write(p []byte) (int, error) {
-	n, err := fw.w.Write(p)
-	if err != nil {
-		fw.err = err
-	}
-	return n, err
-}
-
-// ensureLocked creates the directory on first use.
-func (b *blobStore) ensureLocked() error {
-	if b.closed {
-		return ErrClosed
-	}
-	if b.made {
-		return nil
-	}
-	if b.temp {
-		dir, err := os.MkdirTemp("", "statehub-blobs-")
-		if err != nil {
-			return err
-		}
-		b.dir = dir
-	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		return err
-	}
-	b.made = true
-	return nil
+func newBlobStore(store BlobStore, sync func() error) *blobStore {
+	return &blobStore{store: store, sync: sync, pending: make(map[string]int)}
 }
 
 // put streams r into the store and returns its hash and size, and holds the blob as pending until
 // release. More than max bytes fail with ErrValueTooLarge and leave nothing behind; a failure of
-// the disk fails with ErrUnavailable.
-func (b *blobStore) put(r io.Reader, max int64) (sum string, size int64, err error) {
+// the storage fails with ErrUnavailable.
+//
+// The hold starts when r reaches its end, which is before the blob can appear under its name
+// (BlobStore.Put reads r to its end first): a sweep never sees the blob unheld, even when a key
+// that held the same bytes drops them meanwhile.
+func (b *blobStore) put(r io.Reader, max int64) (string, int64, error) {
 	b.mu.Lock()
-	err = b.ensureLocked()
-	dir := b.dir
+	closed := b.closed
 	b.mu.Unlock()
-	if errors.Is(err, ErrClosed) {
+	if closed {
+		return "", 0, ErrClosed
+	}
+	hr := &holdingReader{r: r, hash: sha256.New(), hold: b.hold}
+	sum, size, err := b.store.Put(hr, max)
+	if err == nil && sum != hr.held {
+		err = fmt.Errorf("%w: the blob store named a file %s, its bytes hash to %q", ErrUnavailable, sum, hr.held)
+	}
+	if err != nil {
+		if hr.held != "" {
+			b.release(hr.held)
+		}
 		return "", 0, err
 	}
-	if err != nil {
-		return "", 0, unavailable(err)
-	}
-	f, err := b.create(dir)
-	if err != nil {
-		return "", 0, unavailable(err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	hash := sha256.New()
-	fw := &fileWriter{w: f}
-	size, err = io.Copy(io.MultiWriter(fw, hash), io.LimitReader(r, max+1))
-	if fw.err != nil {
-		return "", 0, unavailable(err)
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("hub: reading the file: %w", err)
-	}
-	if size > max {
-		return "", 0, fmt.Errorf("%w: a file may hold at most %d bytes", ErrValueTooLarge, max)
-	}
-	if err = f.Sync(); err != nil {
-		return "", 0, unavailable(err)
-	}
-	if err = f.Close(); err != nil {
-		return "", 0, unavailable(err)
-	}
-	sum = hex.EncodeToString(hash.Sum(nil))
-	b.mu.Lock()
-	if err = os.Rename(f.Name(), filepath.Join(dir, sum)); err == nil {
-		b.pending[sum]++
-	}
-	b.mu.Unlock()
-	if err != nil {
-		return "", 0, unavailable(err)
-	}
-	if err = syncDir(dir); err != nil {
-		b.release(sum)
-		return "", 0, unavailable(err)
-	}
 	return sum, size, nil
+}
+
+// hold keeps sum from being swept until release.
+func (b *blobStore) hold(sum string) {
+	b.mu.Lock()
+	b.pending[sum]++
+	b.mu.Unlock()
 }
 
 // release ends put's hold on a blob: its commit is applied (or failed).
@@ -217,21 +135,30 @@ func (b *blobStore) release(sum string) {
 	b.mu.Unlock()
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+// holdingReader hashes what it reads and, at the end of r, holds the blob those bytes name.
+type holdingReader struct {
+	r    io.Reader
+	hash hash.Hash
+	hold func(sum string)
+	held string // the sum held, once r has ended
+}
+
+func (hr *holdingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.hash.Write(p[:n])
+	if err == io.EOF && hr.held == "" {
+		hr.held = hex.EncodeToString(hr.hash.Sum(nil))
+		hr.hold(hr.held)
 	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
+	return n, err
 }
 
 // MaxFileBytes returns the largest file SetFile stores.
 func (h *Local) MaxFileBytes() int64 { return h.cfg.MaxFileBytes }
 
 // SetFile stores the bytes of body (at most Config.MaxFileBytes) as a file of the given content
-// type under key, if cond holds. The bytes stream to disk and are durable before the commit is
-// journaled; the key's value becomes the file's description (see FileInfo).
+// type under key, if cond holds. The bytes stream into the blob store and are durable before the
+// commit is journaled; the key's value becomes the file's description (see FileInfo).
 func (h *Local) SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error) {
 	if err := h.limits.CheckKey(key); err != nil {
 		return Result{}, err
@@ -274,7 +201,7 @@ func (h *Local) OpenFile(key string) (Entry, io.ReadSeekCloser, error) {
 	if err != nil {
 		return e, nil, err
 	}
-	f, err := os.Open(filepath.Join(b.dir, fi.SHA256))
+	f, _, err := b.store.Open(fi.SHA256)
 	if err != nil {
 		return e, nil, fmt.Errorf("hub: the bytes of %s are missing: %w", key, err)
 	}
@@ -334,40 +261,27 @@ func (h *Local) sweepBlobs() {
 	b.removeLocked(h, garbage)
 }
 
-// sweepAllBlobs removes every blob of the directory that no key refers to; with temps, also
-// leftover temporary files (only when no write can be in flight, at Open).
-func (h *Local) sweepAllBlobs(temps bool) {
+// sweepAllBlobs removes every blob of the store that no key refers to and no write holds.
+func (h *Local) sweepAllBlobs() {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.temp && !b.made || b.backups > 0 {
+	if b.backups > 0 || b.closed {
 		return
 	}
-	des, err := os.ReadDir(b.dir)
+	sums, err := b.store.List()
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			h.log.Warn("listing stored files", "dir", b.dir, "err", err)
-		}
+		h.log.Warn("listing stored files", "err", err)
 		return
 	}
-	b.made = true
-	var garbage, stale []string
+	var garbage []string
 	h.mu.RLock()
-	for _, de := range des {
-		name := de.Name()
-		switch {
-		case isHash(name) && h.blobRefs[name] == 0 && b.pending[name] == 0:
-			garbage = append(garbage, name)
-		case temps && strings.HasPrefix(name, "tmp-"):
-			if err := os.Remove(filepath.Join(b.dir, name)); err == nil {
-				stale = append(stale, name)
-			}
+	for _, sum := range sums {
+		if h.blobRefs[sum] == 0 && b.pending[sum] == 0 {
+			garbage = append(garbage, sum)
 		}
 	}
 	h.mu.RUnlock()
-	if len(stale) > 0 {
-		h.log.Info("removed stale temporary files", "dir", b.dir, "files", stale)
-	}
 	b.removeLocked(h, garbage)
 }
 
@@ -382,19 +296,17 @@ func (b *blobStore) removeLocked(h *Local, garbage []string) {
 		}
 	}
 	for _, sum := range garbage {
-		if err := os.Remove(filepath.Join(b.dir, sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := b.store.Remove(sum); err != nil {
 			h.log.Warn("removing an unused stored file", "sha256", sum, "err", err)
 		}
 	}
 }
 
-// closeBlobs removes a memory-only hub's temporary directory.
+// closeBlobs ends the blob store's use: later writes of files fail with ErrClosed, and nothing
+// more is swept.
 func (h *Local) closeBlobs() {
 	b := h.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	if b.temp && b.made {
-		os.RemoveAll(b.dir)
-	}
 }

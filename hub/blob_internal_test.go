@@ -1,13 +1,19 @@
 package hub
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/hub/wal/waltest"
 )
 
 // fullFile is a temporary blob file on a disk that fills up after room bytes.
@@ -26,43 +32,84 @@ func (f *fullFile) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
+// fullBlobsFS is the operating system's FS on which stored files' temporary files fill the disk
+// after 10 bytes, while full is set.
+type fullBlobsFS struct {
+	wal.OSFS
+	full atomic.Bool
+	made []string // the temporary files opened
+	mu   sync.Mutex
+}
+
+func (f *fullBlobsFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := f.OSFS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasPrefix(filepath.Base(name), blobTempPrefix) || !f.full.Load() {
+		return file, err
+	}
+	f.mu.Lock()
+	f.made = append(f.made, name)
+	f.mu.Unlock()
+	return &fullFile{File: file.(*os.File), room: 10}, nil
+}
+
 // TestSetFileFullDisk: a file upload on a full disk fails with ErrUnavailable (the cause kept for
 // errors.Is), leaves no temporary file and no key, and fails that write alone: the hub goes on.
+// On the operating system's disk and on waltest's.
 func TestSetFileFullDisk(t *testing.T) {
 	t.Parallel()
-	forBoth := []struct {
+	tests := []struct {
 		name string
-		open func(t *testing.T) *Hub
+		// open returns a hub whose stored files' writes fail with ENOSPC until free is called, and
+		// the names in its blob directory.
+		open func(t *testing.T) (h *Hub, free func(), names func() []string)
 	}{
-		{"memory", func(*testing.T) *Hub { return New(Config{Logger: discardLogger()}) }},
-		{"disk", func(t *testing.T) *Hub { return openTestStore(t, Config{}, StoreConfig{Dir: t.TempDir()}) }},
+		{"os", func(t *testing.T) (*Hub, func(), func() []string) {
+			dir := t.TempDir()
+			fsys := &fullBlobsFS{}
+			fsys.full.Store(true)
+			h := openTestStore(t, Config{}, StoreConfig{Dir: dir, FS: fsys})
+			return h, func() { fsys.full.Store(false) }, func() []string {
+				fsys.mu.Lock()
+				if len(fsys.made) != 1 {
+					t.Errorf("temporary files made: %v", fsys.made)
+				}
+				fsys.mu.Unlock()
+				return dirNames(t, filepath.Join(dir, "blobs"))
+			}
+		}},
+		{"waltest", func(t *testing.T) (*Hub, func(), func() []string) {
+			fsys := waltest.New(1)
+			fsys.SetFault(func(op waltest.Op, name string) error {
+				if op == waltest.OpWrite && strings.HasPrefix(name, "/data/blobs/") {
+					return syscall.ENOSPC
+				}
+				return nil
+			})
+			h := openTestStore(t, Config{}, StoreConfig{Dir: "/data", FS: fsys})
+			return h, func() { fsys.SetFault(nil) }, func() []string {
+				des, err := fsys.ReadDir("/data/blobs")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var names []string
+				for _, de := range des {
+					names = append(names, de.Name())
+				}
+				return names
+			}
+		}},
 	}
-	for _, tc := range forBoth {
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := tc.open(t)
+			h, free, names := tc.open(t)
 			defer h.Close()
-			var made []string
-			h.local().blobs.create = func(dir string) (blobTemp, error) {
-				f, err := os.CreateTemp(dir, "tmp-*")
-				if err != nil {
-					return nil, err
-				}
-				made = append(made, f.Name())
-				return &fullFile{File: f, room: 10}, nil
-			}
 			_, err := h.SetFile("/f", "text/csv", strings.NewReader(strings.Repeat("x", 100)), Cond{}, WriteOptions{})
 			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("SetFile on a full disk: %v, want ErrUnavailable and ENOSPC", err)
 			}
-			if len(made) != 1 {
-				t.Fatalf("temporary files made: %v", made)
-			}
-			if _, err := os.Stat(made[0]); !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("temporary file left behind: %v", err)
-			}
-			if des, _ := os.ReadDir(filepath.Dir(made[0])); len(des) != 0 {
-				t.Fatalf("blob directory holds %d files", len(des))
+			if left := names(); len(left) != 0 {
+				t.Fatalf("the blob directory holds %v", left)
 			}
 			if _, err := h.Get("/f"); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("Get after the failed upload: %v", err)
@@ -70,7 +117,7 @@ func TestSetFileFullDisk(t *testing.T) {
 			if _, err := h.Set("/j", []byte(`1`), Cond{}, WriteOptions{}); err != nil {
 				t.Fatalf("a JSON write after the failed upload: %v", err)
 			}
-			h.local().blobs.create = createTemp // space freed
+			free()
 			if _, err := h.SetFile("/f", "text/csv", strings.NewReader("a,b"), Cond{}, WriteOptions{}); err != nil {
 				t.Fatalf("SetFile once there is room: %v", err)
 			}
@@ -91,5 +138,57 @@ func TestSetFileUnwritableDir(t *testing.T) {
 	_, err := h.SetFile("/f", "text/csv", strings.NewReader("a,b"), Cond{}, WriteOptions{})
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOTDIR) {
 		t.Fatalf("SetFile: %v, want ErrUnavailable and ENOTDIR", err)
+	}
+}
+
+// TestSetFileHoldsItsBlob: a write holds its blob from the moment the bytes are read, before they
+// appear under their name. Here the bytes /b stores are /a's; /b's write is stopped just after
+// its blob is renamed into place, while /a is deleted (the blob's count falls to 0, and the sweep
+// runs) and a checkpoint sweeps the whole directory. Neither removes the blob: /b's bytes are
+// there once its write is acknowledged.
+func TestSetFileHoldsItsBlob(t *testing.T) {
+	t.Parallel()
+	fsys := waltest.New(1)
+	h := openTestStore(t, Config{}, StoreConfig{Dir: "/data", FS: fsys})
+	defer h.Close()
+	body := randomBytes(5, 10<<10)
+	setFile(t, h, "/a", "text/plain", body)
+
+	reached, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fsys.SetFault(func(op waltest.Op, name string) error {
+		if op == waltest.OpSyncDir && name == "/data/blobs" {
+			once.Do(func() {
+				close(reached)
+				<-resume
+			})
+		}
+		return nil
+	})
+	done := make(chan error)
+	go func() {
+		_, err := h.SetFile("/b", "text/plain", bytes.NewReader(body), Cond{}, WriteOptions{})
+		done <- err
+	}()
+	<-reached // /b's blob is in place, its write not acknowledged yet
+	if _, err := h.Delete("/a", Cond{}, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatalf("SetFile /b: %v", err)
+	}
+	if _, got := fileBytes(t, h, "/b"); !bytes.Equal(got, body) {
+		t.Fatal("/b has other bytes")
+	}
+	// Once /b is gone too, the blob is swept.
+	if _, err := h.Delete("/b", Cond{}, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if des, _ := fsys.ReadDir("/data/blobs"); len(des) != 0 {
+		t.Fatalf("the blob directory holds %d files after every key is gone", len(des))
 	}
 }

@@ -131,3 +131,42 @@ func TestFilesOnDisk(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryHubWritesNothingToDisk: a memory-only hub keeps stored files in memory. Storing,
+// sharing, reading, overwriting, deleting and backing up files, and closing the hub, create
+// nothing in the temporary directory, where it once kept them.
+func TestMemoryHubWritesNothingToDisk(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // os.TempDir and os.MkdirTemp("", ...) now point here; not parallel
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler)})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	must(h.SetFile("/a", "application/octet-stream", bytes.NewReader(big), hub.Cond{}, hub.WriteOptions{}))
+	must(h.SetFile("/b", "application/octet-stream", bytes.NewReader(big), hub.Cond{}, hub.WriteOptions{}))
+	must(h.SetFile("/c", "text/plain", strings.NewReader("gamma"), hub.Cond{}, hub.WriteOptions{}))
+	if _, b := readFile(t, h, "/a"); !bytes.Equal(b, big) {
+		t.Fatal("/a has other bytes")
+	}
+	must(h.Delete("/a", hub.Cond{}, hub.WriteOptions{}))
+	if _, b := readFile(t, h, "/b"); !bytes.Equal(b, big) {
+		t.Fatal("/b lost its bytes when /a, which shared them, was deleted")
+	}
+	set(t, h, "/c", `"json now"`)
+	var backup bytes.Buffer
+	if _, err := h.WriteBackup(&backup); err != nil || !bytes.Contains(backup.Bytes(), big[:4096]) {
+		t.Fatalf("WriteBackup: %v, %d bytes", err, backup.Len())
+	}
+	for _, when := range []string{"while it runs", "after Close"} {
+		if when == "after Close" {
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		des, err := os.ReadDir(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, de := range des {
+			t.Errorf("%s, the memory-only hub has made %s in the temporary directory", when, de.Name())
+		}
+	}
+}

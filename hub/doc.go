@@ -37,6 +37,10 @@
 //     it for the seq they show (waitDurable); if that commit's fsync fails they return
 //     ErrUnavailable. Seq and Stats report the durable seq.
 //   - An idempotent retry is answered only once the first request's commit is durable.
+//   - Stored files' bytes go through a BlobStore, named by their sha256: a hub from Open keeps them
+//     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
+//     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before
+//     the commit that refers to it is journaled, and removed only once no durable commit does.
 //   - A writer never waits for a subscriber: delivery appends to the subscriber's queue, bounded in
 //     events and in bytes of keys and values (one event always fits an empty queue), so its memory
 //     grows with its backlog and never past max(QueueBytes, one event); a full queue closes that
@@ -61,4 +65,11 @@
 // takes it. Lock order: pubMu, then Hub.mu, then Local's mu (Subscribe asks the store for a
 // snapshot under Hub.mu); Local never calls the feed while holding its mu. Helpers that need a
 // lock held end in Locked.
+//
+// The disk journal (store) holds no *Local and never takes Local's mu: Open decodes the newest
+// snapshot into a frozen value that Local applies itself (load), and the snapshotter asks for
+// frozen views and sweeps through functions Local hands it (its freeze and sweepAllBlobs). Its
+// Append runs under Local's mu, as Journal says; its own mu only serializes snapshots. Stored
+// files' bookkeeping (blobStore.mu, taken before Local's mu) is Local's; the BlobStore under it
+// takes no lock of the hub's.
 package hub

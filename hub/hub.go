@@ -105,7 +105,7 @@ type Local struct {
 	limits Limits
 	clock  Clock
 	log    *slog.Logger
-	blobs  *blobStore // stored files' bytes (see blob.go)
+	blobs  *blobStore // stored files' bytes: in memory, or on the store's FS (see blob.go)
 	feed   Feed       // where durable commits go, in seq order
 
 	// The state every write reads and changes, under mu.
@@ -136,7 +136,8 @@ type Local struct {
 	pubMu sync.Mutex // serializes publish, so the feed gets events in seq order
 }
 
-// New returns an empty hub over a memory-only store, or over cfg.Journal when it is set.
+// New returns an empty hub over a memory-only store, or over cfg.Journal when it is set. Its stored
+// files are kept in memory (MemoryBlobStore): it writes nothing to disk.
 func New(cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	h := newHub(cfg)
@@ -186,7 +187,7 @@ func newLocal(cfg Config, feed Feed) *Local {
 		feed:     feed,
 		tree:     newTree(),
 		idem:     make(map[string]IdemRecord),
-		blobs:    newBlobStore("", nil),
+		blobs:    newBlobStore(NewMemoryBlobStore(), nil),
 		blobRefs: make(map[string]int),
 		advanced: make(chan struct{}),
 	}

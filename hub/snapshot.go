@@ -175,6 +175,15 @@ func decodeSnapshot(data []byte) (frozen, error) {
 	return f, nil
 }
 
+// load replaces the state with a snapshot's (at Open, before any write or subscription) and
+// starts the feed at its seq.
+func (h *Local) load(f frozen) {
+	h.mu.Lock()
+	h.loadLocked(f)
+	h.mu.Unlock()
+	h.feed.Start(f.seq)
+}
+
 // loadLocked replaces the state with a snapshot's. The history starts empty at the snapshot's seq.
 func (h *Local) loadLocked(f frozen) {
 	h.tree, h.seq = f.tree, f.seq

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,7 +23,8 @@ const (
 )
 
 // StoreConfig says where and how the hub persists. The data directory holds snapshots
-// (snap-<seq>.snap) and the log (wal/).
+// (snap-<seq>.snap), the log (wal/) and the bytes of stored files (blobs/, an FSBlobStore), all on
+// FS.
 type StoreConfig struct {
 	Dir             string
 	Sync            wal.SyncMode // default SyncAlways
@@ -34,19 +35,24 @@ type StoreConfig struct {
 }
 
 // store is the disk Journal: commits go to the log; a background goroutine writes snapshots and
-// removes the log they cover.
+// removes the log they cover. It knows Local only through the functions it is given: it never
+// takes Local's lock and holds no *Local (see the package documentation's Concurrency).
 type store struct {
-	h    *Local
-	cfg  StoreConfig
-	fs   *timedFS
-	log  *wal.Log
-	buf  []byte // encoding scratch, used under the hub's lock
-	kick chan struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	cfg    StoreConfig
+	fs     *timedFS
+	log    *wal.Log
+	logger *slog.Logger
+	buf    []byte // encoding scratch, used by Append (under the caller's lock)
+	kick   chan struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup
 
-	sinceRecords int   // under the hub's lock
-	sinceBytes   int64 // under the hub's lock
+	// Set by Open before the snapshotter starts, and only read after.
+	freeze func() frozen // a consistent view of the state to snapshot (Local.freeze)
+	sweep  func()        // after a snapshot: removes the stored files no key refers to
+
+	sinceRecords int   // by Append (under the caller's lock), and Open before it
+	sinceBytes   int64 // likewise
 
 	mu        sync.Mutex // serializes snapshots
 	snapshots int        // snapshots written since Open, for tests and metrics
@@ -70,31 +76,42 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	if sc.FS == nil {
 		sc.FS = wal.OSFS{}
 	}
-	onOS := onOSFS(sc.FS)
-	timed := newTimedFS(sc.FS) // every fsync of the store is timed, for Stats
+	// Every fsync of the log and of snapshots is timed, for Stats; stored files' are not.
+	blobs := NewFSBlobStore(sc.FS, filepath.Join(sc.Dir, "blobs"))
+	timed := newTimedFS(sc.FS)
 	sc.FS = timed
 	if err := sc.FS.MkdirAll(sc.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	cfg.Journal = nil
 	cfg = cfg.withDefaults()
+	s := &store{cfg: sc, fs: timed, logger: cfg.Logger, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.removeStaleTemps()
+	removed, err := blobs.RemoveTemps()
+	if len(removed) > 0 {
+		s.logger.Info("removed stale temporary files", "files", removed)
+	}
+	if err != nil {
+		s.logger.Warn("removing stale temporary files", "dir", blobs.Dir(), "err", err)
+	}
+	snap, found, err := s.loadNewestSnapshot()
+	if err != nil {
+		return nil, err
+	}
 	hub := newHub(cfg)
 	h := newLocal(cfg, hub)
 	hub.Store = h
 	h.loading = true
-	s := &store{h: h, cfg: sc, fs: timed, kick: make(chan struct{}, 1), done: make(chan struct{})}
-	s.removeStaleTemps()
-	if err := s.loadNewestSnapshot(); err != nil {
-		return nil, err
+	if found {
+		h.load(snap)
 	}
 	log, err := wal.Open(wal.Options{Dir: filepath.Join(sc.Dir, "wal"), Sync: sc.Sync, FS: sc.FS, Logger: h.log, AllowRepair: sc.AllowRepair})
 	if err != nil {
 		return nil, err
 	}
 	s.log = log
-	if onOS {
-		h.blobs = newBlobStore(filepath.Join(sc.Dir, "blobs"), log.Sync) // else a temporary directory
-	}
+	s.freeze, s.sweep = h.freeze, h.sweepAllBlobs
+	h.blobs = newBlobStore(blobs, log.Sync)
 	err = log.Replay(h.seq, func(index uint64, data []byte) error {
 		c, err := decodeCommit(data)
 		if err != nil {
@@ -116,7 +133,7 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 	h.cfg.Journal, h.store, h.loading = s, s, false
 	h.scheduleLocked()
 	h.mu.Unlock()
-	h.sweepAllBlobs(true)
+	h.sweepAllBlobs()
 	s.wg.Add(1)
 	go s.snapshotter()
 	h.log.Info("state loaded", "dir", sc.Dir, "seq", h.Seq(), "keys", h.Len())
@@ -147,7 +164,7 @@ func (s *store) snapshotter() {
 			return
 		case <-s.kick:
 			if err := s.snapshot(); err != nil {
-				s.h.log.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)
+				s.logger.Error("snapshot failed; the log keeps growing until one succeeds", "err", err)
 			}
 		}
 	}
@@ -158,7 +175,7 @@ func (s *store) snapshotter() {
 func (s *store) snapshot() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.h.freeze()
+	f := s.freeze()
 	// The snapshot may hold commits the log has not made durable yet; sync first, so a snapshot never
 	// runs ahead of the log it replaces.
 	if err := s.log.Sync(); err != nil {
@@ -182,7 +199,7 @@ func (s *store) snapshot() error {
 	if err := s.log.RemoveBefore(oldest); err != nil {
 		return err
 	}
-	s.h.sweepAllBlobs(false)
+	s.sweep()
 	return nil
 }
 
@@ -210,10 +227,10 @@ func (s *store) removeStaleTemps() {
 		return ok
 	})
 	if len(removed) > 0 {
-		s.h.log.Info("removed stale temporary files", "files", removed)
+		s.logger.Info("removed stale temporary files", "files", removed)
 	}
 	if err != nil {
-		s.h.log.Warn("removing stale temporary files", "dir", s.cfg.Dir, "err", err)
+		s.logger.Warn("removing stale temporary files", "dir", s.cfg.Dir, "err", err)
 	}
 }
 
@@ -234,28 +251,24 @@ func (s *store) listSnapshots() ([]uint64, error) {
 	return seqs, nil
 }
 
-// loadNewestSnapshot loads the newest snapshot that verifies; a bad one is logged and skipped.
-func (s *store) loadNewestSnapshot() error {
+// loadNewestSnapshot returns the newest snapshot that verifies (found is false when there is
+// none); a bad one is logged and skipped.
+func (s *store) loadNewestSnapshot() (f frozen, found bool, err error) {
 	seqs, err := s.listSnapshots()
 	if err != nil {
-		return err
+		return frozen{}, false, err
 	}
 	for _, seq := range seqs {
 		path := filepath.Join(s.cfg.Dir, snapshotName(seq))
 		data, err := readFile(s.fs, path)
 		if err == nil {
-			var f frozen
 			if f, err = decodeSnapshot(data); err == nil {
-				s.h.mu.Lock()
-				s.h.loadLocked(f)
-				s.h.mu.Unlock()
-				s.h.feed.Start(f.seq)
-				return nil
+				return f, true, nil
 			}
 		}
-		s.h.log.Warn("skipping snapshot", "file", path, "err", err)
+		s.logger.Warn("skipping snapshot", "file", path, "err", err)
 	}
-	return nil
+	return frozen{}, false, nil
 }
 
 func readFile(fsys wal.FS, path string) ([]byte, error) {
@@ -274,16 +287,11 @@ func (s *store) close() error {
 	return s.log.Close()
 }
 
-// onOSFS says fsys is the operating system's, where stored files can live too.
-func onOSFS(fsys wal.FS) bool {
-	_, ok := fsys.(wal.OSFS)
-	return ok
-}
-
 // Restore starts an empty data directory from a backup made by WriteBackup (or a plain snapshot
-// from writeSnapshot): it streams the stored files into <dir>/blobs, verifying each one's sha256,
-// verifies the snapshot and that the backup holds every file it refers to, then installs the
-// snapshot as the directory's. A failed restore leaves the directory empty.
+// from writeSnapshot): it streams the stored files into <dir>/blobs (an FSBlobStore on sc.FS),
+// verifying each one's sha256, verifies the snapshot and that the backup holds every file it
+// refers to, then installs the snapshot as the directory's. A failed restore leaves the directory
+// empty.
 func Restore(sc StoreConfig, backup io.Reader) (seq uint64, err error) {
 	fsys := sc.FS
 	if fsys == nil {
@@ -306,13 +314,13 @@ func Restore(sc StoreConfig, backup io.Reader) (seq uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	blobDir := filepath.Join(sc.Dir, "blobs")
+	blobs := NewFSBlobStore(fsys, filepath.Join(sc.Dir, "blobs"))
 	defer func() {
 		if err != nil {
-			os.RemoveAll(blobDir)
+			blobs.removeAll()
 		}
 	}()
-	if err := restoreBlobs(br, f, blobDir, onOSFS(fsys)); err != nil {
+	if err := restoreBlobs(br, f, blobs); err != nil {
 		return 0, err
 	}
 	err = wal.WriteFileAtomic(fsys, filepath.Join(sc.Dir, snapshotName(f.seq)), func(w io.Writer) error {

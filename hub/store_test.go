@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -368,6 +369,150 @@ func crashRound(t *testing.T, seed uint64) {
 		if err != nil || e.Revision < want {
 			t.Fatalf("seed %d: %s at revision %d (%v) after crash, acknowledged %d", seed, key, e.Revision, err, want)
 		}
+	}
+}
+
+// TestStoreCrashWithFiles crashes the file system at random points while writers store files
+// (some with the same bytes), overwrite and delete them, with snapshots and their sweeps in the
+// mix. waltest keeps only what was synced. After each crash, on what survived: every name in
+// <data>/blobs that is a sha256 holds bytes that hash to it (no blob is visible half-written);
+// after reopening, every key holds what its last acknowledged write left (or what a later,
+// unacknowledged one did; under SyncNone, any state it had), every file key's bytes are there
+// and match its sha256, and the blob
+// directory holds exactly the blobs keys refer to, with no temporary file left.
+func TestStoreCrashWithFiles(t *testing.T) {
+	t.Parallel()
+	rounds := 200
+	if testing.Short() {
+		rounds = 40
+	}
+	pool := make([][]byte, 6) // the same bytes under several keys share a blob
+	for i := range pool {
+		pool[i] = randomBytes(uint64(i), i*i*1500)
+	}
+	for seed := range uint64(rounds) {
+		fileCrashRound(t, seed, pool)
+	}
+}
+
+// fileState is what a key holds in fileCrashRound: "" when absent, else the sha256 of its file.
+type fileState = string
+
+func fileCrashRound(t *testing.T, seed uint64, pool [][]byte) {
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d: %s", seed, fmt.Sprintf(format, args...))
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	fsys := waltest.New(seed)
+	sc := StoreConfig{Dir: "/data", FS: fsys, SnapshotRecords: 1 + rng.IntN(8)}
+	// Without fsyncs an acknowledged write may be lost, but a key's bytes never are: the blob
+	// is durable before its commit, and removed only once the log is durable past its last use.
+	lossy := rng.IntN(3) == 0
+	if lossy {
+		sc.Sync = wal.SyncNone
+	}
+	h, err := Open(Config{Logger: discardLogger()}, sc)
+	if err != nil {
+		fail("Open: %v", err)
+	}
+	fsys.CrashAfter(1 + rng.IntN(300))
+
+	const writers, keysEach = 3, 3
+	// Each key has one writer, so its states come in order: the last acknowledged one, then the
+	// ones tried after it, any of which a crash may have kept (lossy: any state it ever had).
+	var mu sync.Mutex
+	allowed := map[string][]fileState{}
+	for w := range writers {
+		for k := range keysEach {
+			allowed[fmt.Sprintf("/f/%d/%d", w, k)] = []fileState{""} // absent at first
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		wrng := rand.New(rand.NewPCG(seed, uint64(w)))
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				key := fmt.Sprintf("/f/%d/%d", w, i%keysEach)
+				var state fileState
+				var body []byte
+				if wrng.IntN(4) > 0 {
+					body = pool[wrng.IntN(len(pool))]
+					state = hexSum(body)
+				}
+				mu.Lock()
+				allowed[key] = append(allowed[key], state)
+				mu.Unlock()
+				var err error
+				if body != nil {
+					_, err = h.SetFile(key, "application/octet-stream", bytes.NewReader(body), Cond{}, WriteOptions{})
+				} else {
+					_, err = h.Delete(key, Cond{}, WriteOptions{})
+					if errors.Is(err, ErrNotFound) {
+						err = nil
+					}
+				}
+				if err != nil {
+					return
+				}
+				if !lossy {
+					mu.Lock()
+					allowed[key] = []fileState{state}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	h.Close()
+
+	after := fsys.Crash()
+	checkBlobDir(t, after, "/data/blobs", nil, fmt.Sprintf("seed %d", seed))
+	h, err = Open(Config{Logger: discardLogger()}, StoreConfig{Dir: "/data", FS: after})
+	if err != nil {
+		fail("reopen after crash: %v", err)
+	}
+	defer h.Close()
+	referred := map[string]bool{}
+	for key, states := range allowed {
+		got := ""
+		e, f, err := h.OpenFile(key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			fail("%s after crash: %v", key, err)
+		default:
+			data, err := io.ReadAll(f)
+			f.Close()
+			fi, perr := ParseFileInfo(e.Value)
+			if err != nil || perr != nil || hexSum(data) != fi.SHA256 || int64(len(data)) != fi.Size {
+				fail("%s after crash: %d bytes (%v) hashing to %s, described as %s", key, len(data), err, hexSum(data), e.Value)
+			}
+			got = fi.SHA256
+			referred[got] = true
+		}
+		if !slices.Contains(states, got) {
+			fail("%s after crash holds %q; its last acknowledged state and later tries are %q", key, got, states)
+		}
+	}
+	des, err := after.ReadDir("/data/blobs")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fail("%v", err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+		if !referred[de.Name()] {
+			fail("after reopening, the blob directory holds %s, which no key refers to", de.Name())
+		}
+	}
+	if len(names) != len(referred) {
+		fail("after reopening, the blob directory holds %v; keys refer to %d blobs", names, len(referred))
+	}
+	if _, err := h.SetFile("/after", "text/plain", strings.NewReader("after the crash"), Cond{}, WriteOptions{}); err != nil {
+		fail("SetFile after reopening: %v", err)
 	}
 }
 

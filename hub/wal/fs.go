@@ -19,7 +19,8 @@ type FS interface {
 	// OpenFile opens a file like os.OpenFile. Flags used by this package: O_RDONLY, O_WRONLY,
 	// O_CREATE, O_EXCL, O_TRUNC, O_APPEND.
 	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
-	// Remove removes a file. The removal is durable only after SyncDir of its directory.
+	// Remove removes a file or an empty directory, like os.Remove. A file's removal is durable
+	// only after SyncDir of its directory.
 	Remove(name string) error
 	// Rename atomically replaces newpath with oldpath. It is durable only after SyncDir of the
 	// directory; before that a crash may undo it.

@@ -14,7 +14,8 @@
 //   - Contents: each surviving file keeps its synced bytes plus a random prefix of the bytes
 //     written after them. If the file was truncated or overwritten below the synced length since
 //     the last Sync, it keeps either the synced contents or the current ones, at random.
-//   - Directories are durable as soon as MkdirAll returns.
+//   - Directories are durable as soon as MkdirAll returns, and their removal (Remove of an empty
+//     directory) as soon as it returns.
 //
 // After a crash every operation on the old FS and its open files fails with ErrCrashed (the
 // process is dead); Crash returns a fresh FS holding the surviving disk, on which tests reopen.
@@ -327,18 +328,41 @@ func (fsys *FS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, err
 	return &file{fs: fsys, ino: ino, name: name, flag: flag}, nil
 }
 
-// Remove removes a file (a namespace change, durable after SyncDir).
+// Remove removes a file (a namespace change, durable after SyncDir) or an empty directory
+// (durable at once, as MkdirAll is).
 func (fsys *FS) Remove(name string) error {
 	name = filepath.Clean(name)
 	if err := fsys.enter(OpRemove, name); err != nil {
 		return err
 	}
 	defer fsys.mu.Unlock()
+	if fsys.dirs[name] {
+		return fsys.removeDirLocked(name)
+	}
 	if _, ok := fsys.files[name]; !ok {
 		return pathErr(OpRemove, name, fs.ErrNotExist)
 	}
 	delete(fsys.files, name)
 	fsys.pending = append(fsys.pending, nsOp{kind: nsRemove, from: name})
+	return nil
+}
+
+func (fsys *FS) removeDirLocked(name string) error {
+	if name == "/" || name == "." {
+		return pathErr(OpRemove, name, fs.ErrInvalid)
+	}
+	for d := range fsys.dirs {
+		if d != name && filepath.Dir(d) == name {
+			return pathErr(OpRemove, name, syscall.ENOTEMPTY)
+		}
+	}
+	for f := range fsys.files {
+		if filepath.Dir(f) == name {
+			return pathErr(OpRemove, name, syscall.ENOTEMPTY)
+		}
+	}
+	fsys.syncDirLocked(name) // the removals of its files come first, as a journal orders them
+	delete(fsys.dirs, name)
 	return nil
 }
 
@@ -430,6 +454,12 @@ func (fsys *FS) SyncDir(name string) error {
 	if !fsys.dirs[name] {
 		return pathErr(OpSyncDir, name, fs.ErrNotExist)
 	}
+	fsys.syncDirLocked(name)
+	return nil
+}
+
+// syncDirLocked makes durable every namespace change up to the last one that touches name.
+func (fsys *FS) syncDirLocked(name string) {
 	last := -1
 	for i, op := range fsys.pending {
 		if (op.from != "" && filepath.Dir(op.from) == name) || (op.to != "" && filepath.Dir(op.to) == name) {
@@ -440,7 +470,6 @@ func (fsys *FS) SyncDir(name string) error {
 		op.apply(fsys.durable)
 	}
 	fsys.pending = slices.Delete(fsys.pending, 0, last+1)
-	return nil
 }
 
 // ReadFile returns the current contents of a file (synced or not). Test helper: no fault hook, no

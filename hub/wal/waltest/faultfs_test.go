@@ -191,3 +191,39 @@ func TestCapacity(t *testing.T) {
 		t.Fatalf("Write with no bound: %v", err)
 	}
 }
+
+// TestRemoveDir: Remove removes an empty directory, as os.Remove does, and refuses one that holds
+// anything. The removal survives a crash, and the files removed from it before stay removed.
+func TestRemoveDir(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(50) {
+		fsys := waltest.New(seed)
+		fsys.MkdirAll("/d/sub", 0o755)
+		create(t, fsys, "/d/f")
+		if err := fsys.SyncDir("/d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.Remove("/d"); !errors.Is(err, syscall.ENOTEMPTY) {
+			t.Fatalf("Remove of a directory with a file and a directory: %v, want ENOTEMPTY", err)
+		}
+		if err := fsys.Remove("/d/sub"); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.Remove("/d/f"); err != nil { // not synced: only the directory's removal syncs it
+			t.Fatal(err)
+		}
+		if err := fsys.Remove("/d"); err != nil {
+			t.Fatalf("Remove of an empty directory: %v", err)
+		}
+		if _, err := fsys.Stat("/d"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Stat of the removed directory: %v", err)
+		}
+		after := fsys.Crash()
+		if _, err := after.Stat("/d"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("seed %d: the removed directory is back after a crash: %v", seed, err)
+		}
+		if _, err := after.ReadFile("/d/f"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("seed %d: a file of the removed directory is back after a crash: %v", seed, err)
+		}
+	}
+}
