@@ -37,6 +37,7 @@ func forEveryStore(t *testing.T, body func(t *testing.T, mk func(hub.Config) *hu
 		{"memory", func(t *testing.T, cfg hub.Config) *hub.Hub { return newHub(t, cfg) }},
 		{"disk", newDiskHub},
 		{"etcd", func(t *testing.T, cfg hub.Config) *hub.Hub { return newEtcdHub(t, cfg) }},
+		{"etcd3.6", func(t *testing.T, cfg hub.Config) *hub.Hub { return newEmbeddedEtcdHub(t, cfg) }},
 	}
 	for _, s := range stores {
 		t.Run(s.name, func(t *testing.T) {

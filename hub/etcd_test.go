@@ -31,6 +31,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopEmbeddedEtcd()
 	if etcdCmd != nil {
 		etcdCmd.Process.Kill() // the process this package started, by its pid
 		etcdCmd.Wait()
