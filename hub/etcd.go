@@ -52,16 +52,19 @@ type EtcdConfig struct {
 //     reads the keys it decides on at one revision, runs the same step Local runs, and commits
 //     only if none of them changed since (a compare on each ModRevision); else it tries again.
 //   - <prefix>x/<deadline><kind><name> indexes a deadline (a TTL, a lock's expiry, an idempotency
-//     record's end). It is written in the same transaction as what it times, so its
-//     CreateRevision is that write's; the expirer deletes the key only if its ModRevision is still
-//     that, so a rewrite makes the old deadline a no-op. Every node runs the expirer; deletes are
-//     conditional, so two nodes expiring one key commit one delete.
+//     record's end). It is written (created, or rewritten when the deadline is the same) in the
+//     same transaction as what it times, so its ModRevision is that write's; the expirer deletes
+//     the key only if the key's ModRevision is still that, so a rewrite makes the old deadline a
+//     no-op. Every node runs the expirer; deletes are conditional, so two nodes expiring one key
+//     commit one delete.
 //   - <prefix>i/<key> holds an idempotency record.
 //   - Ephemeral keys are put on this node's lease: the node deletes them after their session's
 //     grace period; if the node dies, etcd deletes them when the lease runs out. Locks are plain
 //     keys with a deadline: a held lock outlives the node it was taken through. A lock's fence is
 //     the seq that created its key (CreateRevision).
 //   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order.
+//     A write answers once this node's watch has delivered its commit, so the node's
+//     subscriptions, resumes and lock waiters reflect every write it has answered, as with Local.
 //   - Stored files' bytes live in BlobDir, never in etcd, which holds their description.
 type Etcd struct {
 	cfg    Config
@@ -80,14 +83,24 @@ type Etcd struct {
 	wg     sync.WaitGroup
 	kick   chan struct{} // wakes the expirer when a write adds a deadline
 
+	// The watch's position: every change under <prefix>k up to delivered has been handed to the
+	// feed. A write answers only once its commit is delivered (waitDelivered), so what this
+	// node's hub shows (a subscription's start, a resume, lock waiters) reflects every write it
+	// has answered, as with Local.
+	deliverMu sync.Mutex
+	delivered uint64
+	advanced  chan struct{} // closed and replaced when delivered advances
+
 	sessionsMu sync.Mutex
 	sessions   map[string]*etcdSession
 	nsessions  atomic.Uint64
 }
 
-// etcdSession is what Etcd remembers of a session: the ephemeral keys written through it.
+// etcdSession is what Etcd remembers of a session: the ephemeral keys written through it, and
+// whether it has ended (its grace period runs).
 type etcdSession struct {
-	keys map[string]struct{}
+	keys  map[string]struct{}
+	ended bool
 }
 
 // OpenEtcd returns a hub whose state lives in the etcd cluster at ec.Endpoints. It starts this
@@ -118,6 +131,7 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 	e := &Etcd{
 		cfg: cfg, ec: ec, limits: cfg.Limits.withDefaults(), clock: cfg.Clock, log: cfg.Logger, feed: h, cli: cli,
 		blobs: newBlobStore(NewFSBlobStore(wal.OSFS{}, ec.BlobDir), nil), kick: make(chan struct{}, 1), sessions: make(map[string]*etcdSession),
+		advanced: make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	h.Store = e
@@ -146,6 +160,7 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 		}
 	}()
 	h.Start(start)
+	e.delivered = start
 	e.wg.Add(2)
 	go e.watch(start)
 	go e.expirer()
@@ -155,6 +170,42 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 
 func (e *Etcd) reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(e.ctx, e.ec.RequestTimeout)
+}
+
+// advance records that the watch has handed every change up to seq to the feed.
+func (e *Etcd) advance(seq uint64) {
+	e.deliverMu.Lock()
+	defer e.deliverMu.Unlock()
+	if seq > e.delivered {
+		e.delivered = seq
+		close(e.advanced)
+		e.advanced = make(chan struct{})
+	}
+}
+
+// waitDelivered blocks until this node's watch has handed the commit at seq, a change under
+// <prefix>k, to the feed. The commit is in etcd already: when the watch does not get there within
+// the request timeout (it is broken, and subscriptions have ended with ErrUnavailable), it gives
+// up and says so in the log; a later resume from seq then gets a reset, never a gap.
+func (e *Etcd) waitDelivered(seq uint64) {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	for {
+		e.deliverMu.Lock()
+		delivered, advanced := e.delivered, e.advanced
+		e.deliverMu.Unlock()
+		if delivered >= seq {
+			return
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			if e.ctx.Err() == nil {
+				e.log.Warn("etcd watch behind an answered write", "seq", seq, "delivered", delivered)
+			}
+			return
+		}
+	}
 }
 
 func (e *Etcd) dataKey(key string) string { return e.ec.Prefix + "k" + key }
@@ -275,6 +326,7 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 			res := rec.Result
 			res.Seq = uint64(idemMod) // the record was written by the commit it answers
 			res.Replayed = true
+			e.waitDelivered(res.Seq)
 			return res, nil
 		}
 		st, err := build(now, v)
@@ -320,6 +372,7 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 				e.wake()
 			}
 		}
+		e.waitDelivered(res.Seq)
 		return res, nil
 	}
 }
@@ -591,6 +644,9 @@ func (e *Etcd) deleteRange(prefix string, opt WriteOptions) (Result, error) {
 	if err != nil {
 		return Result{}, unavailableErr(err)
 	}
+	if resp.Deleted > 0 {
+		e.waitDelivered(uint64(resp.Header.Revision))
+	}
 	return Result{Key: prefix, Deleted: int(resp.Deleted), Seq: uint64(resp.Header.Revision)}, nil
 }
 
@@ -665,15 +721,26 @@ func (e *Etcd) NewSession() *Session {
 	e.sessions[id] = &etcdSession{keys: make(map[string]struct{})}
 	e.sessionsMu.Unlock()
 	return NewStoreSession(id, func() {
+		e.sessionsMu.Lock()
+		if s := e.sessions[id]; s != nil {
+			s.ended = true
+		}
+		e.sessionsMu.Unlock()
 		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.endSession(id) })
 	})
 }
 
+// ownKey records that the session id wrote key. A write through a session that has ended (a
+// request that raced its connection's end) starts the key's grace period at once, as in Local.
 func (e *Etcd) ownKey(id, key string) {
 	e.sessionsMu.Lock()
-	defer e.sessionsMu.Unlock()
-	if s := e.sessions[id]; s != nil {
+	s := e.sessions[id]
+	if s != nil && !s.ended {
 		s.keys[key] = struct{}{}
+	}
+	e.sessionsMu.Unlock()
+	if s == nil || s.ended {
+		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.deleteOwned(id, key) })
 	}
 }
 
@@ -683,23 +750,31 @@ func (e *Etcd) endSession(id string) {
 	s := e.sessions[id]
 	delete(e.sessions, id)
 	e.sessionsMu.Unlock()
-	if s == nil || e.ctx.Err() != nil {
+	if s == nil {
 		return
 	}
 	for key := range s.keys {
-		ctx, cancel := e.reqCtx()
-		resp, err := e.cli.Get(ctx, e.dataKey(key))
-		if err == nil && len(resp.Kvs) > 0 {
-			_, r, derr := e.itemOfKV(resp.Kvs[0])
-			if derr == nil && r.Ephemeral && r.Owner == id {
-				_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.dataKey(key)), "=", resp.Kvs[0].ModRevision)).
-					Then(clientv3.OpDelete(e.dataKey(key))).Commit()
-			}
+		e.deleteOwned(id, key)
+	}
+}
+
+// deleteOwned deletes key if it is still an ephemeral key of the session id.
+func (e *Etcd) deleteOwned(id, key string) {
+	if e.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	resp, err := e.cli.Get(ctx, e.dataKey(key))
+	if err == nil && len(resp.Kvs) > 0 {
+		_, r, derr := e.itemOfKV(resp.Kvs[0])
+		if derr == nil && r.Ephemeral && r.Owner == id {
+			_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.dataKey(key)), "=", resp.Kvs[0].ModRevision)).
+				Then(clientv3.OpDelete(e.dataKey(key))).Commit()
 		}
-		cancel()
-		if err != nil {
-			e.log.Warn("deleting an ephemeral key", "key", key, "err", err)
-		}
+	}
+	if err != nil {
+		e.log.Warn("deleting an ephemeral key", "key", key, "err", err)
 	}
 }
 
@@ -755,6 +830,7 @@ func (e *Etcd) watch(rev uint64) {
 					cur := e.Seq()
 					e.log.Warn("etcd compacted past this node's watch; streams start again", "from", next, "now", cur)
 					e.feed.Start(cur)
+					e.advance(cur)
 					next = int64(cur) + 1
 				} else {
 					e.log.Warn("etcd watch interrupted; streams end and resume", "err", err)
@@ -776,6 +852,7 @@ func (e *Etcd) watch(rev uint64) {
 			if len(events) > 0 {
 				e.feed.Deliver(events)
 				next = int64(events[len(events)-1].Seq) + 1
+				e.advance(events[len(events)-1].Seq)
 			}
 		}
 		cancel()
@@ -814,10 +891,20 @@ func (e *Etcd) expirer() {
 		next := e.expireDue()
 		wait := time.Second
 		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(e.clock.Now()), 0))
+			wait = min(wait, next.Sub(e.clock.Now()))
+		}
+		if wait <= 0 {
+			continue // the clock passed the next deadline meanwhile
 		}
 		timer := make(chan struct{})
 		stop := e.clock.AfterFunc(wait, func() { close(timer) })
+		// The timer counts from the clock's reading when it is armed: if the clock passed the
+		// deadline between the reading above and that one (an injected clock may jump), the timer
+		// would fire late, or, on a fake clock, never.
+		if !next.IsZero() && !e.clock.Now().Before(next) {
+			stop()
+			continue
+		}
 		select {
 		case <-e.ctx.Done():
 		case <-timer:
@@ -859,7 +946,9 @@ func (e *Etcd) expireDue() time.Time {
 			if name[16] == 'i' {
 				target = e.idemKey(name[17:])
 			}
-			_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(target), "=", kv.CreateRevision)).
+			// The index entry was last written with what it times: a write that gives a key (or
+			// a record) the same deadline again rewrites the entry rather than creating it.
+			_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(target), "=", kv.ModRevision)).
 				Then(clientv3.OpDelete(target), clientv3.OpDelete(string(kv.Key))).
 				Else(clientv3.OpDelete(string(kv.Key))).Commit()
 			if err != nil {
