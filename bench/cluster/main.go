@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -54,10 +55,12 @@ var (
 	keep     = flag.Bool("keep", false, "keep the temporary directory (logs, data)")
 )
 
-// procs are the processes this run started, killed by PID at the end.
+// procs are the processes this run started, killed by PID at the end (cleanup), and by the
+// kernel if this process dies first (Pdeathsig).
 var (
 	procsMu sync.Mutex
 	procs   []*exec.Cmd
+	tmp     string
 )
 
 func main() {
@@ -67,25 +70,56 @@ func main() {
 			log.Fatalf("%s is missing: apt-get install -y etcd-server wrk", tool)
 		}
 	}
-	tmp, err := os.MkdirTemp("", "statehub-bench-cluster-")
-	if err != nil {
+	var err error
+	if tmp, err = os.MkdirTemp("", "statehub-bench-cluster-"); err != nil {
 		log.Fatal(err)
 	}
-	err = run(tmp)
+	// An interrupt ends the run with the cleanup, and so does a closed stdout (| head): with
+	// SIGPIPE notified, a write to it fails (say) instead of killing the process. A SIGPIPE of a
+	// socket (a subscriber's stream) is ignored here; its write fails too.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	go func() {
+		for s := range sig {
+			if s != syscall.SIGPIPE {
+				fatal(fmt.Errorf("stopped by %v", s))
+			}
+		}
+	}()
+	if err := run(tmp); err != nil {
+		fatal(err)
+	}
+	cleanup()
+}
+
+// cleanup kills every process this run started, by its PID, and removes the temporary directory
+// (unless -keep).
+func cleanup() {
 	procsMu.Lock()
 	for _, c := range procs {
-		c.Process.Kill() // only the processes this run started, by their PID
+		c.Process.Kill()
 		c.Wait()
 	}
+	procs = nil
 	procsMu.Unlock()
 	if *keep {
-		fmt.Println("kept", tmp)
+		fmt.Fprintln(os.Stderr, "kept", tmp)
 	} else {
 		os.RemoveAll(tmp)
 	}
-	if err != nil {
-		log.Fatal(err)
+}
+
+// say prints a result line; when stdout is gone the run ends.
+func say(format string, args ...any) {
+	if _, err := fmt.Printf(format, args...); err != nil {
+		fatal(err)
 	}
+}
+
+// fatal cleans up, then exits with err.
+func fatal(err error) {
+	cleanup()
+	log.Fatal(err)
 }
 
 func run(tmp string) error {
@@ -111,7 +145,7 @@ func run(tmp string) error {
 	s := wrk(single.url, script, *conns)
 	singleCPU := perWrite(cpuTicks(single.cmd.Process.Pid)-c0, s.requests)
 	single.stop()
-	fmt.Printf("single binary -sync=always: %8.0f writes/s, p99 %s%s; CPU %.0f µs per write\n", s.rate, s.p99, s.errors(), singleCPU)
+	say("single binary -sync=always: %8.0f writes/s, p99 %s%s; CPU %.0f µs per write\n", s.rate, s.p99, s.errors(), singleCPU)
 
 	// The cluster: three etcd members, two nodes.
 	members, etcdPids, err := startEtcd(tmp)
@@ -143,7 +177,7 @@ func run(tmp string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("one node:                   %8.0f writes/s, p99 %s%s; CPU %.0f µs per write in the node, %.0f in etcd (three members)\n",
+	say("one node:                   %8.0f writes/s, p99 %s%s; CPU %.0f µs per write in the node, %.0f in etcd (three members)\n",
 		one.rate, one.p99, one.errors(), nodeCPU, etcdCPU)
 	var per []string
 	for _, k := range slices.Sorted(maps.Keys(after)) {
@@ -151,9 +185,9 @@ func run(tmp string) error {
 			per = append(per, fmt.Sprintf("%s %.2f", k, d/float64(one.requests)))
 		}
 	}
-	fmt.Printf("etcd requests per write:    %.2f (%s)\n", (after["total"]-before["total"])/float64(one.requests), strings.Join(per, ", "))
+	say("etcd requests per write:    %.2f (%s)\n", (after["total"]-before["total"])/float64(one.requests), strings.Join(per, ", "))
 	fsyncs, fsyncSecs := after["fsyncs"]-before["fsyncs"], after["fsync_seconds"]-before["fsync_seconds"]
-	fmt.Printf("etcd WAL fsyncs per write:  %.2f per member (mean fsync %.1f ms)\n", fsyncs/float64(len(members))/float64(one.requests), 1000*fsyncSecs/max(fsyncs, 1))
+	say("etcd WAL fsyncs per write:  %.2f per member (mean fsync %.1f ms)\n", fsyncs/float64(len(members))/float64(one.requests), 1000*fsyncSecs/max(fsyncs, 1))
 
 	var two [2]wrkResult
 	var wg sync.WaitGroup
@@ -161,10 +195,10 @@ func run(tmp string) error {
 		wg.Go(func() { two[i] = wrk(n.url, script, *conns/2) })
 	}
 	wg.Wait()
-	fmt.Printf("two nodes:                  %8.0f writes/s, p99 %s and %s%s%s\n", two[0].rate+two[1].rate, two[0].p99, two[1].p99, two[0].errors(), two[1].errors())
+	say("two nodes:                  %8.0f writes/s, p99 %s and %s%s%s\n", two[0].rate+two[1].rate, two[0].p99, two[1].p99, two[0].errors(), two[1].errors())
 
 	hot := wrk(nodes[0].url+"/bench/hot?incr", incr, *hotConns)
-	fmt.Printf("one hot key, incr, one node: %7.0f increments/s, p99 %s (%d connections)%s\n", hot.rate, hot.p99, *hotConns, hot.errors())
+	say("one hot key, incr, one node: %7.0f increments/s, p99 %s (%d connections)%s\n", hot.rate, hot.p99, *hotConns, hot.errors())
 
 	return fanout(nodes)
 }
@@ -214,7 +248,7 @@ func wrk(url, script string, c int) wrkResult {
 	}
 	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(c), "-d"+duration.String(), "--latency", "-s", script, url).CombinedOutput()
 	if err != nil {
-		log.Fatalf("wrk: %v\n%s", err, out)
+		fatal(fmt.Errorf("wrk: %v\n%s", err, out))
 	}
 	var r wrkResult
 	if m := reRequests.FindSubmatch(out); m != nil {
@@ -309,9 +343,9 @@ func fanout(nodes []*statehub) error {
 		rates = append(rates, float64(*subs)/took.Seconds())
 	}
 	slices.Sort(rates)
-	fmt.Printf("fan-out to %d SSE subscribers on two nodes: %.0f deliveries/s (median of %d writes; %.0f to %.0f)\n",
+	say("fan-out to %d SSE subscribers on two nodes: %.0f deliveries/s (median of %d writes; %.0f to %.0f)\n",
 		*subs, rates[len(rates)/2], len(rates), rates[0], rates[len(rates)-1])
-	fmt.Printf("memory per subscriber: %s\n", strings.Join(rssPer, "; "))
+	say("memory per subscriber: %s\n", strings.Join(rssPer, "; "))
 	return nil
 }
 
@@ -369,7 +403,7 @@ func cpuTicks(pids ...int) int64 {
 	for _, pid := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			log.Fatal(err)
+			fatal(err)
 		}
 		// The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
 		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
@@ -501,6 +535,7 @@ func startEtcd(tmp string) ([]string, []int, error) {
 }
 
 func start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -526,7 +561,7 @@ func waitUp(url string) error {
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
