@@ -17,7 +17,7 @@ import (
 
 func TestEmbeddedFiles(t *testing.T) {
 	names := static.Names()
-	for _, want := range []string{"console.html", "console.js", "counter.html", "counter.js", "board.html", "board.js", "style.css"} {
+	for _, want := range []string{"console.html", "console.js", "console.css", "counter.html", "counter.js", "board.html", "board.js", "style.css"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("%s is not embedded (have %v)", want, names)
 		}
@@ -74,8 +74,11 @@ func TestRoot(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || !strings.HasPrefix(ct, "text/html") {
 		t.Fatalf("navigation to /: %d %s", res.StatusCode, ct)
 	}
-	if !strings.Contains(body, "<title>Statehub console</title>") || !strings.Contains(body, `src="/statehub.js"`) {
+	if !strings.Contains(body, "<title>Statehub console</title>") || !strings.Contains(body, `src="/.demo/console.js"`) {
 		t.Errorf("navigation to / is not the console:\n%s", body)
+	}
+	if regexp.MustCompile(`<(script|img|link)[^>]+(src|href)="(https?:)?//`).MatchString(body) {
+		t.Errorf("the console loads something from elsewhere:\n%s", body)
 	}
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 		t.Errorf("console CSP %q", csp)
@@ -94,10 +97,12 @@ func TestRoot(t *testing.T) {
 func TestPages(t *testing.T) {
 	srv := newServer(t)
 	for path, want := range map[string]string{
-		"/.demo/counter":   "text/html",
-		"/.demo/board":     "text/html",
-		"/.demo/board.js":  "text/javascript",
-		"/.demo/style.css": "text/css",
+		"/.demo/counter":     "text/html",
+		"/.demo/board":       "text/html",
+		"/.demo/board.js":    "text/javascript",
+		"/.demo/style.css":   "text/css",
+		"/.demo/console.css": "text/css",
+		"/.demo/console.js":  "text/javascript",
 	} {
 		res, body := get(t, srv, path, "")
 		if ct := res.Header.Get("Content-Type"); res.StatusCode != 200 || !strings.HasPrefix(ct, want) || body == "" {
