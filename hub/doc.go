@@ -5,8 +5,9 @@
 // # The seam
 //
 // A Store decides and orders: it checks and applies every write, gives each commit its seq, reads
-// keys and subtrees, and owns TTL expiry, sessions and stored files (Local, with the WAL in package
-// wal, is the single binary's). It hands every commit, once durable, to a Feed, in seq order. The
+// keys and subtrees, and owns TTL expiry, sessions and stored files. Local, with the WAL in package
+// wal, is the single binary's; Etcd (etcd.go) is a cluster's, the state in etcd v3 shared by any
+// number of nodes. It hands every commit, once durable, to a Feed, in seq order. The
 // Hub is that feed: it keeps the history that resumes streams, the subscriptions and their
 // bounded queues, snapshot-then-live, and lock waiters, and serves the Store's key API alongside
 // (embedded). It never learns which store it has.
@@ -14,9 +15,10 @@
 // # Invariants
 //
 //   - Seq is one global, strictly increasing commit number. Every commit (a set, an increment, a
-//     delete, a subtree delete, an expiry) takes the next seq; all of a commit's changes share it and
+//     delete, a subtree delete, an expiry) takes a seq larger than every earlier one (Local's are
+//     consecutive; Etcd's are etcd's revisions, which skip); all of a commit's changes share it and
 //     are ordered by key. The seq never goes backwards, across restarts included (the journal
-//     restores it).
+//     restores it); only restoring an older backup takes it back.
 //   - A key's revision is 0 when it is created and +1 on every change; a deleted key's delete event
 //     carries its last revision + 1, and a re-created key starts again at 0.
 //   - Values are compact JSON with number literals exactly as written, and valid UTF-8 (so they can
@@ -36,7 +38,16 @@
 //     errors show the current revision) read the applied state under Local's mu, then wait outside
 //     it for the seq they show (waitDurable); if that commit's fsync fails they return
 //     ErrUnavailable. Seq and Stats report the durable seq.
-//   - An idempotent retry is answered only once the first request's commit is durable.
+//   - An idempotent retry is answered only once the first request's commit is durable. Only a
+//     write that succeeds is remembered (its answer, for IdempotencyWindow): a failed one changed
+//     nothing and is evaluated again when retried.
+//   - A lock's token is 128 random bits, returned once; the store keeps only its SHA-256 (in the
+//     journal or etcd, so renew and release work after a restart), never in a value or an event.
+//     A lock expires on the clock's monotonic reading while the process runs; after a restart its
+//     persisted wall-clock deadline counts.
+//   - An ephemeral key's flag is persisted, its owner (a Session) is not: after a restart no
+//     session owns anything, and every ephemeral key is deleted one EphemeralGrace after the start
+//     unless a client writes it again (session.go).
 //   - Stored files' bytes go through a BlobStore, named by their sha256: a hub from Open keeps them
 //     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
 //     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before

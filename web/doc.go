@@ -8,13 +8,13 @@
 //   - Every operation exists once, in the operation layer (ops.go), for HTTP and the WebSocket
 //     alike: the transports decode requests into its types and encode its answers. Every request
 //     is authorized in one place (permit) before it reaches the hub.
-//   - Every error reaches the client through one mapping (classify, errorBody), over HTTP and the
-//     WebSocket alike.
-//   - Every error reaches the client through one mapping (handleError) as JSON
-//     {"error","code"} with a 4xx status for anything the client did wrong; 5xx only for faults
-//     of the server itself, such as a failed disk.
-//   - Every request passes one middleware (wrapRoute): the CORS headers, the limits, the error
-//     mapping, then its metrics and log line.
+//   - Every error reaches the client through one mapping (classify, errorBody in errors.go), over
+//     HTTP (handleError, echo's HTTPErrorHandler) and the WebSocket alike: JSON {"error","code"}
+//     with a 4xx status for anything the client did wrong; 5xx only for faults of the server
+//     itself, such as a failed disk, whose message never names a server path.
+//   - Every request passes one middleware (wrapRoute): the CORS headers, then the preflight's
+//     answer or protected mode's refusal, the limits and the handler, the error mapping, then its
+//     metrics and log line.
 //   - Every response allows any origin (CORS "*", no credentials) and exposes every header ("*").
 //     A Private Network Access preflight is allowed only with Config.AllowPrivateNetwork.
 //   - Protected mode (protected.go): with no auth configured, a request holding only the local
@@ -23,15 +23,26 @@
 //     address is the TCP peer, or what trusted proxies name, never a header anyone may send.
 //   - A connection is timed (Limits' header and idle timeouts, net/http's ReadHeaderTimeout and
 //     IdleTimeout) only while it waits for a request or reads its headers; never in a handler,
-//     never once hijacked.
-//   - Streams have no whole-response timeout; each write has its own deadline. A stream ends with
-//     an `event: close` that says why (slow, shutdown, token_expired), and the client resumes from
-//     its last id. No stream or socket outlives its token's exp (tokenexpiry.go).
+//     never once hijacked. A body has its own deadline (Limits.BodyTimeout), lifted once it is
+//     read, so a lock's wait is not cut. No http.Server.WriteTimeout or ReadTimeout: they would end
+//     streams.
+//   - Streams have no whole-response timeout; each write has its own deadline. A stream, a
+//     WebSocket subscription or a whole socket ends with a reason from one catalogue
+//     (disconnect.go: slow, shutdown, unauthorized, token_expired, unavailable, closed), and the
+//     client resumes from its last position. No stream or socket outlives its token's exp
+//     (tokenexpiry.go).
+//   - Streams and WebSocket upgrades are never compressed or buffered (compress.go): each event
+//     leaves as it commits.
+//   - The WebSocket accepts any origin: access is by token, never by cookie, so a cross-site page
+//     gains nothing from a browser's ambient credentials (ws.go).
 //   - No token or secret reaches a log line: the request log redacts secret-looking query
 //     parameters (redactURI) and never logs headers or WebSocket messages.
 //
 // # Concurrency
 //
 // One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
-// is the only reader of its channel; it closes the subscription when the client goes away.
+// is its only reader; it closes the subscription when the client goes away. A WebSocket has a
+// reader goroutine that runs its requests one at a time in arrival order (a lock's wait runs
+// aside, at most 64 per socket), one writer that alone writes data frames from a bounded queue,
+// a keep-alive pinger, and a pump per subscription that moves its events into the queue (ws.go).
 package web
