@@ -12,7 +12,7 @@ import (
 	"github.com/evanw/esbuild/pkg/api"
 )
 
-//go:embed src/*.ts statehub.d.ts
+//go:embed src/*.ts statehub.d.ts global.d.ts README.md npm/package.json
 var files embed.FS
 
 // Asset is one served file.
@@ -27,7 +27,7 @@ type Asset struct {
 type Bundle struct {
 	Script Asset // minified IIFE for <script src>: globals Statehub and AtomKV, declarative elements
 	Module Asset // minified ES module
-	Types  Asset // statehub.d.ts
+	Types  Asset // statehub.d.ts, then the script tag's globals (global.d.ts)
 }
 
 const jsType = "text/javascript; charset=utf-8"
@@ -45,7 +45,7 @@ func Build() (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	types, err := files.ReadFile("statehub.d.ts")
+	types, err := servedTypes()
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +54,24 @@ func Build() (*Bundle, error) {
 		Module: asset(module, jsType),
 		Types:  asset(types, "application/typescript; charset=utf-8"),
 	}, nil
+}
+
+// servedTypes is statehub.d.ts (the module's declarations) followed by the declare global block of
+// global.d.ts: one file for the module and for the script tag.
+func servedTypes() ([]byte, error) {
+	module, err := files.ReadFile("statehub.d.ts")
+	if err != nil {
+		return nil, err
+	}
+	global, err := files.ReadFile("global.d.ts")
+	if err != nil {
+		return nil, err
+	}
+	_, block, ok := strings.Cut(string(global), "\ndeclare global {")
+	if !ok {
+		return nil, errors.New("jslib: global.d.ts has no declare global block")
+	}
+	return append(module, "\n// The globals of the script tag (global.d.ts).\ndeclare global {"+block...), nil
 }
 
 func asset(body []byte, contentType string) Asset {

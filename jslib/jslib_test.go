@@ -64,7 +64,7 @@ func node(t *testing.T, dir string, args ...string) string {
 	if err != nil {
 		t.Skip("node not installed")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
@@ -190,5 +190,71 @@ func TestBehaviour(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Log(node(t, dir, "--test", "--test-timeout=20000", "client.test.mjs"))
+	t.Log(node(t, dir, "--test", "--test-timeout=60000", "client.test.mjs"))
+}
+
+// TestPackage checks the npm package's files (Bundle.Package): the manifest's entry points exist,
+// the bundles are the served ones, and the module's declarations declare no globals.
+func TestPackage(t *testing.T) {
+	b := mustBuild(t)
+	files, err := b.Package()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct {
+		Name, Version, License, Type, Main, Module, Types, Unpkg string
+		Files                                                    []string
+		Exports                                                  map[string]any
+	}
+	if err := json.Unmarshal(files["package.json"], &manifest); err != nil {
+		t.Fatal(err)
+	}
+	if manifest.Name != "statehub" || manifest.Version != "0.1.0" || manifest.License != "Apache-2.0" || manifest.Type != "module" {
+		t.Errorf("manifest: %+v", manifest)
+	}
+	if !slices.Equal(manifest.Files, []string{"dist"}) {
+		t.Errorf("files %v, want [dist]", manifest.Files)
+	}
+	exists := func(what, p string) {
+		if _, ok := files[strings.TrimPrefix(p, "./")]; !ok && p != "./package.json" {
+			t.Errorf("%s names %s, which the package lacks", what, p)
+		}
+	}
+	for _, p := range []string{manifest.Main, manifest.Module, manifest.Types, manifest.Unpkg} {
+		exists("package.json", p)
+	}
+	root, _ := manifest.Exports["."].(map[string]any)
+	var conditions []string
+	for name, target := range root {
+		conditions = append(conditions, name)
+		exists(`exports["."].`+name, target.(string))
+	}
+	slices.Sort(conditions)
+	if !slices.Equal(conditions, []string{"default", "import", "types"}) {
+		t.Errorf(`exports["."] has the conditions %v, want types, import, default`, conditions)
+	}
+	if root["types"] != "./dist/statehub.d.mts" || root["import"] != "./dist/statehub.mjs" {
+		t.Errorf(`exports["."] = %v`, root)
+	}
+	for sub, target := range manifest.Exports {
+		if m, ok := target.(map[string]any); ok {
+			for name, p := range m {
+				exists("exports["+sub+"]."+name, p.(string))
+			}
+		} else {
+			exists("exports["+sub+"]", target.(string))
+		}
+	}
+	if !bytes.Equal(files["dist/statehub.mjs"], b.Module.Body) || !bytes.Equal(files["dist/statehub.js"], b.Script.Body) {
+		t.Error("the package's bundles are not the served ones")
+	}
+	if bytes.Contains(files["dist/statehub.d.mts"], []byte("declare global")) {
+		t.Error("the module's declarations declare globals")
+	}
+	if g := string(files["dist/global.d.ts"]); !strings.Contains(g, `from "./statehub.mjs"`) || !strings.Contains(g, "var Statehub: Client") {
+		t.Errorf("dist/global.d.ts:\n%s", g)
+	}
+	if !bytes.Contains(b.Types.Body, []byte("declare global {")) {
+		t.Error("the served statehub.d.ts does not declare the script tag's globals")
+	}
 }

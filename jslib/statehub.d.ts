@@ -1,20 +1,42 @@
-// Type declarations of the Statehub browser client.
+// Type declarations of the Statehub browser client: the ES module's exports. They declare no
+// globals; global.d.ts declares those of the script tag (`Statehub`, `AtomKV`).
 //
-// Served at /statehub.d.ts next to the ES module at /statehub.mjs:
+// Served at /statehub.d.ts (followed by the globals) next to the ES module at /statehub.mjs:
 //
 //   // @deno-types="https://statehub.example/statehub.d.ts"
 //   import Statehub, { connect } from "https://statehub.example/statehub.mjs";
 //
-// A page that loads the script tag (`<script src="https://statehub.example/">`) gets the globals
-// `Statehub` and `AtomKV` declared at the end of this file.
+// and in the npm package as dist/statehub.d.mts, next to dist/statehub.mjs.
+
+/**
+ * A token (a JWT), or a function that gives one, called for each new connection and again when
+ * the token expires or is refused, so that an expired JWT is replaced instead of ending the client.
+ * It may return a promise; `null` or `undefined` means no token.
+ */
+export type TokenSource = string | (() => string | null | undefined | Promise<string | null | undefined>);
 
 /** Options of {@link connect} and {@link Client}'s constructor. */
 export interface ConnectOptions {
-  /** A JWT: sent as the first WebSocket message, as `Authorization: Bearer` and as `?token=` for EventSource. */
-  token?: string;
+  /**
+   * A JWT or a function that gives one: sent as the first WebSocket message (and, before a JWT's
+   * `exp`, again on the open connection with a fresh token from the function), as
+   * `Authorization: Bearer` and as `?token=` for EventSource.
+   */
+  token?: TokenSource;
   /** "auto" (default): WebSocket, falling back to SSE + fetch when it cannot connect; "ws" or "sse" to force one. */
   transport?: "auto" | "ws" | "sse";
+  /** The WebSocket class (default: the global one). In Node 20: `WebSocket` of the `ws` package. */
+  WebSocket?: new (url: string) => object;
+  /** The EventSource class of the HTTP fallback's subscriptions (default: the global one). */
+  EventSource?: new (url: string) => object;
 }
+
+/**
+ * The connection, for an app to show: `connecting` until the server is first reached; `online`;
+ * `offline` after the connection was lost (the client reconnects); `resyncing` once reconnected
+ * while subscriptions catch up on what they missed, until each has.
+ */
+export type ConnectionState = "connecting" | "online" | "offline" | "resyncing";
 
 /** A duration: Go syntax ("30s", "1h30m") or a number of milliseconds. */
 export type Duration = string | number;
@@ -27,9 +49,14 @@ export interface WriteOptions {
   ephemeral?: boolean;
 }
 
-/** The answer to a write. */
+/**
+ * The answer to a write, which the server sends only once the write is durable (under its `-sync`
+ * setting: with `always`, the default, after fsync).
+ */
 export interface WriteResult {
+  /** The key's new revision. */
   revision: number;
+  /** The commit's seq: a subscription has seen this write once it delivered a change with `meta.seq >= seq`. */
   seq: number;
 }
 
@@ -71,8 +98,39 @@ export interface EventMeta {
 export type Change<T = any> = [key: string, value: T | null, revision: number, meta: EventMeta];
 
 export interface SubscribeOptions {
-  /** Deliver the current entries of the path first, then the changes after them. */
+  /** Deliver the current entries of the path first, then the changes after them (default false). */
   snapshot?: boolean;
+}
+
+export interface OnOptions {
+  /** Call back with the current value (or the subtree's entries) first, then with every change: the default. `false`: changes only. */
+  snapshot?: boolean;
+}
+
+/** A check of {@link Client.tx}: the key's current revision (-1: absent). */
+export interface TxCheck {
+  key: string;
+  revision: number;
+}
+
+/** An operation of {@link Client.tx}: set a value, add to an integer (`by` defaults to 1), or delete. */
+export type TxOp<T = any> = { op: "set"; key: string; value: T } | { op: "incr"; key: string; by?: number } | { op: "delete"; key: string };
+
+/** The result of one operation of {@link Client.tx}. */
+export interface TxOpResult {
+  key: string;
+  /** The new revision; for a delete, the deleted revision + 1, or -1 when the key was absent (nothing done). */
+  revision: number;
+  /** An incr's new value. */
+  value?: number;
+}
+
+/** The answer to {@link Client.tx}, sent once the transaction is durable. */
+export interface TxResult {
+  /** The seq of the one commit of every change. */
+  seq: number;
+  /** One per operation, in order. */
+  results: TxOpResult[];
 }
 
 export interface LockOptions {
@@ -129,12 +187,23 @@ export declare class Client {
   readonly url: string;
   /** A client for another server. */
   connect(url: string, opts?: ConnectOptions): Client;
+  /** The connection's state (see {@link ConnectionState}). */
+  readonly state: ConnectionState;
+  /**
+   * Calls `cb` with the current state, then with each new one; returns the function that stops.
+   * While a callback is registered the client stays connected (it connects at once, and reconnects with nothing else to do).
+   */
+  onState(cb: (state: ConnectionState) => void): () => void;
 
   /** `[value, revision]`, or `[null, -1]` when the key is absent. */
   get<T = any>(key: string): Promise<[T | null, number]>;
+  /** Resolves once the write is durable. */
   set<T = any>(key: string, value: T, opts?: WriteOptions): Promise<WriteResult>;
-  /** Compare-and-swap: succeeds only if `revision` is the current revision + 1 (0 creates). */
-  update<T = any>(key: string, value: T, revision: number, opts?: WriteOptions): Promise<boolean>;
+  /**
+   * Compare-and-swap: succeeds only if `revision` is the current revision + 1 (0 creates). Resolves
+   * the {@link WriteResult} once durable, or `false` on a conflict.
+   */
+  update<T = any>(key: string, value: T, revision: number, opts?: WriteOptions): Promise<WriteResult | false>;
   /**
    * Deletes a key or, for a path ending in "/", a subtree. With `revision` (the current one) the delete
    * is conditional. Resolves the number of keys deleted (0 when absent or on a conflict).
@@ -145,16 +214,23 @@ export declare class Client {
   list<T = any>(path: string, opts?: ListOptions): Promise<ListPage<T>>;
   /** Read, compute, compare-and-swap, retried until no one else wrote in between; resolves the value written. */
   transact<T = any>(key: string, fn: (value: T | null, revision: number) => T | Promise<T>): Promise<T>;
-  /** A multi-key transaction: checks and ops as `POST /.tx` takes them. */
-  tx(checks: object[], ops: object[]): Promise<{ seq: number }>;
+  /**
+   * A multi-key transaction, all or nothing: every check must hold, then every op is applied in one
+   * commit. Rejects with code `revision_conflict` (the failed key in `error.data.key`) when a check fails.
+   */
+  tx(checks: TxCheck[], ops: TxOp[]): Promise<TxResult>;
 
   /** Changes of a key or subtree as an async iterator; `break` or `return()` unsubscribes. Nothing is lost or repeated. */
   subscribe<T = any>(path: string, opts?: SubscribeOptions): AsyncIterableIterator<Change<T>>;
-  /** Calls `cb` for every change; returns the function that unsubscribes. */
+  /**
+   * Calls `cb` with the current value of a key (`null`, -1 when absent) or with each current entry
+   * of a subtree (none when it is empty), then with every change; with `{snapshot: false}`, with
+   * changes only. Returns the function that unsubscribes.
+   */
   on<T = any>(
     path: string,
     cb: (key: string, value: T | null, revision: number, meta: EventMeta) => void,
-    opts?: SubscribeOptions,
+    opts?: OnOptions,
   ): () => void;
   /**
    * Keeps `state` (key -> value) equal to the path's current entries: `cb(state, null)` once it is
@@ -188,10 +264,3 @@ export declare function connect(url: string, opts?: ConnectOptions): Client;
 /** Binds `data-statehub-value` and `data-statehub-count` elements, now and as they are added (the script tag does this itself). */
 export declare function bind(client?: Client): void;
 export default Statehub;
-
-declare global {
-  /** Defined by the script tag. */
-  var Statehub: Client;
-  /** Defined by the script tag. */
-  var AtomKV: AtomKVApi;
-}

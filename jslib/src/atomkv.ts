@@ -7,7 +7,7 @@ export const atomkv = (c: Client): AtomKVApi => ({
   set: async (key, value) => {
     await c.set(key, value);
   },
-  update: (key, value, revision) => c.update(key, value, revision),
+  update: (key, value, revision) => c.update(key, value, revision).then((written) => !!written),
   async *subscribe(keypath: string) {
     for await (const [k, v, r] of c.subscribe(keypath)) yield [k, v, r];
   },

@@ -2,6 +2,7 @@
 // subscription, and hands it to its transport: the WebSocket, or the HTTP fallback.
 import type {
   Change,
+  ConnectionState,
   ConnectOptions,
   Duration,
   EventMeta,
@@ -9,16 +10,20 @@ import type {
   ListPage,
   Lock,
   LockOptions,
+  OnOptions,
   Presence,
   SubscribeOptions,
+  TxCheck,
+  TxOp,
+  TxResult,
   WriteOptions,
   WriteResult,
 } from "../statehub";
-import type { StatehubError } from "./error";
+import { StatehubError } from "./error";
 import { HttpTransport } from "./http";
-import type { DeleteKeyRequest, DeletePathRequest, GoDuration, RequestMessage, Results, TxCheck, TxOp } from "./protocol";
+import type { DeleteKeyRequest, DeletePathRequest, GoDuration, RequestMessage, Results } from "./protocol";
 import { Subscription, type Sink } from "./subscription";
-import { randomId, type Transport } from "./transport";
+import { randomId, Token, trackEphemeral, type PendingRequest, type Shared, type Transport } from "./transport";
 import { WebSocketTransport } from "./ws";
 
 /** A duration as the protocol takes it: a number of milliseconds becomes "<n>ms". */
@@ -36,7 +41,7 @@ const callSafely = <A extends any[]>(callback: (...args: A) => void, ...args: A)
 };
 
 /** A conflict (or an absent key) answers false instead of throwing. */
-const falseOnConflict = (error: StatehubError) => {
+const falseOnConflict = (error: StatehubError): false => {
   if (![404, 409, 412].includes(error.status)) throw error;
   return false;
 };
@@ -45,29 +50,91 @@ const logError = (path: string) => (error: unknown) => error && console.error("s
 
 export class Client {
   readonly url: string;
-  /** The WebSocket, replaced by the HTTP fallback if the WebSocket cannot connect. */
+  /** The WebSocket, replaced by the HTTP fallback if the WebSocket cannot connect (and back once a probe connects). */
   private transport_: Transport;
+  /** The fallback, kept to close it after a probe's WebSocket took over. */
+  private http_?: HttpTransport;
+  /** The next try of the WebSocket while on the fallback, and the WebSocket being tried. */
+  private probeTimer_?: ReturnType<typeof setTimeout>;
+  private probe_?: WebSocketTransport;
+  private closed_ = false;
   /** This client's member id in presence rooms. */
   private memberId_ = randomId();
+  private state_: ConnectionState = "connecting";
+  private stateListeners_ = new Set<(state: ConnectionState) => void>();
+  private readonly shared_: Shared;
 
   constructor(url: string, opts: ConnectOptions = {}) {
     this.url = new URL(url, globalThis.location?.href).origin;
     const { token, transport } = opts;
+    const WebSocket_ = opts.WebSocket || globalThis.WebSocket;
+    this.shared_ = {
+      token_: new Token(token),
+      ephemeral_: new Map(),
+      stateChanged_: (transport) => transport == this.transport_ && this.setState_(transport.state_),
+      WebSocket_: WebSocket_ as Shared["WebSocket_"],
+      EventSource_: (opts.EventSource || globalThis.EventSource) as Shared["EventSource_"],
+    };
+    if (transport == "ws" && !WebSocket_)
+      throw new StatehubError("no WebSocket here: pass the WebSocket option (Node 20: the ws package, or --experimental-websocket)", "unsupported", 0);
     this.transport_ =
-      transport == "sse"
-        ? new HttpTransport(this.url, token)
-        : new WebSocketTransport(
-            this.url,
-            token,
-            transport == "ws"
-              ? undefined
-              : (requests, subscriptions) => {
-                  // The WebSocket never opened (a proxy or firewall blocks it): HTTP for good.
-                  const http = (this.transport_ = new HttpTransport(this.url, token));
-                  for (const request of requests) http.request(request.message_).then(request.resolve_, request.reject_);
-                  for (const subscription of subscriptions) http.subscribe(subscription);
-                },
-          );
+      transport == "sse" || !WebSocket_
+        ? new HttpTransport(this.url, this.shared_)
+        : new WebSocketTransport(this.url, this.shared_, transport == "ws" ? undefined : this.fallBack_);
+  }
+
+  /** The WebSocket never opened (a proxy or firewall blocks it): HTTP, and the WebSocket again later. */
+  private fallBack_ = (requests: PendingRequest[], subscriptions: Subscription[], attempt = 0) => {
+    if (this.closed_) return;
+    let http = this.http_;
+    if (!http) {
+      http = this.http_ = this.transport_ = new HttpTransport(this.url, this.shared_);
+      for (const request of requests) http.request(request.message_).then(request.resolve_, request.reject_);
+      for (const subscription of subscriptions) http.subscribe(subscription);
+      http.hold_(this.stateListeners_.size);
+      this.setState_(http.state_);
+    }
+    // A try of the WebSocket after 2 s, 4 s, 8 s, ... up to a minute (each ±25%): when it connects it takes over.
+    this.probeTimer_ = setTimeout(
+      () => {
+        const probe = (this.probe_ = new WebSocketTransport(this.url, this.shared_, () => this.fallBack_([], [], attempt + 1), 1));
+        probe.onAccepted_ = () => {
+          this.probe_ = undefined;
+          this.transport_ = probe;
+          for (const subscription of http.takeSubscriptions_()) probe.subscribe(subscription);
+          probe.hold_(this.stateListeners_.size);
+          this.setState_(probe.state_);
+        };
+        probe.hold_(1);
+      },
+      Math.min(6e4, 2e3 * 2 ** attempt * (0.75 + Math.random() / 2)),
+    );
+  };
+
+  get state(): ConnectionState {
+    return this.state_;
+  }
+
+  private setState_(state: ConnectionState) {
+    if (state == this.state_ || this.closed_) return;
+    this.state_ = state;
+    for (const listener of this.stateListeners_) callSafely(listener, state);
+  }
+
+  onState(cb: (state: ConnectionState) => void): () => void {
+    this.stateListeners_.add(cb);
+    callSafely(cb, this.state_);
+    this.transport_.hold_(this.stateListeners_.size);
+    return () => {
+      this.stateListeners_.delete(cb);
+      this.transport_.hold_(this.stateListeners_.size);
+    };
+  }
+
+  /** Sends a request on the current transport; ephemeral writes are tracked for the WebSocket to claim again. */
+  private request_<R extends RequestMessage>(message: R): Promise<Results[R["op"]]> {
+    trackEphemeral(this.shared_.ephemeral_, message);
+    return this.transport_.request(message);
   }
 
   connect(url: string, opts?: ConnectOptions) {
@@ -77,11 +144,11 @@ export class Client {
   /** Sends a write with an idempotency key of its own, so that the transport's resends apply it once. */
   private write_<R extends RequestMessage & { idem?: string }>(message: R): Promise<Results[R["op"]]> {
     message.idem = randomId();
-    return this.transport_.request(message);
+    return this.request_(message);
   }
 
   get<T = any>(key: string): Promise<[T | null, number]> {
-    return this.transport_.request({ op: "get", key }).then(
+    return this.request_({ op: "get", key }).then(
       (answer) => [answer.value as T, answer.revision],
       (error) => {
         if (error.code != "not_found") throw error;
@@ -97,10 +164,10 @@ export class Client {
     );
   }
 
-  update<T = any>(key: string, value: T, revision: number, opts: WriteOptions = {}): Promise<boolean> {
+  update<T = any>(key: string, value: T, revision: number, opts: WriteOptions = {}): Promise<WriteResult | false> {
     const { ttl, ephemeral } = opts;
     return this.write_({ op: "cas", key, value, revision, ttl: goDuration(ttl), ephemeral: ephemeral || undefined }).then(
-      () => true,
+      ({ revision, seq }) => ({ revision, seq }),
       falseOnConflict,
     );
   }
@@ -120,8 +187,7 @@ export class Client {
   }
 
   list<T = any>(path: string, opts: ListOptions = {}): Promise<ListPage<T>> {
-    return this.transport_
-      .request({ op: "list", path, ...opts })
+    return this.request_({ op: "list", path, ...opts })
       .then(({ entries, cursor }) => ({ entries: entries as ListPage<T>["entries"], cursor }));
   }
 
@@ -133,8 +199,8 @@ export class Client {
     }
   }
 
-  tx(checks: object[], ops: object[]): Promise<{ seq: number }> {
-    return this.write_({ op: "tx", checks: checks as TxCheck[], ops: ops as TxOp[] }).then(({ seq }) => ({ seq }));
+  tx(checks: TxCheck[], ops: TxOp[]): Promise<TxResult> {
+    return this.write_({ op: "tx", checks, ops }).then(({ seq, results }) => ({ seq, results }));
   }
 
   private startSubscription_(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void) {
@@ -184,12 +250,19 @@ export class Client {
   on<T = any>(
     path: string,
     cb: (key: string, value: T | null, revision: number, meta: EventMeta) => void,
-    opts: SubscribeOptions = {},
+    opts: OnOptions = {},
   ): () => void {
+    const snapshot = opts.snapshot ?? true;
+    // A key absent from the snapshot is reported once, as a delete, when the snapshot ends.
+    let absent = snapshot && !path.endsWith("/");
     const subscription = this.startSubscription_(
       path,
-      !!opts.snapshot,
-      (change) => change && callSafely(cb, ...change),
+      snapshot,
+      (change) => {
+        if (change) callSafely(cb, ...change);
+        else if (absent) callSafely(cb, path, null, -1, { type: "delete", seq: subscription.deliveredSeq_, revision: -1, snapshot: true });
+        absent = false;
+      },
       logError(path),
     );
     return () => this.transport_.unsubscribe(subscription);
@@ -222,7 +295,7 @@ export class Client {
 
   async lock(key: string, opts: LockOptions = {}): Promise<Lock> {
     const { ttl, owner, wait } = opts;
-    const answer = await this.transport_.request({ op: "lock", key, ttl: goDuration(ttl), owner, wait: goDuration(wait) });
+    const answer = await this.request_({ op: "lock", key, ttl: goDuration(ttl), owner, wait: goDuration(wait) });
     const { token } = answer;
     const lock: Lock = {
       key,
@@ -231,9 +304,9 @@ export class Client {
       expires: answer.expires,
       owner: answer.owner,
       renew: async () => {
-        lock.expires = (await this.transport_.request({ op: "renew", key, token })).expires ?? lock.expires;
+        lock.expires = (await this.request_({ op: "renew", key, token })).expires ?? lock.expires;
       },
-      release: () => this.transport_.request({ op: "unlock", key, token }).then(() => {}),
+      release: () => this.request_({ op: "unlock", key, token }).then(() => {}),
     };
     return lock;
   }
@@ -259,6 +332,10 @@ export class Client {
   }
 
   close() {
+    clearTimeout(this.probeTimer_);
+    this.probe_?.close();
+    this.http_?.close();
     this.transport_.close();
+    this.closed_ = true;
   }
 }

@@ -3,7 +3,7 @@
 import { StatehubError } from "./error";
 import type { RequestMessage, Results, SSEEventName, StreamEvent } from "./protocol";
 import type { Subscription } from "./subscription";
-import { backoff, closedError, type Transport } from "./transport";
+import { backoff, closedError, Connectivity, type Shared, type Transport } from "./transport";
 
 /** JSON, or the text itself when it is not JSON (an error page of a proxy). */
 const parseJSON = (text: string) => {
@@ -104,7 +104,7 @@ function fromSSE(name: SSEEventName, data: string, id: string): StreamEvent {
   return name == "delete" ? { type: "delete", ...change } : { type: "set", value: payload, ...change };
 }
 
-export class HttpTransport implements Transport {
+export class HttpTransport extends Connectivity implements Transport {
   private closed_ = false;
   /** The rejections of requests not yet answered. */
   private unanswered_ = new Set<(error: unknown) => void>();
@@ -113,72 +113,119 @@ export class HttpTransport implements Transport {
 
   /** The server's origin. */
   private readonly url_: string;
-  private readonly token_?: string;
 
   // No parameter properties: esbuild would set them by their unmangled names.
-  constructor(url: string, token?: string) {
+  constructor(url: string, shared: Shared) {
+    super(shared);
     this.url_ = url;
-    this.token_ = token;
   }
 
-  /** Network failures are retried with backoff, a write with its idempotency key; an error answer rejects. */
+  /**
+   * Network failures are retried with backoff, a write with its idempotency key; an error answer
+   * rejects, except a 401 to a token function's token, which is tried once more with a fresh token.
+   */
   request<R extends RequestMessage>(message: R): Promise<Results[R["op"]]> {
+    const token = this.shared_.token_;
     return new Promise((resolve, reject) => {
       if (this.closed_) return reject(closedError());
       this.unanswered_.add(reject);
-      const attempt = (retries: number) =>
-        fetchResult(this.url_, this.token_, message).then(
-          (result) => {
-            this.unanswered_.delete(reject);
-            resolve(result);
-          },
-          (error) => {
-            if (!(error instanceof StatehubError || this.closed_)) return setTimeout(() => attempt(retries + 1), backoff(retries));
-            this.unanswered_.delete(reject);
-            reject(error);
-          },
-        );
-      attempt(0);
+      const attempt = async (retries: number, refreshed: boolean) => {
+        let sent: string | undefined;
+        try {
+          sent = await token.get_(false);
+          const result = await fetchResult(this.url_, sent, message);
+          this.unanswered_.delete(reject);
+          this.up_();
+          resolve(result);
+        } catch (error) {
+          if (this.closed_) return;
+          if (!(error instanceof StatehubError)) {
+            this.down_([]);
+            return setTimeout(() => attempt(retries + 1, false), backoff(retries));
+          }
+          this.up_();
+          if (error.status == 401 && !refreshed && token.refreshable_ && (await token.get_(true).catch(() => sent)) != sent) return attempt(retries, true);
+          this.unanswered_.delete(reject);
+          reject(error);
+        }
+      };
+      attempt(0, false);
     });
   }
 
-  subscribe(subscription: Subscription) {
-    this.streams_.set(subscription, null);
-    this.openStream_(subscription);
+  /** There is no connection to hold: a state listener that comes before any request learns whether the server answers. */
+  hold_(holds: number) {
+    if (holds && this.state_ == "connecting") fetch(this.url_ + "/.health").then(() => this.up_(), () => {});
   }
 
-  /** Opens the subscription's EventSource from its position; after an error or a `close` event it is opened again. */
-  private openStream_(subscription: Subscription) {
+  subscribe(subscription: Subscription) {
+    if (!this.shared_.EventSource_) {
+      subscription.end_(new StatehubError("no EventSource here: subscriptions need the WebSocket, or the EventSource option", "unsupported", 0));
+      return;
+    }
+    this.streams_.set(subscription, null);
+    this.openStream_(subscription, false);
+  }
+
+  /**
+   * Opens the subscription's EventSource from its position; after an error or a `close` event it is
+   * opened again, with a fresh token after the server's `token_expired` or `unauthorized`.
+   */
+  private async openStream_(subscription: Subscription, freshToken: boolean) {
     clearTimeout(subscription.retryTimer_);
+    let token: string | undefined;
+    try {
+      token = await this.shared_.token_.get_(freshToken);
+    } catch {
+      // The token function failed: try again later.
+    }
+    if (this.closed_ || this.streams_.get(subscription) !== null) return;
     const query = new URLSearchParams(subscription.resumeFields_() as Record<string, string>);
-    if (this.token_) query.set("token", this.token_);
-    const source = new EventSource(this.url_ + subscription.path_ + "?" + query);
+    if (token) query.set("token", token);
+    const source = new this.shared_.EventSource_!(this.url_ + subscription.path_ + "?" + query);
     this.streams_.set(subscription, source);
-    const reopen = (delay: number) => {
+    const reopen = (delay: number, fresh: boolean) => {
       source.close();
       this.streams_.set(subscription, null);
-      subscription.retryTimer_ = setTimeout(() => this.streams_.has(subscription) && this.openStream_(subscription), delay);
+      subscription.retryTimer_ = setTimeout(() => this.streams_.has(subscription) && this.openStream_(subscription, fresh), delay);
     };
     for (const name of sseEventNames)
       source.addEventListener(name, (e) => {
         const { data, lastEventId } = e as MessageEvent<string>;
         const event = fromSSE(name, data, lastEventId);
-        // The server ended the stream (slow consumer, shutdown, expired token): open it again from the position.
-        event.type == "close" ? reopen(100 + backoff(1)) : subscription.receive_(event);
+        if (event.type == "close") {
+          // The server ended the stream (slow consumer, shutdown, expired token): open it again from the position.
+          this.interrupted_(subscription);
+          return reopen(100 + backoff(1), event.reason == "token_expired" || event.reason == "unauthorized");
+        }
+        subscription.receive_(event);
+        if (event.type == "ready") this.caughtUp_(subscription);
       });
-    source.onerror = () => reopen(backoff(subscription.retries_++));
+    source.onerror = () => {
+      this.down_([subscription]);
+      reopen(backoff(subscription.retries_++), false);
+    };
   }
 
   unsubscribe(subscription: Subscription) {
     this.streams_.get(subscription)?.close();
     this.streams_.delete(subscription);
     clearTimeout(subscription.retryTimer_);
+    this.caughtUp_(subscription, true);
+  }
+
+  /** Hands the subscriptions over (to a WebSocket that connected): their streams close. */
+  takeSubscriptions_(): Subscription[] {
+    const subscriptions = [...this.streams_.keys()];
+    for (const subscription of subscriptions) this.unsubscribe(subscription);
+    return subscriptions;
   }
 
   close(error?: unknown) {
     this.closed_ = true;
     for (const reject of this.unanswered_) reject(error || closedError());
     this.unanswered_.clear();
+    this.ended_();
     for (const subscription of [...this.streams_.keys()]) {
       this.unsubscribe(subscription);
       subscription.end_(error || null);

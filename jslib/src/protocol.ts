@@ -180,7 +180,8 @@ export interface LockResult {
 export interface TxOpResult {
   key: string;
   revision: number;
-  value?: unknown;
+  /** An incr's new value. */
+  value?: number;
 }
 
 /** The result fields of the answer to each op. */
@@ -261,8 +262,8 @@ export interface ReadyEvent {
   seq: number;
 }
 
-/** Why the server ended a subscription (WebSocket: `slow`, `shutdown`, `unauthorized`; SSE: `slow`, `shutdown`, `token_expired`). */
-export type CloseReason = "slow" | "shutdown" | "unauthorized" | "token_expired";
+/** Why the server ended a subscription or stream (PROTOCOL.md, Disconnect reasons). */
+export type CloseReason = "slow" | "shutdown" | "unauthorized" | "token_expired" | "unavailable" | "closed";
 
 /** The server ended the subscription; the client subscribes again from its position. */
 export interface CloseEvent {

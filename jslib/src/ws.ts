@@ -2,9 +2,9 @@
 // reconnects with backoff and resumes. When it fails twice before it ever opened, it hands its
 // requests and subscriptions to the fallback the client gave it (http.ts) and retires.
 import { StatehubError } from "./error";
-import type { RequestMessage, Results, ServerMessage, SetRequest, SubRequest, SubscriptionEvent, UnsubRequest } from "./protocol";
+import type { RequestMessage, Results, ServerMessage, SubRequest, SubscriptionEvent, UnsubRequest } from "./protocol";
 import type { Subscription } from "./subscription";
-import { backoff, closedError, randomId, type PendingRequest, type Transport } from "./transport";
+import { backoff, closedError, Connectivity, expiry, randomId, type PendingRequest, type Shared, type Transport } from "./transport";
 
 /** Takes over the requests and subscriptions of a WebSocket that could never connect. */
 export type FallBack = (requests: PendingRequest[], subscriptions: Subscription[]) => void;
@@ -14,68 +14,50 @@ interface SocketRequest extends PendingRequest {
   resend_: boolean;
 }
 
-export class WebSocketTransport implements Transport {
+export class WebSocketTransport extends Connectivity implements Transport {
   private socket_: WebSocket | null = null;
+  /** Getting the token before a dial. */
+  private dialing_ = false;
   /** The socket is open: requests are sent at once, else when it opens. */
   private open_ = false;
   /** A socket opened once: never fall back after that. */
   private everOpened_ = false;
   /** Dials that failed before any opened. */
   private failedDials_ = 0;
-  /** Reconnects since a socket last opened: the exponent of the backoff. */
+  /** Reconnects since a connection was last accepted: the exponent of the backoff. */
   private reconnects_ = 0;
   private redialTimer_?: ReturnType<typeof setTimeout>;
+  /** Sends a fresh token before the current one expires. */
+  private reauthTimer_?: ReturnType<typeof setTimeout>;
   private closed_ = false;
+  /** Reasons to stay connected besides requests, subscriptions and ephemeral keys (state listeners, a probe). */
+  private holds_ = 0;
   private lastId_ = 0;
   /** Requests waiting for their answer, by id. */
   private pending_ = new Map<number, SocketRequest>();
   private subscriptions_ = new Set<Subscription>();
   /** Subscriptions by the id of their current `sub` request. */
   private subscriptionsById_ = new Map<number, Subscription>();
-  /** The ephemeral keys this client holds, with the write that set them: written again on every new connection. */
-  private ephemeralWrites_ = new Map<string, SetRequest>();
+  /** Called once, when a connection is first accepted: the client's probe takes this transport into use. */
+  onAccepted_?: () => void;
 
   /** The server's origin. */
   private readonly url_: string;
-  private readonly token_?: string;
   /** Without a fallback the WebSocket never gives up (transport "ws"). */
   private readonly fallBack_?: FallBack;
+  /** Failed dials before falling back: 2, or 1 for a probe. */
+  private readonly dialsBeforeFallBack_: number;
 
   // No parameter properties: esbuild would set them by their unmangled names.
-  constructor(url: string, token?: string, fallBack?: FallBack) {
+  constructor(url: string, shared: Shared, fallBack?: FallBack, dialsBeforeFallBack = 2) {
+    super(shared);
     this.url_ = url;
-    this.token_ = token;
     this.fallBack_ = fallBack;
+    this.dialsBeforeFallBack_ = dialsBeforeFallBack;
   }
 
   request<R extends RequestMessage>(message: R): Promise<Results[R["op"]]> {
-    this.trackEphemeral_(message);
     return this.send_(message, true);
-  }
-
-  /**
-   * Ephemeral keys belong to a connection: the last ephemeral set of each key is kept, to claim the
-   * key again on the next one. Any other write of the key (a plain set, a CAS, incr, delete, a
-   * transaction's op) forgets it, so that no claim writes an older value over a newer one. (A CAS
-   * that succeeds is not claimed again: its success is known only later.)
-   */
-  private trackEphemeral_(message: RequestMessage) {
-    const forget = (key: string) => this.ephemeralWrites_.delete(key);
-    switch (message.op) {
-      case "set":
-        message.ephemeral ? this.ephemeralWrites_.set(message.key, { ...message }) : forget(message.key);
-        break;
-      case "cas":
-      case "incr":
-        forget(message.key);
-        break;
-      case "delete":
-        if ("key" in message) forget(message.key);
-        else for (const key of [...this.ephemeralWrites_.keys()]) if (key.startsWith(message.path)) forget(key);
-        break;
-      case "tx":
-        for (const op of message.ops) forget(op.key);
-    }
   }
 
   /** Sends a request now if the socket is open, else when it opens (dialing). */
@@ -88,50 +70,139 @@ export class WebSocketTransport implements Transport {
     });
   }
 
+  hold_(holds: number) {
+    this.holds_ = holds;
+    if (holds) this.dial_();
+  }
+
+  /** Dials with a token fresh from the token function (when there is one). */
   private dial_() {
-    if (this.socket_ || this.redialTimer_ || this.closed_) return;
+    if (this.socket_ || this.dialing_ || this.redialTimer_ || this.closed_) return;
+    this.dialing_ = true;
+    this.shared_.token_.get_(true).then(
+      (token) => {
+        this.dialing_ = false;
+        if (!this.closed_) this.connect_(token);
+      },
+      (error) => {
+        // The token function failed: what waits fails with its error, subscriptions wait for the next try.
+        this.dialing_ = false;
+        this.rejectWaiting_(error);
+        this.lost_(false);
+      },
+    );
+  }
+
+  private connect_(token?: string) {
     let socket: WebSocket;
     try {
-      socket = this.socket_ = new WebSocket(this.url_.replace(/^http/, "ws") + "/.ws");
+      socket = this.socket_ = new this.shared_.WebSocket_!(this.url_.replace(/^http/, "ws") + "/.ws");
     } catch {
-      return this.lost_();
+      return this.lost_(true);
     }
-    socket.onopen = () => this.opened_(socket);
+    socket.onopen = () => this.opened_(socket, token);
     socket.onmessage = (e) => this.receive_(JSON.parse(e.data));
     socket.onclose = () => {
       if (this.socket_ != socket) return;
       this.open_ = false;
       for (const [id, request] of this.pending_) if (!request.resend_) this.pending_.delete(id);
       this.subscriptionsById_.clear();
-      this.lost_();
+      this.lost_(true);
     };
   }
 
-  private opened_(socket: WebSocket) {
+  private opened_(socket: WebSocket, token?: string) {
     this.open_ = this.everOpened_ = true;
-    this.reconnects_ = 0;
-    if (this.token_) this.send_({ op: "auth", token: this.token_ }, false).catch((e) => this.close(e));
+    if (token)
+      this.send_({ op: "auth", token }, false).then(
+        () => this.accepted_(token),
+        (error) => this.refused_(error),
+      );
     // Subscriptions first, so that they see the writes queued after them.
     for (const subscription of this.subscriptions_) this.sendSub_(subscription);
     for (const request of this.pending_.values()) if (request.resend_) socket.send(JSON.stringify(request.message_));
     // Claim the ephemeral keys again, unless a write of the key is queued anyway.
     const queued = new Set([...this.pending_.values()].map(({ message_ }) => "key" in message_ && message_.key));
-    for (const [key, write] of this.ephemeralWrites_)
+    for (const [key, write] of this.shared_.ephemeral_)
       if (!queued.has(key)) this.send_({ ...write, idem: randomId() }, true).catch(() => {});
+    if (!token) this.accepted_();
   }
 
-  /** The socket closed or could not open: dial again later, or hand everything to the fallback. */
-  private lost_() {
+  /** The server accepted the connection (and its token). */
+  private accepted_(token?: string) {
+    this.reconnects_ = 0;
+    this.up_();
+    if (token) this.scheduleReauth_(token);
+    const hook = this.onAccepted_;
+    this.onAccepted_ = undefined;
+    hook?.();
+  }
+
+  /**
+   * A token function's JWT is replaced on the open connection before it expires (op `auth` again):
+   * at a minute before its `exp` (half the time left when that is less than two minutes), at least
+   * 5 s from now. When the function gives the same token again, it is asked again later; past the
+   * token's `exp` (and the server's leeway) the server closes the connection and the next one asks it anew.
+   */
+  private scheduleReauth_(token: string) {
+    clearTimeout(this.reauthTimer_);
+    const exp = expiry(token);
+    if (!exp || !this.shared_.token_.refreshable_) return;
+    const left = exp - Date.now();
+    const socket = this.socket_;
+    this.reauthTimer_ = setTimeout(
+      () =>
+        this.shared_.token_.get_(true).then(
+          (fresh) => {
+            if (this.socket_ != socket || !this.open_) return;
+            if (!fresh || fresh == token) return this.scheduleReauth_(token);
+            this.send_({ op: "auth", token: fresh }, false).then(
+              () => this.scheduleReauth_(fresh),
+              () => this.scheduleReauth_(token),
+            );
+          },
+          () => this.socket_ == socket && this.scheduleReauth_(token),
+        ),
+      Math.min(2 ** 31 - 1, Math.max(5e3, left - Math.min(6e4, left / 2))),
+    );
+  }
+
+  /** The server refused the token of a new connection (and closes it). */
+  private refused_(error: unknown) {
+    // A string token will not get better: the client ends.
+    if (!this.shared_.token_.refreshable_) return this.close(error);
+    // A token function may give a good token for the next connection: what waits fails, subscriptions wait.
+    this.rejectWaiting_(error);
+  }
+
+  /** Rejects the requests waiting for an answer or a connection (not the subscriptions' `sub`). */
+  private rejectWaiting_(error: unknown) {
+    for (const [id, request] of this.pending_)
+      if (request.resend_) {
+        this.pending_.delete(id);
+        request.reject_(error);
+      }
+  }
+
+  /**
+   * The socket closed or could not open (`dialFailed`; false: the token function failed): dial again
+   * later, or hand everything to the fallback.
+   */
+  private lost_(dialFailed: boolean) {
     this.socket_ = null;
+    clearTimeout(this.reauthTimer_);
     if (this.closed_) return;
-    if (this.fallBack_ && !this.everOpened_ && ++this.failedDials_ >= 2) {
+    if (dialFailed && this.fallBack_ && !this.everOpened_ && ++this.failedDials_ >= this.dialsBeforeFallBack_) {
       this.closed_ = true;
       const requests = [...this.pending_.values()].filter((request) => request.resend_);
       const subscriptions = [...this.subscriptions_];
       this.pending_.clear();
       this.subscriptions_.clear();
       this.fallBack_(requests, subscriptions);
-    } else if (this.pending_.size || this.subscriptions_.size || this.ephemeralWrites_.size)
+      return;
+    }
+    this.down_(this.subscriptions_);
+    if (this.pending_.size || this.subscriptions_.size || this.shared_.ephemeral_.size || this.holds_)
       this.redialTimer_ = setTimeout(() => {
         this.redialTimer_ = undefined;
         this.dial_();
@@ -149,9 +220,14 @@ export class WebSocketTransport implements Transport {
   private receiveEvent_(event: SubscriptionEvent) {
     const subscription = this.subscriptionsById_.get(event.sub);
     if (!subscription) return;
-    if (event.type != "close") return subscription.receive_(event);
+    if (event.type != "close") {
+      subscription.receive_(event);
+      if (event.type == "ready") this.caughtUp_(subscription);
+      return;
+    }
     // The server ended this subscription (slow consumer, shutdown): subscribe again from its position.
     this.subscriptionsById_.delete(event.sub);
+    this.interrupted_(subscription);
     subscription.retryTimer_ = setTimeout(
       () => this.subscriptions_.has(subscription) && this.open_ && this.sendSub_(subscription),
       100 + backoff(1),
@@ -170,10 +246,11 @@ export class WebSocketTransport implements Transport {
     const message: SubRequest = { op: "sub", path: subscription.path_, ...subscription.resumeFields_() };
     this.send_(message, false).catch((error) => {
       if (this.closed_ || !this.subscriptions_.has(subscription)) return;
-      // Overload and server faults are retried; anything else (a forbidden path) ends the subscription.
+      // Overload and server faults are retried; a refused token function's token waits for the next
+      // connection; anything else (a forbidden path) ends the subscription.
       if (error.status == 429 || error.status >= 500)
         subscription.retryTimer_ = setTimeout(() => this.open_ && this.sendSub_(subscription), 1e3 + backoff(subscription.retries_++));
-      else this.unsubscribe(subscription), subscription.end_(error);
+      else if (error.status != 401 || !this.shared_.token_.refreshable_) this.unsubscribe(subscription), subscription.end_(error);
     });
     subscription.requestId_ = message.id!;
     this.subscriptionsById_.set(message.id!, subscription);
@@ -183,6 +260,7 @@ export class WebSocketTransport implements Transport {
     this.subscriptions_.delete(subscription);
     this.subscriptionsById_.delete(subscription.requestId_);
     clearTimeout(subscription.retryTimer_);
+    this.caughtUp_(subscription, true);
     if (this.open_) {
       const message: UnsubRequest = { op: "unsub", id: ++this.lastId_, sub: subscription.requestId_ };
       this.socket_!.send(JSON.stringify(message));
@@ -192,11 +270,13 @@ export class WebSocketTransport implements Transport {
   close(error?: unknown) {
     this.closed_ = true;
     clearTimeout(this.redialTimer_);
+    clearTimeout(this.reauthTimer_);
     this.socket_?.close();
     this.socket_ = null;
     this.open_ = false;
     for (const request of this.pending_.values()) request.reject_(error || closedError());
     this.pending_.clear();
+    this.ended_();
     for (const subscription of [...this.subscriptions_]) {
       this.unsubscribe(subscription);
       subscription.end_(error || null);

@@ -5,6 +5,10 @@ import assert from "node:assert/strict";
 import test from "node:test";
 import { fakeEventSource, fakeFetch, fakeWebSocket, Server } from "./fakeserver.mjs";
 
+/** A JWT-like token that the fake server accepts until `exp` (seconds since the epoch). */
+const jwt = (exp, n = 0) => `good.${btoa(JSON.stringify({ exp, n })).replace(/=+$/, "")}.sig`;
+const now = () => Math.floor(Date.now() / 1000);
+
 const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
 /** Waits until f() returns true (reconnects wait a random backoff). */
 const until = async (f, ms = 3000) => {
@@ -46,8 +50,8 @@ for (const { name, options, loseAnswer } of transports) {
     assert.deepEqual(await c.set("/a", { x: 1 }), { revision: 0, seq: 1 });
     assert.deepEqual(await c.get("/a"), [{ x: 1 }, 0]);
     assert.equal(await c.update("/a", 2, 5), false);
-    assert.equal(await c.update("/a", 2, 1), true);
-    assert.equal(await c.update("/b", 1, 0), true);
+    assert.deepEqual(await c.update("/a", 2, 1), { revision: 1, seq: 2 });
+    assert.deepEqual(await c.update("/b", 1, 0), { revision: 0, seq: 3 });
     assert.equal(await c.incr("/n"), 1);
     assert.equal(await c.incr("/n", 5), 6);
     assert.deepEqual(await c.list("/"), {
@@ -59,10 +63,22 @@ for (const { name, options, loseAnswer } of transports) {
       cursor: undefined,
     });
     assert.equal(await Promise.all([1, 2, 3].map(() => c.transact("/t", (v) => (v || 0) + 1))).then(() => c.get("/t").then((x) => x[0])), 3);
+    assert.deepEqual(
+      await c.tx(
+        [{ key: "/a", revision: 1 }],
+        [
+          { op: "set", key: "/x", value: "x" },
+          { op: "incr", key: "/n", by: 2 },
+          { op: "delete", key: "/absent" },
+        ],
+      ),
+      { seq: 9, results: [{ key: "/x", revision: 0 }, { key: "/n", revision: 2, value: 8 }, { key: "/absent", revision: -1 }] },
+    );
+    await assert.rejects(c.tx([{ key: "/a", revision: 0 }], [{ op: "delete", key: "/x" }]), (e) => e.code == "revision_conflict" && e.data.key == "/a");
     assert.equal(await c.delete("/a", { revision: 0 }), 0, "a conditional delete with a stale revision");
     assert.equal(await c.delete("/a"), 1);
     assert.equal(await c.delete("/a"), 0);
-    const writes = server.received.filter((m) => ["set", "cas", "incr", "delete"].includes(m.op));
+    const writes = server.received.filter((m) => ["set", "cas", "incr", "delete", "tx"].includes(m.op));
     assert.ok(writes.every((m) => m.idem), "every write has an idempotency key");
     assert.equal(new Set(writes.map((m) => m.idem)).size, writes.length, "one per call");
     c.close();
@@ -194,7 +210,134 @@ for (const { name, options, loseAnswer } of transports) {
     c.close();
     other.close();
   });
+
+  test(`${name}: on() calls back with the current value or entries first, then with changes; {snapshot: false}: changes only`, async () => {
+    const c = fresh();
+    await c.set("/o/a", 1);
+    await c.set("/o/b", 2);
+    const calls = { key: [], absent: [], tree: [], changes: [] };
+    const record = (log) => (k, v, r, meta) => log.push([k, v, r, meta.snapshot]);
+    c.on("/o/a", record(calls.key));
+    c.on("/o/none", record(calls.absent));
+    c.on("/o/", record(calls.tree));
+    c.on("/o/", record(calls.changes), { snapshot: false });
+    await until(() => calls.key.length && calls.absent.length && calls.tree.length == 2);
+    await until(() => server.subscribers.size == 4);
+    await c.set("/o/a", 3);
+    await c.delete("/o/b");
+    await until(() => calls.changes.length == 2 && calls.tree.length == 4 && calls.key.length == 2);
+    assert.deepEqual(calls.key, [["/o/a", 1, 0, true], ["/o/a", 3, 1, false]]);
+    assert.deepEqual(calls.absent, [["/o/none", null, -1, true]]);
+    assert.deepEqual(calls.tree, [["/o/a", 1, 0, true], ["/o/b", 2, 0, true], ["/o/a", 3, 1, false], ["/o/b", null, -1, false]]);
+    assert.deepEqual(calls.changes, [["/o/a", 3, 1, false], ["/o/b", null, -1, false]]);
+    c.close();
+  });
+
+  test(`${name}: the connection state: connecting, online, offline after a loss, online again once the subscriptions caught up`, async () => {
+    const c = fresh();
+    const states = [];
+    assert.equal(c.state, "connecting");
+    const stop = c.onState((s) => states.push(s));
+    const got = [];
+    c.on("/st/", (k, v) => got.push(v), { snapshot: false });
+    await until(() => server.subscribers.size == 1); // an EventSource opens apart from the writes
+    await c.set("/st/a", 1);
+    await until(() => got.length == 1 && c.state == "online");
+    server.drop();
+    await until(() => c.state == "offline");
+    server.commit("/st/a", 2); // missed: replayed on resume
+    await until(() => got.length == 2 && c.state == "online");
+    assert.deepEqual(got, [1, 2]);
+    // Over the WebSocket the socket reopens first, while the subscription catches up: resyncing.
+    assert.deepEqual(states, options.transport ? ["connecting", "online", "offline", "online"] : ["connecting", "online", "offline", "resyncing", "online"]);
+    stop();
+    c.close();
+    assert.equal(c.state, "offline");
+    assert.equal(states.length, options.transport ? 4 : 5, "no call after stop()");
+  });
+
+  test(`${name}: a token function is called again after the server ends a connection for an expired token`, async () => {
+    let calls = 0;
+    const c = fresh({ token: () => jwt(now() + 3600, ++calls) });
+    const got = [];
+    c.on("/tk/", (k, v) => got.push(v), { snapshot: false });
+    await until(() => server.subscribers.size == 1);
+    await c.set("/tk/a", 1);
+    await until(() => got.length == 1);
+    const before = calls;
+    server.expire();
+    await until(() => calls > before && server.conns.size == 1);
+    server.commit("/tk/a", 2);
+    await until(() => got.length == 2);
+    assert.ok(calls > before, "the function was called again");
+    assert.deepEqual(await c.get("/tk/a"), [2, 1]);
+    c.close();
+  });
 }
+
+test("WebSocket: a JWT from a token function is replaced on the open connection before it expires", async () => {
+  let calls = 0;
+  // The first token's exp has passed by the client's clock: the client asks for a new one 5 s after connecting.
+  const c = fresh({ token: () => jwt(++calls == 1 ? now() + 2 : now() + 3600, calls) });
+  const states = [];
+  c.onState((s) => states.push(s));
+  await c.set("/ra/a", 1);
+  const conn = [...server.conns][0];
+  await until(() => server.received.filter((m) => m.op == "auth").length == 2, 8000);
+  const auths = server.received.filter((m) => m.op == "auth");
+  assert.notEqual(auths[1].token, auths[0].token);
+  assert.equal([...server.conns][0], conn, "the same connection");
+  assert.deepEqual(states, ["connecting", "online"]);
+  c.close();
+});
+
+test("WebSocket: a refused token from a token function fails the waiting requests, not the client", async () => {
+  let good = false;
+  const c = fresh({ token: () => (good ? "good" : "bad") });
+  const got = [];
+  c.on("/rf/", (k, v) => got.push(v), { snapshot: false });
+  await assert.rejects(c.get("/rf/a"), { code: "unauthorized" });
+  good = true;
+  assert.deepEqual(await c.set("/rf/a", 1), { revision: 0, seq: 1 });
+  await until(() => got.length == 1);
+  c.close();
+});
+
+test("HTTP+SSE: a 401 to a token function's token is tried again with a fresh token; an expired stream reopens with one", async () => {
+  let calls = 0;
+  const tokens = [];
+  const c = fresh({ transport: "sse", token: () => (tokens.push(++calls == 1 ? "bad" : jwt(now() + 3600, calls)), tokens.at(-1)) });
+  assert.deepEqual(await c.set("/h/a", 1), { revision: 0, seq: 1 });
+  assert.equal(calls, 2);
+  const got = [];
+  c.on("/h/", (k, v) => got.push(v), { snapshot: false });
+  await until(() => server.subscribers.size == 1);
+  server.expire();
+  await until(() => server.subscribers.size == 1 && calls == 3);
+  await c.set("/h/a", 2);
+  await until(() => got.length == 1);
+  const subs = server.received.filter((m) => m.op == "sub");
+  assert.equal(subs.length, 2);
+  c.close();
+});
+
+test("the WebSocket option replaces a missing global", async () => {
+  const { WebSocket } = globalThis;
+  delete globalThis.WebSocket;
+  try {
+    assert.throws(() => fresh({ transport: "ws" }), { code: "unsupported" });
+    const c = fresh({ WebSocket: fakeWebSocket(() => server) });
+    assert.deepEqual(await c.set("/ws", 1), { revision: 0, seq: 1 });
+    assert.equal(server.conns.values().next().value.constructor.name, "FakeWebSocket");
+    c.close();
+    const http = fresh(); // no WebSocket at all: HTTP
+    assert.deepEqual(await http.set("/ws", 2), { revision: 0, seq: 1 });
+    assert.equal(server.conns.size, 0);
+    http.close();
+  } finally {
+    globalThis.WebSocket = WebSocket;
+  }
+});
 
 test("AtomKV shapes", async () => {
   server = new Server();
@@ -232,7 +375,7 @@ test("WebSocket: an ephemeral key is claimed again after a reconnect, until anot
     "/e/tx": () => c.tx([], [{ op: "set", key: "/e/tx", value: "new" }]),
   };
   for (const key in writes) await c.set(key, key == "/e/incr" ? 0 : "old", { ephemeral: true });
-  for (const write of Object.values(writes)) await write().catch(() => {}); // the fake has no tx or subtree delete
+  for (const write of Object.values(writes)) await write().catch(() => {}); // the fake has no subtree delete
   await c.set(me.key, { name: "ann", away: true });
   await reconnect();
   assert.equal(claims(me.key), 2);
@@ -262,7 +405,7 @@ test("HTTP+SSE: the token goes as Authorization and ?token=", async () => {
   };
   try {
     const c = fresh({ token: "good", transport: "sse" });
-    c.on("/t/", () => {});
+    c.on("/t/", () => {}, { snapshot: false });
     await c.set("/t/a", 1);
     assert.deepEqual(urls, [["http://statehub.test/t/?token=good"], ["http://statehub.test/t/a", "Bearer good"]]);
     c.close();
@@ -287,6 +430,27 @@ test("falls back to HTTP+SSE when the WebSocket cannot connect, with the request
   assert.equal(server.conns.values().next().value.constructor.name, "FakeEventSource");
   c.close();
   assert.equal(server.subscribers.size, 0);
+});
+
+test("after falling back, the client tries the WebSocket again; once it connects, subscriptions and requests move to it", async () => {
+  const c = fresh();
+  server.refuse = 2;
+  const got = [];
+  c.on("/p/", (k, v) => got.push(v), { snapshot: false });
+  await until(() => server.subscribers.size == 1);
+  assert.deepEqual(await c.set("/p/a", 1), { revision: 0, seq: 1 });
+  await until(() => got.length == 1);
+  assert.equal(server.conns.values().next().value.constructor.name, "FakeEventSource");
+  // The first try comes 1.5 to 2.5 s after the fallback.
+  await until(() => [...server.conns].some((conn) => conn.constructor.name == "FakeWebSocket") && server.conns.size == 1, 4000);
+  await c.set("/p/a", 2);
+  await c.set("/p/b", 3);
+  await until(() => got.length == 3);
+  assert.deepEqual(got, [1, 2, 3]);
+  const subs = server.received.filter((m) => m.op == "sub");
+  assert.deepEqual(subs.at(-1), { op: "sub", id: subs.at(-1).id, path: "/p/", since: "/p/a:0:1" }, "the WebSocket resumes the subscription");
+  assert.equal(c.state, "online");
+  c.close();
 });
 
 test("transport ws never falls back", async () => {

@@ -12,6 +12,17 @@
 /** @param {string} path @param {string} key */
 const match = (path, key) => (path.endsWith("/") ? key.startsWith(path) : key == path);
 
+/**
+ * A token the fake accepts: "good", or a JWT-like "good.<payload>.sig" whose payload's exp (if any) has not passed.
+ * @param {string | undefined} token
+ */
+export const goodToken = (token) => {
+  if (token == "good") return true;
+  if (!token?.startsWith("good.")) return false;
+  const { exp } = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+  return exp === undefined || exp * 1000 > Date.now();
+};
+
 export class Server {
   seq = 0;
   /** @type {Map<string, Item>} */
@@ -20,7 +31,7 @@ export class Server {
   log = [];
   /** @type {Set<Subscriber>} */
   subscribers = new Set();
-  /** Open WebSockets and EventSources: drop() fails them. @type {Set<{ drop(): void }>} */
+  /** Open WebSockets and EventSources: drop() fails them. @type {Set<{ drop(): void, expire(): void }>} */
   conns = new Set();
   /** Answers of writes by idempotency key. @type {Map<string, Reply>} */
   idem = new Map();
@@ -31,9 +42,8 @@ export class Server {
   dup = false; // replay the event at the resume position again (the client must drop it)
   lose = 0; // HTTP answers to lose after applying their request, as a network failure would
 
-  /** @param {string} key @param {any} value @param {boolean} [del] */
-  commit(key, value, del = false) {
-    const seq = ++this.seq;
+  /** @param {string} key @param {any} value @param {boolean} [del] @param {number} [seq] the seq of a transaction's commit */
+  commit(key, value, del = false, seq = ++this.seq) {
     const old = this.data.get(key);
     const revision = del ? (old?.revision ?? -1) : old ? old.revision + 1 : 0;
     del ? this.data.delete(key) : this.data.set(key, { value, revision, seq });
@@ -64,7 +74,7 @@ export class Server {
     const current = "key" in m ? this.data.get(m.key) : undefined;
     switch (m.op) {
       case "auth":
-        return m.token == "good" ? ok() : fail(401, "unauthorized");
+        return goodToken(m.token) ? ok() : fail(401, "unauthorized");
       case "get":
         return current ? ok({ key: m.key, ...current }) : fail(404, "not_found");
       case "set":
@@ -93,6 +103,20 @@ export class Server {
         return m.token == "secret" ? ok({ expires: "even later" }) : fail(403, "lock_token");
       case "unlock":
         return m.token == "secret" ? ok(this.commit(m.key, null, true)) : fail(403, "lock_token");
+      case "tx": {
+        for (const check of m.checks)
+          if ((this.data.get(check.key)?.revision ?? -1) != check.revision)
+            return fail(409, "revision_conflict", { key: check.key, revision: this.data.get(check.key)?.revision ?? -1 });
+        const seq = ++this.seq;
+        const results = m.ops.map((op) => {
+          const old = this.data.get(op.key);
+          if (op.op == "delete") return old ? { key: op.key, revision: this.commit(op.key, null, true, seq).revision + 1 } : { key: op.key, revision: -1 };
+          if (op.op == "set") return { key: op.key, revision: this.commit(op.key, op.value, false, seq).revision };
+          const value = (old ? old.value : 0) + (op.by ?? 1);
+          return { key: op.key, revision: this.commit(op.key, value, false, seq).revision, value };
+        });
+        return remember(ok({ seq, results }));
+      }
       case "sub":
         return ok({ seq: this.seq });
       case "unsub":
@@ -132,6 +156,11 @@ export class Server {
   drop() {
     for (const c of this.conns) c.drop();
   }
+
+  /** Ends every connection as the real server does when its token expires: a WebSocket closes, an SSE stream gets a close event. */
+  expire() {
+    for (const c of this.conns) c.expire();
+  }
 }
 
 /** @typedef {(e: { data?: string }) => void} Handler */
@@ -147,7 +176,9 @@ export function fakeWebSocket(current) {
     open = false;
     /** @type {Handler | null} */ onopen = null;
     /** @type {Handler | null} */ onmessage = null;
-    /** @type {Handler | null} */ onclose = null;
+    /** @type {((e: { code?: number, reason?: string }) => void) | null} */ onclose = null;
+    /** Messages received: the first must be auth when a token is sent. */
+    received = 0;
 
     /** @param {string} url */
     constructor(url) {
@@ -173,6 +204,12 @@ export function fakeWebSocket(current) {
     handle(m) {
       const reply = this.server.answer(m);
       this.push(reply);
+      // A refused first auth closes the socket, as the server does.
+      const first = this.received++ == 0;
+      if (m.op == "auth" && !reply.ok && first) {
+        setTimeout(() => this.close(1008, "unauthorized"), 2);
+        return;
+      }
       if (m.op == "sub" && reply.ok) {
         const id = m.id ?? 0;
         this.subs.set(id, this.server.stream(m.path, m.since, !!m.snapshot, (e) => this.push({ sub: id, ...e })));
@@ -192,16 +229,21 @@ export function fakeWebSocket(current) {
       setTimeout(() => this.open && this.onmessage?.({ data: JSON.stringify(m) }), 1);
     }
 
-    close() {
+    /** @param {number} [code] @param {string} [reason] */
+    close(code = 1005, reason = "") {
       if (!this.open) return;
       this.open = false;
       for (const id of [...this.subs.keys()]) this.unsubscribe(id);
       this.server.conns.delete(this);
-      setTimeout(() => this.onclose?.({}), 1);
+      setTimeout(() => this.onclose?.({ code, reason }), 1);
     }
 
     drop() {
-      this.close();
+      this.close(1006);
+    }
+
+    expire() {
+      setTimeout(() => this.close(1008, "token_expired"), 2);
     }
   };
 }
@@ -220,7 +262,7 @@ export function fakeFetch(current) {
     /** @param {number} status @param {any} body @param {Record<string, string>} [headers] */
     const respond = (status, body, headers) => new Response(JSON.stringify(body), { status, headers });
     const auth = headers.Authorization;
-    if (auth && auth != "Bearer good") return respond(401, { error: "unauthorized", code: "unauthorized" });
+    if (auth && !goodToken(auth.replace(/^Bearer /, ""))) return respond(401, { error: "unauthorized", code: "unauthorized" });
     const value = init.body == null ? undefined : JSON.parse(String(init.body));
     const idem = headers["Idempotency-Key"];
     const ttl = query.get("ttl") ?? undefined;
@@ -285,7 +327,7 @@ export function fakeEventSource(current) {
         const snapshot = query.has("snapshot");
         const token = query.get("token");
         this.server.received.push({ op: "sub", path, since, snapshot: snapshot || undefined });
-        if (token && token != "good") return this.drop();
+        if (token && !goodToken(token)) return this.drop();
         this.subscriber = this.server.stream(path, since, snapshot, (e) => this.dispatch(e));
       }, 1);
     }
@@ -323,6 +365,11 @@ export function fakeEventSource(current) {
     drop() {
       this.close();
       setTimeout(() => this.onerror?.({}), 1);
+    }
+
+    expire() {
+      this.dispatch({ type: "close", reason: "token_expired" });
+      setTimeout(() => this.close(), 2);
     }
   };
 }

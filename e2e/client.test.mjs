@@ -1,0 +1,232 @@
+// The client's connection features against the real server, in Chromium: the connection state
+// across a restart, a token function with the server's JWTs (the token replaced on the open
+// connection before it expires; a reconnect with a fresh one after `token_expired`), the HTTP
+// fallback behind a proxy that refuses WebSockets and the move back once it lets them through, and
+// a write that has resolved surviving kill -9. Pages come from another origin (a server on
+// 127.0.0.1) and load the client from the statehub server.
+//
+// Run alone:  node --test e2e/client.test.mjs
+
+import test, { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import { buildServer, closeBrowser, getBrowser, scenarioTest, waitInPage, withTimeout } from './harness.mjs';
+
+before(async () => {
+  await Promise.all([buildServer(), getBrowser()]);
+}, { timeout: 6 * 60_000 });
+
+after(() => closeBrowser());
+
+const SECRET = crypto.randomBytes(32).toString('hex');
+
+function jwt(claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
+}
+
+// A token for ann, expiring `exp` seconds from now (negative: already past, but within the server's 30 s leeway).
+const annToken = (exp) => jwt({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + exp, grants: { write: ['/users/{sub}/'] } });
+
+// Opens a page on another origin that loads the client script from `api` (the server, or a proxy).
+async function openPage(sc, api, label) {
+  const html = `<!doctype html><title>${label}</title><script src="${api}/"></script><p>${label}</p>`;
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/page.html') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+    else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  sc.pageServers.push({ close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(resolve); }) });
+  const context = await (await getBrowser()).newContext();
+  sc.contexts.push(context);
+  const page = await context.newPage();
+  page.label = label;
+  page.on('console', (msg) => sc.log(`[${label}] console.${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (err) => sc.pageErrors.push(`[${label}] uncaught: ${err.stack || err.message}`));
+  await page.goto(`http://127.0.0.1:${srv.address().port}/page.html`);
+  return page;
+}
+
+// A proxy in front of the server that forwards HTTP (SSE streams included) and refuses WebSocket
+// upgrades while `blocked`: a network that blocks WebSockets. Counts what it sees.
+async function proxy(sc, target) {
+  const { port } = new URL(target);
+  const seen = { upgrades: 0, refused: 0, streams: 0, openStreams: 0 };
+  const sockets = new Set();
+  const state = { blocked: true, seen };
+  const srv = http.createServer((req, res) => {
+    const stream = /text\/event-stream/.test(req.headers.accept || '');
+    if (stream) seen.streams++, seen.openStreams++;
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => { if (stream) seen.openStreams--; up.destroy(); });
+    req.pipe(up);
+  });
+  srv.on('upgrade', (req, socket, head) => {
+    sockets.add(socket);
+    if (state.blocked) {
+      seen.refused++;
+      return socket.destroy();
+    }
+    seen.upgrades++;
+    const up = net.connect(port, '127.0.0.1', () => {
+      up.write(`${req.method} ${req.url} HTTP/1.1\r\n${Object.entries(req.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`);
+      up.write(head);
+      up.pipe(socket).pipe(up);
+    });
+    sockets.add(up);
+    for (const s of [socket, up]) s.on('error', () => { socket.destroy(); up.destroy(); });
+  });
+  srv.on('connection', (s) => sockets.add(s));
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  sc.pageServers.push({
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      srv.close(resolve);
+    }),
+  });
+  state.url = `http://127.0.0.1:${srv.address().port}`;
+  return state;
+}
+
+async function until(what, f, timeout = 20_000) {
+  const end = Date.now() + timeout;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`${what}: not reached within ${timeout} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+scenarioTest(test, 'Client state: connecting, online, offline while the server is down, resyncing, online; a write made offline is applied once back', async (sc) => {
+  const server = await sc.server();
+  const page = await openPage(sc, server.url, 'state');
+  await page.evaluate(() => {
+    window.states = [];
+    window.got = [];
+    Statehub.onState((state) => window.states.push(state));
+    Statehub.on('/room/', (key, value) => window.got.push([key, value]), { snapshot: false });
+  });
+  await waitInPage(page, 'online', () => Statehub.state === 'online');
+  await page.evaluate(() => Statehub.set('/room/a', 1));
+  await waitInPage(page, 'the first change', () => window.got.length === 1);
+
+  await server.stop();
+  await waitInPage(page, 'offline', () => Statehub.state === 'offline');
+  const queued = page.evaluate(() => Statehub.set('/room/c', 3)); // waits for the connection
+  await server.start();
+  await server.set('/room/b', 2); // replayed on resume, or live if the page is back already
+  await waitInPage(page, 'online again', () => Statehub.state === 'online' && window.got.length === 3,
+    null, { describe: () => ({ states: window.states, got: window.got }) });
+  assert.equal((await queued).revision, 0);
+  const got = await page.evaluate(() => window.got);
+  assert.deepEqual(got[0], ['/room/a', 1]);
+  assert.deepEqual(got.slice(1).sort(), [['/room/b', 2], ['/room/c', 3]]);
+  assert.deepEqual(await page.evaluate(() => window.states), ['connecting', 'online', 'offline', 'resyncing', 'online']);
+  assert.equal((await server.get('/room/c')).revision, 0, 'the queued write was applied once');
+});
+
+scenarioTest(test, 'Token function: a JWT about to expire is replaced on the open connection, which goes on', async (sc) => {
+  const server = await sc.server({ memory: true, args: [`-jwt-secret=${SECRET}`] });
+  const page = await openPage(sc, server.url, 'reauth');
+  let issued = 0;
+  // The first token's exp is 22 s ago: the server ends a connection with it 8 s from now (30 s of
+  // leeway); the client replaces it 5 s after connecting (its earliest), with a token for an hour.
+  const expiresAt = Date.now() + 8000;
+  await page.exposeFunction('issueToken', () => annToken(issued++ === 0 ? -22 : 3600));
+  await page.evaluate((api) => {
+    window.states = [];
+    window.got = [];
+    window.hub = Statehub.connect(api, { token: () => window.issueToken() });
+    hub.onState((state) => window.states.push(state));
+    hub.on('/users/ann/', (key, value) => window.got.push([key, value]), { snapshot: false });
+  }, server.url);
+  await waitInPage(page, 'online', () => hub.state === 'online');
+  await until('a second token', () => issued >= 2);
+  await until('the first token\'s end', () => Date.now() > expiresAt + 2000);
+  const writer = annToken(600);
+  await server.must('POST', '/users/ann/note', { body: 'after the first token expired', headers: { authorization: `Bearer ${writer}` } });
+  await waitInPage(page, 'the change', () => window.got.length === 1);
+  assert.equal(await page.evaluate(() => hub.set('/users/ann/x', 1).then((r) => r.revision)), 0);
+  assert.deepEqual(await page.evaluate(() => window.states), ['connecting', 'online'], 'never offline');
+  assert.equal(issued, 2, 'one connection, one re-authentication');
+});
+
+scenarioTest(test, 'Token function: after the server ends the connection for an expired token, the client reconnects with a fresh one', async (sc) => {
+  const server = await sc.server({ memory: true, args: [`-jwt-secret=${SECRET}`] });
+  const page = await openPage(sc, server.url, 'expired');
+  let fresh = false;
+  let issued = 0;
+  // The function gives the stale token (exp 27 s ago: 3 s left on the server) until the server has
+  // ended the connection, then fresh ones.
+  await page.exposeFunction('issueToken', () => (issued++, annToken(fresh ? 3600 : -27)));
+  await page.exposeFunction('offline', () => { fresh = true; });
+  await page.evaluate((api) => {
+    window.states = [];
+    window.got = [];
+    window.hub = Statehub.connect(api, { token: () => window.issueToken() });
+    hub.onState((state) => (window.states.push(state), state === 'offline' && window.offline()));
+    hub.on('/users/ann/', (key, value) => window.got.push([key, value]), { snapshot: false });
+  }, server.url);
+  await waitInPage(page, 'online', () => hub.state === 'online');
+  await until('the server ends the connection', () => fresh, 15_000);
+  await waitInPage(page, 'online again', () => hub.state === 'online', null, { describe: () => window.states });
+  await server.must('POST', '/users/ann/note', { body: 'after the reconnect', headers: { authorization: `Bearer ${annToken(600)}` } });
+  await waitInPage(page, 'the change', () => window.got.length === 1);
+  assert.equal(await page.evaluate(() => hub.set('/users/ann/x', 1).then((r) => r.revision)), 0, 'the client goes on');
+  const states = await page.evaluate(() => window.states);
+  assert.deepEqual(states.slice(0, 3), ['connecting', 'online', 'offline']);
+  assert.equal(states.at(-1), 'online');
+});
+
+scenarioTest(test, 'Behind a proxy that refuses WebSockets the client uses HTTP + SSE, and moves back to a WebSocket once the proxy lets one through', async (sc) => {
+  const server = await sc.server({ memory: true });
+  const gate = await proxy(sc, server.url);
+  const page = await openPage(sc, gate.url, 'proxy');
+  await page.evaluate(() => {
+    window.got = [];
+    window.states = [];
+    Statehub.onState((state) => window.states.push(state));
+    Statehub.on('/p/', (key, value) => window.got.push(value), { snapshot: false });
+  });
+  await until('the SSE fallback', () => gate.seen.refused >= 2 && gate.seen.openStreams === 1);
+  await waitInPage(page, 'online over HTTP', () => Statehub.state === 'online');
+  await page.evaluate(() => Statehub.set('/p/a', 1));
+  await server.set('/p/a', 2);
+  await waitInPage(page, 'two changes over SSE', () => window.got.length === 2);
+
+  gate.blocked = false; // the next try of the WebSocket (2 to 4 s after the last) gets through
+  await until('a WebSocket through the proxy, and the EventSource closed', () => gate.seen.upgrades === 1 && gate.seen.openStreams === 0, 30_000);
+  await server.set('/p/a', 3);
+  await page.evaluate(() => Statehub.set('/p/a', 4));
+  await waitInPage(page, 'the changes after the move', () => window.got.length === 4, null, { describe: () => window.got });
+  assert.deepEqual(await page.evaluate(() => window.got), [1, 2, 3, 4], 'nothing lost or repeated across the move');
+  assert.equal(gate.seen.streams, 1, 'one EventSource in all');
+  assert.deepEqual(await page.evaluate(() => window.states), ['connecting', 'online']);
+});
+
+scenarioTest(test, 'A write has resolved only once durable: it survives kill -9 right after', async (sc) => {
+  const server = await sc.server(); // -sync=always
+  const page = await openPage(sc, server.url, 'durable');
+  const written = await page.evaluate(async () => {
+    const out = [];
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const { revision, seq } = await Statehub.set(`/durable/k${i}`, { i });
+      out.push({ key: `/durable/k${i}`, revision, seq });
+    }));
+    return out;
+  });
+  server.child.kill('SIGKILL');
+  await withTimeout(server.exited, 10_000, 'kill -9');
+  server.child = null;
+  await server.start();
+  for (const { key, revision, seq } of written) {
+    const got = await server.get(key);
+    assert.deepEqual([got.value, got.revision, got.seq], [{ i: Number(key.slice('/durable/k'.length)) }, revision, seq], `${key} after kill -9`);
+  }
+});
