@@ -17,7 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/statehub/statehub/auth"
-	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // Test identities: every key is generated once per test binary.
@@ -109,9 +109,9 @@ func hs(t testing.TB, c jwt.MapClaims) string {
 }
 
 // newAuth makes an Authenticator with every kind of auth configured, on a fake clock at t0.
-func newAuth(t testing.TB, keysFile string, anon *auth.Grants) (*auth.Authenticator, *hub.FakeClock) {
+func newAuth(t testing.TB, keysFile string, anon *auth.Grants) (*auth.Authenticator, *fakeclock.Clock) {
 	t.Helper()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	a, err := auth.New(auth.Config{
 		JWTSecret: testSecret, JWTKeys: keysFile, Audience: testAudience, Issuer: testIssuer,
 		AdminToken: testAdminToken, Anonymous: anon, Clock: clock,

@@ -13,7 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/statehub/statehub/auth"
-	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // jwksServer serves a JWK Set that a test rotates, on 127.0.0.1, and counts its fetches.
@@ -58,7 +58,7 @@ func urlAuth(t *testing.T, s *jwksServer, mod func(*auth.Config)) *auth.Authenti
 	t.Helper()
 	cfg := auth.Config{
 		JWKSURL: s.srv.URL + "/.well-known/jwks.json", Audience: testAudience, Issuer: testIssuer,
-		Clock: hub.NewFakeClock(t0), HTTPClient: s.srv.Client(), Logger: slog.New(slog.DiscardHandler),
+		Clock: fakeclock.New(t0), HTTPClient: s.srv.Client(), Logger: slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)

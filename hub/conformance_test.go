@@ -14,6 +14,7 @@ import (
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal/waltest"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // The conformance suite runs every store test body against every store: Local in memory, Local
@@ -304,7 +305,7 @@ func confSeq(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // confRevisions: a key's revision is 0 when created and +1 on every change, whatever the write;
 // a delete's event carries the last revision + 1; a re-created key starts at 0 again.
 func confRevisions(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	h := mk(hub.Config{Clock: hub.NewFakeClock(t0)})
+	h := mk(hub.Config{Clock: fakeclock.New(t0)})
 	s := confSubscribe(t, h, "/r/", hub.SubscribeOptions{})
 	session := h.NewSession()
 	var token string
@@ -757,7 +758,7 @@ func confDeleteLargeSubtree(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // confTTL: a key with a TTL is deleted, with its event, once the clock passes its deadline; an
 // increment keeps the deadline, a rewrite without TTL cancels it, a rewrite with one replaces it.
 func confTTL(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := mk(hub.Config{Clock: clock})
 	const ttl = 10 * time.Second
 	withTTL := func(key, value string, d time.Duration) hub.Result {
@@ -959,7 +960,7 @@ func confFeedReset(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // changes nothing; a different request with the key is refused; a failed request leaves the key
 // unused; once the window has passed the key is new again.
 func confIdempotency(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := mk(hub.Config{Clock: clock, IdempotencyWindow: time.Hour})
 	set(t, h, "/o/del", `1`)
 	s := confSubscribe(t, h, "/o/", hub.SubscribeOptions{})
@@ -1042,7 +1043,7 @@ func opRev(r hub.TxResult) int64 {
 // confLockFences: a lock's fence is the seq that acquired it, strictly larger for every later
 // acquisition, kept by renewals; a held lock refuses other writes and wrong tokens.
 func confLockFences(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := mk(hub.Config{Clock: clock})
 	ctx := context.Background()
 	s := confSubscribe(t, h, "/l/", hub.SubscribeOptions{})
@@ -1135,7 +1136,7 @@ func confLockFences(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // confLockWaiters: a waiter gets the lock once its holder releases it, or once it expires, with
 // a larger fence; waiters queued on one lock get it one at a time.
 func confLockWaiters(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0) // a wait never times out unless the test advances the clock
+	clock := fakeclock.New(t0) // a wait never times out unless the test advances the clock
 	h := mk(hub.Config{Clock: clock})
 	ctx := context.Background()
 	type reply struct {
@@ -1199,7 +1200,7 @@ func confLockWaiters(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // confLockExpiry: a lock that is not renewed expires with a delete event; its token no longer
 // works.
 func confLockExpiry(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := mk(hub.Config{Clock: clock})
 	lk := must(h.Lock(context.Background(), "/e/l", hub.LockOptions{TTL: 30 * time.Second}))
 	s := confSubscribe(t, h, "/e/", hub.SubscribeOptions{})
@@ -1225,7 +1226,7 @@ func confLockExpiry(t *testing.T, mk func(hub.Config) *hub.Hub) {
 // grace period has passed; a plain rewrite makes it ordinary, a write through another session
 // moves it there, and a write through a session that has already ended lives one grace period.
 func confSessions(t *testing.T, mk func(hub.Config) *hub.Hub) {
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	const grace = 10 * time.Second
 	h := mk(hub.Config{Clock: clock, EphemeralGrace: grace})
 	eph := func(key string, s *hub.Session) hub.Result {

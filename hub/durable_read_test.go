@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/hubtest"
 )
 
 // TestAnswersShowOnlyDurableState: whatever leaves the hub (a value, a revision, a listing, a
@@ -86,19 +87,19 @@ func TestAnswersShowOnlyDurableState(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			j := newGateJournal()
+			j := hubtest.NewGateJournal()
 			h := newHub(t, hub.Config{Journal: j})
-			j.release <- nil
+			j.Release <- nil
 			set(t, h, "/a", `1`) // durable at seq 1
-			<-j.appended
+			<-j.Appended
 
 			wrote := make(chan error, 1)
 			go func() { wrote <- tc.inFlight(h) }()
-			<-j.appended // applied, its fsync not yet done
+			<-j.Appended // applied, its fsync not yet done
 
 			read := make(chan error, 1)
 			go func() { read <- tc.read(h) }()
-			j.release <- boom
+			j.Release <- boom
 			if err := <-wrote; !errors.Is(err, hub.ErrUnavailable) {
 				t.Fatalf("in-flight write = %v, want ErrUnavailable", err)
 			}
@@ -113,16 +114,16 @@ func TestAnswersShowOnlyDurableState(t *testing.T) {
 // durable before go on answering.
 func TestReadsOfDurableStateAfterFailure(t *testing.T) {
 	t.Parallel()
-	j := newGateJournal()
+	j := hubtest.NewGateJournal()
 	h := newHub(t, hub.Config{Journal: j})
-	j.release <- nil
+	j.Release <- nil
 	set(t, h, "/a", `1`)
-	<-j.appended
-	j.release <- errors.New("fsync failed")
+	<-j.Appended
+	j.Release <- errors.New("fsync failed")
 	if _, err := h.Set("/b", []byte(`1`), hub.Cond{}, hub.WriteOptions{}); !errors.Is(err, hub.ErrUnavailable) {
 		t.Fatalf("Set = %v, want ErrUnavailable", err)
 	}
-	<-j.appended
+	<-j.Appended
 	e, err := h.Get("/a")
 	if err != nil || string(e.Value) != "1" || e.Seq != 1 {
 		t.Fatalf("Get(/a) = %+v, %v; want the durable value 1 at seq 1", e, err)
@@ -136,18 +137,18 @@ func TestReadsOfDurableStateAfterFailure(t *testing.T) {
 // fsync succeeds, with the new state (it waits rather than refusing).
 func TestReadWaitsForInFlightCommit(t *testing.T) {
 	t.Parallel()
-	j := newGateJournal()
+	j := hubtest.NewGateJournal()
 	h := newHub(t, hub.Config{Journal: j})
 	wrote := make(chan error, 1)
 	go func() { _, err := h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{}); wrote <- err }()
-	<-j.appended
+	<-j.Appended
 	type reply struct {
 		e   hub.Entry
 		err error
 	}
 	read := make(chan reply, 1)
 	go func() { e, err := h.Get("/a"); read <- reply{e, err} }()
-	j.release <- nil
+	j.Release <- nil
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}

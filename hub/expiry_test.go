@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 func TestTTL(t *testing.T) {
@@ -100,7 +101,7 @@ func TestTTL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
-				clock := hub.NewFakeClock(t0)
+				clock := fakeclock.New(t0)
 				h := mk(hub.Config{Clock: clock})
 				sub := must(h.Subscribe("/", hub.SubscribeOptions{}))
 				revs := map[string]int64{}
@@ -144,7 +145,7 @@ func TestTTL(t *testing.T) {
 
 func TestTTLEntryExpires(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := newHub(t, hub.Config{Clock: clock})
 	must(h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{TTL: time.Minute}))
 	if e := must(h.Get("/a")); !e.Expires.Equal(t0.Add(time.Minute)) {
@@ -158,7 +159,7 @@ func TestTTLEntryExpires(t *testing.T) {
 func TestTTLManyKeysOneTimer(t *testing.T) {
 	t.Parallel()
 	// Thousands of keys with distinct deadlines expire in deadline order through the one timer.
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := newHub(t, hub.Config{Clock: clock, QueueSize: 1 << 14})
 	sub := must(h.Subscribe("/", hub.SubscribeOptions{}))
 	const n = 2000
@@ -191,7 +192,7 @@ func TestTTLManyKeysOneTimer(t *testing.T) {
 
 func TestCloseStopsExpiry(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := hub.New(hub.Config{Clock: clock})
 	must(h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{TTL: time.Second}))
 	seq := h.Seq()
@@ -222,7 +223,7 @@ func TestTTLRewritesCompact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
-				clock := hub.NewFakeClock(t0)
+				clock := fakeclock.New(t0)
 				h := mk(hub.Config{Clock: clock})
 				for i := range others { // current deadlines, after the rewrites' last one
 					must(h.Set(keyN(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{TTL: 2 * ttl}))

@@ -3,11 +3,12 @@ package hub_test
 import (
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/hubtest"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // t0 is the start of every fake clock.
@@ -36,7 +37,7 @@ func forEachStore(t *testing.T, body func(t *testing.T, mk func(hub.Config) *hub
 	t.Run("journal", func(t *testing.T) {
 		t.Parallel()
 		body(t, func(cfg hub.Config) *hub.Hub {
-			cfg.Journal = newGroupJournal(t)
+			cfg.Journal = hubtest.NewGroupJournal(t)
 			return newHub(t, cfg)
 		})
 	})
@@ -57,126 +58,6 @@ func set(tb testing.TB, h *hub.Hub, key, value string) hub.Result {
 
 func ptr[T any](v T) *T { return &v }
 
-// recJournal records every commit in the order Append sees it (seq order) and is durable at once.
-type recJournal struct {
-	mu      sync.Mutex
-	commits []hub.Commit
-}
-
-func (j *recJournal) Append(c *hub.Commit) func() error {
-	j.mu.Lock()
-	j.commits = append(j.commits, *c)
-	j.mu.Unlock()
-	return func() error { return nil }
-}
-
-// Commits returns a copy of the recorded commits.
-func (j *recJournal) Commits() []hub.Commit {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]hub.Commit(nil), j.commits...)
-}
-
-// Events flattens the recorded commits into the events subscribers must see, in (seq, key) order.
-func (j *recJournal) Events() []hub.Event {
-	var out []hub.Event
-	for _, c := range j.Commits() {
-		for _, ch := range c.Changes {
-			out = append(out, hub.Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted})
-		}
-	}
-	return out
-}
-
-// groupJournal records commits like recJournal, but a commit becomes durable only when a flusher
-// goroutine gets to it, batching whatever was appended meanwhile (a group commit). Waits therefore
-// return out of order with respect to the writers, as with the real log.
-type groupJournal struct {
-	recJournal
-	kick    chan struct{}
-	mu      sync.Mutex
-	cond    *sync.Cond
-	durable uint64
-	last    uint64
-	stopped bool
-}
-
-func newGroupJournal(tb testing.TB) *groupJournal {
-	j := &groupJournal{kick: make(chan struct{}, 1)}
-	j.cond = sync.NewCond(&j.mu)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range j.kick {
-			j.mu.Lock()
-			j.durable = j.last
-			j.cond.Broadcast()
-			stopped := j.stopped
-			j.mu.Unlock()
-			if stopped {
-				return
-			}
-		}
-	}()
-	tb.Cleanup(func() {
-		j.mu.Lock()
-		j.stopped = true
-		j.mu.Unlock()
-		select {
-		case j.kick <- struct{}{}:
-		default:
-		}
-		<-done
-	})
-	return j
-}
-
-func (j *groupJournal) Append(c *hub.Commit) func() error {
-	j.recJournal.Append(c)
-	seq := c.Seq
-	j.mu.Lock()
-	j.last = seq
-	j.mu.Unlock()
-	select {
-	case j.kick <- struct{}{}:
-	default:
-	}
-	return func() error {
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		for j.durable < seq {
-			j.cond.Wait()
-		}
-		return nil
-	}
-}
-
-// gateJournal holds every commit until the test releases it with the wait's result.
-type gateJournal struct {
-	appended chan *hub.Commit // one per Append
-	release  chan error       // the result of the next wait
-	mu       sync.Mutex
-	n        int
-}
-
-func newGateJournal() *gateJournal {
-	return &gateJournal{appended: make(chan *hub.Commit, 100), release: make(chan error, 100)}
-}
-
-func (j *gateJournal) Append(c *hub.Commit) func() error {
-	j.mu.Lock()
-	j.n++
-	j.mu.Unlock()
-	j.appended <- c
-	return func() error { return <-j.release }
-}
-
-func (j *gateJournal) Appends() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.n
-}
-
 type setReply struct {
 	res hub.Result
 	err error
@@ -184,7 +65,7 @@ type setReply struct {
 
 func TestJournalAnswersAfterWait(t *testing.T) {
 	t.Parallel()
-	j := newGateJournal()
+	j := hubtest.NewGateJournal()
 	h := newHub(t, hub.Config{Journal: j})
 	sub := must(h.Subscribe("/", hub.SubscribeOptions{}))
 
@@ -193,7 +74,7 @@ func TestJournalAnswersAfterWait(t *testing.T) {
 		res, err := h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{Idempotency: "k"})
 		reply <- setReply{res, err}
 	}()
-	c := <-j.appended
+	c := <-j.Appended
 	if c.Seq != 1 || len(c.Changes) != 1 || c.Changes[0].Key != "/a" || string(c.Changes[0].Value) != "1" {
 		t.Fatalf("journal got %+v", c)
 	}
@@ -209,7 +90,7 @@ func TestJournalAnswersAfterWait(t *testing.T) {
 	if n := sub.Len(); n != 0 {
 		t.Fatalf("%d events published before the commit was durable", n)
 	}
-	j.release <- nil
+	j.Release <- nil
 	r := <-reply
 	if r.err != nil || r.res.Seq != 1 || r.res.Revision != 0 {
 		t.Fatalf("Set = %+v, %v; want seq 1 revision 0", r.res, r.err)
@@ -222,20 +103,20 @@ func TestJournalAnswersAfterWait(t *testing.T) {
 func TestJournalFailureRefusesWrites(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("disk on fire")
-	j := newGateJournal()
-	clock := hub.NewFakeClock(t0)
+	j := hubtest.NewGateJournal()
+	clock := fakeclock.New(t0)
 	h := newHub(t, hub.Config{Journal: j, Clock: clock})
 	sub := must(h.Subscribe("/", hub.SubscribeOptions{}))
 
 	// A key with a TTL, to show that expiry does not commit after the failure either.
-	j.release <- nil
+	j.Release <- nil
 	must(h.Set("/ttl", []byte(`0`), hub.Cond{}, hub.WriteOptions{TTL: time.Second}))
-	<-j.appended
+	<-j.Appended
 	sub.Next()
 
-	j.release <- boom
+	j.Release <- boom
 	_, err := h.Set("/a", []byte(`1`), hub.Cond{}, hub.WriteOptions{})
-	<-j.appended
+	<-j.Appended
 	if !errors.Is(err, hub.ErrUnavailable) || !errors.Is(err, boom) {
 		t.Fatalf("Set with a failing journal = %v, want ErrUnavailable wrapping the cause", err)
 	}
@@ -276,7 +157,7 @@ func TestJournalFailureRefusesWrites(t *testing.T) {
 
 func TestReplayRestoresState(t *testing.T) {
 	t.Parallel()
-	j := &recJournal{}
+	j := &hubtest.RecJournal{}
 	h1 := newHub(t, hub.Config{Journal: j})
 	set(t, h1, "/a", `1`)
 	set(t, h1, "/b/c", `"x"`)

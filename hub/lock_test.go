@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 func lockState(t *testing.T, h *hub.Hub, key string) hub.LockState {
@@ -33,7 +34,7 @@ func lockState(t *testing.T, h *hub.Hub, key string) hub.LockState {
 func TestLockLifecycle(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
-		clock := hub.NewFakeClock(t0)
+		clock := fakeclock.New(t0)
 		h := mk(hub.Config{Clock: clock})
 		ctx := context.Background()
 		set(t, h, "/plain", `1`)
@@ -106,7 +107,7 @@ func TestLockLifecycle(t *testing.T) {
 
 func TestLockExpiresWithDeleteEvent(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	h := newHub(t, hub.Config{Clock: clock})
 	lk := must(h.Lock(context.Background(), "/l", hub.LockOptions{TTL: 30 * time.Second}))
 	sub := must(h.Subscribe("/l", hub.SubscribeOptions{}))
@@ -129,7 +130,7 @@ func TestLockExpiresWithDeleteEvent(t *testing.T) {
 func TestLockMutualExclusion(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
-		h := mk(hub.Config{Clock: hub.NewFakeClock(t0)}) // waits never time out
+		h := mk(hub.Config{Clock: fakeclock.New(t0)}) // waits never time out
 		const clients, rounds = 16, 20
 		var holders atomic.Int32
 		var mu sync.Mutex
@@ -172,12 +173,12 @@ func TestLockMutualExclusion(t *testing.T) {
 // signalClock is a fake clock that reports each timer being armed, so a test knows a waiter has
 // started waiting before it moves time.
 type signalClock struct {
-	*hub.FakeClock
+	*fakeclock.Clock
 	armed chan time.Duration
 }
 
 func (c signalClock) AfterFunc(d time.Duration, f func()) func() bool {
-	stop := c.FakeClock.AfterFunc(d, f)
+	stop := c.Clock.AfterFunc(d, f)
 	c.armed <- d // buffered far beyond what a test arms
 	return stop
 }
@@ -193,7 +194,7 @@ func (c signalClock) awaitArmed(d time.Duration) {
 
 func TestLockWait(t *testing.T) {
 	t.Parallel()
-	clock := signalClock{hub.NewFakeClock(t0), make(chan time.Duration, 1024)}
+	clock := signalClock{fakeclock.New(t0), make(chan time.Duration, 1024)}
 	h := newHub(t, hub.Config{Clock: clock})
 	lk := must(h.Lock(context.Background(), "/w", hub.LockOptions{TTL: time.Hour, Owner: "a"}))
 
@@ -257,7 +258,7 @@ func TestLockWait(t *testing.T) {
 // wait runs out, and a wait asked for once the hub drains fails at once.
 func TestLockWaitEndsAtDrain(t *testing.T) {
 	t.Parallel()
-	clock := signalClock{hub.NewFakeClock(t0), make(chan time.Duration, 1024)}
+	clock := signalClock{fakeclock.New(t0), make(chan time.Duration, 1024)}
 	h := newHub(t, hub.Config{Clock: clock})
 	must(h.Lock(context.Background(), "/w", hub.LockOptions{TTL: time.Hour, Owner: "a"}))
 
@@ -288,7 +289,7 @@ func TestLockSurvivesRestart(t *testing.T) {
 		t.Run("", func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			clock := hub.NewFakeClock(t0)
+			clock := fakeclock.New(t0)
 			cfg := hub.Config{Clock: clock, Logger: slog.New(slog.DiscardHandler)}
 			sc := hub.StoreConfig{Dir: dir, SnapshotRecords: every}
 			h := must(hub.Open(cfg, sc))

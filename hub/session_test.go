@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 var sessT0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -13,9 +15,9 @@ var sessT0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 const sessGrace = 10 * time.Second
 
 // sessHub is a memory hub on a fake clock with the default grace, closed at the end of the test.
-func sessHub(t *testing.T) (*Hub, *FakeClock) {
+func sessHub(t *testing.T) (*Hub, *fakeclock.Clock) {
 	t.Helper()
-	clock := NewFakeClock(sessT0)
+	clock := fakeclock.New(sessT0)
 	h := New(Config{Clock: clock, EphemeralGrace: sessGrace, Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(func() { h.Close() })
 	return h, clock
@@ -195,7 +197,7 @@ func TestEphemeralRestart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			clock := NewFakeClock(sessT0)
+			clock := fakeclock.New(sessT0)
 			cfg := Config{Clock: clock, EphemeralGrace: sessGrace, Logger: slog.New(slog.DiscardHandler)}
 			h, err := Open(cfg, StoreConfig{Dir: dir})
 			if err != nil {
@@ -242,7 +244,7 @@ func TestEphemeralRestart(t *testing.T) {
 func TestEphemeralRestartRewrite(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	clock := NewFakeClock(sessT0)
+	clock := fakeclock.New(sessT0)
 	cfg := Config{Clock: clock, EphemeralGrace: sessGrace, Logger: slog.New(slog.DiscardHandler)}
 	h, err := Open(cfg, StoreConfig{Dir: dir})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/hub/wal/waltest"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 func openTestStore(t *testing.T, cfg Config, sc StoreConfig) *Hub {
@@ -61,7 +62,7 @@ func TestStoreReopen(t *testing.T) {
 	for _, snapshotEvery := range []int{1, 3, 1000} {
 		t.Run("snapshot every "+strconv.Itoa(snapshotEvery), func(t *testing.T) {
 			t.Parallel()
-			clock := NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 			sc := StoreConfig{Dir: t.TempDir(), SnapshotRecords: snapshotEvery}
 			cfg := Config{Clock: clock}
 			h := openTestStore(t, cfg, sc)

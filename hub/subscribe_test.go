@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/hubtest"
 )
 
 // evs renders what a subscriber must see of an event.
@@ -291,7 +292,7 @@ func TestSubscribeWhileWriting(t *testing.T) {
 			t.Parallel()
 			cfg := hub.Config{QueueSize: 1 << 13}
 			if tc.journal {
-				cfg.Journal = newGroupJournal(t)
+				cfg.Journal = hubtest.NewGroupJournal(t)
 			}
 			subscribeWhileWriting(t, newHub(t, cfg))
 		})
@@ -711,9 +712,9 @@ func TestResumeConcurrent(t *testing.T) {
 			var j interface {
 				hub.Journal
 				Events() []hub.Event
-			} = &recJournal{}
+			} = &hubtest.RecJournal{}
 			if tc.group {
-				j = newGroupJournal(t)
+				j = hubtest.NewGroupJournal(t)
 			}
 			h := newHub(t, hub.Config{Journal: j, QueueSize: tc.queue, HistorySize: 1 << 16})
 			done := make(chan struct{})

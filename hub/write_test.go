@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/hubtest"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 func TestSetGetRevisions(t *testing.T) {
@@ -128,7 +130,7 @@ func TestConditions(t *testing.T) {
 func TestCASLoopConcurrent(t *testing.T) {
 	t.Parallel()
 	// Every client adds one with a read-CAS-retry loop; no increment may be lost.
-	h := newHub(t, hub.Config{Journal: newGroupJournal(t)})
+	h := newHub(t, hub.Config{Journal: hubtest.NewGroupJournal(t)})
 	const clients, adds = 8, 50
 	var wg sync.WaitGroup
 	for range clients {
@@ -339,7 +341,7 @@ func TestIncr(t *testing.T) {
 
 func TestIncrConcurrent(t *testing.T) {
 	t.Parallel()
-	h := newHub(t, hub.Config{Journal: newGroupJournal(t)})
+	h := newHub(t, hub.Config{Journal: hubtest.NewGroupJournal(t)})
 	const workers, adds = 8, 100
 	var wg sync.WaitGroup
 	for range workers {
@@ -360,7 +362,7 @@ func TestIncrConcurrent(t *testing.T) {
 
 func TestSeqStrictlyIncreases(t *testing.T) {
 	t.Parallel()
-	j := newGroupJournal(t)
+	j := hubtest.NewGroupJournal(t)
 	h := newHub(t, hub.Config{Journal: j})
 	const writers, writes = 8, 100
 	seqs := make([][]uint64, writers)
@@ -493,7 +495,7 @@ func TestIdempotency(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			forEachStore(t, func(t *testing.T, mk func(hub.Config) *hub.Hub) {
-				clock := hub.NewFakeClock(t0)
+				clock := fakeclock.New(t0)
 				h := mk(hub.Config{Clock: clock, IdempotencyWindow: time.Hour})
 				set(t, h, "/a", `0`)
 				set(t, h, "/p/x", `0`)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
 )
 
@@ -60,9 +61,9 @@ func hs(t testing.TB, c jwt.MapClaims) string {
 }
 
 // authServer runs a server with every kind of auth configured, on a fake clock at t0.
-func authServer(t testing.TB, keysFile string, anon *auth.Grants, mod ...func(*web.Config)) (*testServer, *hub.FakeClock) {
+func authServer(t testing.TB, keysFile string, anon *auth.Grants, mod ...func(*web.Config)) (*testServer, *fakeclock.Clock) {
 	t.Helper()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	authn, err := auth.New(auth.Config{
 		JWTSecret: testSecret, JWTKeys: keysFile, Audience: testAudience, Issuer: testIssuer,
 		AdminToken: testAdminToken, Anonymous: anon, Clock: clock,

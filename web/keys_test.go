@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
 )
 
@@ -591,7 +592,7 @@ func TestListingWireFormat(t *testing.T) {
 
 func TestTTLExpiry(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	ts := newServer(t, hub.Config{Clock: clock}, web.Config{})
 	stream := ts.subscribe(t, "/t/", "")
 	stream.next(t) // ready

@@ -13,12 +13,13 @@ import (
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
 )
 
 func TestRateLimitPerIP(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(t0)
+	clock := fakeclock.New(t0)
 	ts := newServer(t, hub.Config{Clock: clock}, web.Config{Clock: clock, Limits: web.Limits{Rate: 1, Burst: 2}})
 	ts.must(t, "POST", "/a", `1`)
 	ts.must(t, "GET", "/a", "")

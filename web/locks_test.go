@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
 )
 
@@ -26,7 +27,7 @@ func lockAnswer(t *testing.T, r response) web.LockAnswer {
 
 func TestLockHTTP(t *testing.T) {
 	t.Parallel()
-	clock := hub.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ts := newServer(t, hub.Config{Clock: clock}, web.Config{})
 
 	la := lockAnswer(t, ts.must(t, "POST", "/ci/deploy?lock&ttl=30s&owner=ci-7", ""))
@@ -88,7 +89,7 @@ func TestLockHTTPWait(t *testing.T) {
 		t.Fatalf("capped wait: %d %s", r.status, r.body)
 	}
 
-	ts2 := newServer(t, hub.Config{Clock: hub.NewFakeClock(time.Now())}, web.Config{})
+	ts2 := newServer(t, hub.Config{Clock: fakeclock.New(time.Now())}, web.Config{})
 	la = lockAnswer(t, ts2.must(t, "POST", "/w?lock&owner=a", ""))
 	got := make(chan response, 1)
 	go func() { got <- ts2.do(t, "POST", "/w?lock&wait=60s&owner=b", "") }()
@@ -103,12 +104,12 @@ func TestLockHTTPWait(t *testing.T) {
 // armClock is a fake clock that reports each timer armed, so a test knows that a request has
 // started waiting before it acts.
 type armClock struct {
-	*hub.FakeClock
+	*fakeclock.Clock
 	armed chan time.Duration
 }
 
 func (c armClock) AfterFunc(d time.Duration, f func()) func() bool {
-	stop := c.FakeClock.AfterFunc(d, f)
+	stop := c.Clock.AfterFunc(d, f)
 	c.armed <- d // buffered far beyond what a test arms
 	return stop
 }
@@ -126,7 +127,7 @@ func (c armClock) awaitArmed(d time.Duration) {
 // shutdown timeout runs out; a wait asked for during the shutdown is 503 at once.
 func TestLockHTTPWaitShutdown(t *testing.T) {
 	t.Parallel()
-	clock := armClock{hub.NewFakeClock(time.Now()), make(chan time.Duration, 1024)}
+	clock := armClock{fakeclock.New(time.Now()), make(chan time.Duration, 1024)}
 	ts := newServer(t, hub.Config{Clock: clock}, web.Config{MaxLockWait: time.Hour})
 	ts.must(t, "POST", "/w?lock&owner=a", "")
 	got := make(chan response, 1)
@@ -143,7 +144,7 @@ func TestLockHTTPWaitShutdown(t *testing.T) {
 // TestLockHTTPMutualExclusion: many clients, one holder at a time, fences strictly increasing.
 func TestLockHTTPMutualExclusion(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, hub.Config{Clock: hub.NewFakeClock(time.Now())}, web.Config{}) // waits never time out
+	ts := newServer(t, hub.Config{Clock: fakeclock.New(time.Now())}, web.Config{}) // waits never time out
 	const clients, rounds = 8, 5
 	var holders atomic.Int32
 	var mu sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // opStep is one operation written for both transports: an HTTP request and a WebSocket message.
@@ -126,7 +127,7 @@ func TestOperationsAgreeAcrossTransports(t *testing.T) {
 }
 
 func newOpsServer(t *testing.T) *wsServer {
-	return newWSServer(t, hub.Config{Clock: hub.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}, Config{}, false)
+	return newWSServer(t, hub.Config{Clock: fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}, Config{}, false)
 }
 
 func runOverHTTP(t *testing.T, steps []opStep) []opOutcome {

@@ -10,12 +10,13 @@ import (
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // wsExpiryServer runs a WebSocket server whose hub, auth and server share one fake clock.
-func wsExpiryServer(t *testing.T) (*wsServer, *hub.FakeClock) {
+func wsExpiryServer(t *testing.T) (*wsServer, *fakeclock.Clock) {
 	t.Helper()
-	clock := hub.NewFakeClock(time.Now())
+	clock := fakeclock.New(time.Now())
 	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin, Clock: clock})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 var wsQuiet = slog.New(slog.DiscardHandler)
@@ -888,7 +889,7 @@ func TestWSManyClients(t *testing.T) {
 func TestWSEphemeral(t *testing.T) {
 	t.Parallel()
 	const grace = 10 * time.Second
-	clock := hub.NewFakeClock(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	ts := newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{}, false)
 	watch := ts.dial(t)
 	watch.must(m{"op": "sub", "path": "/room/"})
