@@ -76,6 +76,7 @@ type Hub struct {
 	nsubs         int
 	slowConsumers uint64                   // subscriptions closed as slow consumers, for Stats
 	lockWait      map[string]chan struct{} // closed when the key next changes: wakes lock waiters
+	deliveredCh   chan struct{}            // closed at the next delivery, when a resume waits for one (nil: none waits)
 	draining      bool
 	closed        bool
 	drained       chan struct{} // closed by Drain
@@ -100,6 +101,7 @@ func (h *Hub) Start(seq uint64) {
 	defer h.mu.Unlock()
 	h.history.reset(seq)
 	h.delivered = seq
+	h.wakeResumesLocked()
 	h.closeAllLocked(fmt.Errorf("%w: the store's feed starts again", ErrUnavailable))
 }
 
@@ -139,6 +141,50 @@ func (h *Hub) Deliver(events []Event) {
 		}
 	}
 	h.delivered = max(h.delivered, events[len(events)-1].Seq)
+	h.wakeResumesLocked()
+}
+
+func (h *Hub) wakeResumesLocked() {
+	if h.deliveredCh != nil {
+		close(h.deliveredCh)
+		h.deliveredCh = nil
+	}
+}
+
+// resumeWait bounds how long a resume waits for the feed to reach its position.
+const resumeWait = 5 * time.Second
+
+// awaitDelivered waits until the feed has delivered seq, when the store has committed it: in a
+// cluster, a position another node showed may be ahead of this node's feed by a moment, and a
+// resume from it must not reset. A position past the store's seq, or a wait past resumeWait on
+// the hub's clock, returns at once (the resume then resets).
+func (h *Hub) awaitDelivered(seq uint64) {
+	h.mu.Lock()
+	behind := seq > h.delivered
+	h.mu.Unlock()
+	if !behind || seq > h.Store.Seq() {
+		return
+	}
+	timeout := make(chan struct{})
+	stop := h.cfg.Clock.AfterFunc(resumeWait, func() { close(timeout) })
+	defer stop()
+	for {
+		h.mu.Lock()
+		if seq <= h.delivered || h.closed {
+			h.mu.Unlock()
+			return
+		}
+		if h.deliveredCh == nil {
+			h.deliveredCh = make(chan struct{})
+		}
+		ch := h.deliveredCh
+		h.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout:
+			return
+		}
+	}
 }
 
 // Subscribe starts a subscription of path: a key, or a prefix ending in "/" ("/" for everything).
@@ -147,6 +193,9 @@ func (h *Hub) Deliver(events []Event) {
 func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error) {
 	if err := h.Limits().CheckPath(path); err != nil {
 		return nil, err
+	}
+	if p := opt.Since; p != nil && !p.Snapshot {
+		h.awaitDelivered(p.Seq)
 	}
 	s := &Subscription{Path: path, h: h, ready: make(chan struct{}, 1), limit: h.cfg.QueueSize}
 	h.mu.Lock()
@@ -331,6 +380,7 @@ func (h *Hub) Close() error {
 	h.Drain()
 	h.mu.Lock()
 	h.closed = true
+	h.wakeResumesLocked()
 	for key := range h.lockWait {
 		h.wakeLockWaitersLocked(key)
 	}
