@@ -23,12 +23,16 @@ import (
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/internal/buildinfo"
+	"github.com/statehub/statehub/internal/cli"
 	"github.com/statehub/statehub/jslib"
 	"github.com/statehub/statehub/static"
 	"github.com/statehub/statehub/web"
 )
 
 func main() {
+	if len(os.Args) > 1 && cli.IsCommand(os.Args[1]) {
+		os.Exit(cli.Main(os.Args[1:])) // statehub get|set|del|incr|ls|watch|lock|backup|restore|help
+	}
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "statehub:", err)
 		os.Exit(1)

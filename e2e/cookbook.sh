@@ -4,9 +4,10 @@
 # it there too, and the other way round. e2e/cookbook_test.go runs this file against the real
 # binary (go test ./e2e/ -run Cookbook), so the README's recipes are tested through it.
 #
-# Usage: bash e2e/cookbook.sh [build|coverage|views|deploy]...
-#   With no argument it runs all four, in that order. Each recipe runs in its own subshell, as a
-#   CI step would, so the deploy lock's EXIT trap fires when the deploy step ends.
+# Usage: bash e2e/cookbook.sh [build|coverage|views|deploy|deploy-cli]...
+#   With no argument it runs the first four, in that order. Each recipe runs in its own subshell,
+#   as a CI step would, so the deploy lock's EXIT trap fires when the deploy step ends. deploy-cli
+#   is the deploy lock with the statehub CLI, which must be on the PATH.
 #
 # Environment:
 #   STATEHUB      the server, e.g. https://statehub.example (required)
@@ -14,7 +15,8 @@
 #   REPO          the repository, one key component (default demo)
 #   BRANCH        the branch being built (default main); characters a key cannot hold become _
 #   OWNER         the deploy lock's owner label (default $REPO/$BRANCH@host)
-#   DEPLOY        the deploy command, run by sh under the lock with LOCK_FENCE exported
+#   DEPLOY        the deploy command, run by sh under the lock with the fence exported as
+#                 LOCK_FENCE (deploy) or STATEHUB_FENCE (deploy-cli)
 #   COVERAGE_SVG  the coverage badge to store (default coverage.svg)
 #   LOCK_TRIES    how many times to wait up to 60 s for a held deploy lock (default 30)
 set -euo pipefail
@@ -25,7 +27,7 @@ REPO=${REPO:-demo}
 # A key component holds letters, digits, - and _ only: feature/login-1.2 becomes feature_login-1_2.
 BRANCH=$(printf '%s' "${BRANCH:-main}" | tr -c 'A-Za-z0-9_-' '_')
 OWNER=${OWNER:-$REPO/$BRANCH@$HOSTNAME}
-DEPLOY=${DEPLOY:-'echo "deploying with fence $LOCK_FENCE"'}
+DEPLOY=${DEPLOY:-'echo "deploying with fence ${LOCK_FENCE:-$STATEHUB_FENCE}"'}
 COVERAGE_SVG=${COVERAGE_SVG:-coverage.svg}
 LOCK_TRIES=${LOCK_TRIES:-30}
 
@@ -65,6 +67,13 @@ recipe_deploy() {
   sh -c "$DEPLOY"
 }
 
+# 2b. The same deploy lock with the statehub CLI: it waits, renews the lock while the deploy runs,
+#     releases it however the deploy ends, passes SIGTERM on, and exits with the deploy's status.
+recipe_deploy_cli() {
+  export STATEHUB_URL=$STATEHUB STATEHUB_TOKEN=$TOKEN
+  statehub lock "/ci/$REPO/deploy" -ttl 5m -wait 30m -owner "$OWNER" -- sh -c "$DEPLOY"
+}
+
 # 3. A coverage badge: store the SVG your coverage tool made; the server serves it back as is.
 recipe_coverage() {
   curl -fsS -T "$COVERAGE_SVG" -H 'Content-Type: image/svg+xml' -H "Authorization: Bearer $TOKEN" \
@@ -84,9 +93,9 @@ recipe_views() {
 [ $# -gt 0 ] || set -- build coverage views deploy
 for recipe in "$@"; do
   case $recipe in
-  build | coverage | views | deploy) ("recipe_$recipe") ;;
+  build | coverage | views | deploy | deploy-cli) ("recipe_${recipe//-/_}") ;;
   *)
-    echo "unknown recipe $recipe: use build, coverage, views or deploy" >&2
+    echo "unknown recipe $recipe: use build, coverage, views, deploy or deploy-cli" >&2
     exit 2
     ;;
   esac

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/statehub/statehub/client"
+)
+
+var cmdWatch = &command{
+	name:     "watch",
+	synopsis: "[-snapshot] [-since POS] [-count N] PATH",
+	summary:  "print every change of a key or subtree as a JSON line, resuming after disconnects",
+	about: `Watch prints one JSON object a line for every event of PATH (a key, or a subtree ending in /),
+until interrupted or, with -count, after N changes:
+
+  {"type":"set","key":..,"value":..,"revision":..,"seq":..,"id":..}
+  {"type":"delete","key":..,"revision":..,"seq":..,"id":..}
+  {"type":"ready","seq":..,"id":..}     the stream is live (at the start of every connection)
+  {"type":"reset","seq":..}             resuming was impossible: the current state follows
+
+It reconnects by itself (saying so on stderr) and resumes after the last event it printed, so
+each change is printed once, across disconnections and server restarts. An event's "id" given to
+-since resumes after it in a later watch.`,
+	run: func(r *runner) error {
+		snapshot := r.fs.Bool("snapshot", false, `first print the current entries ("snapshot":true), then ready`)
+		since := r.fs.String("since", "", "resume after this event id (the \"id\" of a printed event)")
+		count := r.fs.Int("count", 0, "exit after this many changes (set and delete events, not snapshot entries); 0: never")
+		args, err := r.parse(r.args, 1, 1)
+		if err != nil {
+			return err
+		}
+		c, err := r.client()
+		if err != nil {
+			return err
+		}
+		changes := 0
+		for ev, err := range c.Watch(r.ctx, args[0], client.WatchOptions{Since: *since, Snapshot: *snapshot}) {
+			if err != nil {
+				if errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
+					return nil // interrupted: a normal end
+				}
+				return err
+			}
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(r.env.Stdout, "%s\n", b); err != nil {
+				return err // stdout is gone (a closed pipe)
+			}
+			if (ev.Type == client.EventSet || ev.Type == client.EventDelete) && !ev.Snapshot {
+				if changes++; *count > 0 && changes >= *count {
+					return nil
+				}
+			}
+		}
+		return nil
+	},
+}
