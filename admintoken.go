@@ -86,6 +86,10 @@ func loadOrCreateAdminToken(path string) (tok string, created bool, err error) {
 	if tok, err = newAdminToken(); err != nil {
 		return "", false, err
 	}
+	// The data directory may not exist yet: a cluster node (-store etcd) keeps only this file there.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", false, err
+	}
 	tmp := path + ".tmp"
 	os.Remove(tmp) // left by a crash during an earlier first start
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -146,5 +147,19 @@ func TestAdminTokenSetup(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAdminTokenMakesTheDirectory: a node that keeps only its admin token in -data (a cluster
+// node) starts when the directory does not exist yet.
+func TestAdminTokenMakesTheDirectory(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	var c auth.Config
+	if err := setupAdminToken(&c, dir, slog.New(slog.DiscardHandler), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, adminTokenFile)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Defaults for EtcdConfig's zero fields.
@@ -75,8 +77,8 @@ type Etcd struct {
 	feed   Feed
 	cli    *clientv3.Client
 	blobs  *blobStore
-	lease  clientv3.LeaseID // this node's lease, for ephemeral keys
-	node   string           // this node's name in session ids
+	lease  atomic.Int64 // this node's lease (a clientv3.LeaseID), for ephemeral keys; replaced when etcd ends it
+	node   string       // this node's name in session ids
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -122,7 +124,8 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 	cfg = cfg.withDefaults()
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: ec.Endpoints, DialTimeout: ec.DialTimeout, Username: ec.Username, Password: ec.Password,
-		TLS: ec.TLS, Logger: nil, RejectOldCluster: false,
+		TLS: ec.TLS, Logger: zap.NewNop(), // failures reach Statehub's own log as errors
+
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hub: connecting to etcd: %w", err)
@@ -148,24 +151,51 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 		cli.Close()
 		return nil, fmt.Errorf("hub: etcd lease: %w", err)
 	}
-	e.lease = grant.ID
+	e.lease.Store(int64(grant.ID))
 	e.node = strconv.FormatInt(int64(grant.ID), 16)
-	keep, err := cli.KeepAlive(e.ctx, e.lease)
+	keep, err := cli.KeepAlive(e.ctx, grant.ID)
 	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("hub: etcd lease: %w", err)
 	}
-	go func() {
-		for range keep { // the client renews the lease; the channel closes at Close
-		}
-	}()
 	h.Start(start)
 	e.delivered = start
-	e.wg.Add(2)
+	e.wg.Add(3)
+	go e.keepLease(keep, grant.TTL)
 	go e.watch(start)
 	go e.expirer()
 	e.log.Info("state in etcd", "endpoints", strings.Join(ec.Endpoints, ","), "prefix", ec.Prefix, "seq", start, "node", e.node)
 	return h, nil
+}
+
+// keepLease keeps this node's lease alive. When etcd ends it anyway (the node was paused or cut
+// off for longer than its TTL), etcd has deleted the node's ephemeral keys, with their delete
+// events; a new lease is granted for later ones.
+func (e *Etcd) keepLease(keep <-chan *clientv3.LeaseKeepAliveResponse, ttl int64) {
+	defer e.wg.Done()
+	for {
+		for range keep { // the client renews the lease; the channel closes when it is lost or at Close
+		}
+		if e.ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("this node's etcd lease ended; its ephemeral keys are gone, and a new lease carries later ones")
+		for wait := 200 * time.Millisecond; e.ctx.Err() == nil; wait = min(2*wait, 5*time.Second) {
+			ctx, cancel := e.reqCtx()
+			grant, err := e.cli.Grant(ctx, ttl)
+			cancel()
+			if err == nil {
+				if keep, err = e.cli.KeepAlive(e.ctx, grant.ID); err == nil {
+					e.lease.Store(int64(grant.ID))
+					break
+				}
+			}
+			select {
+			case <-e.ctx.Done():
+			case <-time.After(wait):
+			}
+		}
+	}
 }
 
 func (e *Etcd) reqCtx() (context.Context, context.CancelFunc) {
@@ -390,7 +420,7 @@ func (e *Etcd) changeOps(ch *Change) []clientv3.Op {
 	var opts []clientv3.OpOption
 	if ch.Ephemeral && ch.owner != nil {
 		r.Owner = ch.owner.ID()
-		opts = append(opts, clientv3.WithLease(e.lease))
+		opts = append(opts, clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))
 	}
 	b, _ := json.Marshal(r)
 	ops := []clientv3.Op{clientv3.OpPut(e.dataKey(ch.Key), string(b), opts...)}
@@ -778,6 +808,19 @@ func (e *Etcd) deleteOwned(id, key string) {
 	}
 }
 
+// Check asks etcd for its current revision, which needs a leader: nil, or ErrUnavailable.
+func (e *Etcd) Check() error {
+	if e.ctx.Err() != nil {
+		return ErrClosed
+	}
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	if _, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithCountOnly()); err != nil {
+		return unavailableErr(err)
+	}
+	return nil
+}
+
 // Stats returns the keys and seq.
 func (e *Etcd) Stats() Stats { return Stats{Keys: e.Len(), Seq: e.Seq()} }
 
@@ -821,6 +864,7 @@ func (e *Etcd) Close() error {
 func (e *Etcd) watch(rev uint64) {
 	defer e.wg.Done()
 	next := int64(rev) + 1
+	backoff := 200 * time.Millisecond // between attempts while etcd has no leader or is unreachable
 	for e.ctx.Err() == nil {
 		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
 		wc := e.cli.Watch(ctx, e.ec.Prefix+"k", clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV())
@@ -844,11 +888,12 @@ func (e *Etcd) watch(rev uint64) {
 			}
 			// Events of one revision go out in key order, as Local's commits do.
 			slices.SortStableFunc(events, func(a, b Event) int {
-				if a.Seq != b.Seq {
-					return int(a.Seq) - int(b.Seq)
+				if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+					return c
 				}
 				return strings.Compare(a.Key, b.Key)
 			})
+			backoff = 200 * time.Millisecond
 			if len(events) > 0 {
 				e.feed.Deliver(events)
 				next = int64(events[len(events)-1].Seq) + 1
@@ -859,8 +904,9 @@ func (e *Etcd) watch(rev uint64) {
 		if e.ctx.Err() == nil {
 			select {
 			case <-e.ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(backoff):
 			}
+			backoff = min(2*backoff, 5*time.Second)
 		}
 	}
 }

@@ -44,6 +44,9 @@ type Store interface {
 	NewSession() *Session
 
 	Stats() Stats
+	// Check reports whether the store can take writes now: nil, or an error wrapping
+	// ErrUnavailable (a failed journal, an unreachable etcd) or ErrClosed.
+	Check() error
 	WriteBackup(w io.Writer) (uint64, error)
 	Checkpoint() error
 	Close() error

@@ -330,6 +330,13 @@ func (h *Local) finish(seq uint64, wait func() error) error {
 	return nil
 }
 
+// Check reports a failed journal (ErrUnavailable) or a closed store.
+func (h *Local) Check() error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.writableLocked()
+}
+
 // Durable blocks until seq is durable, or the journal has failed (ErrUnavailable).
 func (h *Local) Durable(seq uint64) error { return h.waitDurable(seq) }
 

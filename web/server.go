@@ -183,7 +183,13 @@ func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
+// health answers 200 {"status":"ok","seq","keys"} while the store can take writes, else 503
+// {"status":"unavailable","error"}: a failed journal, or in a cluster an etcd without quorum.
 func (s *Server) health(c echo.Context) error {
+	if err := s.hub.Check(); err != nil {
+		_, body := errorBody(err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": body.Error})
+	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "seq": s.hub.Seq(), "keys": s.hub.Len()})
 }
 
