@@ -929,18 +929,35 @@ func confFeedSnapshot(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	}
 }
 
-// confFeedReset: a resume from a position older than the retained history starts with a reset:
-// the current entries, then later changes.
+// confFeedReset: a resume from a position older than the retained history either replays
+// exactly the later changes from the store (a store that keeps them: etcd, until it compacts) or
+// starts with a reset: the current entries, then later changes.
 func confFeedReset(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	h := mk(hub.Config{HistorySize: 2})
 	ra := set(t, h, "/z/a", `1`)
-	set(t, h, "/z/b", `1`)
-	set(t, h, "/z/c", `1`)
+	rb := set(t, h, "/z/b", `1`)
+	rc := set(t, h, "/z/c", `1`)
 	rd := set(t, h, "/z/a", `2`)
-	must(h.Delete("/z/c", hub.Cond{}, hub.WriteOptions{}))
+	rx := must(h.Delete("/z/c", hub.Cond{}, hub.WriteOptions{}))
 	s := confSubscribe(t, h, "/z/", hub.SubscribeOptions{Since: &hub.Position{Seq: ra.Seq}})
 	if !s.sub.Reset {
-		t.Fatalf("resume from seq %d past a history of 2 events: no reset (initial %v)", ra.Seq, confEvents(s.sub.Initial))
+		got := confEvents(s.sub.Initial)
+		want := fmt.Sprint([]string{
+			fmt.Sprintf("/z/b rev 0 seq %d deleted false value 1", rb.Seq),
+			fmt.Sprintf("/z/c rev 0 seq %d deleted false value 1", rc.Seq),
+			fmt.Sprintf("/z/a rev 1 seq %d deleted false value 2", rd.Seq),
+			fmt.Sprintf("/z/c rev 1 seq %d deleted true value ", rx.Seq),
+		})
+		if fmt.Sprint(got) != want {
+			t.Fatalf("resume from seq %d past a history of 2 events, from the store: %v, want %v", ra.Seq, got, want)
+		}
+		re := set(t, h, "/z/b", `2`)
+		confEvent(t, s.next(), "/z/b", 1, re.Seq, false)
+		p := hub.Position{Seq: rd.Seq, Key: "/z/a", Snapshot: true}
+		if s := confSubscribe(t, h, "/z/", hub.SubscribeOptions{Since: &p}); !s.sub.Reset {
+			t.Fatal("resume from a snapshot position: no reset")
+		}
+		return
 	}
 	init := s.sub.Initial
 	if len(init) != 2 || init[0].Key != "/z/a" || init[0].Seq != rd.Seq || string(init[0].Value) != "2" || init[1].Key != "/z/b" || !init[0].Snapshot || !init[1].Snapshot {

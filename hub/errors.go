@@ -28,6 +28,7 @@ var (
 	ErrLockToken           = errors.New("hub: wrong lock token")
 	ErrNotLock             = errors.New("hub: the key holds a value, not a lock")
 	ErrInvalidTx           = errors.New("hub: invalid transaction")
+	ErrCompacted           = errors.New("hub: the store no longer holds the changes after that position")
 )
 
 // ConflictError reports a failed precondition together with the key's current state, so the caller

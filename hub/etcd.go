@@ -584,6 +584,52 @@ func (e *Etcd) Snapshot(path string) (uint64, func() ([]Event, error)) {
 	}
 }
 
+// Since reads the changes of path after p up to upTo back from etcd, for a resume older than
+// this node's history (a node started after the client's position). It watches the whole prefix
+// from p's revision and writes a fence key of its own: once the fence's event arrives, every
+// earlier change has been seen. ErrCompacted when etcd has compacted past p.
+func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
+	ctx, cancel := e.reqCtx()
+	defer cancel()
+	w := clientv3.NewWatcher(e.cli)
+	defer w.Close()
+	wc := w.Watch(ctx, e.ec.Prefix, clientv3.WithPrefix(), clientv3.WithRev(int64(max(p.Seq, 1))), clientv3.WithPrevKV())
+	fence := e.ec.Prefix + "f/" + e.node + "." + strconv.FormatUint(e.nsessions.Add(1), 10)
+	put, err := e.cli.Put(ctx, fence, "", clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))
+	if err != nil {
+		return nil, unavailableErr(err)
+	}
+	defer e.cli.Delete(context.WithoutCancel(ctx), fence)
+	var out []Event
+	for resp := range wc {
+		if err := resp.Err(); err != nil {
+			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+				return nil, ErrCompacted
+			}
+			return nil, unavailableErr(err)
+		}
+		for _, ev := range resp.Events {
+			if ev.Kv.ModRevision >= put.Header.Revision {
+				slices.SortStableFunc(out, func(a, b Event) int {
+					if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+						return c
+					}
+					return strings.Compare(a.Key, b.Key)
+				})
+				return out, nil
+			}
+			if !strings.HasPrefix(string(ev.Kv.Key), e.ec.Prefix+"k") {
+				continue
+			}
+			x := e.eventOf(ev)
+			if x.Seq <= upTo && !p.Covers(x.Seq, x.Key) && Covers(path, x.Key) {
+				out = append(out, x)
+			}
+		}
+	}
+	return nil, unavailableErr(ctx.Err())
+}
+
 // Durable returns at once: etcd answers only what it has committed.
 func (e *Etcd) Durable(uint64) error { return nil }
 

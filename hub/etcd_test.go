@@ -43,50 +43,50 @@ func TestMain(m *testing.M) {
 // etcdEndpoints starts the package's etcd on first use and returns its client URL.
 func etcdEndpoints(tb testing.TB) []string {
 	tb.Helper()
-	etcdOnce.Do(func() { etcdEndpoint, etcdErr = startEtcd() })
+	etcdOnce.Do(func() { etcdCmd, etcdDir, etcdEndpoint, etcdErr = startEtcd() })
 	if etcdErr != nil {
 		tb.Fatalf("etcd is needed for the cluster store tests (apt-get install etcd-server): %v", etcdErr)
 	}
 	return []string{etcdEndpoint}
 }
 
-func startEtcd() (string, error) {
+// startEtcd starts an etcd process of its own on loopback ports; the caller kills cmd (by its
+// pid) and removes dir.
+func startEtcd() (cmd *exec.Cmd, dir, url string, err error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		return "", err
+		return nil, "", "", err
 	}
-	dir, err := os.MkdirTemp("", "statehub-etcd-")
+	dir, err = os.MkdirTemp("", "statehub-etcd-")
 	if err != nil {
-		return "", err
+		return nil, "", "", err
 	}
-	etcdDir = dir
 	client, peer := freePort(), freePort()
 	clientURL, peerURL := "http://127.0.0.1:"+client, "http://127.0.0.1:"+peer
-	cmd := exec.Command(bin, "--name", "t", "--data-dir", filepath.Join(dir, "data"),
+	cmd = exec.Command(bin, "--name", "t", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "t="+peerURL, "--log-level", "error")
 	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
-		return "", err
+		return nil, dir, "", err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+os.Getenv("ETCD_UNSUPPORTED_ARCH"))
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return nil, dir, "", err
 	}
-	etcdCmd = cmd
 	// The deadline only guards against a hang; nothing is asserted about speed.
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(clientURL + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return clientURL, nil
+				return cmd, dir, clientURL, nil
 			}
 		}
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-	return "", fmt.Errorf("etcd did not become healthy: %s", b)
+	return cmd, dir, "", fmt.Errorf("etcd did not become healthy: %s", b)
 }
 
 func freePort() string {

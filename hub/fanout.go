@@ -30,6 +30,9 @@ type Store interface {
 	Snapshot(path string) (seq uint64, entries func() ([]Event, error))
 	// Durable blocks until seq is durable; ErrUnavailable when it never will be.
 	Durable(seq uint64) error
+	// Since returns the changes of path after position p up to seq upTo, in order, for a resume
+	// older than the hub's history; ErrCompacted when the store no longer holds them.
+	Since(p Position, path string, upTo uint64) ([]Event, error)
 
 	// Writes answer once their commit is durable.
 	Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error)
@@ -210,10 +213,14 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	// commits reach it through the queue.
 	s.Start = h.delivered
 	snapshot := opt.Snapshot && opt.Since == nil
+	catchUp := false // the changes after Since come from the store, not the history
 	if p := opt.Since; p != nil {
-		if !p.Snapshot && p.Seq <= h.delivered && h.history.canResume(*p) {
+		switch {
+		case !p.Snapshot && p.Seq <= h.delivered && h.history.canResume(*p):
 			s.Initial = h.history.since(*p, path, h.delivered)
-		} else {
+		case !p.Snapshot && p.Seq <= h.delivered && p.Seq > 0:
+			catchUp = true
+		default:
 			s.Reset, snapshot = true, true
 		}
 	}
@@ -231,6 +238,19 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	set[s] = struct{}{}
 	h.nsubs++
 	h.mu.Unlock()
+	if catchUp {
+		events, err := h.Store.Since(*opt.Since, path, s.Start)
+		if err == nil {
+			s.Initial = events
+			return s, nil
+		}
+		s.Close()
+		if !errors.Is(err, ErrCompacted) {
+			return nil, err
+		}
+		// Gone from the store too: start again with a reset.
+		return h.Subscribe(path, SubscribeOptions{Since: &Position{Seq: opt.Since.Seq, Snapshot: true}})
+	}
 	if snapshot {
 		err := h.Store.Durable(s.Start)
 		if err == nil {

@@ -330,6 +330,9 @@ func (h *Local) finish(seq uint64, wait func() error) error {
 	return nil
 }
 
+// Since answers ErrCompacted: Local keeps no changes beyond the hub's history.
+func (h *Local) Since(Position, string, uint64) ([]Event, error) { return nil, ErrCompacted }
+
 // Check reports a failed journal (ErrUnavailable) or a closed store.
 func (h *Local) Check() error {
 	h.mu.RLock()
