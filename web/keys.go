@@ -345,6 +345,19 @@ type ListEntry struct {
 	Value    json.RawMessage `json:"value,omitempty"`
 	Revision *int64          `json:"revision,omitempty"`
 	Seq      *uint64         `json:"seq,omitempty"`
+	Expires  string          `json:"expires,omitempty"` // a key with a TTL: when it expires, RFC 3339 in UTC
+}
+
+// listEntry is e as a listing shows it.
+func listEntry(e hub.Entry) ListEntry {
+	le := ListEntry{Key: e.Key, Value: e.Value}
+	if !hub.IsPrefix(e.Key) {
+		le.Revision, le.Seq = &e.Revision, &e.Seq
+	}
+	if !e.Expires.IsZero() {
+		le.Expires = formatTime(e.Expires)
+	}
+	return le
 }
 
 func (s *Server) list(c echo.Context, prefix string, q url.Values) error {
@@ -402,6 +415,10 @@ func writeList(w io.Writer, page hub.Page) error {
 			b = strconv.AppendInt(b, e.Revision, 10)
 			b = append(b, `,"seq":`...)
 			b = strconv.AppendUint(b, e.Seq, 10)
+		}
+		if !e.Expires.IsZero() {
+			b = append(b, `,"expires":`...)
+			b = appendJSONString(b, formatTime(e.Expires))
 		}
 		b = append(b, '}')
 	}

@@ -750,3 +750,18 @@ func TestBadInputNamed(t *testing.T) {
 		})
 	}
 }
+
+// TestListingShowsExpiry: a listing names when a key with a TTL expires, over HTTP and the
+// WebSocket alike (RFC 3339, UTC); a key without one has no expires.
+func TestListingShowsExpiry(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	ts := newServer(t, hub.Config{Clock: clock}, web.Config{})
+	ts.must(t, "POST", "/t/a?ttl=1h", `1`)
+	ts.must(t, "POST", "/t/b", `2`)
+	r := ts.must(t, "GET", "/t/", "")
+	want := `{"entries":[{"key":"/t/a","value":1,"revision":0,"seq":1,"expires":"2026-01-02T04:04:05Z"},{"key":"/t/b","value":2,"revision":0,"seq":2}]}`
+	if strings.TrimSpace(r.body) != want {
+		t.Fatalf("listing %s, want %s", r.body, want)
+	}
+}
