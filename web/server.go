@@ -206,7 +206,10 @@ func (s *Server) backup(c echo.Context) error {
 	h.Set("Cache-Control", "no-store")
 	c.Response().WriteHeader(http.StatusOK)
 	if _, err := s.hub.WriteBackup(c.Response()); err != nil {
+		// The status is sent: abort the connection, so the client sees a broken transfer rather
+		// than a complete-looking backup that is cut short.
 		s.log.Warn("backup stream ended early", "err", err)
+		panic(http.ErrAbortHandler)
 	}
 	return nil
 }

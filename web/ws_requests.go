@@ -262,11 +262,7 @@ func (c *wsConn) run(req wsRequest) error {
 		}
 		a := wsAnswer{ID: id, OK: true, Entries: make([]ListEntry, len(page.Entries)), Cursor: page.Cursor}
 		for i, e := range page.Entries {
-			le := ListEntry{Key: e.Key, Value: e.Value}
-			if !hub.IsPrefix(e.Key) {
-				le.Revision, le.Seq = &e.Revision, &e.Seq
-			}
-			a.Entries[i] = le
+			a.Entries[i] = listEntry(e)
 		}
 		c.answer(a)
 
