@@ -742,12 +742,17 @@ func confDeleteLargeSubtree(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		must(h.Tx(nil, ops, hub.WriteOptions{}))
 	}
 	s := confSubscribe(t, h, "/big/", hub.SubscribeOptions{})
-	res, err := h.DeletePrefix("/big/", hub.WriteOptions{})
+	res, err := h.DeletePrefix("/big/", hub.WriteOptions{Idempotency: "big"})
 	if err != nil || res.Deleted != n {
 		t.Fatalf("DeletePrefix = %+v, %v; want %d deleted", res, err, n)
 	}
 	for _, k := range keys {
 		confEvent(t, s.next(), k, 1, res.Seq, true)
+	}
+	// A retry answers the first result and deletes nothing again.
+	again, err := h.DeletePrefix("/big/", hub.WriteOptions{Idempotency: "big"})
+	if err != nil || !again.Replayed || again.Deleted != n || again.Seq != res.Seq {
+		t.Fatalf("retried DeletePrefix = %+v, %v; want the first answer %+v, replayed", again, err, res)
 	}
 	s.quiet("/big/marker", "after the subtree delete")
 	if p := must(h.List("/big/", hub.ListOptions{})); len(p.Entries) != 1 {

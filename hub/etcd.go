@@ -678,53 +678,77 @@ func (e *Etcd) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	return e.write(opt, intent{op: "delete", key: key, cond: cond}, []string{key}, deleteStep(key, cond))
 }
 
-// DeletePrefix removes every key under prefix in one etcd transaction (one seq).
+// DeletePrefix removes every key under prefix in one etcd transaction (one seq): a range delete,
+// committed only if no key under the prefix was written since the keys were counted (a compare
+// on the range's ModRevision), so the answer's count is the keys the commit deleted, and an
+// idempotency record is kept in the same transaction.
 func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := e.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
-	// Every key under the prefix is read and passed to the step as changes, so the write's
-	// compares cover them all; a large subtree is deleted in one range delete instead.
-	ctx, cancel := e.reqCtx()
-	resp, err := e.cli.Get(ctx, e.dataKey(prefix), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-	cancel()
-	if err != nil {
-		return Result{}, unavailableErr(err)
+	if opt.TTL < 0 {
+		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
 	}
-	keys := make([]string, 0, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		keys = append(keys, strings.TrimPrefix(string(kv.Key), e.ec.Prefix+"k"))
+	if e.ctx.Err() != nil {
+		return Result{}, ErrClosed
 	}
-	if len(keys) > maxEtcdTxnKeys {
-		return e.deleteRange(prefix, opt)
+	in := intent{op: "deleteprefix", key: prefix}
+	var fp string
+	if opt.Idempotency != "" {
+		fp = in.fingerprint(opt)
 	}
-	return e.write(opt, intent{op: "deleteprefix", key: prefix}, keys, func(_ time.Time, v view) (step, error) {
-		var changes []Change
-		for _, k := range keys {
-			if it, ok := v.get(k); ok {
-				changes = append(changes, Change{Key: k, Revision: it.revision + 1, Deleted: true})
-			}
-		}
-		return step{res: Result{Key: prefix, Deleted: len(changes)}, many: changes}, nil
-	})
-}
-
-// maxEtcdTxnKeys keeps a write within etcd's default limit of 128 operations per transaction.
-const maxEtcdTxnKeys = 100
-
-// deleteRange deletes a large subtree with one range delete (idempotency keys are not kept for it).
-func (e *Etcd) deleteRange(prefix string, opt WriteOptions) (Result, error) {
 	ctx, cancel := e.reqCtx()
 	defer cancel()
-	resp, err := e.cli.Delete(ctx, e.dataKey(prefix), clientv3.WithPrefix())
-	if err != nil {
-		return Result{}, unavailableErr(err)
+	for {
+		_, rec, idemMod, _, err := e.read(ctx, nil, opt.Idempotency)
+		if err != nil {
+			return Result{}, err
+		}
+		now := e.clock.Now()
+		if rec != nil && now.Before(rec.Expires) {
+			if rec.Fingerprint != fp {
+				return Result{}, ErrIdempotencyMismatch
+			}
+			res := rec.Result
+			res.Seq, res.Replayed = uint64(idemMod), true
+			e.waitDelivered(res.Seq)
+			return res, nil
+		}
+		count, err := e.cli.Get(ctx, e.dataKey(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return Result{}, unavailableErr(err)
+		}
+		rev := count.Header.Revision
+		res := Result{Key: prefix, Deleted: int(count.Count)}
+		if count.Count == 0 {
+			res.Seq = uint64(rev)
+			return res, nil
+		}
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(e.dataKey(prefix)), "<", rev+1).WithPrefix()}
+		ops := []clientv3.Op{clientv3.OpDelete(e.dataKey(prefix), clientv3.WithPrefix())}
+		if opt.Idempotency != "" {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
+			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
+			b, _ := json.Marshal(r)
+			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
+				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
+		}
+		resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		if err != nil {
+			return Result{}, unavailableErr(err)
+		}
+		if !resp.Succeeded {
+			continue // a key under the prefix was written meanwhile: count again
+		}
+		res.Deleted = int(resp.Responses[0].GetResponseDeleteRange().Deleted)
+		res.Seq = uint64(resp.Header.Revision)
+		e.waitDelivered(res.Seq)
+		return res, nil
 	}
-	if resp.Deleted > 0 {
-		e.waitDelivered(uint64(resp.Header.Revision))
-	}
-	return Result{Key: prefix, Deleted: int(resp.Deleted), Seq: uint64(resp.Header.Revision)}, nil
 }
+
+// maxEtcdTxnKeys keeps a transaction within etcd's default limit of 128 operations.
+const maxEtcdTxnKeys = 100
 
 // Tx applies ops atomically if every check holds.
 func (e *Etcd) Tx(checks []TxCheck, ops []TxOp, opt WriteOptions) (TxResult, error) {
