@@ -32,7 +32,10 @@
 //     every change of its path after its start exactly once: the start and the registration are
 //     fixed under the hub's lock, which every delivery takes. A replay (Since) or a plain
 //     subscription starts at the last delivered seq; a snapshot at the store's applied seq, whose
-//     later delivery the subscription skips, and is handed out once that seq is durable.
+//     later delivery the subscription skips, and is handed out once that seq is durable. A replay
+//     older than the history comes from the store (Store.Since) up to the last delivered seq, or,
+//     when the store no longer holds it either (ErrCompacted: always for Local), a reset. A replay
+//     from a position the store has committed but not yet delivered waits for the delivery.
 //   - Nothing the hub answers shows a commit before it is durable. Reads (Get, OpenFile, List),
 //     snapshot and reset subscriptions, backups, and writes that fail or change nothing (whose
 //     errors show the current revision) read the applied state under Local's mu, then wait outside

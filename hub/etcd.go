@@ -64,7 +64,8 @@ type EtcdConfig struct {
 //     grace period; if the node dies, etcd deletes them when the lease runs out. Locks are plain
 //     keys with a deadline: a held lock outlives the node it was taken through. A lock's fence is
 //     the seq that created its key (CreateRevision).
-//   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order.
+//   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order;
+//     a resume older than the node's history is read back by a watch of its own (Since).
 //     A write answers once this node's watch has delivered its commit, so the node's
 //     subscriptions, resumes and lock waiters reflect every write it has answered, as with Local.
 //   - Stored files' bytes live in BlobDir, never in etcd, which holds their description.
