@@ -350,15 +350,8 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 			return Result{}, err
 		}
 		now := e.clock.Now()
-		if rec != nil && now.Before(rec.Expires) {
-			if rec.Fingerprint != fp {
-				return Result{}, ErrIdempotencyMismatch
-			}
-			res := rec.Result
-			res.Seq = uint64(idemMod) // the record was written by the commit it answers
-			res.Replayed = true
-			e.waitDelivered(res.Seq)
-			return res, nil
+		if res, ok, err := e.replay(rec, idemMod, fp, now); ok {
+			return res, err
 		}
 		st, err := build(now, v)
 		res := st.res
@@ -406,6 +399,22 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 		e.waitDelivered(res.Seq)
 		return res, nil
 	}
+}
+
+// replay answers a retry from its idempotency record (ok), or refuses a different request with
+// the same key; a record past its window, or none, is not an answer (ok false). The record was
+// written by the commit it answers, so its ModRevision is the answer's seq.
+func (e *Etcd) replay(rec *IdemRecord, mod int64, fp string, now time.Time) (res Result, ok bool, err error) {
+	if rec == nil || !now.Before(rec.Expires) {
+		return Result{}, false, nil
+	}
+	if rec.Fingerprint != fp {
+		return Result{}, true, ErrIdempotencyMismatch
+	}
+	res = rec.Result
+	res.Seq, res.Replayed = uint64(mod), true
+	e.waitDelivered(res.Seq)
+	return res, true, nil
 }
 
 // changeOps are the etcd operations of one change: its record (on this node's lease when
@@ -706,14 +715,8 @@ func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 			return Result{}, err
 		}
 		now := e.clock.Now()
-		if rec != nil && now.Before(rec.Expires) {
-			if rec.Fingerprint != fp {
-				return Result{}, ErrIdempotencyMismatch
-			}
-			res := rec.Result
-			res.Seq, res.Replayed = uint64(idemMod), true
-			e.waitDelivered(res.Seq)
-			return res, nil
+		if res, ok, err := e.replay(rec, idemMod, fp, now); ok {
+			return res, err
 		}
 		count, err := e.cli.Get(ctx, e.dataKey(prefix), clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err != nil {
