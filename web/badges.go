@@ -34,20 +34,46 @@ var hexColor = regexp.MustCompile(`^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 // maxBadgeText bounds the label and the value shown, in characters.
 const maxBadgeText = 64
 
-// badge serves GET /key?badge[&label=][&color=][&incr]: the value as an SVG badge. With incr the
-// view is counted first (an increment of the key).
+// badgeColor parses a badge colour parameter: a shields.io name or 3 or 6 hex digits (with or
+// without "#"). fill is the SVG colour, shields the colour as the shields.io endpoint takes it.
+func badgeColor(param, v string) (fill, shields string, err error) {
+	if named, ok := badgeColors[strings.ToLower(v)]; ok {
+		return named, strings.ToLower(v), nil
+	}
+	if hexColor.MatchString(v) {
+		digits := strings.TrimPrefix(v, "#")
+		return "#" + digits, digits, nil
+	}
+	return "", "", badRequest("invalid_color", param+" must be a name such as green or 3 or 6 hex digits, got "+strconv.Quote(v))
+}
+
+// badge serves GET /key?badge[&label=][&color=][&labelColor=][&style=][&format=][&incr]: the
+// value as an SVG badge, or with format=shields as the JSON of a shields.io endpoint badge. With
+// incr the view is counted first (an increment of the key).
 func (s *Server) badge(c echo.Context, key string, q url.Values) error {
 	if err := s.authorize(c, auth.Read, key); err != nil {
 		return err
 	}
-	color := "#007ec6"
+	format := q.Get("format")
+	if format != "" && format != "svg" && format != "shields" {
+		return badRequest("invalid_format", "format must be svg or shields, got "+strconv.Quote(format))
+	}
+	style := q.Get("style")
+	if style != "" && style != "flat" && style != "flat-square" {
+		return badRequest("invalid_style", "style must be flat or flat-square, got "+strconv.Quote(style))
+	}
+	color, shieldsColor := "#007ec6", "blue"
 	if v := q.Get("color"); v != "" {
-		if named, ok := badgeColors[strings.ToLower(v)]; ok {
-			color = named
-		} else if hexColor.MatchString(v) {
-			color = "#" + strings.TrimPrefix(v, "#")
-		} else {
-			return badRequest("invalid_color", "color must be a name such as green or 3 or 6 hex digits, got "+strconv.Quote(v))
+		var err error
+		if color, shieldsColor, err = badgeColor("color", v); err != nil {
+			return err
+		}
+	}
+	labelColor, shieldsLabelColor := "#555", ""
+	if v := q.Get("labelColor"); v != "" {
+		var err error
+		if labelColor, shieldsLabelColor, err = badgeColor("labelColor", v); err != nil {
+			return err
 		}
 	}
 	label := key[strings.LastIndexByte(key, '/')+1:]
@@ -83,7 +109,24 @@ func (s *Server) badge(c echo.Context, key string, q url.Values) error {
 	h.Set("Expires", "0")
 	h.Set("Pragma", "no-cache")
 	h.Set("ETag", `"`+rand.Text()+`"`) // fresh every time: no proxy may serve it from a cache
-	return c.Blob(http.StatusOK, "image/svg+xml; charset=utf-8", renderBadge(label, badgeText(value), color))
+	if format == "shields" {
+		return c.JSON(http.StatusOK, shieldsBadge{
+			SchemaVersion: 1, Label: label, Message: badgeText(value),
+			Color: shieldsColor, LabelColor: shieldsLabelColor,
+		})
+	}
+	return c.Blob(http.StatusOK, "image/svg+xml; charset=utf-8",
+		renderBadge(label, badgeText(value), color, labelColor, style == "flat-square"))
+}
+
+// shieldsBadge is the JSON a shields.io endpoint badge reads
+// (https://img.shields.io/endpoint?url=...), which then draws it in any shields style.
+type shieldsBadge struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Label         string `json:"label"`
+	Message       string `json:"message"`
+	Color         string `json:"color"`
+	LabelColor    string `json:"labelColor,omitempty"`
 }
 
 // badgeText is what a badge shows for a JSON value: a string's text, anything else as JSON.
@@ -103,31 +146,10 @@ func truncate(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// textWidth estimates the width in pixels of s in 11 px Verdana, the badge font.
-func textWidth(s string) int {
-	w := 0
-	for _, r := range s {
-		switch {
-		case strings.ContainsRune("iIl.,:;|!'` ", r):
-			w += 4
-		case strings.ContainsRune("fjrt()[]{}-/", r):
-			w += 5
-		case strings.ContainsRune("mwMW@%", r):
-			w += 11
-		case r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '#':
-			w += 8
-		case r < 0x80:
-			w += 7
-		default:
-			w += 11 // wide scripts and symbols
-		}
-	}
-	return w
-}
-
-// renderBadge draws a flat badge; every text is XML-escaped. The label and the value are each
-// their own <text> element (ids "label" and "value").
-func renderBadge(label, value, color string) []byte {
+// renderBadge draws a flat badge (shields.io's look), or with square a flat-square one (square
+// corners, no gradient); every text is XML-escaped. The label and the value are each their own
+// <text> element (ids "label" and "value").
+func renderBadge(label, value, color, labelColor string, square bool) []byte {
 	lw, vw := textWidth(label)+10, textWidth(value)+10
 	if label == "" {
 		lw = 0
@@ -141,10 +163,15 @@ func renderBadge(label, value, color string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="20" role="img" aria-label="%s">`, w, esc(title))
 	fmt.Fprintf(&b, `<title>%s</title>`, esc(title))
-	b.WriteString(`<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>`)
-	fmt.Fprintf(&b, `<clipPath id="r"><rect width="%d" height="20" rx="3" fill="#fff"/></clipPath>`, w)
-	fmt.Fprintf(&b, `<g clip-path="url(#r)"><rect width="%d" height="20" fill="#555"/><rect x="%d" width="%d" height="20" fill="%s"/><rect width="%d" height="20" fill="url(#s)"/></g>`,
-		lw, lw, vw, color, w)
+	if square {
+		fmt.Fprintf(&b, `<g shape-rendering="crispEdges"><rect width="%d" height="20" fill="%s"/><rect x="%d" width="%d" height="20" fill="%s"/></g>`,
+			lw, labelColor, lw, vw, color)
+	} else {
+		b.WriteString(`<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>`)
+		fmt.Fprintf(&b, `<clipPath id="r"><rect width="%d" height="20" rx="3" fill="#fff"/></clipPath>`, w)
+		fmt.Fprintf(&b, `<g clip-path="url(#r)"><rect width="%d" height="20" fill="%s"/><rect x="%d" width="%d" height="20" fill="%s"/><rect width="%d" height="20" fill="url(#s)"/></g>`,
+			lw, labelColor, lw, vw, color, w)
+	}
 	b.WriteString(`<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" font-size="11">`)
 	if label != "" {
 		fmt.Fprintf(&b, `<text id="label" x="%d" y="14">%s</text>`, lw/2, esc(label))

@@ -44,7 +44,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 			}
 			return s.list(c, path, q)
 		case q.Has("badge"):
-			if err := only("badge", "label", "color", "incr"); err != nil {
+			if err := only("badge", "label", "color", "labelColor", "style", "format", "incr"); err != nil {
 				return err
 			}
 			return s.badge(c, path, q)
