@@ -621,7 +621,8 @@
       const t = shown(e.raw);
       value.append(el('span', { class: 'mono vtext', title: t.length > 60 ? t.slice(0, 2000) : null, text: t }));
     }
-    if (e.expires) value.append(el('span', { class: 'ttl', title: e.expires, text: `expires ${fmtIn(new Date(e.expires))}` }));
+    // A lock's value shows its expiry already.
+    if (e.expires && kind !== 'lock') value.append(el('span', { class: 'ttl', title: e.expires, text: `expires ${fmtIn(new Date(e.expires))}` }));
     tr.append(value, el('td', { class: 'num mono muted', text: e.subtree ? '' : String(e.revision) }));
 
     const may = kind !== 'lock' && rowWritable(e.key); // a held lock refuses writes
