@@ -193,3 +193,26 @@ func (h *history) since(p Position, path string, upTo uint64) []Event {
 	}
 	return out
 }
+
+// keyHistory walks the ring backwards for key's events with a seq below before (0: from the
+// newest), newest first: at most limit of them, and whether another retained one lies below.
+func (h *history) keyHistory(key string, before uint64, limit int) (out []Event, more bool) {
+	end := h.n
+	if before > 0 {
+		end = sort.Search(h.n, func(i int) bool { return h.at(i).seq >= before })
+	}
+	for i := end - 1; i >= 0; i-- {
+		m := h.at(i)
+		if h.key(m) != key {
+			continue
+		}
+		if len(out) == limit {
+			return out, true
+		}
+		out = append(out, h.event(m))
+	}
+	return out, false
+}
+
+// complete reports whether nothing has ever left the ring: it holds every change since seq 0.
+func (h *history) complete() bool { return h.floorSeq == 0 && len(h.floorKey) == 0 }

@@ -48,6 +48,7 @@ var statusOf = []struct {
 	{hub.ErrLockToken, http.StatusForbidden, "lock_token"},
 	{hub.ErrNotLock, http.StatusConflict, "not_a_lock"},
 	{hub.ErrInvalidTx, http.StatusBadRequest, "invalid_tx"},
+	{hub.ErrHistoryGone, http.StatusGone, "history_gone"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{ErrProtected, http.StatusForbidden, "protected_mode"},

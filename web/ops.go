@@ -172,6 +172,26 @@ func (s *Server) opTx(p *auth.Principal, req TxRequest, opt hub.WriteOptions) (h
 	return s.hub.Tx(checks, ops, opt)
 }
 
+// opHistory reads a page of key's retained past values, newest first: changes below the seq
+// cursor names ("": from the newest), at most limit (0: the default).
+func (s *Server) opHistory(p *auth.Principal, key, cursor string, limit int) (hub.HistoryPage, error) {
+	if err := s.permit(p, auth.Read, key); err != nil {
+		return hub.HistoryPage{}, err
+	}
+	if hub.IsPrefix(key) {
+		return hub.HistoryPage{}, badRequest("invalid_key", "a history read needs a key, not a prefix")
+	}
+	var before uint64
+	if cursor != "" {
+		n, err := strconv.ParseUint(cursor, 10, 64)
+		if err != nil || n == 0 {
+			return hub.HistoryPage{}, hub.ErrInvalidCursor
+		}
+		before = n
+	}
+	return s.hub.History(key, before, limit)
+}
+
 // opSubscribe starts a subscription of path (SSE streams and WebSocket subs).
 func (s *Server) opSubscribe(p *auth.Principal, path string, opt hub.SubscribeOptions) (*hub.Subscription, error) {
 	if err := s.permit(p, auth.Read, path); err != nil {
