@@ -34,7 +34,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 	case http.MethodGet, http.MethodHead:
 		switch {
 		case isEventStream(r):
-			if err := only("since", "snapshot"); err != nil {
+			if err := only("since", "snapshot", "throttle"); err != nil {
 				return err
 			}
 			return s.stream(c, path, q)
@@ -48,11 +48,6 @@ func (s *Server) keyRoute(c echo.Context) error {
 				return err
 			}
 			return s.badge(c, path, q)
-		case q.Has("history"):
-			if err := only("history", "limit", "cursor"); err != nil {
-				return err
-			}
-			return s.history(c, path, q)
 		case q.Has("go"):
 			if err := only("go"); err != nil {
 				return err

@@ -23,6 +23,10 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	if err != nil {
 		return err
 	}
+	every, err := parseThrottle(q.Get("throttle"))
+	if err != nil {
+		return err
+	}
 	sub, err := s.opSubscribe(p, path, opt)
 	if err != nil {
 		return err
@@ -49,7 +53,14 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	if sub.Reset {
 		out.event("reset", "", []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
 	}
-	for _, e := range sub.Initial {
+	initial := sub.Initial
+	th := newThrottle(s.cfg.Clock, every) // nil unless ?throttle (throttle.go)
+	defer th.Stop()
+	if th != nil {
+		initial = coalesce(initial)
+		th.started(len(initial))
+	}
+	for _, e := range initial {
 		out.change(e)
 		// A snapshot may be the whole subtree: it goes out as it is formatted, never whole in
 		// the buffer.
@@ -67,7 +78,7 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	keepAlive := time.NewTicker(s.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	ctx := c.Request().Context()
-	var batch []hub.Event
+	var batch, send []hub.Event
 	for {
 		select {
 		case <-sub.Ready():
@@ -79,8 +90,19 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 			}
 			var done bool
 			batch, done = sub.Take(batch[:0])
-			for _, e := range batch {
-				out.change(e)
+			if th != nil {
+				send = th.add(send[:0], batch)
+				if done {
+					send = th.flush(send, true)
+				}
+				for _, e := range send {
+					out.change(e)
+				}
+				clear(send)
+			} else {
+				for _, e := range batch {
+					out.change(e)
+				}
 			}
 			clear(batch) // drop the values until the next batch
 			if done {
@@ -90,6 +112,12 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 		case <-expired:
 			s.endStream(out, errTokenExpired)
 			return nil
+		case <-th.C():
+			send = th.flush(send[:0], false)
+			for _, e := range send {
+				out.change(e)
+			}
+			clear(send)
 		case <-keepAlive.C:
 			out.buf.WriteString(": keep-alive\n\n")
 		case <-ctx.Done():

@@ -108,6 +108,8 @@ type wsSub struct {
 	hs   *hub.Subscription
 	done chan struct{} // closed when its pump has returned
 
+	throttle time.Duration // the sub's throttle interval (throttle.go); 0 for none
+
 	ended disconnect // under the connection's mu: why reauth ended it, for its close event
 }
 

@@ -18,7 +18,14 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 	if hs.Reset && !c.send(appendMark(nil, sb.id, "reset", hs.Start)) {
 		return
 	}
-	for _, e := range hs.Initial {
+	initial := hs.Initial
+	th := newThrottle(c.s.cfg.Clock, sb.throttle) // nil for an unthrottled sub (throttle.go)
+	defer th.Stop()
+	if th != nil {
+		initial = coalesce(initial)
+		th.started(len(initial))
+	}
+	for _, e := range initial {
 		if !c.send(appendEvent(nil, sb.id, e)) {
 			return
 		}
@@ -26,9 +33,15 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 	if !c.send(appendMark(nil, sb.id, "ready", hs.Start)) {
 		return
 	}
-	for e, ok := hs.Next(); ok; e, ok = hs.Next() {
-		if !c.send(appendEvent(nil, sb.id, e)) {
+	if th != nil {
+		if !c.pumpThrottled(sb, th) {
 			return
+		}
+	} else {
+		for e, ok := hs.Next(); ok; e, ok = hs.Next() {
+			if !c.send(appendEvent(nil, sb.id, e)) {
+				return
+			}
 		}
 	}
 	var d disconnect
@@ -48,6 +61,37 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 	}
 	c.mu.Unlock()
 	c.send([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + d.reason + `"}`))
+}
+
+// pumpThrottled is pump's live loop for a throttled sub; it returns once the subscription is
+// closed and drained (true), or false when the connection took no more. The waiting events go
+// out before a close event (slow consumer, shutdown), not after an unsub.
+func (c *wsConn) pumpThrottled(sb *wsSub, th *throttle) bool {
+	hs := sb.hs
+	var batch, send []hub.Event
+	for {
+		var done bool
+		select {
+		case <-hs.Ready():
+			batch, done = hs.Take(batch[:0])
+			send = th.add(send[:0], batch)
+			clear(batch)
+			if done && hs.Err() != nil {
+				send = th.flush(send, true)
+			}
+		case <-th.C():
+			send = th.flush(send[:0], false)
+		}
+		for _, e := range send {
+			if !c.send(appendEvent(nil, sb.id, e)) {
+				return false
+			}
+		}
+		clear(send)
+		if done {
+			return true
+		}
+	}
 }
 
 // appendEvent encodes a change or snapshot entry of subscription sub.

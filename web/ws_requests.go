@@ -35,6 +35,7 @@ type wsRequest struct {
 	Children  bool            `json:"children"`
 	Since     string          `json:"since"`
 	Snapshot  bool            `json:"snapshot"`
+	Throttle  string          `json:"throttle"`
 	Sub       json.RawMessage `json:"sub"`
 	Owner     string          `json:"owner"`
 	Wait      *string         `json:"wait"`
@@ -266,9 +267,6 @@ func (c *wsConn) run(req wsRequest) error {
 		}
 		c.answer(a)
 
-	case "history":
-		return c.history(p, req)
-
 	case "sub":
 		return c.subscribe(p, req)
 
@@ -416,11 +414,15 @@ func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 	if err != nil {
 		return err
 	}
+	every, err := parseThrottle(req.Throttle)
+	if err != nil {
+		return err
+	}
 	hs, err := c.s.opSubscribe(p, req.Path, opt)
 	if err != nil {
 		return err
 	}
-	sb := &wsSub{id: req.ID, hs: hs, done: make(chan struct{})}
+	sb := &wsSub{id: req.ID, hs: hs, done: make(chan struct{}), throttle: every}
 	c.mu.Lock()
 	c.subs[key] = sb
 	c.mu.Unlock()
