@@ -48,6 +48,11 @@ func (s *Server) keyRoute(c echo.Context) error {
 				return err
 			}
 			return s.badge(c, path, q)
+		case q.Has("history"):
+			if err := only("history", "limit", "cursor"); err != nil {
+				return err
+			}
+			return s.history(c, path, q)
 		case q.Has("go"):
 			if err := only("go"); err != nil {
 				return err

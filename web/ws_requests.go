@@ -267,6 +267,9 @@ func (c *wsConn) run(req wsRequest) error {
 		}
 		c.answer(a)
 
+	case "history":
+		return c.history(p, req)
+
 	case "sub":
 		return c.subscribe(p, req)
 
