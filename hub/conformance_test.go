@@ -86,6 +86,8 @@ func TestConformance(t *testing.T) {
 		{"idempotency", confIdempotency},
 		{"lock fences", confLockFences},
 		{"lock waiters", confLockWaiters},
+		{"lock fifo", confLockFIFO},
+		{"fenced writes", confFencedWrites},
 		{"lock expiry", confLockExpiry},
 		{"sessions", confSessions},
 		{"history", confHistory},
@@ -1350,4 +1352,107 @@ func confHistory(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	if page, err := h.History("/hist/none", 0, 0); err != nil || len(page.Entries) != 0 {
 		t.Fatalf("history of a key never written: %v, %v", confEvents(page.Entries), err)
 	}
+}
+
+// confLockFIFO: waiters of a key get the lock one at a time, in the order they started waiting.
+func confLockFIFO(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	clock := fakeclock.New(t0)
+	h := mk(hub.Config{Clock: clock})
+	ctx := context.Background()
+	const key, waiters = "/fifo/k", 20
+	holder := must(h.Lock(ctx, key, hub.LockOptions{Owner: "holder"}))
+	got := make(chan hub.Lock, waiters)
+	for i := range waiters {
+		go func() {
+			lk, err := h.Lock(ctx, key, hub.LockOptions{Wait: 24 * time.Hour, Owner: strconv.Itoa(i)})
+			if err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+			}
+			got <- lk
+		}()
+		deadline := time.Now().Add(confDeadline)
+		for h.LockWaiters(key) != i+1 { // waiter i is queued before waiter i+1 starts
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	must(h.Unlock(key, holder.Token))
+	last := holder
+	for i := range waiters {
+		select {
+		case lk := <-got:
+			if lk.Owner != strconv.Itoa(i) || lk.Fence <= last.Fence {
+				t.Fatalf("acquisition %d went to waiter %q (fence %d after %d)", i, lk.Owner, lk.Fence, last.Fence)
+			}
+			last = lk
+			must(h.Unlock(key, lk.Token))
+		case <-time.After(confDeadline):
+			t.Fatalf("acquisition %d: no waiter got the lock within %v", i, confDeadline)
+		}
+	}
+	if n := h.LockWaiters(key); n != 0 {
+		t.Fatalf("%d waiters left in the queue", n)
+	}
+}
+
+// confFencedWrites: a write with a fence holds only while its lock is held with that fence:
+// after a release, an expiry or a new acquisition it fails with ErrFenceStale and changes nothing.
+func confFencedWrites(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	clock := fakeclock.New(t0)
+	h := mk(hub.Config{Clock: clock})
+	ctx := context.Background()
+	const lockKey, data = "/fw/locks/deploy", "/fw/state"
+	s := confSubscribe(t, h, "/fw/locks/", hub.SubscribeOptions{})
+	stale := func(what string, cond hub.Cond) {
+		t.Helper()
+		if _, err := h.Set(data, []byte(`"stale"`), cond, hub.WriteOptions{}); !errors.Is(err, hub.ErrFenceStale) {
+			t.Fatalf("%s: Set: %v, want ErrFenceStale", what, err)
+		}
+		if _, err := h.Delete(data, cond, hub.WriteOptions{}); !errors.Is(err, hub.ErrFenceStale) {
+			t.Fatalf("%s: Delete: %v, want ErrFenceStale", what, err)
+		}
+		if e, err := h.Get(data); err == nil && string(e.Value) == `"stale"` {
+			t.Fatalf("%s: a stale write changed %s", what, data)
+		}
+	}
+	stale("no lock yet", hub.Cond{Fence: 1, FenceLock: lockKey})
+
+	lk := must(h.Lock(ctx, lockKey, hub.LockOptions{TTL: time.Minute}))
+	s.next()
+	fenced := hub.Cond{Fence: lk.Fence, FenceLock: lockKey}
+	must(h.Set(data, []byte(`1`), fenced, hub.WriteOptions{}))
+	must(h.Set(data, []byte(`2`), fenced, hub.WriteOptions{}))
+	must(h.RenewLock(lockKey, lk.Token, time.Minute)) // a renewal keeps the fence
+	s.next()
+	must(h.Set(data, []byte(`3`), fenced, hub.WriteOptions{}))
+	stale("a fence other than the lock's", hub.Cond{Fence: lk.Fence + 1, FenceLock: lockKey})
+	var fe *hub.FenceError
+	if _, err := h.Set(data, []byte(`0`), hub.Cond{Fence: lk.Fence + 1, FenceLock: lockKey}, hub.WriteOptions{}); !errors.As(err, &fe) || fe.Lock != lockKey || fe.Current != lk.Fence {
+		t.Fatalf("stale write: %v (%+v), want a FenceError naming %s at fence %d", err, fe, lockKey, lk.Fence)
+	}
+
+	// Released.
+	must(h.Unlock(lockKey, lk.Token))
+	s.next()
+	stale("after the release", fenced)
+
+	// Taken again: the old fence is stale, the new one writes.
+	lk2 := must(h.Lock(ctx, lockKey, hub.LockOptions{TTL: time.Minute}))
+	s.next()
+	stale("after a new acquisition", fenced)
+	fenced2 := hub.Cond{Fence: lk2.Fence, FenceLock: lockKey}
+	must(h.Set(data, []byte(`4`), fenced2, hub.WriteOptions{}))
+
+	// Expired.
+	clock.Advance(time.Minute)
+	if ev := s.next(); !ev.Deleted {
+		t.Fatalf("expiry: %+v, want a delete", ev)
+	}
+	stale("after the expiry", fenced2)
+	if e := must(h.Get(data)); string(e.Value) != `4` {
+		t.Fatalf("%s = %s, want 4", data, e.Value)
+	}
+	must(h.Delete(data, hub.Cond{}, hub.WriteOptions{}))
 }

@@ -27,6 +27,7 @@ var (
 	ErrLocked              = errors.New("hub: locked")
 	ErrLockToken           = errors.New("hub: wrong lock token")
 	ErrNotLock             = errors.New("hub: the key holds a value, not a lock")
+	ErrFenceStale          = errors.New("hub: the lock has moved past the write's fence")
 	ErrInvalidTx           = errors.New("hub: invalid transaction")
 	ErrCompacted           = errors.New("hub: the store no longer holds the changes after that position")
 )

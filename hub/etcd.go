@@ -648,7 +648,7 @@ func (e *Etcd) Set(key string, value []byte, cond Cond, opt WriteOptions) (Resul
 	if err := e.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return e.write(opt, intent{op: "set", key: key, body: value, cond: cond}, []string{key}, putStep(key, value, "", cond, opt))
+	return e.write(opt, intent{op: "set", key: key, body: value, cond: cond}, cond.keys(key), putStep(key, value, "", cond, opt))
 }
 
 // SetFile stores body as a file in the shared directory and its description under key.
@@ -669,7 +669,7 @@ func (e *Etcd) SetFile(key, contentType string, body io.Reader, cond Cond, opt W
 	}
 	defer e.blobs.release(sum)
 	value, _ := json.Marshal(FileInfo{Type: ct, Size: size, SHA256: sum})
-	return e.write(opt, intent{op: "setfile", key: key, body: value, cond: cond}, []string{key}, putStep(key, value, ct, cond, opt))
+	return e.write(opt, intent{op: "setfile", key: key, body: value, cond: cond}, cond.keys(key), putStep(key, value, ct, cond, opt))
 }
 
 // Incr adds by to the integer at key.
@@ -685,7 +685,7 @@ func (e *Etcd) Delete(key string, cond Cond, opt WriteOptions) (Result, error) {
 	if err := e.limits.CheckKey(key); err != nil {
 		return Result{}, err
 	}
-	return e.write(opt, intent{op: "delete", key: key, cond: cond}, []string{key}, deleteStep(key, cond))
+	return e.write(opt, intent{op: "delete", key: key, cond: cond}, cond.keys(key), deleteStep(key, cond))
 }
 
 // DeletePrefix removes every key under prefix in one etcd transaction (one seq): a range delete,

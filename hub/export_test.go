@@ -10,3 +10,6 @@ func (h *Hub) ExpiryLen() int {
 	defer l.mu.RUnlock()
 	return len(l.expiry)
 }
+
+// LockWaiters returns how many Lock calls queue for key, for tests.
+func (h *Hub) LockWaiters(key string) int { return h.lockWaiters(key) }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,7 +82,7 @@ type Hub struct {
 	subs          map[string]map[*Subscription]struct{}
 	nsubs         int
 	slowConsumers uint64                   // subscriptions closed as slow consumers, for Stats
-	lockWait      map[string]chan struct{} // closed when the key next changes: wakes lock waiters
+	lockWait      map[string][]*lockWaiter // per key, the waiters of Lock in arrival order: the head attempts
 	deliveredCh   chan struct{}            // closed at the next delivery, when a resume waits for one (nil: none waits)
 	draining      bool
 	closed        bool
@@ -94,7 +95,7 @@ func newHub(cfg Config) *Hub {
 		cfg:      cfg,
 		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
 		subs:     make(map[string]map[*Subscription]struct{}),
-		lockWait: make(map[string]chan struct{}),
+		lockWait: make(map[string][]*lockWaiter),
 		drained:  make(chan struct{}),
 	}
 }
@@ -329,6 +330,12 @@ func (h *Hub) Draining() <-chan struct{} { return h.drained }
 // expire; ctx ends the wait early. A wait ends with ErrShutdown as soon as the hub drains (Drain),
 // or at once when it has drained already, so a waiter never holds up a shutdown. A key that holds
 // a plain value fails with ErrNotLock.
+//
+// Waiters of a key are served in arrival order: they queue in the hub, and only the head of the
+// queue attempts the lock, at once when it arrives at the head and again at each delivered change
+// of the key. It leaves the queue when it gets the lock, gives up or fails, and the next waiter
+// becomes the head. The queue is this hub's: an attempt without a wait, or through another node
+// of a cluster, is not queued and may take a free lock first.
 func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, error) {
 	if opt.Wait < 0 {
 		return Lock{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
@@ -339,47 +346,107 @@ func (h *Hub) Lock(ctx context.Context, key string, opt LockOptions) (Lock, erro
 	done := make(chan struct{})
 	stop := h.cfg.Clock.AfterFunc(opt.Wait, func() { close(done) })
 	defer stop()
+	w := h.enqueueLockWaiter(key)
+	defer h.leaveLockQueue(key, w)
+	var err error
 	for {
-		// The waiter is registered before the attempt, so a release delivered after the attempt
-		// wakes it.
-		wake := h.lockWaiter(key)
-		lk, err := h.Store.TryLock(key, opt)
+		select {
+		case <-w.wake: // the turn comes first: a head attempts even when ctx has ended
+		default:
+			select {
+			case <-w.wake:
+			case <-done:
+				return Lock{}, h.lockedErr(key, err)
+			case <-ctx.Done():
+				return Lock{}, h.lockedErr(key, err)
+			case <-h.drained:
+				return Lock{}, fmt.Errorf("%w: no longer waiting for the lock on %s", ErrShutdown, key)
+			}
+		}
+		// The head attempts. A change delivered during the attempt leaves a wake-up in w.wake (it
+		// holds one), so a release is never missed.
+		var lk Lock
+		lk, err = h.Store.TryLock(key, opt)
 		if !errors.Is(err, ErrLocked) {
 			return lk, err
 		}
-		select {
-		case <-wake:
-		case <-done:
-			return Lock{}, err
-		case <-ctx.Done():
-			return Lock{}, err
-		case <-h.drained:
-			return Lock{}, fmt.Errorf("%w: no longer waiting for the lock on %s", ErrShutdown, key)
-		}
 	}
 }
 
-// lockWaiter returns the channel closed at key's next delivered change (or at Close).
-func (h *Hub) lockWaiter(key string) <-chan struct{} {
+// lockedErr is the answer of a wait that ends without the lock: the last attempt's error, or,
+// for a waiter that never reached the head of the queue, the lock as it is now.
+func (h *Hub) lockedErr(key string, err error) error {
+	if err != nil {
+		return err
+	}
+	e := &LockedError{Key: key}
+	if cur, gerr := h.Store.Get(key); gerr == nil {
+		var st LockState
+		json.Unmarshal(cur.Value, &st)
+		e.Owner, e.Fence, e.Expires = st.Owner, st.Fence, st.Expires
+	}
+	return e
+}
+
+// A lockWaiter is one Lock call in a key's queue. wake holds one wake-up: the head's turn to
+// attempt.
+type lockWaiter struct {
+	wake chan struct{}
+}
+
+// enqueueLockWaiter queues a waiter for key; the head of an empty queue is woken at once.
+func (h *Hub) enqueueLockWaiter(key string) *lockWaiter {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch := h.lockWait[key]
-	if ch == nil {
-		ch = make(chan struct{})
-		if h.closed {
-			close(ch) // the attempt gets ErrClosed
-			return ch
-		}
-		h.lockWait[key] = ch
+	w := &lockWaiter{wake: make(chan struct{}, 1)}
+	q := h.lockWait[key]
+	h.lockWait[key] = append(q, w)
+	if len(q) == 0 || h.closed {
+		w.wake <- struct{}{} // after Close, the attempt gets ErrClosed
 	}
-	return ch
+	return w
 }
 
-// wakeLockWaitersLocked wakes whoever waits for key to change.
+// leaveLockQueue removes w from key's queue and, when it was the head, wakes the next waiter.
+func (h *Hub) leaveLockQueue(key string, w *lockWaiter) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	q := h.lockWait[key]
+	for i, x := range q {
+		if x != w {
+			continue
+		}
+		q = append(q[:i:i], q[i+1:]...)
+		if len(q) == 0 {
+			delete(h.lockWait, key)
+		} else {
+			h.lockWait[key] = q
+			if i == 0 {
+				wakeLockWaiter(q[0])
+			}
+		}
+		return
+	}
+}
+
+// lockWaiters returns how many Lock calls wait for key (tests).
+func (h *Hub) lockWaiters(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.lockWait[key])
+}
+
+func wakeLockWaiter(w *lockWaiter) {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wakeLockWaitersLocked gives the head of key's queue its turn: key changed.
 func (h *Hub) wakeLockWaitersLocked(key string) {
-	if ch := h.lockWait[key]; ch != nil {
-		close(ch)
-		delete(h.lockWait, key)
+	if q := h.lockWait[key]; len(q) > 0 {
+		wakeLockWaiter(q[0])
 	}
 }
 
@@ -396,7 +463,7 @@ func (h *Hub) Stats() Stats {
 	return st
 }
 
-// Close ends every subscription with ErrShutdown, wakes lock waiters (they retry and get
+// Close ends every subscription with ErrShutdown, wakes lock waiters (they end with ErrShutdown or
 // ErrClosed), then closes the store and returns its error: for a hub from Open, that of the final
 // flush of the log.
 func (h *Hub) Close() error {
@@ -404,8 +471,10 @@ func (h *Hub) Close() error {
 	h.mu.Lock()
 	h.closed = true
 	h.wakeResumesLocked()
-	for key := range h.lockWait {
-		h.wakeLockWaitersLocked(key)
+	for _, q := range h.lockWait {
+		for _, w := range q {
+			wakeLockWaiter(w)
+		}
 	}
 	h.mu.Unlock()
 	return h.Store.Close()

@@ -25,9 +25,11 @@ import (
 //   - A held lock refuses every other write to its key (ErrLocked): only Renew and Unlock change
 //     it. A key that holds a plain value cannot be locked (ErrNotLock). Deleting a subtree deletes
 //     the locks in it.
-//   - Waiters block on a channel closed by the next change of the key (release, expiry, a subtree
-//     delete) and then race for the lock: there is no queue and no fairness. Drain ends every
-//     wait with ErrShutdown.
+//   - Waiters (Hub.Lock) queue per key in the hub, in arrival order: only the head attempts, at
+//     once and at each change of the key (release, expiry, a subtree delete), and the next one
+//     attempts once it leaves. Drain ends every wait with ErrShutdown.
+//   - A fenced write (Cond.Fence) holds only while its lock is held with that fence, checked in
+//     the write's step, so atomically with it: a stale holder's write fails with ErrFenceStale.
 
 // DefaultLockTTL is a lock's time to live when LockOptions.TTL is zero.
 const DefaultLockTTL = 60 * time.Minute

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -35,6 +36,55 @@ type Cond struct {
 	MatchAny  bool
 	// Absent requires that the key does not exist (If-None-Match: *). Failure: ErrPreconditionFailed.
 	Absent bool
+	// Fence, when non-zero, is the fence of a lock the writer holds (If-Fence): the lock at
+	// FenceLock must be held with this fence, atomically with the write. Failure (the lock was
+	// released, expired or taken again since): a *FenceError, which matches ErrFenceStale.
+	// FenceLock empty names the written key itself.
+	Fence     uint64
+	FenceLock string
+}
+
+// FenceError reports a fenced write refused because its lock has moved past the writer's fence.
+// It matches ErrFenceStale. Current is the lock's fence now, 0 when no lock is held there.
+type FenceError struct {
+	Lock           string
+	Fence, Current uint64
+}
+
+func (e *FenceError) Error() string {
+	if e.Current == 0 {
+		return fmt.Sprintf("%v: fence %d: %s holds no lock (released or expired)", ErrFenceStale, e.Fence, e.Lock)
+	}
+	return fmt.Sprintf("%v: fence %d: %s is held with fence %d", ErrFenceStale, e.Fence, e.Lock, e.Current)
+}
+
+func (e *FenceError) Unwrap() error { return ErrFenceStale }
+
+// keys returns the keys a write of key under c reads: key, and c's fence lock when it has one.
+func (c Cond) keys(key string) []string {
+	if c.Fence != 0 && c.FenceLock != "" && c.FenceLock != key {
+		return []string{key, c.FenceLock}
+	}
+	return []string{key}
+}
+
+// checkFence tests c's fence against the lock in v.
+func (c Cond) checkFence(key string, v view) error {
+	if c.Fence == 0 {
+		return nil
+	}
+	if c.FenceLock != "" {
+		key = c.FenceLock
+	}
+	cur, ok := v.get(key)
+	var st LockState
+	if ok && cur.lock() != "" {
+		json.Unmarshal(cur.value, &st) // our own JSON
+	}
+	if st.Fence != c.Fence {
+		return &FenceError{Lock: key, Fence: c.Fence, Current: st.Fence}
+	}
+	return nil
 }
 
 // check tests c against the key's current entry (ok false when absent).
@@ -91,6 +141,9 @@ func (h *Local) Set(key string, value []byte, cond Cond, opt WriteOptions) (Resu
 // key: Set and SetFile share it.
 func putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) buildFunc {
 	return func(now time.Time, v view) (step, error) {
+		if err := cond.checkFence(key, v); err != nil {
+			return step{}, err
+		}
 		cur, ok := v.get(key)
 		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
@@ -176,6 +229,9 @@ func (h *Local) Delete(key string, cond Cond, opt WriteOptions) (Result, error) 
 // deleteStep is the read-check-change step of Delete.
 func deleteStep(key string, cond Cond) buildFunc {
 	return func(_ time.Time, v view) (step, error) {
+		if err := cond.checkFence(key, v); err != nil {
+			return step{}, err
+		}
 		cur, ok := v.get(key)
 		if err := cond.check(key, &cur, ok); err != nil {
 			return step{}, err
@@ -358,6 +414,10 @@ func (in intent) fingerprint(opt WriteOptions) string {
 	}
 	b(in.cond.MatchAny)
 	b(in.cond.Absent)
+	if in.cond.Fence != 0 {
+		u(in.cond.Fence)
+		f.Write([]byte(in.cond.FenceLock))
+	}
 	u(uint64(opt.TTL))
 	b(opt.Session != nil)
 	return in.op + " " + in.key + " " + strconv.FormatUint(f.Sum64(), 16)

@@ -47,6 +47,7 @@ var statusOf = []struct {
 	{hub.ErrLocked, http.StatusConflict, "locked"},
 	{hub.ErrLockToken, http.StatusForbidden, "lock_token"},
 	{hub.ErrNotLock, http.StatusConflict, "not_a_lock"},
+	{hub.ErrFenceStale, http.StatusConflict, "fence_stale"},
 	{hub.ErrInvalidTx, http.StatusBadRequest, "invalid_tx"},
 	{hub.ErrHistoryGone, http.StatusGone, "history_gone"},
 	{hub.ErrRootForbidden, http.StatusForbidden, "forbidden"},
@@ -127,6 +128,10 @@ func errorBody(err error) (int, ErrorBody) {
 	var ce *hub.ConflictError
 	if errors.As(err, &ce) {
 		body.Revision, body.Key = &ce.Revision, ce.Key
+	}
+	var fe *hub.FenceError
+	if errors.As(err, &fe) {
+		body.Key = fe.Lock
 	}
 	var le *hub.LockedError
 	if errors.As(err, &le) {

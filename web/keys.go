@@ -147,6 +147,9 @@ func (s *Server) put(c echo.Context, key string, q url.Values, conditional bool)
 			return err
 		}
 	}
+	if cond.Fence, cond.FenceLock, err = ifFence(c.Request().Header.Get("If-Fence")); err != nil {
+		return err
+	}
 	if ct := c.Request().Header.Get("Content-Type"); !isJSONType(ct) {
 		return s.putFile(c, p, key, ct, cond, opt)
 	}
@@ -165,6 +168,9 @@ func (s *Server) incr(c echo.Context, key string, q url.Values) error {
 	p, err := s.principalOf(c)
 	if err != nil {
 		return err
+	}
+	if c.Request().Header.Get("If-Fence") != "" {
+		return badRequest("invalid_fence", "an increment takes no If-Fence")
 	}
 	by := int64(1)
 	if v := q.Get("incr"); v != "" {
@@ -201,6 +207,11 @@ func (s *Server) delete(c echo.Context, path string, q url.Values) error {
 		if cond, err = precondition(c.Request().Header, false); err != nil {
 			return err
 		}
+		if cond.Fence, cond.FenceLock, err = ifFence(c.Request().Header.Get("If-Fence")); err != nil {
+			return err
+		}
+	} else if c.Request().Header.Get("If-Fence") != "" {
+		return badRequest("invalid_fence", "a subtree delete takes no If-Fence")
 	}
 	res, err := s.opDelete(p, path, cond, opt)
 	if err != nil {
@@ -336,6 +347,29 @@ func precondition(h http.Header, write bool) (hub.Cond, error) {
 		cond.Absent = true
 	}
 	return cond, nil
+}
+
+// ifFence parses an If-Fence header, "N; lock=/lock/key": the write holds only while the lock at
+// that key is held with fence N (0, "": no header).
+func ifFence(v string) (uint64, string, error) {
+	if v == "" {
+		return 0, "", nil
+	}
+	n, params, _ := strings.Cut(v, ";")
+	lock, ok := strings.CutPrefix(strings.TrimSpace(params), "lock=")
+	return checkFence(strings.TrimSpace(n), strings.TrimSpace(lock), ok)
+}
+
+// checkFence validates a fence and its lock key, over HTTP and the WebSocket alike.
+func checkFence(n, lock string, named bool) (uint64, string, error) {
+	fence, err := strconv.ParseUint(n, 10, 64)
+	if err != nil || fence == 0 {
+		return 0, "", badRequest("invalid_fence", "a fence is a positive integer (the fence of a held lock), got "+strconv.Quote(n))
+	}
+	if !named || lock == "" || hub.IsPrefix(lock) {
+		return 0, "", badRequest("invalid_fence", `a fence names its lock key: If-Fence: N; lock=/locks/name (WebSocket: "fence_lock")`)
+	}
+	return fence, lock, nil
 }
 
 // ListAnswer is the JSON answer to a listing.

@@ -27,6 +27,8 @@ type wsRequest struct {
 	Revision  *int64          `json:"revision"`
 	TTL       *string         `json:"ttl"`
 	Ephemeral bool            `json:"ephemeral"`
+	Fence     *uint64         `json:"fence"`
+	FenceLock string          `json:"fence_lock"`
 	Idem      string          `json:"idem"`
 	By        *int64          `json:"by"`
 	Limit     int             `json:"limit"`
@@ -41,6 +43,15 @@ type wsRequest struct {
 	Wait      *string         `json:"wait"`
 	Checks    []TxCheck       `json:"checks"`
 	Ops       []TxOp          `json:"ops"`
+}
+
+// wsFence reads a write's fence and fence_lock (If-Fence over HTTP) into cond.
+func wsFence(req wsRequest, cond *hub.Cond) (err error) {
+	if req.Fence == nil {
+		return nil
+	}
+	cond.Fence, cond.FenceLock, err = checkFence(strconv.FormatUint(*req.Fence, 10), req.FenceLock, req.FenceLock != "")
+	return err
 }
 
 // decodeWSMessage parses one request. On an error it still returns the id when it could be read,
@@ -204,6 +215,9 @@ func (c *wsConn) run(req wsRequest) error {
 		if err != nil {
 			return err
 		}
+		if err := wsFence(req, &cond); err != nil {
+			return err
+		}
 		if req.Ephemeral {
 			opt.Session = c.sess
 		}
@@ -229,6 +243,12 @@ func (c *wsConn) run(req wsRequest) error {
 			}
 			cond.Revision = req.Revision
 		}
+		if req.Fence != nil && hub.IsPrefix(path) {
+			return badRequest("invalid_fence", "a subtree delete takes no fence")
+		}
+		if err := wsFence(req, &cond); err != nil {
+			return err
+		}
 		res, err := s.opDelete(p, path, cond, opt)
 		if err != nil {
 			return err
@@ -240,6 +260,9 @@ func (c *wsConn) run(req wsRequest) error {
 		c.answer(okResult(id, res))
 
 	case "incr":
+		if req.Fence != nil {
+			return badRequest("invalid_fence", "incr takes no fence")
+		}
 		by := int64(1)
 		if req.By != nil {
 			by = *req.By
