@@ -72,6 +72,7 @@ func startEtcd() (cmd *exec.Cmd, dir, url string, err error) {
 		return nil, dir, "", err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd) // a test binary killed before TestMain's cleanup leaves no etcd behind
 	cmd.Env = append(os.Environ(), "ETCD_UNSUPPORTED_ARCH="+os.Getenv("ETCD_UNSUPPORTED_ARCH"))
 	if err := cmd.Start(); err != nil {
 		return nil, dir, "", err
