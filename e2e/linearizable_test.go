@@ -325,24 +325,8 @@ func linClient(ctx context.Context, h *linHistory, srv *crashServer, id int, rng
 	defer c.CloseIdleConnections()
 	revs := map[string]int64{} // the last revision this client saw of each key
 	for n := 0; ctx.Err() == nil; n++ {
-		key := linKey(rng.IntN(linKeys))
-		in := linInput{key: key}
-		switch r := rng.IntN(10); {
-		case r < 4:
-			in.op = "get"
-		case r < 6:
-			in.op, in.val = "set", int64(id)*1_000_000+int64(n)
-		case r < 8:
-			rev, seen := revs[key]
-			if !seen || rng.IntN(4) == 0 {
-				rev = -1
-			}
-			in.op, in.val, in.rev = "cas", int64(id)*1_000_000+int64(n), rev+1
-		case r < 9:
-			in.op = "incr"
-		default:
-			in.op = "delete"
-		}
+		in := linRandomOp(rng, revs, id, n)
+		key := in.key
 		out, ok := linDo(ctx, h, c, srv.url, id, in)
 		if !ok {
 			return // the server is gone: this client's last request stays indeterminate

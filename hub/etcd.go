@@ -332,15 +332,9 @@ func (e *Etcd) read(ctx context.Context, keys []string, idem string) (etcdView, 
 // write runs a write's step against keys read from etcd and commits its changes if none of those
 // keys changed meanwhile, trying again until then. It answers once etcd has committed.
 func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc) (Result, error) {
-	if opt.TTL < 0 {
-		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
-	}
-	if e.ctx.Err() != nil {
-		return Result{}, ErrClosed
-	}
-	var fp string
-	if opt.Idempotency != "" {
-		fp = in.fingerprint(opt)
+	fp, err := e.begin(opt, in)
+	if err != nil {
+		return Result{}, err
 	}
 	ctx, cancel := e.reqCtx()
 	defer cancel()
@@ -399,6 +393,20 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 		e.waitDelivered(res.Seq)
 		return res, nil
 	}
+}
+
+// begin checks a write's options and returns its idempotency fingerprint ("" without a key).
+func (e *Etcd) begin(opt WriteOptions, in intent) (string, error) {
+	if opt.TTL < 0 {
+		return "", fmt.Errorf("%w: negative", ErrInvalidTTL)
+	}
+	if e.ctx.Err() != nil {
+		return "", ErrClosed
+	}
+	if opt.Idempotency == "" {
+		return "", nil
+	}
+	return in.fingerprint(opt), nil
 }
 
 // replay answers a retry from its idempotency record (ok), or refuses a different request with
@@ -696,16 +704,9 @@ func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 	if err := e.limits.CheckPath(prefix); err != nil || !IsPrefix(prefix) {
 		return Result{}, fmt.Errorf("%w: %q is not a prefix", ErrInvalidKey, prefix)
 	}
-	if opt.TTL < 0 {
-		return Result{}, fmt.Errorf("%w: negative", ErrInvalidTTL)
-	}
-	if e.ctx.Err() != nil {
-		return Result{}, ErrClosed
-	}
-	in := intent{op: "deleteprefix", key: prefix}
-	var fp string
-	if opt.Idempotency != "" {
-		fp = in.fingerprint(opt)
+	fp, err := e.begin(opt, intent{op: "deleteprefix", key: prefix})
+	if err != nil {
+		return Result{}, err
 	}
 	ctx, cancel := e.reqCtx()
 	defer cancel()
