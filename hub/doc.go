@@ -74,7 +74,9 @@
 // In Local, one sync.RWMutex (mu) guards the state. A write takes it for a short
 // read-check-change step that also fixes the order of journal appends (Journal.Append only
 // buffers); it waits for durability (the group-commit fsync) after releasing it, then publishes:
-// publish, serialized by pubMu, hands the pending events up to its seq to the feed. In Hub, one
+// publish, serialized by pubMu, hands the pending events up to its seq to the feed. A pipelined
+// write (WriteOptions.Pending) returns after the locked step and leaves the wait and the publish
+// to its caller's Pending.Wait, which must run before its answer is shown. In Hub, one
 // sync.Mutex (Hub.mu) guards the history, the subscription sets and the lock waiters; Deliver
 // takes it. Lock order: pubMu, then Hub.mu, then Local's mu (Subscribe asks the store for a
 // snapshot under Hub.mu); Local never calls the feed while holding its mu. Helpers that need a

@@ -18,6 +18,44 @@ type WriteOptions struct {
 	Idempotency string        // non-empty: a repeat within the window answers the first result and changes nothing
 	// Session, for Set only: non-nil makes the key ephemeral, owned by this session (see Session).
 	Session *Session
+	// Pending, when set, pipelines the write: it returns once its commit is applied and
+	// journaled, before it is durable, and leaves its wait for durability in *Pending (see
+	// Pending). Nil: the write waits itself and answers only once durable.
+	Pending *Pending
+}
+
+// A Pending holds the durability wait of a write made with WriteOptions.Pending. The write's
+// answer, a result or an error (whose current revision shows the state), may be shown to anyone
+// only after Wait has returned nil: then what it shows is durable and its commit has reached the
+// subscribers. Writes made one after another this way apply in that order while earlier ones
+// wait, and their commits share fsyncs (group commit). Wait must be called once for every such
+// write that returns, even when its answer is no longer wanted: until then its commit may not be
+// published. A store that answers only once a write is durable (Etcd, and Local without a
+// journal) leaves nothing to wait for.
+type Pending struct{ wait func() error }
+
+// Wait blocks until the write's commit, or the state its error shows, is durable, and publishes
+// it. It returns an error wrapping ErrUnavailable when the journal failed before that: the answer
+// must not be shown. Later calls return nil at once.
+func (p *Pending) Wait() error {
+	w := p.wait
+	p.wait = nil
+	if w == nil {
+		return nil
+	}
+	return w()
+}
+
+// Ready reports whether the write left nothing to wait for: Wait returns nil at once.
+func (p *Pending) Ready() bool { return p.wait == nil }
+
+// wait runs w now, or, for a pipelined write (opt.Pending), leaves it to the caller.
+func (opt WriteOptions) wait(w func() error) error {
+	if opt.Pending == nil {
+		return w()
+	}
+	opt.Pending.wait = w
+	return nil
 }
 
 // Cond is a write's precondition. The zero Cond always holds.
@@ -323,7 +361,7 @@ func (h *Local) write(opt WriteOptions, in intent, build buildFunc) (Result, err
 			}
 			// The first request may still be waiting for its fsync: answer the retry only once
 			// that write is durable, so a retry is never told of a write that can be lost.
-			if err := h.waitDurable(rec.Result.Seq); err != nil {
+			if err := h.durableLater(opt, rec.Result.Seq); err != nil {
 				return Result{}, err
 			}
 			res := rec.Result
@@ -342,7 +380,7 @@ func (h *Local) write(opt WriteOptions, in intent, build buildFunc) (Result, err
 		// only once that state is durable.
 		res.Seq = h.seq
 		h.mu.Unlock()
-		if werr := h.waitDurable(res.Seq); werr != nil {
+		if werr := h.durableLater(opt, res.Seq); werr != nil {
 			return Result{}, werr
 		}
 		return res, err
@@ -354,7 +392,21 @@ func (h *Local) write(opt WriteOptions, in intent, build buildFunc) (Result, err
 	seq, wait := h.commitLocked(changes, idem)
 	h.mu.Unlock()
 	res.Seq = seq
-	return res, h.finish(seq, wait)
+	if wait == nil { // no journal: durable already, publish now
+		return res, h.finish(seq, nil)
+	}
+	return res, opt.wait(func() error { return h.finish(seq, wait) })
+}
+
+// durableLater waits until seq is durable, now or, for a pipelined write, in its Pending.
+func (h *Local) durableLater(opt WriteOptions, seq uint64) error {
+	h.mu.RLock()
+	done := h.durable >= seq
+	h.mu.RUnlock()
+	if done {
+		return nil
+	}
+	return opt.wait(func() error { return h.waitDurable(seq) })
 }
 
 func (h *Local) writableLocked() error {

@@ -43,6 +43,9 @@
 // One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
 // is its only reader; it closes the subscription when the client goes away. A WebSocket has a
 // reader goroutine that runs its requests one at a time in arrival order (a lock's wait runs
-// aside, at most 64 per socket), one writer that alone writes data frames from a bounded queue,
-// a keep-alive pinger, and a pump per subscription that moves its events into the queue (ws.go).
+// aside, at most 64 per socket), an answer goroutine, while any write's answer waits for
+// durability, that sends those answers in request order (at most 256 waiting; then the reader
+// stops reading), one writer that alone writes data frames from a bounded queue, a keep-alive
+// pinger, and a pump per subscription that moves its events into the queue (ws.go,
+// ws_pipeline.go).
 package web

@@ -6,8 +6,10 @@ package web
 // {"op", "id", ...}; the answer carries the same id and either "ok": true with the result fields,
 // or "error", "code" and "status": the code and HTTP status the same failure has over HTTP (one
 // mapping, classify). A frame that is not JSON, an unknown op or a bad field gets an error answer
-// with status 400; the connection stays open. Requests run one at a time in the order they
-// arrive, so a connection's writes apply in the order it sent them.
+// with status 400; the connection stays open. Answers leave in request order and a connection's
+// writes apply in the order it sent them: writes are pipelined, applied as they arrive while the
+// earlier ones wait for their fsync, and answered once durable; other requests first wait for
+// every earlier answer (ws_pipeline.go).
 //
 // Subscriptions ("sub") have the semantics of SSE streams: the answer {"seq"} first, then an
 // optional reset, the replay or snapshot entries ("snapshot": true), "ready", then live changes,
@@ -58,7 +60,8 @@ const (
 // wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
 // session that owns its ephemeral keys.
 //
-// Goroutines: serve runs the reader (requests are handled there, one at a time); writeLoop is the
+// Goroutines: serve runs the reader (requests are handled there, one at a time; a write's answer
+// waits for durability on the answer goroutine, which runs while any waits); writeLoop is the
 // only writer of data frames; keepAlive pings and watches for shutdown; each subscription has a
 // pump that moves its events into the queue. serve waits for all of them before it returns.
 type wsConn struct {
@@ -97,6 +100,13 @@ type wsConn struct {
 	expiry    func() bool // stops the timer that closes the connection at principal's exp (tokenexpiry.go); nil when none
 
 	lockWaits atomic.Int32 // lock requests with a wait running aside (at most wsMaxLockWaits)
+
+	// The pipeline (ws_pipeline.go).
+	slots     chan struct{} // one per waiting answer: the reader blocks when it is full
+	pmu       sync.Mutex    // guards pend, answering and drained
+	pend      []wsPending   // answers waiting for durability, in request order
+	answering bool          // the answer goroutine runs: pend is not empty, or it is sending one
+	drained   chan struct{} // closed when the answer goroutine returns, if a drain waits for it
 
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
@@ -156,7 +166,8 @@ func (s *Server) ws(c echo.Context) error {
 		s: s, ws: conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
 		out: make(chan []byte, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
-		subs: make(map[string]*wsSub),
+		slots: make(chan struct{}, wsMaxPipeline),
+		subs:  make(map[string]*wsSub),
 	}
 	wc.serve()
 	return nil

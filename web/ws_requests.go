@@ -159,15 +159,127 @@ func okResult(id json.RawMessage, res hub.Result) wsAnswer {
 	return wsAnswer{ID: id, OK: true, Key: res.Key, Revision: &res.Revision, Seq: &res.Seq, Replayed: res.Replayed}
 }
 
-// handle runs one request and queues its answer.
+// handle runs one request and queues its answer. A write (set, cas, delete, incr, tx) is
+// pipelined: applied at once, its answer queued behind the earlier ones until its commit is
+// durable (pipeline.go). Any other request first waits until every earlier answer has been sent.
 func (c *wsConn) handle(data []byte) {
 	c.seen++
 	req, err := decodeWSMessage(data)
-	if err == nil {
-		err = c.run(req)
-	}
 	if err != nil {
+		c.reply(wsPending{id: req.ID, err: err})
+		return
+	}
+	switch req.Op {
+	case "set", "cas", "delete", "incr", "tx":
+		it := wsPending{id: req.ID}
+		it.a, it.err = c.applyWrite(req, &it.p)
+		c.reply(it)
+		return
+	}
+	c.drain()
+	if err := c.run(req); err != nil {
 		c.fail(req.ID, err)
+	}
+}
+
+// applyWrite applies a write with opt.Pending set to pend and returns its answer, which may be shown
+// only once pend's Wait has returned nil.
+func (c *wsConn) applyWrite(req wsRequest, pend *hub.Pending) (wsAnswer, error) {
+	id := req.ID
+	p, err := c.caller()
+	if err != nil {
+		return wsAnswer{}, err
+	}
+	s := c.s
+	switch req.Op {
+	case "set", "cas":
+		var cond hub.Cond
+		if req.Op == "cas" {
+			if req.Revision == nil || *req.Revision < 0 {
+				return wsAnswer{}, badRequest("invalid_revision", "cas needs revision: the current revision + 1, or 0 to create")
+			}
+			cond.NextRevision = req.Revision
+		}
+		opt, err := wsWriteOptions(req, pend)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		if err := wsFence(req, &cond); err != nil {
+			return wsAnswer{}, err
+		}
+		if req.Ephemeral {
+			opt.Session = c.sess
+		}
+		res, err := s.opSet(p, setRequest{Key: req.Key, Value: bytes.NewReader(req.Value), Cond: cond, Options: opt})
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		return okResult(id, res), nil
+
+	case "delete":
+		path := req.Key
+		if path == "" {
+			path = req.Path
+		}
+		opt, err := wsWriteOptions(req, pend)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		var cond hub.Cond
+		if req.Revision != nil {
+			if *req.Revision < 0 {
+				return wsAnswer{}, badRequest("invalid_revision", "revision must be a non-negative integer")
+			}
+			cond.Revision = req.Revision
+		}
+		if req.Fence != nil && hub.IsPrefix(path) {
+			return wsAnswer{}, badRequest("invalid_fence", "a subtree delete takes no fence")
+		}
+		if err := wsFence(req, &cond); err != nil {
+			return wsAnswer{}, err
+		}
+		res, err := s.opDelete(p, path, cond, opt)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		if hub.IsPrefix(path) {
+			return wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed}, nil
+		}
+		return okResult(id, res), nil
+
+	case "incr":
+		if req.Fence != nil {
+			return wsAnswer{}, badRequest("invalid_fence", "incr takes no fence")
+		}
+		by := int64(1)
+		if req.By != nil {
+			by = *req.By
+		}
+		opt, err := wsWriteOptions(req, pend)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		res, err := s.opIncr(p, req.Key, by, opt)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		a := okResult(id, res)
+		a.Value = res.Value
+		return a, nil
+
+	default: // "tx"
+		if req.TTL != nil {
+			return wsAnswer{}, badRequest("invalid_tx", "a transaction takes no ttl")
+		}
+		opt, err := wsWriteOptions(req, pend)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		res, err := s.opTx(p, TxRequest{Checks: req.Checks, Ops: req.Ops}, opt)
+		if err != nil {
+			return wsAnswer{}, err
+		}
+		return wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: txOpAnswers(res.Ops), Replayed: res.Replayed}, nil
 	}
 }
 
@@ -202,82 +314,6 @@ func (c *wsConn) run(req wsRequest) error {
 			return err
 		}
 		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq})
-
-	case "set", "cas":
-		var cond hub.Cond
-		if req.Op == "cas" {
-			if req.Revision == nil || *req.Revision < 0 {
-				return badRequest("invalid_revision", "cas needs revision: the current revision + 1, or 0 to create")
-			}
-			cond.NextRevision = req.Revision
-		}
-		opt, err := wsWriteOptions(req)
-		if err != nil {
-			return err
-		}
-		if err := wsFence(req, &cond); err != nil {
-			return err
-		}
-		if req.Ephemeral {
-			opt.Session = c.sess
-		}
-		res, err := s.opSet(p, setRequest{Key: req.Key, Value: bytes.NewReader(req.Value), Cond: cond, Options: opt})
-		if err != nil {
-			return err
-		}
-		c.answer(okResult(id, res))
-
-	case "delete":
-		path := req.Key
-		if path == "" {
-			path = req.Path
-		}
-		opt, err := wsWriteOptions(req)
-		if err != nil {
-			return err
-		}
-		var cond hub.Cond
-		if req.Revision != nil {
-			if *req.Revision < 0 {
-				return badRequest("invalid_revision", "revision must be a non-negative integer")
-			}
-			cond.Revision = req.Revision
-		}
-		if req.Fence != nil && hub.IsPrefix(path) {
-			return badRequest("invalid_fence", "a subtree delete takes no fence")
-		}
-		if err := wsFence(req, &cond); err != nil {
-			return err
-		}
-		res, err := s.opDelete(p, path, cond, opt)
-		if err != nil {
-			return err
-		}
-		if hub.IsPrefix(path) {
-			c.answer(wsAnswer{ID: id, OK: true, Deleted: &res.Deleted, Seq: &res.Seq, Replayed: res.Replayed})
-			return nil
-		}
-		c.answer(okResult(id, res))
-
-	case "incr":
-		if req.Fence != nil {
-			return badRequest("invalid_fence", "incr takes no fence")
-		}
-		by := int64(1)
-		if req.By != nil {
-			by = *req.By
-		}
-		opt, err := wsWriteOptions(req)
-		if err != nil {
-			return err
-		}
-		res, err := s.opIncr(p, req.Key, by, opt)
-		if err != nil {
-			return err
-		}
-		a := okResult(id, res)
-		a.Value = res.Value
-		c.answer(a)
 
 	case "list":
 		page, err := s.opList(p, req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})
@@ -362,20 +398,6 @@ func (c *wsConn) run(req wsRequest) error {
 		}
 		c.answer(okResult(id, res))
 
-	case "tx":
-		if req.TTL != nil {
-			return badRequest("invalid_tx", "a transaction takes no ttl")
-		}
-		opt, err := wsWriteOptions(req)
-		if err != nil {
-			return err
-		}
-		res, err := s.opTx(p, TxRequest{Checks: req.Checks, Ops: req.Ops}, opt)
-		if err != nil {
-			return err
-		}
-		c.answer(wsAnswer{ID: id, OK: true, Seq: &res.Seq, Results: txOpAnswers(res.Ops), Replayed: res.Replayed})
-
 	default:
 		return badRequest("unknown_op", "unknown op "+strconv.Quote(req.Op))
 	}
@@ -398,9 +420,9 @@ func lockAnswer(id json.RawMessage, l hub.Lock) wsAnswer {
 }
 
 // wsWriteOptions reads ttl and idem, with the checks the HTTP API makes on ?ttl and
-// Idempotency-Key.
-func wsWriteOptions(req wsRequest) (hub.WriteOptions, error) {
-	var opt hub.WriteOptions
+// Idempotency-Key, for a write pipelined with pend.
+func wsWriteOptions(req wsRequest, pend *hub.Pending) (hub.WriteOptions, error) {
+	opt := hub.WriteOptions{Pending: pend}
 	if req.TTL != nil {
 		d, err := parseTTL(*req.TTL)
 		if err != nil {

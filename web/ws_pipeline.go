@@ -1,0 +1,99 @@
+package web
+
+import (
+	"encoding/json"
+
+	"github.com/statehub/statehub/hub"
+)
+
+// A WebSocket's pipeline: its reader applies one write after another without waiting for their
+// fsyncs (hub.WriteOptions.Pending), so the writes of one socket share fsyncs, and an answer
+// goroutine, started while answers wait, sends them in request order, each once its commit is
+// durable. At most wsMaxPipeline answers wait: past that the reader stops reading the socket (TCP
+// backpressure) until the oldest is sent. Requests other than writes wait until every earlier
+// answer has been sent (drain), then run on the reader as before.
+
+// wsMaxPipeline bounds the answers of one socket that wait for durability.
+const wsMaxPipeline = 256
+
+// wsPending is one request's answer in the pipeline: a (the answer) or err, shown once p is
+// durable, or p's error (503 after a journal failure) instead.
+type wsPending struct {
+	id  json.RawMessage
+	p   hub.Pending
+	a   wsAnswer
+	err error
+}
+
+// reply answers it after every earlier answer: at once on the reader when none waits and it has
+// nothing to wait for, else through the answer goroutine. Only the reader calls it.
+func (c *wsConn) reply(it wsPending) {
+	c.pmu.Lock()
+	direct := !c.answering && it.p.Ready()
+	c.pmu.Unlock()
+	if direct {
+		c.settle(&it)
+		return
+	}
+	c.slots <- struct{}{} // blocks while wsMaxPipeline answers wait
+	c.pmu.Lock()
+	c.pend = append(c.pend, it)
+	if !c.answering {
+		c.answering = true
+		c.wg.Add(1)
+		go c.answerLoop()
+	}
+	c.pmu.Unlock()
+}
+
+// answerLoop sends the waiting answers in order and returns once none is left. Every answer's wait
+// runs, even when the connection is ending, so every commit is published.
+func (c *wsConn) answerLoop() {
+	defer c.wg.Done()
+	for {
+		c.pmu.Lock()
+		if len(c.pend) == 0 {
+			c.answering = false
+			if c.drained != nil {
+				close(c.drained)
+				c.drained = nil
+			}
+			c.pmu.Unlock()
+			return
+		}
+		it := c.pend[0]
+		c.pend[0] = wsPending{}
+		c.pend = c.pend[1:]
+		c.pmu.Unlock()
+		c.settle(&it)
+		<-c.slots
+	}
+}
+
+// settle waits for it to be durable and queues its answer.
+func (c *wsConn) settle(it *wsPending) {
+	if err := it.p.Wait(); err != nil {
+		c.fail(it.id, err)
+		return
+	}
+	if it.err != nil {
+		c.fail(it.id, it.err)
+		return
+	}
+	c.answer(it.a)
+}
+
+// drain returns once every answer queued so far has been sent. Only the reader calls it.
+func (c *wsConn) drain() {
+	c.pmu.Lock()
+	if !c.answering {
+		c.pmu.Unlock()
+		return
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
+	c.pmu.Unlock()
+	<-ch
+}
