@@ -371,6 +371,7 @@ func TestCORS(t *testing.T) {
 		{"put if-none-match", "PUT", "if-none-match,content-type"},
 		{"post incr", "POST", "Idempotency-Key,Content-Type,Authorization"},
 		{"delete", "DELETE", "X-Revision,If-Match"},
+		{"fenced put", "PUT", "If-Fence,Content-Type,Idempotency-Key"},
 		{"get stream", "GET", "Last-Event-ID,Cache-Control,Authorization"},
 	}
 	for _, tc := range preflights {

@@ -129,7 +129,7 @@ var corsConfig = middleware.CORSConfig{
 	AllowOrigins: []string{"*"},
 	AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
 	AllowHeaders: []string{"Content-Type", "Authorization", "Last-Event-ID", hdrRevision, hdrIdempotency,
-		"If-Match", "If-None-Match", "X-Lock-Token", "Cache-Control"},
+		"If-Match", "If-None-Match", "If-Fence", "X-Lock-Token", "Cache-Control"},
 	MaxAge: 86400,
 }
 
