@@ -30,6 +30,7 @@ var (
 	ErrFile                = errors.New("client: the key holds a stored file")                // Get of a stored file: read it with GetFile
 	ErrLockLost            = errors.New("client: lock lost")                                  // WithLock: the lock expired or was taken away while the function ran
 	ErrNotKey              = errors.New("client: a key must start with / and not end with /") // a key argument that is a prefix, or no key at all
+	ErrFenceStale          = errors.New("client: fence stale")                                // fence_stale (409): a Fenced write whose lock was released, expired or taken again
 )
 
 // byCode maps the server's machine codes to sentinels.
@@ -47,6 +48,7 @@ var byCode = map[string]error{
 	"unauthorized":         ErrUnauthorized,
 	"forbidden":            ErrForbidden,
 	"protected_mode":       ErrProtectedMode,
+	"fence_stale":          ErrFenceStale,
 }
 
 // Error is an error answer of the server: its status and its JSON body {"error","code",...}
@@ -60,7 +62,7 @@ type Error struct {
 	// Revision is the key's current revision (-1: absent) on revision_conflict and
 	// precondition_failed; 0 otherwise.
 	Revision int64
-	Key      string    // the key of a held lock (locked) or of a transaction's failed check
+	Key      string    // the key of a held lock (locked), of a transaction's failed check, or the lock of a Fenced write (fence_stale)
 	Owner    string    // locked: the holder's owner label
 	Expires  time.Time // locked: when the holder's lock expires unless renewed
 }

@@ -33,10 +33,12 @@ type Result struct {
 type WriteOption func(*writeOptions)
 
 type writeOptions struct {
-	ttl    time.Duration
-	rev    *int64
-	idem   string
-	hasTTL bool
+	ttl       time.Duration
+	rev       *int64
+	idem      string
+	hasTTL    bool
+	fence     uint64
+	fenceLock string
 }
 
 // TTL deletes the key d after the write (with a delete event). Set, Incr, PutFile.
@@ -57,11 +59,24 @@ func IdempotencyKey(k string) WriteOption {
 	return func(o *writeOptions) { o.idem = k }
 }
 
+// Fenced makes the write hold only while the lock at lockKey is held with fence (a Lock's Fence,
+// or WithLock's): once that lock has been released, has expired or was taken again, the write
+// fails with ErrFenceStale (its *Error's Key is lockKey) and changes nothing. So a holder that
+// stalled past its lock's TTL cannot overwrite the next holder's work. The server checks the lock
+// atomically with the write. Set, Update, Delete, PutFile.
+func Fenced(lockKey string, fence uint64) WriteOption {
+	return func(o *writeOptions) { o.fenceLock, o.fence = lockKey, fence }
+}
+
+// Fenced is the option that makes a write hold only while l is held (Fenced(l.Key, l.Fence)).
+func (l *Lock) Fenced() WriteOption { return Fenced(l.Key, l.Fence) }
+
 // The options a write takes, for writeOpts.
 const (
 	optTTL = 1 << iota
 	optRev
 	optIdem
+	optFence
 )
 
 // writeOpts applies opts and refuses any that the write op does not take (allowed).
@@ -77,6 +92,15 @@ func writeOpts(op string, opts []WriteOption, allowed int) (writeOptions, error)
 		return o, fmt.Errorf("client: %s takes no IfRevision", op)
 	case o.idem != "" && allowed&optIdem == 0:
 		return o, fmt.Errorf("client: %s takes no IdempotencyKey", op)
+	case (o.fence != 0 || o.fenceLock != "") && allowed&optFence == 0:
+		return o, fmt.Errorf("client: %s takes no Fenced", op)
+	case o.fence != 0 || o.fenceLock != "":
+		if o.fence == 0 {
+			return o, errors.New("client: Fenced needs the lock's fence, which is never 0")
+		}
+		if err := checkKey(o.fenceLock); err != nil {
+			return o, fmt.Errorf("client: Fenced: the lock key: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -87,6 +111,9 @@ func (o writeOptions) apply(r *request) {
 	}
 	if o.idem != "" {
 		r.header.Set("Idempotency-Key", o.idem)
+	}
+	if o.fence != 0 {
+		r.header.Set("If-Fence", strconv.FormatUint(o.fence, 10)+"; lock="+o.fenceLock)
 	}
 }
 
@@ -129,12 +156,12 @@ func entryHeaders(h http.Header) (rev int64, seq uint64, err error) {
 }
 
 // Set stores value (marshaled with encoding/json; a json.RawMessage is sent as it is) at key.
-// Options: TTL, IfRevision, IdempotencyKey.
+// Options: TTL, IfRevision, IdempotencyKey, Fenced.
 func (c *Client) Set(ctx context.Context, key string, value any, opts ...WriteOption) (Result, error) {
 	if err := checkKey(key); err != nil {
 		return Result{}, err
 	}
-	o, err := writeOpts("Set", opts, optTTL|optRev|optIdem)
+	o, err := writeOpts("Set", opts, optTTL|optRev|optIdem|optFence)
 	if err != nil {
 		return Result{}, err
 	}
@@ -157,10 +184,10 @@ func (c *Client) Set(ctx context.Context, key string, value any, opts ...WriteOp
 // Update sets key to what fn makes of its current value (nil when the key is absent), with a
 // compare-and-set on the revision fn saw: when another writer got in between, it reads the key
 // again and calls fn again, until the write succeeds, fn fails, or ctx ends. fn may thus run
-// several times and must only compute. Options: TTL (an idempotency key cannot cover several
-// attempts).
+// several times and must only compute. Options: TTL, Fenced (an idempotency key cannot cover
+// several attempts).
 func (c *Client) Update(ctx context.Context, key string, fn func(current json.RawMessage) (any, error), opts ...WriteOption) (Result, error) {
-	if _, err := writeOpts("Update", opts, optTTL); err != nil {
+	if _, err := writeOpts("Update", opts, optTTL|optFence); err != nil {
 		return Result{}, err
 	}
 	for {
@@ -185,12 +212,12 @@ func (c *Client) Update(ctx context.Context, key string, fn func(current json.Ra
 	}
 }
 
-// Delete deletes key; an absent key is ErrNotFound. Options: IfRevision, IdempotencyKey.
+// Delete deletes key; an absent key is ErrNotFound. Options: IfRevision, IdempotencyKey, Fenced.
 func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (Result, error) {
 	if err := checkKey(key); err != nil {
 		return Result{}, err
 	}
-	o, err := writeOpts("Delete", opts, optRev|optIdem)
+	o, err := writeOpts("Delete", opts, optRev|optIdem|optFence)
 	if err != nil {
 		return Result{}, err
 	}
@@ -319,7 +346,7 @@ func (c *Client) List(ctx context.Context, prefix string, opts ListOptions) iter
 
 // PutFile stores body's bytes at key as a file of contentType (which must not be a JSON type):
 // a GET serves them back with it, and the key's value in lists and events is the file's
-// description {"type","size","sha256"}. Options: TTL, IfRevision, IdempotencyKey.
+// description {"type","size","sha256"}. Options: TTL, IfRevision, IdempotencyKey, Fenced.
 func (c *Client) PutFile(ctx context.Context, key, contentType string, body io.Reader, opts ...WriteOption) (Result, error) {
 	if err := checkKey(key); err != nil {
 		return Result{}, err
@@ -327,7 +354,7 @@ func (c *Client) PutFile(ctx context.Context, key, contentType string, body io.R
 	if isJSON(contentType) || contentType == "" {
 		return Result{}, fmt.Errorf("client: PutFile needs a content type that is not JSON, not %q: store JSON with Set", contentType)
 	}
-	o, err := writeOpts("PutFile", opts, optTTL|optRev|optIdem)
+	o, err := writeOpts("PutFile", opts, optTTL|optRev|optIdem|optFence)
 	if err != nil {
 		return Result{}, err
 	}

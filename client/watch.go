@@ -85,6 +85,12 @@ type WatchOptions struct {
 	Since string
 	// Snapshot begins with the current entries of the path (Snapshot events), when Since is "".
 	Snapshot bool
+	// Throttle, when not 0, asks the server for at most one event per key per Throttle (from
+	// 10 ms to 1 min): the key's latest change, with its own position, so a busy key yields its
+	// newest value a few times a second instead of every change, and its last change always
+	// arrives. Positions never go back, so resuming (Since, and the watch's own reconnections)
+	// stays exact. Snapshot entries, reset and ready are not throttled.
+	Throttle time.Duration
 }
 
 // watchIdle is how long a stream may be silent (the server sends a keep-alive every 15 s) before
@@ -147,7 +153,11 @@ func (c *Client) Watch(ctx context.Context, path string, opts WatchOptions) iter
 			yield(Event{}, fmt.Errorf("client: a watched path must start with /, not %q", path))
 			return
 		}
-		w := &watcher{c: c, path: path, pos: opts.Since, snapshot: opts.Snapshot}
+		if opts.Throttle != 0 && (opts.Throttle < 10*time.Millisecond || opts.Throttle > time.Minute) {
+			yield(Event{}, fmt.Errorf("client: a watch's Throttle is from 10ms to 1m, not %v", opts.Throttle))
+			return
+		}
+		w := &watcher{c: c, path: path, pos: opts.Since, snapshot: opts.Snapshot, throttle: opts.Throttle}
 		failures := 0
 		for {
 			stopped, started, err := w.stream(ctx, yield)
@@ -186,6 +196,7 @@ type watcher struct {
 	path     string
 	pos      string // the last position yielded; "" before any
 	snapshot bool
+	throttle time.Duration
 }
 
 // stream runs one connection: it yields its events, keeping the position, until the stream ends
@@ -198,6 +209,9 @@ func (w *watcher) stream(ctx context.Context, yield func(Event, error) bool) (st
 		r.header.Set("Last-Event-ID", w.pos)
 	} else if w.snapshot {
 		r.query = query{}.flag("snapshot")
+	}
+	if w.throttle != 0 {
+		r.query = r.query.add("throttle", w.throttle.String())
 	}
 	res, err := w.c.do(sctx, r)
 	if err != nil {

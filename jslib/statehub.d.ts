@@ -47,6 +47,18 @@ export interface WriteOptions {
   ttl?: Duration;
   /** Deleted when this client's connection is gone for longer than the server's grace period (WebSocket only: over the SSE fallback the key is an ordinary one). */
   ephemeral?: boolean;
+  /**
+   * A fenced write: it holds only while this lock (a {@link Lock}, or its `key` and `fence`) is
+   * still held with that fence. Once it was released, expired or taken again the write rejects
+   * with code `fence_stale` (status 409; `error.data.key` is the lock's key) and changes nothing.
+   */
+  fence?: FenceOption;
+}
+
+/** The lock of a fenced write: a {@link Lock}, or the key and fence of one. */
+export interface FenceOption {
+  key: string;
+  fence: number;
 }
 
 /**
@@ -97,12 +109,20 @@ export interface EventMeta {
 /** One change: `[key, value, revision, meta]`; a delete is `[key, null, -1, meta]`. */
 export type Change<T = any> = [key: string, value: T | null, revision: number, meta: EventMeta];
 
-export interface SubscribeOptions {
+export interface WatchOptions {
+  /**
+   * Per key at most one change per this long (10 ms to 1 min; a number is milliseconds: `{throttle: 250}`),
+   * always the key's latest, and its last change always arrives. Resuming after a reconnect stays exact.
+   */
+  throttle?: Duration;
+}
+
+export interface SubscribeOptions extends WatchOptions {
   /** Deliver the current entries of the path first, then the changes after them (default false). */
   snapshot?: boolean;
 }
 
-export interface OnOptions {
+export interface OnOptions extends WatchOptions {
   /** Call back with the current value (or the subtree's entries) first, then with every change: the default. `false`: changes only. */
   snapshot?: boolean;
 }
@@ -206,9 +226,10 @@ export declare class Client {
   update<T = any>(key: string, value: T, revision: number, opts?: WriteOptions): Promise<WriteResult | false>;
   /**
    * Deletes a key or, for a path ending in "/", a subtree. With `revision` (the current one) the delete
-   * is conditional. Resolves the number of keys deleted (0 when absent or on a conflict).
+   * is conditional; with `fence`, fenced (see {@link WriteOptions}). Resolves the number of keys deleted
+   * (0 when absent or on a conflict).
    */
-  delete(path: string, opts?: { revision?: number }): Promise<number>;
+  delete(path: string, opts?: { revision?: number; fence?: FenceOption }): Promise<number>;
   /** Adds `by` (default 1) to an integer, creating it at `by`; resolves the new value. */
   incr(key: string, by?: number, opts?: { ttl?: Duration }): Promise<number>;
   list<T = any>(path: string, opts?: ListOptions): Promise<ListPage<T>>;
@@ -236,7 +257,7 @@ export declare class Client {
    * Keeps `state` (key -> value) equal to the path's current entries: `cb(state, null)` once it is
    * complete (and again after a rebuild), then `cb(state, key)` after each change. Returns the unsubscribe function.
    */
-  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void): () => void;
+  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void, opts?: WatchOptions): () => void;
 
   /** Acquires a lock on `key`; rejects (code from the server) when it is held and `wait` ran out. */
   lock(key: string, opts?: LockOptions): Promise<Lock>;

@@ -56,12 +56,17 @@ they were stored. An absent key exits 1.`,
 
 var cmdSet = &command{
 	name:     "set",
-	synopsis: "[-ttl D] [-if-revision N] [-string] KEY [VALUE] | set -file PATH [-type TYPE] KEY",
+	synopsis: "[-ttl D] [-if-revision N] [-fence N [-fence-lock KEY]] [-string] KEY [VALUE] | set -file PATH [-type TYPE] KEY",
 	summary:  "set a key to a JSON value, a string or a file",
 	about: `Set stores VALUE, a JSON document, at KEY; without VALUE (or with -) it reads the value from
 stdin. -string stores VALUE (or stdin, less one final newline) as a JSON string instead:
 statehub set -string /ci/app/sha "$GITHUB_SHA". -file stores a file's bytes, served back by GET
-with its content type. Put "--" before a VALUE that starts with "-": statehub set /n -- -1.`,
+with its content type. Put "--" before a VALUE that starts with "-": statehub set /n -- -1.
+
+-fence makes the write hold only while the lock -fence-lock is held with that fence: under
+"statehub lock", -fence "$STATEHUB_FENCE" (-fence-lock defaults to $STATEHUB_LOCK, the lock's
+key). Once the lock was released, expired or taken again the write is refused (fence_stale) and
+changes nothing, so a job that stalled past its lock cannot overwrite the next one's work.`,
 	run: func(r *runner) error {
 		ttl := r.fs.Duration("ttl", 0, "delete the key this long after the write (e.g. 30s, 1h30m)")
 		asString := r.fs.Bool("string", false, "store the value as a JSON string")
@@ -73,6 +78,7 @@ with its content type. Put "--" before a VALUE that starts with "-": statehub se
 			rev = &n
 			return err
 		})
+		fence := fenceFlags(r)
 		args, err := r.parse(r.args, 1, 2)
 		if err != nil {
 			return err
@@ -83,6 +89,9 @@ with its content type. Put "--" before a VALUE that starts with "-": statehub se
 		}
 		if rev != nil {
 			opts = append(opts, client.IfRevision(*rev))
+		}
+		if opts, err = fence.option(r, opts); err != nil {
+			return err
 		}
 		c, err := r.client()
 		if err != nil {
@@ -146,10 +155,10 @@ func setFile(r *runner, c *client.Client, key, path, typ string, opts []client.W
 
 var cmdDel = &command{
 	name:     "del",
-	synopsis: "[-f] [-if-revision N] KEY | del -r PREFIX/",
+	synopsis: "[-f] [-if-revision N] [-fence N [-fence-lock KEY]] KEY | del -r PREFIX/",
 	summary:  "delete a key, or every key under a prefix",
 	about: `Del deletes KEY; an absent key exits 1, unless -f. With -r it deletes every key under PREFIX/
-(which ends in /) in one commit, and says how many on stderr.`,
+(which ends in /) in one commit, and says how many on stderr. -fence and -fence-lock as for set.`,
 	run: func(r *runner) error {
 		force := r.fs.Bool("f", false, "no error when the key is absent")
 		recursive := r.fs.Bool("r", false, "delete every key under a PREFIX/ (which ends in /)")
@@ -159,11 +168,15 @@ var cmdDel = &command{
 			rev = &n
 			return err
 		})
+		fence := fenceFlags(r)
 		args, err := r.parse(r.args, 1, 1)
 		if err != nil {
 			return err
 		}
 		path := args[0]
+		if *recursive && fence.n != 0 {
+			return r.usageError("-r takes no -fence")
+		}
 		if *recursive != strings.HasSuffix(path, "/") {
 			if *recursive {
 				return r.usageError("-r deletes a prefix, which ends in /: %s/", path)
@@ -184,6 +197,9 @@ var cmdDel = &command{
 		var opts []client.WriteOption
 		if rev != nil {
 			opts = append(opts, client.IfRevision(*rev))
+		}
+		if opts, err = fence.option(r, opts); err != nil {
+			return err
 		}
 		_, err = c.Delete(r.ctx, path, opts...)
 		if *force && errors.Is(err, client.ErrNotFound) {
@@ -268,6 +284,44 @@ lists the immediate children only, a child subtree as its prefix (ending in /).`
 		}
 		return nil
 	},
+}
+
+// fence is the -fence and -fence-lock flags of a write.
+type fence struct {
+	n    uint64
+	lock string
+}
+
+func fenceFlags(r *runner) *fence {
+	f := &fence{}
+	r.fs.Func("fence", "only while the lock -fence-lock is held with this fence ($STATEHUB_FENCE under statehub lock)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil || n == 0 {
+			return errors.New("a fence is a positive integer")
+		}
+		f.n = n
+		return nil
+	})
+	r.fs.StringVar(&f.lock, "fence-lock", "", "the key of -fence's lock (default $STATEHUB_LOCK, set by statehub lock)")
+	return f
+}
+
+// option adds the Fenced option to opts when -fence was given.
+func (f *fence) option(r *runner, opts []client.WriteOption) ([]client.WriteOption, error) {
+	if f.n == 0 {
+		if f.lock != "" {
+			return nil, r.usageError("-fence-lock needs -fence")
+		}
+		return opts, nil
+	}
+	lock := f.lock
+	if lock == "" {
+		lock = r.env.Getenv("STATEHUB_LOCK")
+	}
+	if lock == "" {
+		return nil, r.usageError("-fence needs its lock's key: -fence-lock KEY (or $STATEHUB_LOCK, as statehub lock sets it)")
+	}
+	return append(opts, client.Fenced(lock, f.n)), nil
 }
 
 // entryLine is one line of ls -l.

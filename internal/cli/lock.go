@@ -26,13 +26,14 @@ var cmdLock = &command{
 	synopsis: "[-ttl D] [-wait D] [-owner S] KEY -- COMMAND [ARG...]",
 	summary:  "run a command while holding a lock, renewed while it runs",
 	about: `Lock takes the lock on KEY, waiting up to -wait for its holder to release it, runs COMMAND with
-the lock's fence in $STATEHUB_FENCE, renews the lock every third of -ttl while COMMAND runs,
+the lock's fence in $STATEHUB_FENCE and its key in $STATEHUB_LOCK, renews the lock every third of -ttl while COMMAND runs,
 releases it when COMMAND ends, and exits with COMMAND's status:
 
   statehub lock /deploy/prod -ttl 10m -wait 5m -- ./deploy.sh
 
 The fence grows with every acquisition: pass it on, so a target can refuse a deploy older than
-one it has seen. SIGINT and SIGTERM are passed on to COMMAND as SIGTERM; the lock is released
+one it has seen, and write with it (statehub set -fence "$STATEHUB_FENCE" KEY VALUE), so a write
+of a COMMAND that outlived its lock is refused. SIGINT and SIGTERM are passed on to COMMAND as SIGTERM; the lock is released
 once it has exited. If the lock is lost while COMMAND runs (deleted, or not renewed in time),
 COMMAND gets SIGTERM and lock exits with its status, or 1. A lock still held after -wait exits 1
 without running COMMAND; so does a lock that cannot be asked for.`,
@@ -59,7 +60,7 @@ without running COMMAND; so does a lock that cannot be asked for.`,
 		status := -1 // the command's, once it has run
 		err = c.WithLock(r.ctx, key, client.LockOptions{TTL: *ttl, Wait: *wait, Owner: *owner}, func(ctx context.Context, fence uint64) error {
 			cmd := exec.CommandContext(ctx, command[0], command[1:]...)
-			cmd.Env = append(append([]string{}, r.env.Environ...), "STATEHUB_FENCE="+strconv.FormatUint(fence, 10))
+			cmd.Env = append(append([]string{}, r.env.Environ...), "STATEHUB_FENCE="+strconv.FormatUint(fence, 10), "STATEHUB_LOCK="+key)
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = r.env.Stdin, r.env.Stdout, r.env.Stderr
 			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 			if err := cmd.Run(); cmd.ProcessState == nil {

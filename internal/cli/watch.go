@@ -11,7 +11,7 @@ import (
 
 var cmdWatch = &command{
 	name:     "watch",
-	synopsis: "[-snapshot] [-since POS] [-count N] PATH",
+	synopsis: "[-snapshot] [-since POS] [-throttle D] [-count N] PATH",
 	summary:  "print every change of a key or subtree as a JSON line, resuming after disconnects",
 	about: `Watch prints one JSON object a line for every event of PATH (a key, or a subtree ending in /),
 until interrupted or, with -count, after N changes:
@@ -23,11 +23,13 @@ until interrupted or, with -count, after N changes:
 
 It reconnects by itself (saying so on stderr) and resumes after the last event it printed, so
 each change is printed once, across disconnections and server restarts. An event's "id" given to
--since resumes after it in a later watch.`,
+-since resumes after it in a later watch. -throttle 250ms prints at most one change per key per
+250 ms: the key's latest, and its last change always comes (each still counts for -count).`,
 	run: func(r *runner) error {
 		snapshot := r.fs.Bool("snapshot", false, `first print the current entries ("snapshot":true), then ready`)
 		since := r.fs.String("since", "", "resume after this event id (the \"id\" of a printed event)")
 		count := r.fs.Int("count", 0, "exit after this many changes (set and delete events, not snapshot entries); 0: never")
+		throttle := r.fs.Duration("throttle", 0, "at most one change per key per this long (10ms to 1m), the latest; 0: every change")
 		args, err := r.parse(r.args, 1, 1)
 		if err != nil {
 			return err
@@ -37,7 +39,7 @@ each change is printed once, across disconnections and server restarts. An event
 			return err
 		}
 		changes := 0
-		for ev, err := range c.Watch(r.ctx, args[0], client.WatchOptions{Since: *since, Snapshot: *snapshot}) {
+		for ev, err := range c.Watch(r.ctx, args[0], client.WatchOptions{Since: *since, Snapshot: *snapshot, Throttle: *throttle}) {
 			if err != nil {
 				if errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
 					return nil // interrupted: a normal end

@@ -6,6 +6,7 @@ import type {
   ConnectOptions,
   Duration,
   EventMeta,
+  FenceOption,
   ListOptions,
   ListPage,
   Lock,
@@ -16,6 +17,7 @@ import type {
   TxCheck,
   TxOp,
   TxResult,
+  WatchOptions,
   WriteOptions,
   WriteResult,
 } from "../statehub";
@@ -29,6 +31,9 @@ import { WebSocketTransport } from "./ws";
 /** A duration as the protocol takes it: a number of milliseconds becomes "<n>ms". */
 const goDuration = (d?: Duration): GoDuration | undefined => (typeof d == "number" ? d + "ms" : d);
 
+/** A write's `fence` option as the protocol's fields. */
+const fenced = (fence?: FenceOption) => (fence ? { fence: fence.fence, fence_lock: fence.key } : {});
+
 /** Calls a user callback; an exception is reported without breaking the connection. */
 const callSafely = <A extends any[]>(callback: (...args: A) => void, ...args: A) => {
   try {
@@ -40,9 +45,9 @@ const callSafely = <A extends any[]>(callback: (...args: A) => void, ...args: A)
   }
 };
 
-/** A conflict (or an absent key) answers false instead of throwing. */
+/** A conflict (or an absent key) answers false instead of throwing; a stale fence throws. */
 const falseOnConflict = (error: StatehubError): false => {
-  if (![404, 409, 412].includes(error.status)) throw error;
+  if (![404, 409, 412].includes(error.status) || error.code == "fence_stale") throw error;
   return false;
 };
 
@@ -158,24 +163,24 @@ export class Client {
   }
 
   set<T = any>(key: string, value: T, opts: WriteOptions = {}): Promise<WriteResult> {
-    const { ttl, ephemeral } = opts;
-    return this.write_({ op: "set", key, value, ttl: goDuration(ttl), ephemeral: ephemeral || undefined }).then(
+    const { ttl, ephemeral, fence } = opts;
+    return this.write_({ op: "set", key, value, ttl: goDuration(ttl), ephemeral: ephemeral || undefined, ...fenced(fence) }).then(
       ({ revision, seq }) => ({ revision, seq }),
     );
   }
 
   update<T = any>(key: string, value: T, revision: number, opts: WriteOptions = {}): Promise<WriteResult | false> {
-    const { ttl, ephemeral } = opts;
-    return this.write_({ op: "cas", key, value, revision, ttl: goDuration(ttl), ephemeral: ephemeral || undefined }).then(
+    const { ttl, ephemeral, fence } = opts;
+    return this.write_({ op: "cas", key, value, revision, ttl: goDuration(ttl), ephemeral: ephemeral || undefined, ...fenced(fence) }).then(
       ({ revision, seq }) => ({ revision, seq }),
       falseOnConflict,
     );
   }
 
-  delete(path: string, opts: { revision?: number } = {}): Promise<number> {
+  delete(path: string, opts: { revision?: number; fence?: FenceOption } = {}): Promise<number> {
     const message: DeleteKeyRequest | DeletePathRequest = path.endsWith("/")
       ? { op: "delete", path }
-      : { op: "delete", key: path, revision: opts.revision };
+      : { op: "delete", key: path, revision: opts.revision, ...fenced(opts.fence) };
     return this.write_(message).then(
       (answer) => ("deleted" in answer ? answer.deleted : 1),
       (error) => +falseOnConflict(error),
@@ -203,8 +208,8 @@ export class Client {
     return this.write_({ op: "tx", checks, ops }).then(({ seq, results }) => ({ seq, results }));
   }
 
-  private startSubscription_(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void) {
-    const subscription = new Subscription(path, snapshot, deliver, end);
+  private startSubscription_(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void, throttle?: Duration) {
+    const subscription = new Subscription(path, snapshot, deliver, end, goDuration(throttle));
     this.transport_.subscribe(subscription);
     return subscription;
   }
@@ -226,6 +231,7 @@ export class Client {
       !!opts.snapshot,
       (change) => change && (queue.push(change), wakeConsumer()),
       (error) => ((done = true), (failure = error), wakeConsumer()),
+      opts.throttle,
     );
     const iterator: AsyncIterableIterator<Change<T>> = {
       async next() {
@@ -264,11 +270,12 @@ export class Client {
         absent = false;
       },
       logError(path),
+      opts.throttle,
     );
     return () => this.transport_.unsubscribe(subscription);
   }
 
-  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void): () => void {
+  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void, opts: WatchOptions = {}): () => void {
     const state: Record<string, T> = {};
     let complete = false;
     /** Changes since the state was last reported complete, during a rebuild. */
@@ -289,6 +296,7 @@ export class Client {
         complete && !subscription.rebuilding_ ? callSafely(cb, state, key) : unreported++;
       },
       logError(path),
+      opts.throttle,
     );
     return () => this.transport_.unsubscribe(subscription);
   }

@@ -24,6 +24,7 @@ async function fetchResult(url: string, token: string | undefined, message: Requ
   if (token) headers.Authorization = "Bearer " + token;
   if ("idem" in message && message.idem) headers["Idempotency-Key"] = message.idem;
   if ("ttl" in message && message.ttl) query.set("ttl", message.ttl);
+  if ("fence" in message && message.fence) headers["If-Fence"] = message.fence + "; lock=" + message.fence_lock;
   switch (message.op) {
     case "get":
       method = "GET";

@@ -26,6 +26,12 @@ interface Idempotent {
   idem?: string;
 }
 
+/** A fenced write (If-Fence over HTTP): it holds only while the lock at `fence_lock` is held with fence `fence`. */
+interface Fenced {
+  fence?: number;
+  fence_lock?: string;
+}
+
 /** Authenticates the connection (the first message), or again with a fresh token. */
 export interface AuthRequest extends RequestHead<"auth"> {
   token: string;
@@ -35,7 +41,7 @@ export interface GetRequest extends RequestHead<"get"> {
   key: string;
 }
 
-export interface SetRequest extends RequestHead<"set">, Idempotent {
+export interface SetRequest extends RequestHead<"set">, Idempotent, Fenced {
   key: string;
   value: unknown;
   ttl?: GoDuration;
@@ -44,7 +50,7 @@ export interface SetRequest extends RequestHead<"set">, Idempotent {
 }
 
 /** Compare-and-swap: `revision` must be the current revision + 1 (0 creates). */
-export interface CasRequest extends RequestHead<"cas">, Idempotent {
+export interface CasRequest extends RequestHead<"cas">, Idempotent, Fenced {
   key: string;
   value: unknown;
   revision: number;
@@ -53,7 +59,7 @@ export interface CasRequest extends RequestHead<"cas">, Idempotent {
 }
 
 /** Deletes a key; with `revision` (the current one) only if it is still current. */
-export interface DeleteKeyRequest extends RequestHead<"delete">, Idempotent {
+export interface DeleteKeyRequest extends RequestHead<"delete">, Idempotent, Fenced {
   key: string;
   revision?: number;
 }
@@ -117,6 +123,8 @@ export interface SubRequest extends RequestHead<"sub"> {
   path: string;
   since?: Position;
   snapshot?: boolean;
+  /** Per key at most one event per this interval ("250ms", 10 ms to 1 min): the key's latest change. */
+  throttle?: GoDuration;
 }
 
 /** Ends the subscription that the `sub` request with id `sub` started. */

@@ -1,7 +1,7 @@
 // One subscription: its resume position, duplicate filter and rebuild after a reset. Transports feed
 // it the events of the stream they open for it (in WebSocket shape); it delivers each change once.
 import type { Change } from "../statehub";
-import type { ChangeEvent, Position, ReadyEvent, ResetEvent } from "./protocol";
+import type { ChangeEvent, GoDuration, Position, ReadyEvent, ResetEvent } from "./protocol";
 
 /** Delivers a change, or null when the state is complete (after `ready`). */
 export type Sink = (change: Change | null) => void;
@@ -25,13 +25,16 @@ export class Subscription {
   retries_ = 0;
 
   readonly path_: string;
+  /** The server's throttle interval for this subscription, sent with every `sub` (or SSE query). */
+  readonly throttle_?: GoDuration;
   readonly deliver_: Sink;
   /** Called once with the error that ended the subscription, or with null when the client closes. */
   end_: (error: unknown) => void;
 
   // No parameter properties: esbuild would set them by their unmangled names.
-  constructor(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void) {
+  constructor(path: string, snapshot: boolean, deliver: Sink, end: (error: unknown) => void, throttle?: GoDuration) {
     this.path_ = path;
+    this.throttle_ = throttle;
     this.deliver_ = deliver;
     this.end_ = end;
     this.rebuildKeys_ = snapshot ? new Set() : null;
@@ -42,13 +45,14 @@ export class Subscription {
     return !!this.rebuildKeys_;
   }
 
-  /** The fields of the next `sub` request (or SSE query): a new snapshot while one is incomplete, else resume. */
-  resumeFields_(): { snapshot?: true; since?: Position } {
+  /** The fields of the next `sub` request (or SSE query): a new snapshot while one is incomplete, else resume; the throttle. */
+  resumeFields_(): { snapshot?: true; since?: Position; throttle?: GoDuration } {
+    const throttle = this.throttle_ ? { throttle: this.throttle_ } : {};
     if (this.rebuildKeys_) {
       this.rebuildKeys_ = new Set();
-      return { snapshot: true };
+      return { snapshot: true, ...throttle };
     }
-    return this.position_ ? { since: this.position_ } : {};
+    return this.position_ ? { since: this.position_, ...throttle } : throttle;
   }
 
   /** Takes the next event of the stream. */

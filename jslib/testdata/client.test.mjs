@@ -194,6 +194,35 @@ for (const { name, options, loseAnswer } of transports) {
     c.close();
   });
 
+  test(`${name}: a fenced write sends its lock's key and fence; a throttled subscription sends its interval, also when it resumes`, async () => {
+    const c = fresh();
+    const lock = await c.lock("/locks/deploy");
+    await c.set("/release", 1, { fence: lock });
+    await c.update("/release", 2, 1, { fence: { key: "/locks/deploy", fence: 7 } });
+    await c.delete("/release", { fence: lock });
+    const fences = server.received.filter((m) => ["set", "cas", "delete"].includes(m.op)).map((m) => [m.op, m.fence, m.fence_lock]);
+    assert.deepEqual(fences, [
+      ["set", lock.fence, "/locks/deploy"],
+      ["cas", 7, "/locks/deploy"],
+      ["delete", lock.fence, "/locks/deploy"],
+    ]);
+    const seen = [];
+    const stop = c.on("/t/", (key, value) => seen.push(value), { snapshot: false, throttle: 250 });
+    const it = c.subscribe("/t/", { throttle: "1s" });
+    await until(() => server.received.filter((m) => m.op == "sub").length == 2);
+    await c.set("/t/a", 1);
+    await until(() => seen.length == 1);
+    server.drop();
+    await c.set("/t/a", 2);
+    await until(() => seen.length == 2 && server.received.filter((m) => m.op == "sub").length >= 4);
+    const subs = server.received.filter((m) => m.op == "sub").map((m) => [m.path, m.throttle, !!m.since]);
+    assert.deepEqual(subs.slice(0, 2).sort(), [["/t/", "1s", false], ["/t/", "250ms", false]]);
+    assert.ok(subs.length >= 4 && subs.slice(2).every(([, throttle, since]) => since && (throttle == "250ms" || throttle == "1s")), JSON.stringify(subs));
+    stop();
+    await it.return();
+    c.close();
+  });
+
   test(`${name}: presence: a live member map`, async () => {
     const c = fresh();
     const other = fresh();

@@ -268,6 +268,9 @@ export function fakeFetch(current) {
     const ttl = query.get("ttl") ?? undefined;
     const revision = headers["X-Revision"] == null ? undefined : +headers["X-Revision"];
     const token = headers["X-Lock-Token"];
+    // If-Fence: "N; lock=/lock/key", as the WebSocket's fence and fence_lock.
+    const [fence, fenceLock] = (headers["If-Fence"] ?? "").split("; lock=");
+    const fenced = fence ? { fence: +fence, fence_lock: fenceLock } : {};
     /** @type {RequestMessage} */
     let m;
     if (key == "/.tx") m = { op: "tx", ...value, idem };
@@ -279,10 +282,10 @@ export function fakeFetch(current) {
             ? { op: "renew", key, token, ttl }
             : { op: "lock", key, ttl, owner: query.get("owner") ?? undefined, wait: query.get("wait") ?? undefined };
     else if (method == "GET") m = key.endsWith("/") ? { op: "list", path: key } : { op: "get", key };
-    else if (method == "PUT") m = { op: "cas", key, value, revision: revision ?? NaN, ttl, idem };
-    else if (method == "DELETE") m = key.endsWith("/") ? { op: "delete", path: key, idem } : { op: "delete", key, revision, idem };
+    else if (method == "PUT") m = { op: "cas", key, value, revision: revision ?? NaN, ttl, idem, ...fenced };
+    else if (method == "DELETE") m = key.endsWith("/") ? { op: "delete", path: key, idem } : { op: "delete", key, revision, idem, ...fenced };
     else if (query.has("incr")) m = { op: "incr", key, by: +(query.get("incr") ?? 1), ttl, idem };
-    else m = { op: "set", key, value, ttl, idem };
+    else m = { op: "set", key, value, ttl, idem, ...fenced };
     const reply = server.answer(m);
     if (server.lose > 0) {
       server.lose--;
@@ -326,7 +329,7 @@ export function fakeEventSource(current) {
         const since = query.get("since") ?? undefined;
         const snapshot = query.has("snapshot");
         const token = query.get("token");
-        this.server.received.push({ op: "sub", path, since, snapshot: snapshot || undefined });
+        this.server.received.push({ op: "sub", path, since, snapshot: snapshot || undefined, throttle: query.get("throttle") ?? undefined });
         if (token && !goodToken(token)) return this.drop();
         this.subscriber = this.server.stream(path, since, snapshot, (e) => this.dispatch(e));
       }, 1);
