@@ -55,6 +55,10 @@
 //     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
 //     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before
 //     the commit that refers to it is journaled, and removed only once no durable commit does.
+//   - Every subscription's copy of a delivered change shares one set of encodings, built once per
+//     transport on first use and never changed after (Event.AppendEncoded); other events (snapshot
+//     entries, replays) are encoded for their subscriber alone. Encodings are not counted against
+//     QueueBytes.
 //   - A writer never waits for a subscriber: delivery appends to the subscriber's queue, bounded in
 //     events and in bytes of keys and values (one event always fits an empty queue), so its memory
 //     grows with its backlog and never past max(QueueBytes, one event); a full queue closes that

@@ -144,7 +144,7 @@ func (h *Hub) Deliver(events []Event) {
 			h.wakeLockWaitersLocked(events[i].Key)
 		}
 		if h.nsubs > 0 {
-			h.fanoutLocked(&events[i])
+			h.fanoutLocked(events[i])
 		}
 	}
 	h.delivered = max(h.delivered, events[len(events)-1].Seq)
@@ -289,14 +289,18 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 	s.signal()
 }
 
-// fanoutLocked offers e to the subscribers of its key and of every prefix above it.
-func (h *Hub) fanoutLocked(e *Event) {
+// fanoutLocked offers e to the subscribers of its key and of every prefix above it. Their copies
+// share one set of encodings (AppendEncoded), made for the first.
+func (h *Hub) fanoutLocked(e Event) {
 	deliver := func(path string) {
 		for s := range h.subs[path] {
 			if e.Seq <= s.Start {
 				continue
 			}
-			if !s.offer(*e) {
+			if e.enc == nil {
+				e.enc = new(encodings)
+			}
+			if !s.offer(e) {
 				h.slowConsumers++
 				h.closeSubLocked(s, ErrSlowConsumer)
 			}

@@ -15,6 +15,8 @@ type Event struct {
 	Deleted  bool
 	Snapshot bool   // an entry of a snapshot or reset (the key's state at Seq), not a change
 	Type     string // a stored file's content type (Value is then its JSON description); empty for JSON
+
+	enc *encodings // a delivered change's shared encodings (AppendEncoded); nil for any other event
 }
 
 // ID is the event's position string, the SSE event id (see PROTOCOL.md).

@@ -26,11 +26,16 @@
 //     never once hijacked. A body has its own deadline (Limits.BodyTimeout), lifted once it is
 //     read, so a lock's wait is not cut. No http.Server.WriteTimeout or ReadTimeout: they would end
 //     streams.
-//   - Streams have no whole-response timeout; each write has its own deadline. A stream, a
-//     WebSocket subscription or a whole socket ends with a reason from one catalogue
+//   - Streams have no whole-response timeout; each write to a stream or socket has a deadline
+//     between WriteTimeout and twice it, moved only when less than WriteTimeout is left
+//     (writeDeadline), so it costs nothing per message.
+//     A stream, a WebSocket subscription or a whole socket ends with a reason from one catalogue
 //     (disconnect.go: slow, shutdown, unauthorized, token_expired, unavailable, closed), and the
 //     client resumes from its last position. No stream or socket outlives its token's exp
 //     (tokenexpiry.go).
+//   - A live change is encoded once per transport and the bytes shared by every stream and
+//     socket it reaches (hub.Event.AppendEncoded); a WebSocket message adds only its "sub" in
+//     front. What a socket's writer finds queued leaves in one write (corkConn).
 //   - Streams and WebSocket upgrades are never compressed or buffered (compress.go): each event
 //     leaves as it commits.
 //   - The WebSocket accepts any origin: access is by token, never by cookie, so a cross-site page

@@ -18,7 +18,8 @@ package web
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
 // Every outgoing message goes through one queue, bounded in messages and in bytes, drained by one
-// writer goroutine, with a deadline per write. A consumer that leaves the queue full for WriteTimeout is closed with status
+// writer goroutine: what is queued when it runs leaves in one write to the connection (corkConn),
+// which has a deadline (writeDeadline). A consumer that leaves the queue full for WriteTimeout is closed with status
 // 4000, reason "slow"; a ping every 20 s closes a peer that stopped answering. At shutdown
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
 // with 1001 (going away); the client reconnects and resumes.
@@ -67,6 +68,7 @@ const (
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
+	cork *corkConn     // ws's connection
 	req  *http.Request // the upgrade request
 	sess *hub.Session
 	// loopback: the client is on loopback (protected.go); on a protected server a request that
@@ -75,7 +77,8 @@ type wsConn struct {
 
 	ctx     context.Context // canceled when the connection is torn down
 	cancel  context.CancelFunc
-	out     chan []byte   // the bounded outgoing queue
+	out     chan wsOut    // the bounded outgoing queue
+	scratch []byte        // the writer's: the message it writes
 	outMu   sync.Mutex    // guards outN, room and waiting
 	outN    int           // bytes of the messages in out
 	room    chan struct{} // closed (and replaced) when the writer takes a message a sender waits for
@@ -156,16 +159,17 @@ func (s *Server) wsPrincipal(conn *wsConn) (*auth.Principal, error) {
 // ws upgrades the request and serves the connection until it ends.
 func (s *Server) ws(c echo.Context) error {
 	// Any origin: access is by token, never by cookie (see the comment at the top of this file).
-	conn, err := websocket.Accept(c.Response(), c.Request(), &websocket.AcceptOptions{InsecureSkipVerify: true})
+	hj := &corkHijacker{ResponseWriter: c.Response(), timeout: s.cfg.WriteTimeout}
+	conn, err := websocket.Accept(hj, c.Request(), &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return nil // Accept has answered the request already
 	}
 	conn.SetReadLimit(int64(s.hub.Limits().MaxValueBytes) + wsReadSlack)
 	ctx, cancel := context.WithCancel(c.Request().Context())
 	wc := &wsConn{
-		s: s, ws: conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
+		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan []byte, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
+		out: make(chan wsOut, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
@@ -230,7 +234,7 @@ func (c *wsConn) readLoop() {
 	}
 }
 
-// writeLoop is the connection's only writer of messages, each with its own deadline.
+// writeLoop is the connection's only writer of messages.
 func (c *wsConn) writeLoop() {
 	defer c.wg.Done()
 	defer close(c.wdone)
@@ -242,8 +246,7 @@ func (c *wsConn) writeLoop() {
 			for c.flush {
 				select {
 				case m := <-c.out:
-					c.took(m)
-					if !c.write(m) {
+					if !c.writeBatch(m) {
 						return
 					}
 				default:
@@ -252,33 +255,63 @@ func (c *wsConn) writeLoop() {
 			}
 			return
 		case m := <-c.out:
-			c.took(m)
-			if !c.write(m) {
+			if !c.writeBatch(m) {
 				return
 			}
 		}
 	}
 }
 
+// writeBatch writes m and every message queued behind it, in one write to the connection (up to
+// wsKeepBuffer bytes each), and reports whether the connection took them.
+func (c *wsConn) writeBatch(m wsOut) bool {
+	c.cork.cork()
+	for {
+		c.took(m)
+		// No context deadline: the connection's write deadline bounds every write (corkConn).
+		if err := c.ws.Write(context.Background(), websocket.MessageText, c.message(m)); err != nil {
+			c.cork.uncork()
+			c.ws.CloseNow() // the reader fails next and serve tears the connection down
+			return false
+		}
+		if c.cork.buffered() >= wsKeepBuffer {
+			break
+		}
+		select {
+		case m = <-c.out:
+			continue
+		default:
+		}
+		break
+	}
+	if err := c.cork.uncork(); err != nil {
+		c.ws.CloseNow()
+		return false
+	}
+	if cap(c.scratch) > wsKeepBuffer {
+		c.scratch = nil
+	}
+	return true
+}
+
+// message returns m's bytes.
+func (c *wsConn) message(m wsOut) []byte {
+	if m.sub == nil {
+		return m.body
+	}
+	c.scratch = append(append(append(c.scratch[:0], `{"sub":`...), m.sub...), m.body...)
+	return c.scratch
+}
+
 // took accounts for a message the writer has taken from the queue, and wakes waiting senders.
-func (c *wsConn) took(m []byte) {
+func (c *wsConn) took(m wsOut) {
 	c.outMu.Lock()
-	c.outN -= len(m)
+	c.outN -= m.size()
 	if c.waiting {
 		close(c.room)
 		c.room, c.waiting = make(chan struct{}), false
 	}
 	c.outMu.Unlock()
-}
-
-func (c *wsConn) write(m []byte) bool {
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, m); err != nil {
-		c.ws.CloseNow() // the reader fails next and serve tears the connection down
-		return false
-	}
-	return true
 }
 
 // keepAlive pings the peer and ends the connection when the hub shuts down.
@@ -322,17 +355,29 @@ func (c *wsConn) keepAlive() {
 	}
 }
 
-// send queues one message. It waits while the queue is full (wsQueueSize messages, or m would take
-// it past wsQueueBytes; an empty queue takes any message), up to WriteTimeout: a client that does
-// not read for that long is closed as slow. It reports false when the connection is ending.
-func (c *wsConn) send(m []byte) bool {
+// wsOut is one outgoing message: body, or, when sub is set, an event of subscription sub:
+// {"sub":<sub> then body, which the subscriptions of one event share (appendWSEvent).
+type wsOut struct {
+	sub  json.RawMessage
+	body []byte
+}
+
+func (m wsOut) size() int { return len(m.sub) + len(m.body) }
+
+// send queues a message of its own bytes (queue).
+func (c *wsConn) send(m []byte) bool { return c.queue(wsOut{body: m}) }
+
+// queue queues one message. It waits while the queue is full (wsQueueSize messages, or m would
+// take it past wsQueueBytes; an empty queue takes any message), up to WriteTimeout: a client that
+// does not read for that long is closed as slow. It reports false when the connection is ending.
+func (c *wsConn) queue(m wsOut) bool {
 	var timeout <-chan time.Time
 	for {
 		c.outMu.Lock()
-		if c.outN == 0 || c.outN+len(m) <= wsQueueBytes {
+		if c.outN == 0 || c.outN+m.size() <= wsQueueBytes {
 			select {
 			case c.out <- m:
-				c.outN += len(m)
+				c.outN += m.size()
 				c.outMu.Unlock()
 				return true
 			default:

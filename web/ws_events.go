@@ -7,8 +7,9 @@ import (
 	"github.com/statehub/statehub/hub"
 )
 
-// WebSocket subscriptions' events: each subscription's pump encodes its events, once each, into
-// the connection's queue (PROTOCOL.md, "WebSocket", events).
+// WebSocket subscriptions' events: each subscription's pump moves its events into the connection's
+// queue (PROTOCOL.md, "WebSocket", events). A live change is encoded once for every socket
+// (hub.Event.AppendEncoded); each message adds only its subscription's id in front.
 
 // pump moves one subscription's events into the connection's queue, in order.
 func (c *wsConn) pump(key string, sb *wsSub) {
@@ -26,7 +27,7 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 		th.started(len(initial))
 	}
 	for _, e := range initial {
-		if !c.send(appendEvent(nil, sb.id, e)) {
+		if !c.sendEvent(sb, &e) {
 			return
 		}
 	}
@@ -39,7 +40,7 @@ func (c *wsConn) pump(key string, sb *wsSub) {
 		}
 	} else {
 		for e, ok := hs.Next(); ok; e, ok = hs.Next() {
-			if !c.send(appendEvent(nil, sb.id, e)) {
+			if !c.sendEvent(sb, &e) {
 				return
 			}
 		}
@@ -83,7 +84,7 @@ func (c *wsConn) pumpThrottled(sb *wsSub, th *throttle) bool {
 			send = th.flush(send[:0], false)
 		}
 		for _, e := range send {
-			if !c.send(appendEvent(nil, sb.id, e)) {
+			if !c.sendEvent(sb, &e) {
 				return false
 			}
 		}
@@ -94,10 +95,27 @@ func (c *wsConn) pumpThrottled(sb *wsSub, th *throttle) bool {
 	}
 }
 
+// The encodings of an event the transports share (hub.Event.AppendEncoded).
+const (
+	encSSE = iota // an SSE event (appendSSEEvent)
+	encWS         // a WebSocket event after its "sub" (appendWSEvent)
+)
+
+// sendEvent queues a change or snapshot entry of sb.
+func (c *wsConn) sendEvent(sb *wsSub, e *hub.Event) bool {
+	return c.queue(wsOut{sub: sb.id, body: e.Encoded(encWS, appendWSEvent)})
+}
+
 // appendEvent encodes a change or snapshot entry of subscription sub.
 func appendEvent(b []byte, sub json.RawMessage, e hub.Event) []byte {
 	b = append(b, `{"sub":`...)
 	b = append(b, sub...)
+	return appendWSEvent(b, &e)
+}
+
+// appendWSEvent encodes a change or snapshot entry after the "sub" field that starts a
+// subscription's event: the part every subscription of the event shares.
+func appendWSEvent(b []byte, e *hub.Event) []byte {
 	if e.Deleted {
 		b = append(b, `,"type":"delete","key":`...)
 	} else {

@@ -1,7 +1,9 @@
 // Command baseline serves a yardstick of Statehub's increment benchmark (package counter):
 // bench/incr.sh runs wrk against it and against Statehub in the same run and reports the ratios.
 // By default it serves the bare counter on a plain http.Server; with -like, the like-for-like
-// counter on an http.Server with Statehub's limits (web.NewHTTPServer).
+// counter on an http.Server with Statehub's limits (web.NewHTTPServer). With -sse it serves the
+// fan-out benchmark's yardstick instead (go run ./bench/subscribers -fanout): a trivial net/http
+// SSE broadcaster (broadcast.go).
 package main
 
 import (
@@ -18,9 +20,13 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18100", "address to listen on")
 	like := flag.Bool("like", false, "serve the like-for-like counter: Statehub's headers, CORS, request metrics and http.Server limits")
+	sse := flag.Bool("sse", false, "serve a trivial SSE broadcaster: GET /events, POST /publish")
 	flag.Parse()
 	hs := &http.Server{Addr: *addr, Handler: counter.Handler()}
-	if *like {
+	switch {
+	case *sse:
+		hs.Handler = newBroadcaster()
+	case *like:
 		hs = web.NewHTTPServer(counter.Like(prometheus.NewRegistry()), web.Limits{})
 		hs.Addr = *addr
 	}

@@ -9,6 +9,8 @@
 //
 // The figures are the server's (go_memstats_heap_inuse_bytes, process_resident_memory_bytes and
 // go_goroutines); the heap moves with garbage not yet collected, so run it twice.
+//
+// With -fanout it runs the fan-out benchmark instead, starting its own servers (fanout.go).
 package main
 
 import (
@@ -34,6 +36,12 @@ func main() {
 	sockets := flag.Int("sockets", 1, "WebSockets the subscriptions share (with -ws)")
 	path := flag.String("path", "/bench/subscribers/", "the subtree to subscribe to")
 	flag.Parse()
+	if *fanoutMode {
+		if err := runFanout(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	c := &client{base: strings.TrimSuffix(*url, "/"), token: *token}
 
 	before := c.metrics()

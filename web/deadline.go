@@ -1,0 +1,126 @@
+package web
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// writeDeadline keeps a connection's write deadline between timeout and twice timeout ahead of
+// each write: it is moved (set) only when less than timeout is left, so a stream that writes
+// often moves it once per timeout, not once per write (BenchmarkFanout).
+type writeDeadline struct {
+	set     func(time.Time) error
+	timeout time.Duration
+	at      time.Time // the deadline set last; zero when none is
+}
+
+// arm makes sure the next write has at least timeout to finish.
+func (d *writeDeadline) arm() error {
+	now := time.Now()
+	if d.at.Sub(now) >= d.timeout {
+		return nil
+	}
+	d.at = now.Add(2 * d.timeout)
+	return d.set(d.at)
+}
+
+// lift removes the deadline: the connection may serve more requests.
+func (d *writeDeadline) lift() {
+	if !d.at.IsZero() {
+		d.at = time.Time{}
+		d.set(time.Time{})
+	}
+}
+
+// corkConn is a WebSocket's connection under coder/websocket, which ends every message with a
+// write to the connection: while it is corked, those writes gather in a buffer that uncork
+// writes at once, so the messages queued for a socket leave in one write (BenchmarkFanout). Every
+// write to the network has a deadline (writeDeadline): a peer that does not read fails it.
+type corkConn struct {
+	net.Conn
+
+	mu     sync.Mutex // guards everything below; held across writes, so they never interleave
+	corked bool
+	buf    []byte
+	dl     writeDeadline
+}
+
+// wsKeepBuffer is the most a corked batch gathers before it is written, and the largest buffer
+// a socket keeps between batches.
+const wsKeepBuffer = 64 << 10
+
+func newCorkConn(c net.Conn, timeout time.Duration) *corkConn {
+	return &corkConn{Conn: c, dl: writeDeadline{set: c.SetWriteDeadline, timeout: timeout}}
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.writeLocked(p)
+}
+
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	if err := c.dl.arm(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+// cork holds every write back until uncork.
+func (c *corkConn) cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// buffered returns how many bytes the cork holds.
+func (c *corkConn) buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf)
+}
+
+// uncork writes what the cork holds, in one write, and lets later writes through.
+func (c *corkConn) uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.writeLocked(c.buf)
+	if cap(c.buf) > wsKeepBuffer {
+		c.buf = nil // a burst's memory goes back
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// corkHijacker hands websocket.Accept the request's connection as a corkConn.
+type corkHijacker struct {
+	http.ResponseWriter
+	timeout time.Duration
+	conn    *corkConn // set by Hijack
+}
+
+func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	h.conn = newCorkConn(nc, h.timeout)
+	brw.Writer.Reset(h.conn)
+	return h.conn, brw, nil
+}
