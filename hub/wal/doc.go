@@ -62,14 +62,22 @@
 //
 // Append is called by the hub while it holds its own state lock, which fixes the order of
 // records. Append only encodes the record into an in-memory buffer under the log's short mutex,
-// so it never waits on the disk. One writer goroutine per Log does all segment I/O: each round it
-// takes the whole buffer, writes it (rotating segments as needed) and, under SyncAlways, fsyncs
-// once and completes the round's shared Ticket. Records appended while a round is in progress go
-// into the next round; this is the group commit, so concurrent writers share one fsync. Under
-// SyncInterval the writer also fsyncs on a ticker; under SyncNone only on Sync, rotation and Close.
-// Append never blocks, so the buffer holds whatever the writer has not written yet: under
-// SyncAlways that is about one round, because callers wait; under the other modes it grows only
-// if the disk cannot keep up with the write rate.
+// so it never waits on the disk. Each round takes the whole buffer, writes it (rotating segments as
+// needed) and, under SyncAlways, fsyncs once and completes the round's shared Ticket; records
+// appended while a round is in progress go into the next round. This is the group commit:
+// concurrent writers share one fsync.
+//
+// Under SyncAlways the rounds are run by the writers that wait (leader-based group commit): one
+// that waits while no round runs writes and fsyncs the buffer itself, on its own goroutine, so a
+// lone writer's record is durable with no hand-off to another goroutine. Others wait; when a round
+// ends, its leader hands the lead to one waiter of the next round, if records were appended
+// meanwhile. One round runs at a time: the leader alone owns the segment files. Records appended
+// with nobody waiting stay buffered until a Wait, Sync or Close. Under SyncInterval and SyncNone
+// one writer goroutine per Log does all segment I/O, fsyncing on a ticker (SyncInterval) or only
+// on Sync, rotation and Close (SyncNone).
+// Append never blocks, so the buffer holds whatever has not been written yet: under SyncAlways
+// that is about one round, because callers wait; under the other modes it grows only if the disk
+// cannot keep up with the write rate.
 //
 // Ticket.Wait may be called from any goroutine, outside the hub's lock. Replay runs before the
 // first Append. RemoveBefore, Sync, Stats and Close may be called from any goroutine at any time.

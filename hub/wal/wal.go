@@ -164,9 +164,23 @@ func (o Options) withDefaults() (Options, error) {
 type Ticket struct {
 	done chan struct{}
 	err  error // set before done is closed
+
+	// Under SyncAlways, for the next group commit (Log.cur): its waiters write and fsync it
+	// themselves (Log.await).
+	log  *Log
+	lead chan struct{} // capacity 1: the lead, handed to one waiter once the round before ends
 }
 
 func newTicket() *Ticket { return &Ticket{done: make(chan struct{})} }
+
+// newRoundLocked returns a Ticket for the next group commit, to be l.cur.
+func (l *Log) newRoundLocked() *Ticket {
+	t := newTicket()
+	if l.opts.Sync == SyncAlways {
+		t.log, t.lead = l, make(chan struct{}, 1)
+	}
+	return t
+}
 
 func doneTicket(err error) *Ticket {
 	t := newTicket()
@@ -184,10 +198,23 @@ func (t *Ticket) finish(err error) {
 
 // Wait blocks until the record is durable according to the sync mode (see Append) and returns
 // nil, or returns the error that prevented it (wrapping ErrSyncFailed, ErrClosed, ErrOutOfOrder or
-// ErrTooLarge). A nil return under SyncAlways means the record survives a crash.
+// ErrTooLarge). A nil return under SyncAlways means the record survives a crash. Under SyncAlways
+// the waiter may write and fsync the record itself (see the package documentation).
 func (t *Ticket) Wait() error {
+	if t.log != nil {
+		t.log.await(t)
+	}
 	<-t.done
 	return t.err
+}
+
+func (t *Ticket) completed() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Done returns a channel closed when Wait would not block, for use in select.
@@ -226,12 +253,14 @@ type Log struct {
 	cuts      []cut   // segment starts within buf
 	spare     []byte  // a drained buffer for reuse
 	cur       *Ticket // the next group commit (SyncAlways waiters, Sync callers)
-	syncReq   bool    // a Sync caller wants an fsync in the next round
-	kicked    bool    // the writer has been signalled and not yet taken buf
-	lastIndex uint64  // last appended index
-	segSize   int64   // bytes in the newest segment, including buffered ones
-	haveSeg   bool    // a newest segment exists (on disk or as a pending cut)
-	appended  bool    // Append has been called: Replay is no longer allowed
+	leading   bool    // SyncAlways: a round runs, or its lead waits in cur.lead for a waiter
+	led       *sync.Cond
+	syncReq   bool   // a Sync caller wants an fsync in the next round
+	kicked    bool   // the writer has been signalled and not yet taken buf
+	lastIndex uint64 // last appended index
+	segSize   int64  // bytes in the newest segment, including buffered ones
+	haveSeg   bool   // a newest segment exists (on disk or as a pending cut)
+	appended  bool   // Append has been called: Replay is no longer allowed
 	records   uint64
 	failErr   error // sticky: set once, never cleared
 	closed    bool
@@ -242,7 +271,7 @@ type Log struct {
 	// closeErr is written by the writer before closing exited.
 	closeErr error
 
-	// Owned by the writer goroutine (and by Open before it starts).
+	// Owned by the writer goroutine, or under SyncAlways by the leader (and by Open before either).
 	active File
 	dirty  bool // active has writes not yet fsynced
 
@@ -289,7 +318,10 @@ func Open(opts Options) (*Log, error) {
 		l.haveSeg = true
 		l.segSize = st.lastSize
 	}
-	go l.run()
+	l.led = sync.NewCond(&l.mu)
+	if opts.Sync != SyncAlways {
+		go l.run()
+	}
 	return l, nil
 }
 
@@ -327,12 +359,12 @@ func (l *Log) Append(index uint64, data []byte) *Ticket {
 	l.segSize += size
 	l.lastIndex = index
 	l.records++
-	l.signalLocked()
 	if l.opts.Sync != SyncAlways {
+		l.signalLocked()
 		return okTicket
 	}
 	if l.cur == nil {
-		l.cur = newTicket()
+		l.cur = l.newRoundLocked()
 	}
 	return l.cur
 }
@@ -362,13 +394,68 @@ func (l *Log) Sync() error {
 		return l.failErr
 	}
 	if l.cur == nil {
-		l.cur = newTicket()
+		l.cur = l.newRoundLocked()
 	}
 	t := l.cur
 	l.syncReq = true
-	l.signalLocked()
+	if l.opts.Sync != SyncAlways {
+		l.signalLocked()
+	}
 	l.mu.Unlock()
 	return t.Wait()
+}
+
+// await returns once t, a SyncAlways group commit, is complete. With no round running its caller
+// leads: it runs the round itself, on its own goroutine, with no hand-off to another. Else it
+// waits for the running round to end; the leader of a round hands the lead to one waiter of the
+// next group commit, if records were appended meanwhile, or gives it up.
+func (l *Log) await(t *Ticket) {
+	l.mu.Lock()
+	if t.completed() {
+		l.mu.Unlock()
+		return
+	}
+	if !l.leading {
+		l.leading = true
+		l.mu.Unlock()
+		l.lead()
+		return
+	}
+	l.mu.Unlock()
+	select {
+	case <-t.done:
+	case <-t.lead: // t is still l.cur: no round has run since the lead was left in it
+		l.lead()
+	}
+}
+
+// lead runs one round as the leader, then hands the lead on.
+func (l *Log) lead() {
+	l.round(false)
+	l.mu.Lock()
+	if l.cur != nil {
+		l.cur.lead <- struct{}{} // never blocks: each group commit is handed the lead once
+	} else {
+		l.leading = false
+	}
+	l.led.Broadcast()
+	l.mu.Unlock()
+}
+
+// takeLeadLocked makes the caller the leader under SyncAlways: it waits until no round runs, and
+// takes a lead left for waiters that did not come.
+func (l *Log) takeLeadLocked() {
+	for l.leading {
+		if l.cur != nil {
+			select {
+			case <-l.cur.lead:
+				return
+			default:
+			}
+		}
+		l.led.Wait()
+	}
+	l.leading = true
 }
 
 // Close writes and fsyncs everything appended, closes the files and stops the writer. Pending
@@ -376,11 +463,20 @@ func (l *Log) Sync() error {
 // return the same result; Append after Close returns a Ticket with ErrClosed.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	if !l.closed {
+	first := !l.closed
+	if first {
 		l.closed = true
 		close(l.quit)
 	}
-	l.mu.Unlock()
+	if first && l.opts.Sync == SyncAlways {
+		// No writer goroutine: the last round and the closing are the caller's, as leader.
+		l.takeLeadLocked()
+		l.mu.Unlock()
+		l.finalRound()
+		close(l.exited)
+	} else {
+		l.mu.Unlock()
+	}
 	<-l.exited
 	return l.closeErr
 }
@@ -508,8 +604,9 @@ func (l *Log) RemoveBefore(index uint64) error {
 	return nil
 }
 
-// run is the writer goroutine: it takes the append buffer, writes it (rotating segments), fsyncs
-// when the mode or a Sync caller asks, and completes the batch's Ticket.
+// run is the writer goroutine of SyncInterval and SyncNone: it takes the append buffer, writes it
+// (rotating segments), fsyncs when the mode or a Sync caller asks, and completes the batch's
+// Ticket.
 func (l *Log) run() {
 	defer close(l.exited)
 	var tick <-chan time.Time
@@ -525,20 +622,25 @@ func (l *Log) run() {
 		case <-tick:
 			l.round(true)
 		case <-l.quit:
-			l.round(true)
-			l.mu.Lock()
-			err := l.failErr
-			l.mu.Unlock()
-			if l.active != nil {
-				if cerr := l.active.Close(); err == nil && cerr != nil {
-					err = fmt.Errorf("wal: close: %w", cerr)
-				}
-				l.active = nil
-			}
-			l.closeErr = err
+			l.finalRound()
 			return
 		}
 	}
+}
+
+// finalRound writes and fsyncs what is left, closes the active segment and sets closeErr.
+func (l *Log) finalRound() {
+	l.round(true)
+	l.mu.Lock()
+	err := l.failErr
+	l.mu.Unlock()
+	if l.active != nil {
+		if cerr := l.active.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("wal: close: %w", cerr)
+		}
+		l.active = nil
+	}
+	l.closeErr = err
 }
 
 // maxSpare bounds the buffer kept for reuse between rounds.
