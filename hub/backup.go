@@ -126,10 +126,10 @@ func readSnapshotPart(r *bufio.Reader) ([]byte, error) {
 	var buf bytes.Buffer
 	s := &teeReader{r: r, tee: &buf}
 	magic := s.bytes(len(snapshotMagic))
-	if s.err == nil && string(magic) != snapshotMagic && string(magic) != snapshotMagicV1 {
+	if s.err == nil && string(magic) != snapshotMagic && string(magic) != snapshotMagicV2 && string(magic) != snapshotMagicV1 {
 		return nil, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
-	v1 := string(magic) == snapshotMagicV1
+	v1, v3 := string(magic) == snapshotMagicV1, string(magic) == snapshotMagic
 	s.uvarint() // seq
 	n := s.uvarint()
 	for i := uint64(0); i < n && s.err == nil; i++ {
@@ -144,6 +144,10 @@ func readSnapshotPart(r *bufio.Reader) ([]byte, error) {
 				s.string()
 			}
 			if flags&16 != 0 {
+				s.string()
+			}
+			if flags&32 != 0 && v3 {
+				s.string()
 				s.string()
 			}
 		}

@@ -8,29 +8,44 @@ import (
 )
 
 // Commit records are what the hub writes into the log, one per commit. The log frames and
-// checksums them; this is their payload, version 1:
+// checksums them; this is their payload, version 2:
 //
-//	byte     version (1)
+//	byte     version (1 or 2)
 //	uvarint  seq
 //	uvarint  number of changes, then each change:
 //	  string   key                      (uvarint length, bytes)
-//	  byte     flags: 1 deleted, 2 expires, 4 ephemeral, 8 file type, 16 lock
+//	  byte     flags: 1 deleted, 2 expires, 4 ephemeral, 8 file type, 16 lock, 32 presence, 64 reason
 //	  varint   revision
 //	  varint   expires, Unix nanoseconds (when flag 2)
 //	  string   value                    (unless deleted)
 //	  string   content type             (when flag 8: a stored file; its value is the description)
 //	  string   lock token hash          (when flag 16: the key is a held lock)
+//	  string   presence sub, then string presence conn (when flag 32: an ephemeral key's owner)
+//	  string   reason                   (when flag 64: why an ephemeral key left or changed hands)
 //	byte     1 when an idempotency record follows, else 0:
 //	  string key, string fingerprint, varint expires (Unix ns),
 //	  string result key, varint result revision, uvarint result seq, string result value,
 //	  uvarint result deleted count
-const commitVersion = 1
+//
+// Version 1 is the same without flags 32 and 64. A commit that uses neither is written as
+// version 1, so the versions before presences and reasons read it; one that does is version 2,
+// which they refuse by its version instead of misreading it.
+const (
+	commitVersion1 = 1
+	commitVersion  = 2
+)
 
 var errShortRecord = errors.New("hub: truncated record")
 
 // encodeCommit appends c's record to dst.
 func encodeCommit(dst []byte, c *Commit) []byte {
-	dst = append(dst, commitVersion)
+	version := byte(commitVersion1)
+	for i := range c.Changes {
+		if c.Changes[i].Reason != "" || c.Changes[i].Presence != nil && c.Changes[i].Ephemeral && !c.Changes[i].Deleted {
+			version = commitVersion
+		}
+	}
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, c.Seq)
 	dst = binary.AppendUvarint(dst, uint64(len(c.Changes)))
 	for _, ch := range c.Changes {
@@ -51,6 +66,12 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 		if ch.lock != "" && !ch.Deleted {
 			flags |= 16
 		}
+		if ch.Presence != nil && ch.Ephemeral && !ch.Deleted {
+			flags |= 32
+		}
+		if ch.Reason != "" {
+			flags |= 64
+		}
 		dst = append(dst, flags)
 		dst = binary.AppendVarint(dst, ch.Revision)
 		if flags&2 != 0 {
@@ -64,6 +85,13 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 		}
 		if flags&16 != 0 {
 			dst = appendString(dst, ch.lock)
+		}
+		if flags&32 != 0 {
+			dst = appendString(dst, ch.Presence.Sub)
+			dst = appendString(dst, ch.Presence.Conn)
+		}
+		if flags&64 != 0 {
+			dst = appendString(dst, ch.Reason)
 		}
 	}
 	if c.Idem == nil {
@@ -94,7 +122,8 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 // a version before CheckUTF8 could write, is repaired (repairUTF8).
 func decodeCommit(b []byte) (*Commit, error) {
 	r := reader{b: b}
-	if v := r.byte(); v != commitVersion && r.err == nil {
+	v := r.byte()
+	if v != commitVersion && v != commitVersion1 && r.err == nil {
 		return nil, fmt.Errorf("hub: commit record version %d is not supported", v)
 	}
 	c := &Commit{Seq: r.uvarint()}
@@ -119,6 +148,17 @@ func decodeCommit(b []byte) (*Commit, error) {
 		}
 		if flags&16 != 0 {
 			ch.lock = r.string()
+		}
+		if v >= commitVersion {
+			if flags&32 != 0 {
+				p := makePresence(r.string(), r.string())
+				if ch.Ephemeral {
+					ch.Presence = p
+				}
+			}
+			if flags&64 != 0 {
+				ch.Reason = r.string()
+			}
 		}
 		c.Changes = append(c.Changes, ch)
 	}

@@ -90,6 +90,7 @@ func TestConformance(t *testing.T) {
 		{"fenced writes", confFencedWrites},
 		{"lock expiry", confLockExpiry},
 		{"sessions", confSessions},
+		{"presence", confPresence},
 		{"history", confHistory},
 	}
 	for _, c := range cases {

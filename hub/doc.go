@@ -48,9 +48,11 @@
 //     journal or etcd, so renew and release work after a restart), never in a value or an event.
 //     A lock expires on the clock's monotonic reading while the process runs; after a restart its
 //     persisted wall-clock deadline counts.
-//   - An ephemeral key's flag is persisted, its owner (a Session) is not: after a restart no
-//     session owns anything, and every ephemeral key is deleted one EphemeralGrace after the start
-//     unless a client writes it again (session.go).
+//   - An ephemeral key's flag and its Presence (subject, connection id) are persisted, its owner
+//     (a Session) is not: after a restart no session owns anything, and every ephemeral key is
+//     deleted one EphemeralGrace after the start, with ReasonNodeLost, unless a client writes it
+//     again (session.go). A departure's reason is persisted with its delete (Change.Reason), so
+//     the history, a resume and a replay of the log after a restart show the same reason.
 //   - Stored files' bytes go through a BlobStore, named by their sha256: a hub from Open keeps them
 //     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
 //     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before

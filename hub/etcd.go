@@ -61,7 +61,13 @@ type EtcdConfig struct {
 //     commit one delete.
 //   - <prefix>i/<key> holds an idempotency record.
 //   - Ephemeral keys are put on this node's lease: the node deletes them after their session's
-//     grace period; if the node dies, etcd deletes them when the lease runs out. Locks are plain
+//     grace period; if the node dies, etcd deletes them when the lease runs out. The record
+//     holds the owner's presence (connection id and subject). A delete event has no value, so
+//     the reason of a departure rides on a marker key in the watched range, <prefix>k!<node>,
+//     on the node's lease: the node's delete of an ephemeral key puts the reason there in the
+//     same transaction (same revision), and when the lease runs out etcd deletes the marker
+//     with the node's keys, which says node_lost. Watchers read the marker's event of a
+//     revision into the reasons of that revision's deletes, and never show the marker. Locks are plain
 //     keys with a deadline: a held lock outlives the node it was taken through. A lock's fence is
 //     the seq that created its key (CreateRevision).
 //   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order;
@@ -102,8 +108,9 @@ type Etcd struct {
 // etcdSession is what Etcd remembers of a session: the ephemeral keys written through it, and
 // whether it has ended (its grace period runs).
 type etcdSession struct {
-	keys  map[string]struct{}
-	ended bool
+	keys   map[string]struct{}
+	ended  bool
+	reason string // why it ended
 }
 
 // OpenEtcd returns a hub whose state lives in the etcd cluster at ec.Endpoints. It starts this
@@ -155,6 +162,9 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 	e.lease.Store(int64(grant.ID))
 	e.node = strconv.FormatInt(int64(grant.ID), 16)
 	keep, err := cli.KeepAlive(e.ctx, grant.ID)
+	if err == nil {
+		err = e.putMarker(ctx)
+	}
 	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("hub: etcd lease: %w", err)
@@ -188,6 +198,11 @@ func (e *Etcd) keepLease(keep <-chan *clientv3.LeaseKeepAliveResponse, ttl int64
 			if err == nil {
 				if keep, err = e.cli.KeepAlive(e.ctx, grant.ID); err == nil {
 					e.lease.Store(int64(grant.ID))
+					ctx, cancel := e.reqCtx()
+					if err := e.putMarker(ctx); err != nil {
+						e.log.Warn("this node's reason marker", "err", err)
+					}
+					cancel()
 					break
 				}
 			}
@@ -257,7 +272,8 @@ type etcdRecord struct {
 	Lock      string          `json:"l,omitempty"` // a held lock's token hash
 	Expires   int64           `json:"e,omitempty"` // unix nanoseconds; 0 without a TTL
 	Ephemeral bool            `json:"eph,omitempty"`
-	Owner     string          `json:"o,omitempty"` // the session id of an ephemeral key
+	Owner     string          `json:"o,omitempty"` // the connection id (Session.Conn) of an ephemeral key
+	Sub       string          `json:"s,omitempty"` // and its writer's subject
 }
 
 // itemOfKV decodes a key's record. A lock's value is rebuilt with its fence, the revision that
@@ -279,7 +295,11 @@ func (e *Etcd) itemOfKV(kv *mvccpb.KeyValue) (item, etcdRecord, error) {
 		exp = time.Unix(0, r.Expires).UTC()
 	}
 	key := strings.TrimPrefix(string(kv.Key), e.ec.Prefix+"k")
-	return newItem(key, value, kv.Version-1, uint64(kv.ModRevision), rareFields{exp, r.Type, r.Lock, r.Ephemeral, nil}), r, nil
+	var pres *Presence
+	if r.Ephemeral && r.Owner != "" {
+		pres = makePresence(r.Sub, r.Owner)
+	}
+	return newItem(key, value, kv.Version-1, uint64(kv.ModRevision), rareFields{exp, r.Type, r.Lock, r.Ephemeral, pres, nil}), r, nil
 }
 
 // etcdView is the keys a write read, at one revision.
@@ -384,7 +404,7 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 		res.Seq = uint64(resp.Header.Revision)
 		for _, ch := range changes {
 			if ch.Ephemeral && ch.owner != nil {
-				e.ownKey(ch.owner.ID(), ch.Key)
+				e.ownKey(ch.owner.Conn(), ch.Key)
 			}
 			if !ch.Expires.IsZero() {
 				e.wake()
@@ -437,7 +457,10 @@ func (e *Etcd) changeOps(ch *Change) []clientv3.Op {
 	}
 	var opts []clientv3.OpOption
 	if ch.Ephemeral && ch.owner != nil {
-		r.Owner = ch.owner.ID()
+		r.Owner = ch.owner.Conn()
+		if ch.Presence != nil {
+			r.Sub = ch.Presence.Sub
+		}
 		opts = append(opts, clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))
 	}
 	b, _ := json.Marshal(r)
@@ -482,7 +505,7 @@ func (e *Etcd) Seq() uint64 {
 func (e *Etcd) Len() int {
 	ctx, cancel := e.reqCtx()
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.cli.Get(ctx, e.dataKey("/"), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0
 	}
@@ -619,6 +642,7 @@ func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
 	}
 	defer e.cli.Delete(context.WithoutCancel(ctx), fence)
 	var out []Event
+	var reasons map[uint64]string
 	for resp := range wc {
 		if err := resp.Err(); err != nil {
 			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
@@ -628,6 +652,7 @@ func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
 		}
 		for _, ev := range resp.Events {
 			if ev.Kv.ModRevision >= put.Header.Revision {
+				applyReasons(out, reasons)
 				slices.SortStableFunc(out, func(a, b Event) int {
 					if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
 						return c
@@ -639,11 +664,16 @@ func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
 			if !strings.HasPrefix(string(ev.Kv.Key), e.ec.Prefix+"k") {
 				continue
 			}
+			if e.isMarker(ev.Kv.Key) {
+				reasons = markerReason(reasons, ev)
+				continue
+			}
 			x := e.eventOf(ev)
 			if x.Seq <= upTo && !p.Covers(x.Seq, x.Key) && Covers(path, x.Key) {
 				out = append(out, x)
 			}
 		}
+		applyReasons(out, reasons)
 	}
 	return nil, unavailableErr(ctx.Err())
 }
@@ -819,20 +849,22 @@ func (e *Etcd) Unlock(key, token string) (Result, error) {
 }
 
 // NewSession returns a session of this node: its ephemeral keys are deleted once it has ended
-// for longer than the grace period, or by etcd when this node's lease runs out.
+// for longer than the grace period, or by etcd when this node's lease runs out. Its id in etcd
+// is its connection id.
 func (e *Etcd) NewSession() *Session {
-	id := e.node + "." + strconv.FormatUint(e.nsessions.Add(1), 10)
-	e.sessionsMu.Lock()
-	e.sessions[id] = &etcdSession{keys: make(map[string]struct{})}
-	e.sessionsMu.Unlock()
-	return NewStoreSession(id, func() {
+	sess := NewStoreSession(func(s *Session, reason string) {
+		id := s.Conn()
 		e.sessionsMu.Lock()
 		if s := e.sessions[id]; s != nil {
-			s.ended = true
+			s.ended, s.reason = true, reason
 		}
 		e.sessionsMu.Unlock()
 		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.endSession(id) })
 	})
+	e.sessionsMu.Lock()
+	e.sessions[sess.Conn()] = &etcdSession{keys: make(map[string]struct{})}
+	e.sessionsMu.Unlock()
+	return sess
 }
 
 // ownKey records that the session id wrote key. A write through a session that has ended (a
@@ -843,9 +875,13 @@ func (e *Etcd) ownKey(id, key string) {
 	if s != nil && !s.ended {
 		s.keys[key] = struct{}{}
 	}
+	reason := ReasonClosed // the session is gone from the map: its grace period has passed
+	if s != nil && s.reason != "" {
+		reason = s.reason
+	}
 	e.sessionsMu.Unlock()
 	if s == nil || s.ended {
-		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.deleteOwned(id, key) })
+		e.clock.AfterFunc(e.cfg.EphemeralGrace, func() { e.deleteOwned(id, key, reason) })
 	}
 }
 
@@ -859,12 +895,26 @@ func (e *Etcd) endSession(id string) {
 		return
 	}
 	for key := range s.keys {
-		e.deleteOwned(id, key)
+		e.deleteOwned(id, key, s.reason)
 	}
 }
 
-// deleteOwned deletes key if it is still an ephemeral key of the session id.
-func (e *Etcd) deleteOwned(id, key string) {
+// markerKey is this node's reason marker (see Etcd): on the node's lease, in the watched range
+// but never a key (keys start with "/").
+func (e *Etcd) markerKey() string { return e.ec.Prefix + "k!" + e.node }
+
+// isMarker reports whether an etcd key is a reason marker.
+func (e *Etcd) isMarker(k []byte) bool { return strings.HasPrefix(string(k), e.ec.Prefix+"k!") }
+
+// putMarker (re)creates this node's marker on its current lease, with no reason.
+func (e *Etcd) putMarker(ctx context.Context) error {
+	_, err := e.cli.Put(ctx, e.markerKey(), "", clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))
+	return err
+}
+
+// deleteOwned deletes key if it is still an ephemeral key of the session id; its delete event
+// carries reason (the marker put in the same transaction).
+func (e *Etcd) deleteOwned(id, key, reason string) {
 	if e.ctx.Err() != nil {
 		return
 	}
@@ -875,7 +925,8 @@ func (e *Etcd) deleteOwned(id, key string) {
 		_, r, derr := e.itemOfKV(resp.Kvs[0])
 		if derr == nil && r.Ephemeral && r.Owner == id {
 			_, err = e.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(e.dataKey(key)), "=", resp.Kvs[0].ModRevision)).
-				Then(clientv3.OpDelete(e.dataKey(key))).Commit()
+				Then(clientv3.OpDelete(e.dataKey(key)),
+					clientv3.OpPut(e.markerKey(), reason, clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))).Commit()
 		}
 	}
 	if err != nil {
@@ -903,7 +954,7 @@ func (e *Etcd) Stats() Stats { return Stats{Keys: e.Len(), Seq: e.Seq()} }
 func (e *Etcd) WriteBackup(w io.Writer) (uint64, error) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithPrefix())
+	resp, err := e.cli.Get(ctx, e.dataKey("/"), clientv3.WithPrefix())
 	if err != nil {
 		return 0, unavailableErr(err)
 	}
@@ -958,9 +1009,17 @@ func (e *Etcd) watch(rev uint64) {
 				break
 			}
 			events := make([]Event, 0, len(resp.Events))
+			var reasons map[uint64]string
+			var last uint64 // the response's last revision, a marker's included
 			for _, ev := range resp.Events {
+				last = uint64(ev.Kv.ModRevision)
+				if e.isMarker(ev.Kv.Key) {
+					reasons = markerReason(reasons, ev)
+					continue
+				}
 				events = append(events, e.eventOf(ev))
 			}
+			applyReasons(events, reasons)
 			// Events of one revision go out in key order, as Local's commits do.
 			slices.SortStableFunc(events, func(a, b Event) int {
 				if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
@@ -971,8 +1030,10 @@ func (e *Etcd) watch(rev uint64) {
 			backoff = 200 * time.Millisecond
 			if len(events) > 0 {
 				e.feed.Deliver(events)
-				next = int64(events[len(events)-1].Seq) + 1
-				e.advance(events[len(events)-1].Seq)
+			}
+			if last > 0 {
+				next = int64(last) + 1
+				e.advance(last)
 			}
 		}
 		cancel()
@@ -989,18 +1050,65 @@ func (e *Etcd) watch(rev uint64) {
 // eventOf converts a watch event.
 func (e *Etcd) eventOf(ev *clientv3.Event) Event {
 	key := strings.TrimPrefix(string(ev.Kv.Key), e.ec.Prefix+"k")
+	var prev *Presence // the previous owner, when the key was ephemeral
+	if ev.PrevKv != nil {
+		if it, _, err := e.itemOfKV(ev.PrevKv); err == nil && it.ephemeral() {
+			prev = it.presence()
+			if prev == nil {
+				prev = &Presence{} // an ephemeral key without a recorded owner
+			}
+		}
+	}
 	if ev.Type == clientv3.EventTypeDelete {
 		rev := int64(0)
 		if ev.PrevKv != nil {
 			rev = ev.PrevKv.Version // the deleted revision (Version - 1) + 1
 		}
-		return Event{Key: key, Revision: rev, Seq: uint64(ev.Kv.ModRevision), Deleted: true}
+		x := Event{Key: key, Revision: rev, Seq: uint64(ev.Kv.ModRevision), Deleted: true}
+		if prev != nil && *prev != (Presence{}) {
+			x.Presence = prev // who left
+		}
+		return x
 	}
 	it, _, err := e.itemOfKV(ev.Kv)
 	if err != nil {
 		e.log.Error("undecodable record in etcd", "key", key, "err", err)
 	}
-	return Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ()}
+	x := Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ(), Presence: it.presence()}
+	if prev != nil && prev.Conn != it.presence().conn() {
+		x.Reason = ReasonReplaced
+	}
+	return x
+}
+
+// markerReason records the reason a marker's event gives the deletes of its revision: the
+// reason it was put with, or ReasonNodeLost when etcd deleted it with its node's lease.
+func markerReason(reasons map[uint64]string, ev *clientv3.Event) map[uint64]string {
+	r := string(ev.Kv.Value)
+	if ev.Type == clientv3.EventTypeDelete {
+		r = ReasonNodeLost
+	}
+	if r == "" {
+		return reasons
+	}
+	if reasons == nil {
+		reasons = make(map[uint64]string)
+	}
+	reasons[uint64(ev.Kv.ModRevision)] = r
+	return reasons
+}
+
+// applyReasons gives the deletes of ephemeral keys (those with a presence) the reason of their
+// revision.
+func applyReasons(events []Event, reasons map[uint64]string) {
+	if len(reasons) == 0 {
+		return
+	}
+	for i := range events {
+		if x := &events[i]; x.Deleted && x.Presence != nil {
+			x.Reason = reasons[x.Seq]
+		}
+	}
 }
 
 // expirer deletes keys and idempotency records whose deadline has passed: it wakes at the next

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bufio"
 	"bytes"
 	"os"
 	"path/filepath"
@@ -28,6 +29,65 @@ func goldenCommits() []*Commit {
 		{Seq: 4, Changes: []Change{{Key: "/l", Value: []byte(`{"owner":"ci","fence":4,"expires":"2026-01-02T03:04:05.0000006Z"}`), Expires: goldenTime, lock: "cafe"}}},
 		{Seq: 5, Changes: []Change{{Key: "/p/ann", Value: []byte(`{"x":1}`), Ephemeral: true}},
 			Idem: &IdemRecord{Key: "k1", Fingerprint: "set /p/ann 1f", Result: Result{Key: "/p/ann", Revision: 0, Seq: 5, Value: []byte("1")}, Expires: goldenTime}},
+		// Version 2: a presence, and reasons.
+		{Seq: 6, Changes: []Change{{Key: "/p/bob", Value: []byte(`true`), Ephemeral: true, Presence: &Presence{Sub: "bob", Conn: "c0nn"}}}},
+		{Seq: 7, Changes: []Change{
+			{Key: "/p/bob", Value: []byte(`1`), Revision: 1, Ephemeral: true, Presence: &Presence{Conn: "c1"}, Reason: ReasonReplaced},
+			{Key: "/p/cy", Revision: 4, Deleted: true, Reason: ReasonTimeout},
+		}},
+	}
+}
+
+// goldenCommitsV1 are the commits of testdata/commits-v1.golden, written by version 1 (before
+// presences and reasons): they must still load.
+func goldenCommitsV1() []*Commit { return goldenCommits()[:5] }
+
+func TestCommitFormatV1Loads(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "commits-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range goldenCommitsV1() {
+		n := int(data[0])<<8 | int(data[1])
+		if data[2] != commitVersion1 {
+			t.Fatalf("commit %d: version %d in the version 1 file", i, data[2])
+		}
+		if rec := encodeCommit(nil, want); !bytes.Equal(rec, data[2:2+n]) {
+			t.Errorf("commit %d: a commit without presences or reasons is no longer written as version 1", i)
+		}
+		got, err := decodeCommit(data[2 : 2+n])
+		data = data[2+n:]
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(normalizeCommit(got), normalizeCommit(want)) {
+			t.Errorf("commit %d decodes as %+v, want %+v", i, got, want)
+		}
+	}
+}
+
+// TestSnapshotFormatV2Loads: a snapshot written by version 2 (before presences) still loads.
+func TestSnapshotFormatV2Loads(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "snapshot-v2.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := decodeSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.seq != 5 || f.tree.Len() != 5 || len(f.idem) != 1 {
+		t.Fatalf("snapshot decodes as seq %d, %d keys, idem %+v", f.seq, f.tree.Len(), f.idem)
+	}
+	it, ok := f.tree.Get(item{key: "/p/ann"})
+	if !ok || !it.ephemeral() || it.presence() != nil || string(it.value) != `{"x":1}` {
+		t.Fatalf("/p/ann: %+v", it.entry())
+	}
+	part, err := readSnapshotPart(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil || !bytes.Equal(part, data) {
+		t.Fatalf("readSnapshotPart: %v", err)
 	}
 }
 
@@ -111,7 +171,7 @@ func TestSnapshotFormatGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.seq != 5 || f.tree.Len() != 5 || len(f.idem) != 1 || f.idem[0].Key != "k1" {
+	if f.seq != 7 || f.tree.Len() != 6 || len(f.idem) != 1 || f.idem[0].Key != "k1" {
 		t.Fatalf("snapshot decodes as seq %d, %d keys, idem %+v", f.seq, f.tree.Len(), f.idem)
 	}
 	want := map[string]Entry{}
@@ -120,7 +180,7 @@ func TestSnapshotFormatGolden(t *testing.T) {
 			if ch.Deleted {
 				continue
 			}
-			want[ch.Key] = Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires.UTC(), Type: ch.Type, lock: ch.lock, Ephemeral: ch.Ephemeral}
+			want[ch.Key] = Entry{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Expires: ch.Expires.UTC(), Type: ch.Type, lock: ch.lock, Ephemeral: ch.Ephemeral, Presence: ch.Presence}
 		}
 	}
 	f.tree.Scan(func(it item) bool {

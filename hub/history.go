@@ -28,7 +28,9 @@ type history struct {
 	floorKey []byte // the floor's key; its room is reused (see setFloor)
 }
 
-// eventMeta is an event's fixed fields and where its record lies: the key, the type, then the value.
+// eventMeta is an event's fixed fields and where its record lies: the key, the type, the
+// presence (appendPresence), then the value. The reason and the presence's length fit in what
+// would be padding after deleted.
 type eventMeta struct {
 	seq      uint64
 	revision int64
@@ -37,6 +39,8 @@ type eventMeta struct {
 	typeLen  uint32
 	valLen   uint32
 	deleted  bool
+	reason   uint8  // reasonCode of the event's Reason
+	presLen  uint16 // Presence.size(): at most 1+255+MaxPresenceSub
 }
 
 // minHistoryBytes is the byte ring's first size.
@@ -48,7 +52,9 @@ func newHistory(events, maxBytes int) history {
 
 func (h *history) at(i int) *eventMeta { return &h.meta[(h.start+i)%len(h.meta)] }
 
-func (m *eventMeta) size() uint64 { return uint64(m.keyLen) + uint64(m.typeLen) + uint64(m.valLen) }
+func (m *eventMeta) size() uint64 {
+	return uint64(m.keyLen) + uint64(m.typeLen) + uint64(m.presLen) + uint64(m.valLen)
+}
 
 // record returns the bytes of m's record. They are overwritten when m leaves the ring.
 func (h *history) record(m *eventMeta) []byte {
@@ -68,13 +74,15 @@ func (h *history) key(m *eventMeta) string {
 // event copies m out of the ring.
 func (h *history) event(m *eventMeta) Event {
 	r := h.record(m)
-	e := Event{Key: string(r[:m.keyLen]), Revision: m.revision, Seq: m.seq, Deleted: m.deleted}
+	e := Event{Key: string(r[:m.keyLen]), Revision: m.revision, Seq: m.seq, Deleted: m.deleted, Reason: reasons[m.reason]}
 	r = r[m.keyLen:]
 	if m.typeLen > 0 {
 		e.Type = string(r[:m.typeLen])
 	}
+	r = r[m.typeLen:]
+	e.Presence = parsePresence(r[:m.presLen])
 	if !m.deleted {
-		e.Value = append([]byte(nil), r[m.typeLen:]...)
+		e.Value = append([]byte(nil), r[m.presLen:]...)
 	}
 	return e
 }
@@ -86,7 +94,7 @@ func (h *history) append(events []Event) {
 }
 
 func (h *history) add(e *Event) {
-	size := len(e.Key) + len(e.Type) + len(e.Value)
+	size := len(e.Key) + len(e.Type) + e.Presence.size() + len(e.Value)
 	if size > h.maxBytes || uint64(size) > 1<<32-1 {
 		// Never retained: the ring is emptied, and the floor moves past this event.
 		for h.n > 0 {
@@ -109,11 +117,13 @@ func (h *history) add(e *Event) {
 	}
 	m := h.at(h.n)
 	*m = eventMeta{seq: e.Seq, revision: e.Revision, off: off, keyLen: uint32(len(e.Key)),
-		typeLen: uint32(len(e.Type)), valLen: uint32(len(e.Value)), deleted: e.Deleted}
+		typeLen: uint32(len(e.Type)), valLen: uint32(len(e.Value)), deleted: e.Deleted,
+		reason: reasonCode(e.Reason), presLen: uint16(e.Presence.size())}
 	p := off % uint64(len(h.data))
 	r := h.data[p : p+uint64(size)]
 	r = r[copy(r, e.Key):]
 	r = r[copy(r, e.Type):]
+	r = r[len(appendPresence(r[:0], e.Presence)):]
 	copy(r, e.Value)
 	h.head = off + uint64(size)
 	h.used += size

@@ -16,10 +16,14 @@ func TestHistoryHoldsNoPointers(t *testing.T) {
 	typ := reflect.TypeFor[eventMeta]()
 	for i := range typ.NumField() {
 		switch f := typ.Field(i); f.Type.Kind() {
-		case reflect.Bool, reflect.Int64, reflect.Uint32, reflect.Uint64:
+		case reflect.Bool, reflect.Int64, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		default:
 			t.Errorf("eventMeta.%s is a %s: the ring must hold no pointers", f.Name, f.Type)
 		}
+	}
+	// The reason and the presence's length sit in what was padding.
+	if size := typ.Size(); size != 40 {
+		t.Errorf("eventMeta takes %d bytes, want 40", size)
 	}
 }
 

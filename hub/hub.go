@@ -57,6 +57,9 @@ type Entry struct {
 	// Ephemeral keys are deleted once their session has been gone for longer than the grace
 	// period (see Session).
 	Ephemeral bool
+	// Presence is an ephemeral key's owner (its token's subject and connection); nil for other
+	// keys, and for an ephemeral key written before presences were recorded.
+	Presence *Presence
 
 	owner *Session // the session that owns an ephemeral key; nil after a restart
 }
@@ -76,6 +79,12 @@ type Change struct {
 	lock string // a lock's token hash (see Entry); persisted, never published
 	// Ephemeral marks a key written through a Session (persisted; see Session).
 	Ephemeral bool
+	// Presence is the owner of an ephemeral key (persisted with it; see Presence).
+	Presence *Presence
+	// Reason says why an ephemeral key went (a delete: ReasonClosed, ReasonTimeout,
+	// ReasonNodeLost) or was taken over (a set: ReasonReplaced); persisted, so a resume after a
+	// restart shows it too.
+	Reason string
 
 	owner *Session // not persisted: after a restart no session owns anything
 }
@@ -286,7 +295,16 @@ func (h *Local) applyLocked(c *Commit) {
 			h.unrefBlobLocked(old.typ(), old.value)
 		}
 		h.ownLocked(&old, had, ch)
-		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type}
+		pres := ch.Presence
+		if had && old.ephemeral() {
+			if ch.Deleted {
+				pres = old.presence() // who left
+			} else if ch.Reason == "" && old.presence().conn() != ch.Presence.conn() {
+				ch.Reason = ReasonReplaced // journaled with the change (commitLocked clones after this)
+			}
+		}
+		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type,
+			Presence: pres, Reason: ch.Reason}
 	}
 	if c.Seq > h.seq {
 		h.seq = c.Seq

@@ -23,6 +23,7 @@ type rareFields struct {
 	typ       string
 	lock      string
 	ephemeral bool
+	presence  *Presence
 	owner     *Session
 }
 
@@ -45,14 +46,14 @@ func newItem(key string, value []byte, revision int64, seq uint64, r rareFields)
 
 // itemOf returns e as the tree holds it.
 func itemOf(e *Entry) item {
-	return newItem(e.Key, e.Value, e.Revision, e.Seq, rareFields{e.Expires, e.Type, e.lock, e.Ephemeral, e.owner})
+	return newItem(e.Key, e.Value, e.Revision, e.Seq, rareFields{e.Expires, e.Type, e.lock, e.Ephemeral, e.Presence, e.owner})
 }
 
 // entry returns it as an Entry.
 func (it *item) entry() Entry {
 	e := Entry{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq}
 	if r := it.rare; r != nil {
-		e.Expires, e.Type, e.lock, e.Ephemeral, e.owner = r.expires, r.typ, r.lock, r.ephemeral, r.owner
+		e.Expires, e.Type, e.lock, e.Ephemeral, e.Presence, e.owner = r.expires, r.typ, r.lock, r.ephemeral, r.presence, r.owner
 	}
 	return e
 }
@@ -82,6 +83,14 @@ func (it *item) lock() string {
 
 func (it *item) ephemeral() bool { return it.rare != nil && it.rare.ephemeral }
 
+// presence is an ephemeral key's owner; nil for other keys.
+func (it *item) presence() *Presence {
+	if it.rare == nil {
+		return nil
+	}
+	return it.rare.presence
+}
+
 func (it *item) owner() *Session {
 	if it.rare == nil {
 		return nil
@@ -91,5 +100,5 @@ func (it *item) owner() *Session {
 
 // item returns the entry a change that is not a delete leaves, committed at seq.
 func (ch *Change) item(seq uint64) item {
-	return newItem(ch.Key, ch.Value, ch.Revision, seq, rareFields{ch.Expires, ch.Type, ch.lock, ch.Ephemeral, ch.owner})
+	return newItem(ch.Key, ch.Value, ch.Revision, seq, rareFields{ch.Expires, ch.Type, ch.lock, ch.Ephemeral, ch.Presence, ch.owner})
 }

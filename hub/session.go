@@ -17,35 +17,46 @@ import "sync"
 // Grace periods use the hub's one expiry queue and its Clock: there is no timer or goroutine per
 // key or per session.
 type Session struct {
-	h     *Local              // nil for a session of another store (NewStoreSession)
-	keys  map[string]struct{} // ephemeral keys this session owns now, under h.mu
-	ended bool                // under h.mu
+	conn   string              // the connection's id: random, in every Presence it writes
+	h      *Local              // nil for a session of another store (NewStoreSession)
+	keys   map[string]struct{} // ephemeral keys this session owns now, under h.mu
+	ended  bool                // under h.mu
+	reason string              // why it ended (ReasonClosed, ReasonTimeout), under h.mu
 
-	// For another store's session: its name, and what End does (once).
-	id    string
-	onEnd func()
+	// For another store's session: what End does (once).
+	onEnd func(reason string)
 	once  sync.Once
 }
 
-// NewStoreSession returns a session of a store other than Local: id names its owner in that
-// store, and End calls onEnd once.
-func NewStoreSession(id string, onEnd func()) *Session { return &Session{id: id, onEnd: onEnd} }
+// NewStoreSession returns a session of a store other than Local with a new random connection
+// id; End calls onEnd once, with the reason.
+func NewStoreSession(onEnd func(s *Session, reason string)) *Session {
+	s := &Session{conn: newConnID()}
+	s.onEnd = func(reason string) { onEnd(s, reason) }
+	return s
+}
 
-// ID is the name of a session made by NewStoreSession ("" for Local's).
-func (s *Session) ID() string { return s.id }
+// Conn is the session's connection id: random, 16 characters, the Conn of every Presence it
+// writes. Transports tell it to their client.
+func (s *Session) Conn() string { return s.conn }
 
 // NewSession returns a live session. Call End when its connection is gone. A write with an ended
 // session (a request that raced the connection's end) starts the key's grace period at once.
 func (h *Local) NewSession() *Session {
-	return &Session{h: h, keys: make(map[string]struct{})}
+	return &Session{conn: newConnID(), h: h, keys: make(map[string]struct{})}
 }
 
-// End marks the session's connection as gone: each key it still owns is deleted after the grace
-// period unless it is written again meanwhile. End is idempotent and never blocks on I/O.
-func (s *Session) End() {
+// End marks the session's connection as gone with ReasonClosed (EndWith).
+func (s *Session) End() { s.EndWith(ReasonClosed) }
+
+// EndWith marks the session's connection as gone, for reason (ReasonClosed or ReasonTimeout):
+// each key it still owns is deleted after the grace period unless it is written again
+// meanwhile, and its delete event carries reason. Only the first call counts; it never blocks
+// on I/O.
+func (s *Session) EndWith(reason string) {
 	h := s.h
 	if h == nil {
-		s.once.Do(s.onEnd)
+		s.once.Do(func() { s.onEnd(reason) })
 		return
 	}
 	h.mu.Lock()
@@ -53,7 +64,7 @@ func (s *Session) End() {
 	if s.ended {
 		return
 	}
-	s.ended = true
+	s.ended, s.reason = true, reason
 	at := h.clock.Now().Add(h.cfg.EphemeralGrace)
 	for key := range s.keys {
 		h.expiry.push(deadline{at: at, key: key, eph: true, owner: s})
@@ -107,5 +118,9 @@ func (h *Local) ephemeralGoneLocked(d deadline) (Change, bool) {
 	if !ok || !e.ephemeral() || e.owner() != d.owner || d.owner != nil && !d.owner.ended {
 		return Change{}, false
 	}
-	return Change{Key: d.key, Revision: e.revision + 1, Deleted: true}, true
+	reason := ReasonNodeLost // orphaned by a restart
+	if d.owner != nil {
+		reason = d.owner.reason
+	}
+	return Change{Key: d.key, Revision: e.revision + 1, Deleted: true, Reason: reason}, true
 }

@@ -17,19 +17,22 @@ import (
 // part of the backup that GET /.snapshot streams (WriteBackup; backup.go describes the blob section
 // that follows it there):
 //
-//	"STATEHUB-SNAPSHOT-2\n"   magic, 20 bytes
+//	"STATEHUB-SNAPSHOT-3\n"   magic, 20 bytes
 //	uvarint  seq
 //	uvarint  number of entries, then each, in key order:
 //	  string key, varint revision, uvarint seq, varint expires (Unix ns, 0 = none), string value,
-//	  byte flags (the commit record's: 4 ephemeral, 8 file type, 16 lock), then string content type (flag 8)
-//	  and string lock token hash (flag 16)
+//	  byte flags (the commit record's: 4 ephemeral, 8 file type, 16 lock, 32 presence), then string
+//	  content type (flag 8), string lock token hash (flag 16), and string presence sub and string
+//	  presence conn (flag 32)
 //	uvarint  number of idempotency records, then each as in a commit record
 //	uint32   CRC32C (Castagnoli) of everything before it, little endian
 //
-// Strings are a uvarint length and the bytes. Version 1 ("STATEHUB-SNAPSHOT-1\n") is the same
-// without the flags byte and what follows it; it is still read.
+// Strings are a uvarint length and the bytes. Version 2 ("STATEHUB-SNAPSHOT-2\n") is the same
+// without flag 32, version 1 ("STATEHUB-SNAPSHOT-1\n") without the flags byte and what follows
+// it; both are still read.
 const (
-	snapshotMagic   = "STATEHUB-SNAPSHOT-2\n"
+	snapshotMagic   = "STATEHUB-SNAPSHOT-3\n"
+	snapshotMagicV2 = "STATEHUB-SNAPSHOT-2\n"
 	snapshotMagicV1 = "STATEHUB-SNAPSHOT-1\n"
 )
 
@@ -100,12 +103,19 @@ func (f frozen) write(w io.Writer) error {
 		if e.lock != "" {
 			flags |= 16
 		}
+		if e.Ephemeral && e.Presence != nil {
+			flags |= 32
+		}
 		b = append(b, flags)
 		if flags&8 != 0 {
 			b = appendString(b, e.Type)
 		}
 		if flags&16 != 0 {
 			b = appendString(b, e.lock)
+		}
+		if flags&32 != 0 {
+			b = appendString(b, e.Presence.Sub)
+			b = appendString(b, e.Presence.Conn)
 		}
 		put(b)
 		return true
@@ -126,7 +136,8 @@ func (f frozen) write(w io.Writer) error {
 func decodeSnapshot(data []byte) (frozen, error) {
 	var f frozen
 	v1 := bytes.HasPrefix(data, []byte(snapshotMagicV1))
-	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) && !v1 {
+	v2 := bytes.HasPrefix(data, []byte(snapshotMagicV2))
+	if len(data) < len(snapshotMagic)+4 || !bytes.HasPrefix(data, []byte(snapshotMagic)) && !v1 && !v2 {
 		return f, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
 	body, sum := data[:len(data)-4], binary.LittleEndian.Uint32(data[len(data)-4:])
@@ -151,6 +162,11 @@ func decodeSnapshot(data []byte) (frozen, error) {
 			}
 			if flags&16 != 0 {
 				e.lock = r.string()
+			}
+			if flags&32 != 0 && !v2 {
+				if p := makePresence(r.string(), r.string()); e.Ephemeral {
+					e.Presence = p
+				}
 			}
 		}
 		if len(items) > 0 && items[len(items)-1].Key >= e.Key {

@@ -17,6 +17,12 @@ type Event struct {
 	Type     string // a stored file's content type (Value is then its JSON description); empty for JSON
 
 	enc *encodings // a delivered change's shared encodings (AppendEncoded); nil for any other event
+	// Presence is the owner of an ephemeral key: on its set events and snapshot entries, and on
+	// the delete event of its departure (who left). Nil for plain keys.
+	Presence *Presence
+	// Reason says why an ephemeral key left (on its delete event) or changed hands (on a set
+	// event: ReasonReplaced); "" otherwise. See the Reason constants.
+	Reason string
 }
 
 // ID is the event's position string, the SSE event id (see PROTOCOL.md).
@@ -142,8 +148,8 @@ func (s *Subscription) offer(e Event) bool {
 	return true
 }
 
-// eventBytes is what a queued event counts against Config.QueueBytes: its key and value.
-func eventBytes(e Event) int { return len(e.Key) + len(e.Value) }
+// eventBytes is what a queued event counts against Config.QueueBytes: its key, value and presence.
+func eventBytes(e Event) int { return len(e.Key) + len(e.Value) + e.Presence.size() }
 
 func (s *Subscription) signal() {
 	select {
@@ -209,7 +215,7 @@ func snapshotEvents(tree *btree.BTreeG[item], path string) []Event {
 		if !Covers(path, it.key) {
 			return !IsPrefix(path) && it.key == path // a key: stop after it
 		}
-		out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ()})
+		out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ(), Presence: it.presence()})
 		return IsPrefix(path)
 	})
 	return out

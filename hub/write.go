@@ -22,6 +22,8 @@ type WriteOptions struct {
 	// journaled, before it is durable, and leaves its wait for durability in *Pending (see
 	// Pending). Nil: the write waits itself and answers only once durable.
 	Pending *Pending
+	// Subject, with Session, is the writer's token subject, recorded in the key's Presence.
+	Subject string
 }
 
 // A Pending holds the durability wait of a write made with WriteOptions.Pending. The write's
@@ -194,7 +196,7 @@ func putStep(key string, value []byte, typ string, cond Cond, opt WriteOptions) 
 			rev, k = cur.revision+1, cur.key // see Incr
 		}
 		ch := Change{Key: k, Value: value, Revision: rev, Expires: expiresAt(now, opt.TTL), Type: typ,
-			Ephemeral: opt.Session != nil, owner: opt.Session}
+			Ephemeral: opt.Session != nil, Presence: newPresence(opt.Session, opt.Subject), owner: opt.Session}
 		return step{res: Result{Key: key, Revision: rev}, one: ch}, nil
 	}
 }

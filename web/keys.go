@@ -124,6 +124,7 @@ func (s *Server) get(c echo.Context, key string) error {
 		return s.serveFile(c, key)
 	}
 	setEntryHeaders(c, e.Revision, e.Seq)
+	setPresenceHeaders(c, e.Presence)
 	c.Response().Header().Set("Cache-Control", "no-cache")
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag(e.Seq)) {
 		return c.NoContent(http.StatusNotModified)
@@ -385,6 +386,7 @@ type ListEntry struct {
 	Revision *int64          `json:"revision,omitempty"`
 	Seq      *uint64         `json:"seq,omitempty"`
 	Expires  string          `json:"expires,omitempty"` // a key with a TTL: when it expires, RFC 3339 in UTC
+	Presence *PresenceJSON   `json:"presence,omitempty"` // an ephemeral key's owner (presence.go)
 }
 
 // listEntry is e as a listing shows it.
@@ -396,6 +398,7 @@ func listEntry(e hub.Entry) ListEntry {
 	if !e.Expires.IsZero() {
 		le.Expires = formatTime(e.Expires)
 	}
+	le.Presence = presenceJSON(e.Presence)
 	return le
 }
 

@@ -188,7 +188,7 @@ func (o *sseWriter) event(kind, id string, data []byte) {
 // newline.
 func appendSSEEvent(b []byte, e *hub.Event) []byte {
 	if e.Deleted {
-		return appendSSE(b, "delete", e.ID(), []byte("null"))
+		return appendSSE(b, "delete", e.ID(), deleteData(e))
 	}
 	return appendSSE(b, "", e.ID(), e.Value)
 }

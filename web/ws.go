@@ -25,10 +25,13 @@ package web
 // with 1001 (going away); the client reconnects and resumes.
 //
 // Ephemeral keys (presence): "set" or "cas" with "ephemeral": true writes a key owned by this
-// connection's hub.Session. When the connection is gone for longer than the hub's EphemeralGrace
-// (default 10 s) the key is deleted, with an ordinary delete event, unless it was written again
-// meanwhile: an ephemeral write from a new connection (the client re-sends its ephemeral keys
-// when it reconnects) takes ownership over, and a plain write makes it an ordinary key.
+// connection's hub.Session, recording its presence (the token's subject and the session's
+// connection id, which auth, hello and ephemeral writes answer as "conn"). When the connection is
+// gone for longer than the hub's EphemeralGrace (default 10 s) the key is deleted, its delete
+// event saying who left and why (leaveReason: "closed" after a close handshake, "timeout"
+// otherwise), unless it was written again meanwhile: an ephemeral write from a new connection
+// (the client re-sends its ephemeral keys when it reconnects) takes ownership over, and a plain
+// write makes it an ordinary key.
 //
 // Any origin may connect: authorization is by token (the first message, op "auth"), never by
 // cookie, so a cross-site page gains nothing from the browser's ambient credentials. A later
@@ -91,9 +94,10 @@ type wsConn struct {
 	ending  disconnect // set by end, before stop is closed
 	flush   bool
 
-	// Touched by the reader goroutine only.
-	token string // from the auth message; caller reads it
-	seen  int    // requests received, to check that auth comes first
+	// Touched by the reader goroutine only (and teardown, after it).
+	readErr error  // why the reader returned
+	token   string // from the auth message; caller reads it
+	seen    int    // requests received, to check that auth comes first
 
 	// The connection's principal, resolved once by caller (again if token changes).
 	authed    bool
@@ -203,7 +207,7 @@ func (c *wsConn) teardown() {
 	if c.expiry != nil {
 		c.expiry()
 	}
-	c.sess.End()
+	c.sess.EndWith(c.leaveReason())
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = nil
@@ -228,10 +232,27 @@ func (c *wsConn) readLoop() {
 	for {
 		_, data, err := c.ws.Read(c.ctx)
 		if err != nil {
+			c.readErr = err
 			return // the peer closed, the connection failed, or serve is closing it
 		}
 		c.handle(data)
 	}
+}
+
+// leaveReason says how the connection ended, for its ephemeral keys' delete events (once the
+// reader has returned): hub.ReasonClosed after a close handshake, the peer's or the server's
+// (end), else hub.ReasonTimeout (a read error, a failed write or ping, which close the socket
+// without a handshake).
+func (c *wsConn) leaveReason() string {
+	select {
+	case <-c.stop:
+		return hub.ReasonClosed
+	default:
+	}
+	if websocket.CloseStatus(c.readErr) != -1 {
+		return hub.ReasonClosed
+	}
+	return hub.ReasonTimeout
 }
 
 // writeLoop is the connection's only writer of messages.

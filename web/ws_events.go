@@ -133,6 +133,7 @@ func appendWSEvent(b []byte, e *hub.Event) []byte {
 	if e.Snapshot {
 		b = append(b, `,"snapshot":true`...)
 	}
+	b = appendPresenceFields(b, e)
 	return append(b, '}')
 }
 

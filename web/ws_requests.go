@@ -132,7 +132,10 @@ type wsAnswer struct {
 	Fence    uint64          `json:"fence,omitempty"`
 	Expires  string          `json:"expires,omitempty"` // a lock's expiry, RFC 3339 in UTC, as over HTTP
 	Owner    *string         `json:"owner,omitempty"`
-	Results  []TxOpAnswer    `json:"results,omitzero"` // tx, as POST /.tx answers
+	Results  []TxOpAnswer    `json:"results,omitzero"`   // tx, as POST /.tx answers
+	Conn     string          `json:"conn,omitempty"`     // auth, hello, an ephemeral write: this connection's id
+	Sub      *string         `json:"sub,omitempty"`      // hello: the principal's token subject
+	Presence *PresenceJSON   `json:"presence,omitempty"` // get of an ephemeral key: its owner
 }
 
 func (c *wsConn) answer(a wsAnswer) {
@@ -208,13 +211,17 @@ func (c *wsConn) applyWrite(req wsRequest, pend *hub.Pending) (wsAnswer, error) 
 			return wsAnswer{}, err
 		}
 		if req.Ephemeral {
-			opt.Session = c.sess
+			opt.Session, opt.Subject = c.sess, p.Subject()
 		}
 		res, err := s.opSet(p, setRequest{Key: req.Key, Value: bytes.NewReader(req.Value), Cond: cond, Options: opt})
 		if err != nil {
 			return wsAnswer{}, err
 		}
-		return okResult(id, res), nil
+		a := okResult(id, res)
+		if req.Ephemeral {
+			a.Conn = c.sess.Conn()
+		}
+		return a, nil
 
 	case "delete":
 		path := req.Key
@@ -299,7 +306,7 @@ func (c *wsConn) run(req wsRequest) error {
 			c.end(disconnectUnauthorized, true)
 			return nil
 		}
-		c.answer(wsAnswer{ID: id, OK: true})
+		c.answer(wsAnswer{ID: id, OK: true, Conn: c.sess.Conn()})
 		return nil
 	}
 	p, err := c.caller()
@@ -313,7 +320,11 @@ func (c *wsConn) run(req wsRequest) error {
 		if err != nil {
 			return err
 		}
-		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq})
+		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq, Presence: presenceJSON(e.Presence)})
+
+	case "hello":
+		sub := p.Subject()
+		c.answer(wsAnswer{ID: id, OK: true, Conn: c.sess.Conn(), Sub: &sub})
 
 	case "list":
 		page, err := s.opList(p, req.Path, hub.ListOptions{Limit: req.Limit, Cursor: req.Cursor, KeysOnly: req.Keys, Children: req.Children})

@@ -79,6 +79,8 @@ type wsMsg struct {
 	Type     string          `json:"type"`
 	Snapshot bool            `json:"snapshot"`
 	Reason   string          `json:"reason"`
+	Conn     string          `json:"conn"`
+	Presence *PresenceJSON   `json:"presence"`
 	raw      string
 }
 

@@ -1,0 +1,95 @@
+package hub_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/wal/waltest"
+	"github.com/statehub/statehub/internal/fakeclock"
+)
+
+// TestPresenceNodeLostLocal: an ephemeral key found at start-up (its connection died with the
+// process) is deleted one grace period later with reason node_lost and its owner; the reason is
+// journaled, so a resume after a further restart replays it.
+func TestPresenceNodeLostLocal(t *testing.T) {
+	t.Parallel()
+	fs := waltest.New(1)
+	clock := fakeclock.New(t0)
+	const grace = 10 * time.Second
+	open := func() *hub.Hub {
+		h, err := hub.Open(hub.Config{Clock: clock, EphemeralGrace: grace, Logger: slog.New(slog.DiscardHandler)},
+			hub.StoreConfig{Dir: "/data", FS: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := open()
+	sess := h.NewSession()
+	start := set(t, h, "/n/start", `0`)
+	must(h.Set("/n/ann", []byte(`1`), hub.Cond{}, hub.WriteOptions{Session: sess, Subject: "ann"}))
+	if err := h.Close(); err != nil { // the session never ends: the process is gone
+		t.Fatal(err)
+	}
+
+	h = open()
+	s := confSubscribe(t, h, "/n/", hub.SubscribeOptions{})
+	clock.Advance(grace)
+	e := s.next()
+	confPresenceEvent(t, e, "/n/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
+	s.sub.Close()
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h = open()
+	defer h.Close()
+	r := must(h.Subscribe("/n/", hub.SubscribeOptions{Since: &hub.Position{Seq: start.Seq, Key: "/n/start"}}))
+	defer r.Close()
+	if r.Reset || len(r.Initial) != 2 {
+		t.Fatalf("resume after a restart: reset %v, %d events; want the set and the delete", r.Reset, len(r.Initial))
+	}
+	confPresenceEvent(t, r.Initial[1], "/n/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
+}
+
+// TestPresenceNodeLostEtcd: two nodes share a prefix; when node A's etcd lease ends (as when A
+// dies), etcd deletes A's ephemeral keys and node B's subscribers see each delete with reason
+// node_lost and its owner.
+func TestPresenceNodeLostEtcd(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdEndpoints(t)
+	prefix := "/lost" + time.Now().Format("150405.000000") + "/"
+	open := func() *hub.Hub {
+		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	a, b := open(), open()
+	sess := a.NewSession()
+	must(a.Set("/room/ann", []byte(`1`), hub.Cond{}, hub.WriteOptions{Session: sess, Subject: "ann"}))
+	s := confSubscribe(t, b, "/room/", hub.SubscribeOptions{})
+
+	// A's lease ends: revoke it, as etcd does once A stops renewing it.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	resp, err := cli.Get(ctx, prefix+"k/room/ann")
+	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+		t.Fatalf("the ephemeral key in etcd: %v %+v", err, resp)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	confPresenceEvent(t, s.next(), "/room/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
+}

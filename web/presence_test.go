@@ -1,0 +1,155 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/statehub/statehub/auth"
+	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
+)
+
+// TestWSPresence: an ephemeral key's answers, listing, GET headers and events carry its owner
+// (the token's subject and the connection id the server told the client); a write from another
+// connection says "replaced"; a connection closed with a close frame leaves with "closed", one
+// cut without it with "timeout"; SSE delete events carry the same in their data.
+func TestWSPresence(t *testing.T) {
+	t.Parallel()
+	const grace = 10 * time.Second
+	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false)
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(ts.url, "ws"), "/.ws")
+	dial := func(token string) (*wsClient, string) {
+		c := ts.dial(t)
+		a := c.must(m{"op": "auth", "token": token})
+		if len(a.Conn) != 16 {
+			t.Fatalf("auth answer %s: want a connection id", a.raw)
+		}
+		return c, a.Conn
+	}
+	write := map[string][]string{"write": {"/room/"}}
+	watch, _ := dial(wsTestAdmin)
+	watch.must(m{"op": "sub", "path": "/room/"})
+	subID := watch.id
+	watch.expectEvents(subID, "ready")
+	start := watch.must(m{"op": "set", "key": "/room/start", "value": 0})
+	watch.expectEvents(subID, "set /room/start 0@0")
+
+	ann, annConn := dial(wsToken(t, "ann", write))
+	hello := ann.must(m{"op": "hello"})
+	if hello.Conn != annConn || string(hello.Sub) != `"ann"` {
+		t.Fatalf("hello %s: want conn %s and sub ann", hello.raw, annConn)
+	}
+	a := ann.must(m{"op": "set", "key": "/room/ann", "value": "here", "ephemeral": true})
+	if a.Conn != annConn {
+		t.Fatalf("ephemeral set answer %s: want conn %s", a.raw, annConn)
+	}
+	annP := PresenceJSON{Sub: "ann", Conn: annConn}
+	checkEvent := func(e wsMsg, typ, key string, p *PresenceJSON, reason string) {
+		t.Helper()
+		if e.Type != typ || e.Key != key || fmt.Sprint(e.Presence) != fmt.Sprint(p) || e.Reason != reason {
+			t.Fatalf("event %s: want %s %s presence %+v reason %q", e.raw, typ, key, p, reason)
+		}
+	}
+	checkEvent(watch.event(), "set", "/room/ann", &annP, "")
+	if g := watch.must(m{"op": "get", "key": "/room/ann"}); fmt.Sprint(g.Presence) != fmt.Sprint(&annP) {
+		t.Fatalf("get %s: want presence %+v", g.raw, annP)
+	}
+	if g := watch.must(m{"op": "get", "key": "/room/start"}); g.Presence != nil || strings.Contains(g.raw, "presence") {
+		t.Fatalf("get of a plain key %s: want no presence", g.raw)
+	}
+	l := watch.must(m{"op": "list", "path": "/room/"})
+	if len(l.Entries) != 2 || fmt.Sprint(l.Entries[0].Presence) != fmt.Sprint(&annP) || l.Entries[1].Presence != nil {
+		t.Fatalf("list %s", l.raw)
+	}
+	req, _ := http.NewRequest("GET", base+"/room/ann", nil)
+	req.Header.Set("Authorization", "Bearer "+wsTestAdmin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Presence-Conn") != annConn || resp.Header.Get("X-Presence-Sub") != "ann" {
+		t.Fatalf("GET headers %v: want the presence", resp.Header)
+	}
+
+	// Another connection takes a key over.
+	bob, bobConn := dial(wsToken(t, "bob", write))
+	bobP := PresenceJSON{Sub: "bob", Conn: bobConn}
+	ann.must(m{"op": "set", "key": "/room/seat", "value": 1, "ephemeral": true})
+	checkEvent(watch.event(), "set", "/room/seat", &annP, "")
+	bob.must(m{"op": "set", "key": "/room/seat", "value": 2, "ephemeral": true})
+	checkEvent(watch.event(), "set", "/room/seat", &bobP, hub.ReasonReplaced)
+	bob.must(m{"op": "set", "key": "/room/bob", "value": "here", "ephemeral": true})
+	checkEvent(watch.event(), "set", "/room/bob", &bobP, "")
+
+	// ann closes her socket; bob's is cut without a close frame.
+	ann.must(m{"op": "sub", "path": "/room/ann"}) // lets the test see when the connection has ended
+	bob.must(m{"op": "sub", "path": "/room/bob"})
+	ann.c.Close(websocket.StatusNormalClosure, "")
+	bob.c.CloseNow()
+	wsWaitFor(t, "the connections to end", func() bool { return ts.h.Subscribers() == 1 })
+	clock.Advance(grace)
+	got := map[string]wsMsg{}
+	for range 3 {
+		e := watch.event()
+		got[e.Key] = e
+	}
+	checkEvent(got["/room/ann"], "delete", "/room/ann", &annP, hub.ReasonClosed)
+	checkEvent(got["/room/bob"], "delete", "/room/bob", &bobP, hub.ReasonTimeout)
+	checkEvent(got["/room/seat"], "delete", "/room/seat", &bobP, hub.ReasonTimeout)
+
+	// An SSE stream from before replays the deletes with their presence and reason in data.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, "GET", base+"/room/?since="+hub.EventID("/room/start", 0, *start.Seq, false), nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+wsTestAdmin)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	deletes := map[string]string{}
+	sc := bufio.NewScanner(resp.Body)
+	var kind, id string
+	for len(deletes) < 3 && sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			kind = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "data: ") && kind == "delete":
+			deletes[strings.Split(id, ":")[0]] = strings.TrimPrefix(line, "data: ")
+		case line == "":
+			kind, id = "", ""
+		}
+	}
+	want := map[string]string{
+		"/room/ann":  `{"presence":{"sub":"ann","conn":"` + annConn + `"},"reason":"closed"}`,
+		"/room/bob":  `{"presence":{"sub":"bob","conn":"` + bobConn + `"},"reason":"timeout"}`,
+		"/room/seat": `{"presence":{"sub":"bob","conn":"` + bobConn + `"},"reason":"timeout"}`,
+	}
+	for k, w := range want {
+		if deletes[k] != w {
+			t.Errorf("SSE delete of %s: data %s, want %s", k, deletes[k], w)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(deletes[k]), &v); err != nil {
+			t.Errorf("SSE delete data of %s is not JSON: %v", k, err)
+		}
+	}
+}
