@@ -385,7 +385,7 @@ type ListEntry struct {
 	Value    json.RawMessage `json:"value,omitempty"`
 	Revision *int64          `json:"revision,omitempty"`
 	Seq      *uint64         `json:"seq,omitempty"`
-	Expires  string          `json:"expires,omitempty"` // a key with a TTL: when it expires, RFC 3339 in UTC
+	Expires  string          `json:"expires,omitempty"`  // a key with a TTL: when it expires, RFC 3339 in UTC
 	Presence *PresenceJSON   `json:"presence,omitempty"` // an ephemeral key's owner (presence.go)
 }
 
