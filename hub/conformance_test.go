@@ -91,6 +91,7 @@ func TestConformance(t *testing.T) {
 		{"lock expiry", confLockExpiry},
 		{"sessions", confSessions},
 		{"presence", confPresence},
+		{"on disconnect", confOnDisconnect},
 		{"history", confHistory},
 	}
 	for _, c := range cases {

@@ -53,6 +53,10 @@
 //     deleted one EphemeralGrace after the start, with ReasonNodeLost, unless a client writes it
 //     again (session.go). A departure's reason is persisted with its delete (Change.Reason), so
 //     the history, a resume and a replay of the log after a restart show the same reason.
+//   - A session's on-disconnect writes (ondisconnect.go) are made once it has ended for the grace
+//     period, in the commit of its ephemeral deletes, with its reason; one is pending per key (the
+//     latest registration's). Local keeps them in memory only; Etcd keeps them in etcd, and a
+//     compare on the registration makes each exactly once on whichever node makes it.
 //   - Stored files' bytes go through a BlobStore, named by their sha256: a hub from Open keeps them
 //     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
 //     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before

@@ -109,6 +109,7 @@ type Etcd struct {
 // whether it has ended (its grace period runs).
 type etcdSession struct {
 	keys   map[string]struct{}
+	disc   map[string]struct{} // keys it registered on-disconnect writes for (etcd_disconnect.go)
 	ended  bool
 	reason string // why it ended
 }
@@ -171,10 +172,11 @@ func OpenEtcd(cfg Config, ec EtcdConfig) (*Hub, error) {
 	}
 	h.Start(start)
 	e.delivered = start
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go e.keepLease(keep, grant.TTL)
 	go e.watch(start)
 	go e.expirer()
+	go e.orphanDisconnects()
 	e.log.Info("state in etcd", "endpoints", strings.Join(ec.Endpoints, ","), "prefix", ec.Prefix, "seq", start, "node", e.node)
 	return h, nil
 }
@@ -897,6 +899,7 @@ func (e *Etcd) endSession(id string) {
 	for key := range s.keys {
 		e.deleteOwned(id, key, s.reason)
 	}
+	e.runSessionDisconnects(id, s.disc, s.reason)
 }
 
 // markerKey is this node's reason marker (see Etcd): on the node's lease, in the watched range
@@ -1015,6 +1018,9 @@ func (e *Etcd) watch(rev uint64) {
 				last = uint64(ev.Kv.ModRevision)
 				if e.isMarker(ev.Kv.Key) {
 					reasons = markerReason(reasons, ev)
+					if ev.Type == clientv3.EventTypeDelete {
+						e.nodeLost(ev.Kv.Key)
+					}
 					continue
 				}
 				events = append(events, e.eventOf(ev))
@@ -1098,15 +1104,15 @@ func markerReason(reasons map[uint64]string, ev *clientv3.Event) map[uint64]stri
 	return reasons
 }
 
-// applyReasons gives the deletes of ephemeral keys (those with a presence) the reason of their
-// revision.
+// applyReasons gives the events of a revision with a marker event its reason: the deletes of a
+// session's ephemeral keys, of a lost node's, and the writes of on-disconnect registrations.
 func applyReasons(events []Event, reasons map[uint64]string) {
 	if len(reasons) == 0 {
 		return
 	}
 	for i := range events {
-		if x := &events[i]; x.Deleted && x.Presence != nil {
-			x.Reason = reasons[x.Seq]
+		if r, ok := reasons[events[i].Seq]; ok {
+			events[i].Reason = r
 		}
 	}
 }

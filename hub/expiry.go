@@ -17,6 +17,7 @@ type deadline struct {
 	key   string   // a key whose TTL ends at at
 	idem  string   // or an idempotency key whose record ends at at
 	eph   bool     // key is ephemeral and its grace period ends at at
+	disc  bool     // or owner's on-disconnect writes are due at at
 	owner *Session // the ended session that owned it (nil: left over from before a restart)
 }
 
@@ -61,7 +62,10 @@ func (h *Local) compactExpiryLocked() {
 		if c := strings.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return cmp.Compare(b2i(a.eph), b2i(b.eph))
+		if c := cmp.Compare(b2i(a.eph), b2i(b.eph)); c != 0 {
+			return c
+		}
+		return cmp.Compare(b2i(a.disc), b2i(b.disc))
 	})
 	var kept expiryQueue
 	for _, d := range h.expiry {
@@ -76,7 +80,7 @@ func (h *Local) compactExpiryLocked() {
 
 // sameDeadline reports whether a and b end the same thing at the same time: one of them is enough.
 func sameDeadline(a, b deadline) bool {
-	return a.at.Equal(b.at) && a.idem == b.idem && a.key == b.key && a.eph == b.eph && a.owner == b.owner
+	return a.at.Equal(b.at) && a.idem == b.idem && a.key == b.key && a.eph == b.eph && a.disc == b.disc && a.owner == b.owner
 }
 
 func b2i(b bool) int {
@@ -95,6 +99,8 @@ func (h *Local) currentLocked(d deadline) bool {
 	case d.eph:
 		_, ok := h.ephemeralGoneLocked(d)
 		return ok
+	case d.disc:
+		return len(d.owner.disc) > 0
 	}
 	e, ok := h.tree.Get(item{key: d.key})
 	return ok && e.expires().Equal(d.at)
@@ -130,6 +136,7 @@ func (h *Local) expireDue() {
 	}
 	now := h.clock.Now()
 	byKey := map[string]Change{}
+	var discs []*Session // sessions whose on-disconnect writes are due
 	for len(h.expiry) > 0 && !h.expiry[0].at.After(now) {
 		d := heap.Pop(&h.expiry).(deadline)
 		if d.idem != "" {
@@ -144,12 +151,24 @@ func (h *Local) expireDue() {
 			}
 			continue
 		}
+		if d.disc {
+			discs = append(discs, d.owner)
+			continue
+		}
 		if e, ok := h.tree.Get(item{key: d.key}); ok && e.expires().Equal(d.at) {
 			byKey[d.key] = Change{Key: d.key, Revision: e.revision + 1, Deleted: true}
 		}
 	}
 	var seq uint64
 	var wait func() error
+	// On-disconnect writes decide against the state before this commit. One of a key that a
+	// delete above removes takes the delete's place in the commit: a set overwrites the entry
+	// (revision + 1), a delete deletes it, with the reason of the write's own session.
+	for _, sess := range discs {
+		for _, ch := range h.discChangesLocked(sess, now) {
+			byKey[ch.Key] = ch
+		}
+	}
 	if len(byKey) > 0 && h.failed == nil {
 		seq, wait = h.commitLocked(sortedChanges(byKey), nil)
 	} else {

@@ -46,6 +46,12 @@ type Store interface {
 	RenewLock(key, token string, ttl time.Duration) (Lock, error)
 	Unlock(key, token string) (Result, error)
 	NewSession() *Session
+	// OnDisconnect registers a write the store makes once s has ended for longer than the grace
+	// period, or when the node holding s is lost (ondisconnect.go): one pending write per key,
+	// the latest registration's. ErrTooManyDisconnectWrites past MaxDisconnectWrites per session.
+	OnDisconnect(s *Session, w DisconnectWrite) error
+	// CancelDisconnect drops s's pending write of key ("" for all of them).
+	CancelDisconnect(s *Session, key string) error
 
 	Stats() Stats
 	// Check reports whether the store can take writes now: nil, or an error wrapping

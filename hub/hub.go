@@ -131,6 +131,7 @@ type Local struct {
 	timerAt  time.Time           // when the expiry timer fires; zero when none is set
 	stopTime func() bool
 	idem     map[string]IdemRecord
+	disc     map[string]discReg // pending on-disconnect writes by key (ondisconnect.go)
 	store    *store // the disk journal, when opened with Open
 
 	blobRefs     map[string]int // sha256 -> number of keys holding that file, under mu
@@ -196,6 +197,7 @@ func newLocal(cfg Config, feed Feed) *Local {
 		feed:     feed,
 		tree:     newTree(),
 		idem:     make(map[string]IdemRecord),
+		disc:     make(map[string]discReg),
 		blobs:    newBlobStore(NewMemoryBlobStore(), nil),
 		blobRefs: make(map[string]int),
 		advanced: make(chan struct{}),

@@ -96,3 +96,84 @@ func confPresence(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		t.Fatalf("resume replays\n%v\nwant\n%v", got, want)
 	}
 }
+
+// confOnDisconnect: a session's on-disconnect writes are made once it has ended for the grace
+// period, as one commit whose events carry the reason it ended; a cancelled one is not, and a
+// registration of the same key by another connection replaces it (the reload case); a write that
+// cannot be made (a delete of an absent key) changes nothing; at most MaxDisconnectWrites per
+// session; an ended session registers nothing.
+func confOnDisconnect(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	clock := fakeclock.New(t0)
+	const grace = 10 * time.Second
+	h := mk(hub.Config{Clock: clock, EphemeralGrace: grace})
+	s1, s2 := h.NewSession(), h.NewSession()
+	reg := func(s *hub.Session, key, value string) {
+		t.Helper()
+		w := hub.DisconnectWrite{Key: key, Value: []byte(value), Delete: value == ""}
+		if value == "" {
+			w.Value = nil
+		}
+		if err := h.OnDisconnect(s, w); err != nil {
+			t.Fatalf("OnDisconnect %s: %v", key, err)
+		}
+	}
+	set(t, h, "/od/gone", `1`)
+	must(h.Set("/od/here", []byte(`true`), hub.Cond{}, hub.WriteOptions{Session: s1, Subject: "ann"}))
+	reg(s1, "/od/status", `"offline"`)
+	reg(s1, "/od/gone", "")    // a delete
+	reg(s1, "/od/absent", "")  // a delete of an absent key: nothing
+	reg(s1, "/od/cancel", `1`) // cancelled below
+	reg(s1, "/od/taken", `"s1"`)
+	reg(s2, "/od/taken", `"s2"`) // replaces s1's
+	if err := h.CancelDisconnect(s1, "/od/cancel"); err != nil {
+		t.Fatal(err)
+	}
+	s := confSubscribe(t, h, "/od/", hub.SubscribeOptions{})
+	s1.EndWith(hub.ReasonTimeout)
+	if err := h.OnDisconnect(s1, hub.DisconnectWrite{Key: "/od/late", Value: []byte(`1`)}); err == nil {
+		t.Fatal("an ended session registered an on-disconnect write")
+	}
+	clock.Advance(grace - time.Nanosecond)
+	s.quiet("/od/marker", "within the grace period")
+	clock.Advance(time.Nanosecond)
+	got := map[string]hub.Event{}
+	for range 3 {
+		e := s.next()
+		got[e.Key] = e
+	}
+	if e := got["/od/status"]; e.Deleted || string(e.Value) != `"offline"` || e.Reason != hub.ReasonTimeout || e.Presence != nil {
+		t.Fatalf("/od/status: %+v, want the set with reason timeout", e)
+	}
+	if e := got["/od/gone"]; !e.Deleted || e.Reason != hub.ReasonTimeout {
+		t.Fatalf("/od/gone: %+v, want the delete with reason timeout", e)
+	}
+	if e := got["/od/here"]; !e.Deleted || e.Reason != hub.ReasonTimeout || e.Presence == nil || e.Presence.Sub != "ann" {
+		t.Fatalf("/od/here: %+v, want the ephemeral key's delete", e)
+	}
+	s.quiet("/od/marker", "after s1's writes")
+	confAbsent(t, h, "/od/cancel")
+	confAbsent(t, h, "/od/absent")
+	confAbsent(t, h, "/od/taken")
+
+	s2.End()
+	clock.Advance(grace)
+	e := s.next()
+	if e.Key != "/od/taken" || string(e.Value) != `"s2"` || e.Reason != hub.ReasonClosed {
+		t.Fatalf("event %+v, want s2's write of /od/taken with reason closed", e)
+	}
+
+	s3 := h.NewSession()
+	for i := range hub.MaxDisconnectWrites {
+		reg(s3, fmt.Sprintf("/od/many/%d", i), `1`)
+	}
+	reg(s3, "/od/many/0", `2`) // a registered key again is no new one
+	if err := h.OnDisconnect(s3, hub.DisconnectWrite{Key: "/od/many/x", Value: []byte(`1`)}); err != hub.ErrTooManyDisconnectWrites {
+		t.Fatalf("registration past the limit: %v, want ErrTooManyDisconnectWrites", err)
+	}
+	if err := h.CancelDisconnect(s3, ""); err != nil {
+		t.Fatal(err)
+	}
+	s3.End()
+	clock.Advance(grace)
+	s.quiet("/od/marker", "after s3 cancelled everything")
+}

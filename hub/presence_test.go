@@ -75,7 +75,14 @@ func TestPresenceNodeLostEtcd(t *testing.T) {
 	a, b := open(), open()
 	sess := a.NewSession()
 	must(a.Set("/room/ann", []byte(`1`), hub.Cond{}, hub.WriteOptions{Session: sess, Subject: "ann"}))
-	s := confSubscribe(t, b, "/room/", hub.SubscribeOptions{})
+	if err := a.OnDisconnect(sess, hub.DisconnectWrite{Key: "/room/status/ann", Value: []byte(`"offline"`)}); err != nil {
+		t.Fatal(err)
+	}
+	// A snapshot: B's watch may not have delivered the set yet, and the live part starts after it.
+	s := confSubscribe(t, b, "/room/", hub.SubscribeOptions{Snapshot: true})
+	if len(s.sub.Initial) != 1 {
+		t.Fatalf("snapshot %+v, want /room/ann", s.sub.Initial)
+	}
 
 	// A's lease ends: revoke it, as etcd does once A stops renewing it.
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
@@ -92,4 +99,56 @@ func TestPresenceNodeLostEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	confPresenceEvent(t, s.next(), "/room/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
+	// B (or A, which lives on here) makes A's on-disconnect write, once.
+	e := s.next()
+	if e.Key != "/room/status/ann" || string(e.Value) != `"offline"` || e.Reason != hub.ReasonNodeLost || e.Revision != 0 {
+		t.Fatalf("event %+v, want the on-disconnect write with reason node_lost", e)
+	}
+	s.quiet("/room/marker", "after the on-disconnect write")
+}
+
+// TestOnDisconnectOrphanEtcd: the registrations of a node that was lost while no node watched
+// are made by the next node that starts.
+func TestOnDisconnectOrphanEtcd(t *testing.T) {
+	t.Parallel()
+	endpoints := etcdEndpoints(t)
+	prefix := "/orphan" + time.Now().Format("150405.000000") + "/"
+	open := func() *hub.Hub {
+		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	x := open()
+	sess := x.NewSession()
+	if err := x.OnDisconnect(sess, hub.DisconnectWrite{Key: "/st/x", Value: []byte(`"gone"`)}); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	resp, err := cli.Get(ctx, prefix+"k!", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("x's marker: %v %+v", err, resp)
+	}
+	if _, err := cli.Revoke(ctx, clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+		t.Fatal(err)
+	}
+	y := open()
+	s := confSubscribe(t, y, "/st/", hub.SubscribeOptions{Snapshot: true})
+	for _, e := range s.sub.Initial {
+		if e.Key == "/st/x" && string(e.Value) == `"gone"` {
+			return
+		}
+	}
+	e := s.next()
+	if e.Key != "/st/x" || string(e.Value) != `"gone"` || e.Reason != hub.ReasonNodeLost {
+		t.Fatalf("event %+v, want x's on-disconnect write with reason node_lost", e)
+	}
 }

@@ -22,6 +22,7 @@ type Session struct {
 	keys   map[string]struct{} // ephemeral keys this session owns now, under h.mu
 	ended  bool                // under h.mu
 	reason string              // why it ended (ReasonClosed, ReasonTimeout), under h.mu
+	disc   map[string]struct{} // keys of its pending on-disconnect writes (ondisconnect.go), under h.mu
 
 	// For another store's session: what End does (once).
 	onEnd func(reason string)
@@ -68,6 +69,9 @@ func (s *Session) EndWith(reason string) {
 	at := h.clock.Now().Add(h.cfg.EphemeralGrace)
 	for key := range s.keys {
 		h.expiry.push(deadline{at: at, key: key, eph: true, owner: s})
+	}
+	if len(s.disc) > 0 {
+		h.expiry.push(deadline{at: at, disc: true, owner: s})
 	}
 	s.keys = nil
 	h.scheduleLocked()

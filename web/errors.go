@@ -57,6 +57,7 @@ var statusOf = []struct {
 	{auth.ErrForbidden, http.StatusForbidden, "forbidden"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	{ErrTooManyConns, http.StatusTooManyRequests, "too_many_connections"},
+	{hub.ErrTooManyDisconnectWrites, http.StatusTooManyRequests, "too_many_ondisconnect"},
 	{hub.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 	{hub.ErrShutdown, http.StatusServiceUnavailable, "unavailable"},
 }

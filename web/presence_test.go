@@ -153,3 +153,99 @@ func TestWSPresence(t *testing.T) {
 		}
 	}
 }
+
+// TestWSOnDisconnect: an on-disconnect write registered over the WebSocket is made once the
+// connection has been gone for the grace period, with the reason in its events; it is authorized
+// when registered; a reconnecting client's registration of the same key replaces the old
+// connection's (a reload does not run it); a cancelled one is not made; bad requests are 400 and
+// registrations past the limit 429.
+func TestWSOnDisconnect(t *testing.T) {
+	t.Parallel()
+	const grace = 10 * time.Second
+	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false)
+	dial := func(token string) *wsClient {
+		c := ts.dial(t)
+		c.must(m{"op": "auth", "token": token})
+		c.must(m{"op": "sub", "path": "/room/ping"}) // lets the test see when the connection has ended
+		return c
+	}
+	write := map[string][]string{"write": {"/room/"}}
+	watch := ts.dial(t)
+	watch.must(m{"op": "auth", "token": wsTestAdmin})
+	watch.must(m{"op": "sub", "path": "/room/"})
+	subID := watch.id
+	watch.expectEvents(subID, "ready")
+
+	ann := dial(wsToken(t, "ann", write))
+	ann.must(m{"op": "ondisconnect", "key": "/room/status/ann", "value": "offline"})
+	ann.must(m{"op": "ondisconnect", "key": "/room/typing/ann", "delete": true})
+	ann.must(m{"op": "set", "key": "/room/typing/ann", "value": true})
+	watch.expectEvents(subID, "set /room/typing/ann true@0")
+	for _, tc := range []struct {
+		req  m
+		code string
+	}{
+		{m{"op": "ondisconnect", "key": "/other/x", "value": 1}, "forbidden"},
+		{m{"op": "ondisconnect", "key": "/room/x"}, "bad_request"},
+		{m{"op": "ondisconnect", "key": "/room/x", "value": 1, "delete": true}, "bad_request"},
+		{m{"op": "ondisconnect", "key": "/room/x", "value": 1, "cancel": true}, "bad_request"},
+		{m{"op": "ondisconnect", "value": 1}, "bad_request"},
+		{m{"op": "ondisconnect", "key": "/room/bad key", "value": 1}, "invalid_key"},
+	} {
+		if a := ann.call(tc.req); a.OK || a.Code != tc.code {
+			t.Errorf("%v: %s, want code %s", tc.req, a.raw, tc.code)
+		}
+	}
+
+	// bob reloads: his new connection registers the same key, which replaces the old one's.
+	bob := dial(wsToken(t, "bob", write))
+	bob.must(m{"op": "ondisconnect", "key": "/room/status/bob", "value": "offline"})
+	cy := dial(wsToken(t, "cy", write))
+	cy.must(m{"op": "ondisconnect", "key": "/room/status/cy", "value": "offline"})
+	cy.must(m{"op": "ondisconnect", "key": "/room/status/cy", "cancel": true})
+
+	ann.c.CloseNow()
+	bob.c.Close(websocket.StatusNormalClosure, "")
+	cy.c.Close(websocket.StatusNormalClosure, "")
+	wsWaitFor(t, "the connections to end", func() bool { return ts.h.Subscribers() == 1 })
+	bob2 := dial(wsToken(t, "bob", write))
+	bob2.must(m{"op": "ondisconnect", "key": "/room/status/bob", "value": "offline"})
+	clock.Advance(grace)
+	got := map[string]wsMsg{}
+	for range 2 {
+		e := watch.event()
+		got[e.Key] = e
+	}
+	if e := got["/room/status/ann"]; e.Type != "set" || string(e.Value) != `"offline"` || e.Reason != hub.ReasonTimeout {
+		t.Fatalf("/room/status/ann: %s, want the on-disconnect set with reason timeout", e.raw)
+	}
+	if e := got["/room/typing/ann"]; e.Type != "delete" || e.Reason != hub.ReasonTimeout {
+		t.Fatalf("/room/typing/ann: %s, want the on-disconnect delete with reason timeout", e.raw)
+	}
+	// Nothing else: bob's old registration was replaced, cy's cancelled.
+	watch.must(m{"op": "set", "key": "/room/marker", "value": 1})
+	if e := watch.event(); e.Key != "/room/marker" {
+		t.Fatalf("event %s before the marker", e.raw)
+	}
+
+	bob2.c.Close(websocket.StatusNormalClosure, "")
+	wsWaitFor(t, "bob's connection to end", func() bool { return ts.h.Subscribers() == 1 })
+	clock.Advance(grace)
+	if e := watch.event(); e.Key != "/room/status/bob" || e.Reason != hub.ReasonClosed {
+		t.Fatalf("event %s, want bob's on-disconnect write with reason closed", e.raw)
+	}
+
+	many := dial(wsToken(t, "many", write))
+	for i := range hub.MaxDisconnectWrites {
+		many.must(m{"op": "ondisconnect", "key": fmt.Sprintf("/room/many/%d", i), "value": i})
+	}
+	if a := many.call(m{"op": "ondisconnect", "key": "/room/many/x", "value": 1}); a.Status != http.StatusTooManyRequests || a.Code != "too_many_ondisconnect" {
+		t.Fatalf("past the limit: %s, want 429 too_many_ondisconnect", a.raw)
+	}
+	many.must(m{"op": "ondisconnect", "cancel": true})
+}

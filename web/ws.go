@@ -31,7 +31,9 @@ package web
 // event saying who left and why (leaveReason: "closed" after a close handshake, "timeout"
 // otherwise), unless it was written again meanwhile: an ephemeral write from a new connection
 // (the client re-sends its ephemeral keys when it reconnects) takes ownership over, and a plain
-// write makes it an ordinary key.
+// write makes it an ordinary key. "ondisconnect" registers a write the hub makes once the
+// connection has been gone for the grace period (ondisconnect.go); its events carry the same
+// reason.
 //
 // Any origin may connect: authorization is by token (the first message, op "auth"), never by
 // cookie, so a cross-site page gains nothing from the browser's ambient credentials. A later

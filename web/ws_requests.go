@@ -27,6 +27,8 @@ type wsRequest struct {
 	Revision  *int64          `json:"revision"`
 	TTL       *string         `json:"ttl"`
 	Ephemeral bool            `json:"ephemeral"`
+	Delete    bool            `json:"delete"` // ondisconnect: the write is a delete
+	Cancel    bool            `json:"cancel"` // ondisconnect: drop the registration
 	Fence     *uint64         `json:"fence"`
 	FenceLock string          `json:"fence_lock"`
 	Idem      string          `json:"idem"`
@@ -321,6 +323,12 @@ func (c *wsConn) run(req wsRequest) error {
 			return err
 		}
 		c.answer(wsAnswer{ID: id, OK: true, Key: e.Key, Value: e.Value, Revision: &e.Revision, Seq: &e.Seq, Presence: presenceJSON(e.Presence)})
+
+	case "ondisconnect":
+		if err := s.opOnDisconnect(p, c.sess, req); err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true, Key: req.Key})
 
 	case "hello":
 		sub := p.Subject()
