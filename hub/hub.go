@@ -132,7 +132,7 @@ type Local struct {
 	stopTime func() bool
 	idem     map[string]IdemRecord
 	disc     map[string]discReg // pending on-disconnect writes by key (ondisconnect.go)
-	store    *store // the disk journal, when opened with Open
+	store    *store             // the disk journal, when opened with Open
 
 	blobRefs     map[string]int // sha256 -> number of keys holding that file, under mu
 	dropped      []string       // sha256s whose count fell to 0, swept after the commit, under mu
