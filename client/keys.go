@@ -9,6 +9,7 @@ import (
 	"iter"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,15 @@ type Entry struct {
 	Value    json.RawMessage // the JSON value; nil in a KeysOnly listing and for a child subtree
 	Revision int64           // 0 when the key was created, +1 on every change
 	Seq      uint64          // the seq of the key's last change
+	Presence *Presence       // an ephemeral key's owner; nil for other keys
+}
+
+// Presence is the owner of an ephemeral key (PROTOCOL.md, "Ephemeral keys and presence"): the
+// subject of its writer's token ("" when that principal has none) and its connection's id
+// (Session.Conn).
+type Presence struct {
+	Sub  string `json:"sub,omitempty"`
+	Conn string `json:"conn"`
 }
 
 // Result is the outcome of a write.
@@ -136,6 +146,10 @@ func (c *Client) Get(ctx context.Context, key string) (Entry, error) {
 		return Entry{}, err
 	}
 	e := Entry{Key: key, Value: json.RawMessage(b)}
+	if conn := res.Header.Get("X-Presence-Conn"); conn != "" {
+		sub, _ := url.PathUnescape(res.Header.Get("X-Presence-Sub"))
+		e.Presence = &Presence{Sub: sub, Conn: conn}
+	}
 	e.Revision, e.Seq, err = entryHeaders(res.Header)
 	return e, err
 }
@@ -324,6 +338,7 @@ func (c *Client) List(ctx context.Context, prefix string, opts ListOptions) iter
 					Value    json.RawMessage `json:"value"`
 					Revision int64           `json:"revision"`
 					Seq      uint64          `json:"seq"`
+					Presence *Presence       `json:"presence"`
 				} `json:"entries"`
 				Cursor string `json:"cursor"`
 			}
@@ -332,7 +347,7 @@ func (c *Client) List(ctx context.Context, prefix string, opts ListOptions) iter
 				return
 			}
 			for _, e := range page.Entries {
-				if !yield(Entry{Key: e.Key, Value: e.Value, Revision: e.Revision, Seq: e.Seq}, nil) {
+				if !yield(Entry{Key: e.Key, Value: e.Value, Revision: e.Revision, Seq: e.Seq, Presence: e.Presence}, nil) {
 					return
 				}
 			}

@@ -40,6 +40,12 @@ type Event struct {
 	// Position is the event's place in the stream (PROTOCOL.md, "Positions"); "" for a reset.
 	// Pass it as WatchOptions.Since to resume after this event in another Watch.
 	Position string
+	// Presence and Reason: on the delete of an ephemeral key, who left and why ("closed",
+	// "timeout", "node_lost"; "" for a client's own delete), and on an on-disconnect write's
+	// delete the reason (PROTOCOL.md, "Ephemeral keys and presence"). A watch reads SSE, whose
+	// set events carry neither.
+	Presence *Presence
+	Reason   string
 }
 
 // MarshalJSON writes the event as the WebSocket sends it (without "sub"), plus its position as
@@ -62,6 +68,16 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			b = append(append(b, `,"value":`...), v...)
 		}
 		b = strconv.AppendInt(append(b, `,"revision":`...), e.Revision, 10)
+		if e.Presence != nil {
+			p, err := json.Marshal(e.Presence)
+			if err != nil {
+				return nil, err
+			}
+			b = append(append(b, `,"presence":`...), p...)
+		}
+		if e.Reason != "" {
+			b = strconv.AppendQuote(append(b, `,"reason":`...), e.Reason)
+		}
 	}
 	b = strconv.AppendUint(append(b, `,"seq":`...), e.Seq, 10)
 	if e.Snapshot {
@@ -285,6 +301,13 @@ func changeEvent(se sseEvent) (Event, error) {
 	ev := Event{Type: EventSet, Key: parts[0], Revision: rev, Seq: seq, Snapshot: len(parts) == 4, Position: se.id}
 	if se.event == "delete" {
 		ev.Type = EventDelete
+		var d struct {
+			Presence *Presence `json:"presence"`
+			Reason   string    `json:"reason"`
+		}
+		if json.Unmarshal([]byte(se.data), &d) == nil {
+			ev.Presence, ev.Reason = d.Presence, d.Reason
+		}
 	} else {
 		ev.Value = json.RawMessage(se.data)
 	}

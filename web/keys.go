@@ -462,6 +462,11 @@ func writeList(w io.Writer, page hub.Page) error {
 			b = append(b, `,"expires":`...)
 			b = appendJSONString(b, formatTime(e.Expires))
 		}
+		if e.Presence != nil { // rare: encoding/json's own bytes
+			pj, _ := json.Marshal(presenceJSON(e.Presence))
+			b = append(b, `,"presence":`...)
+			b = append(b, pj...)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, ']')

@@ -572,6 +572,10 @@ func TestListingWireFormat(t *testing.T) {
 	for k, v := range values {
 		ts.must(t, "POST", k, v)
 	}
+	// An ephemeral key's presence, with a subject to escape.
+	if _, err := ts.hub.Set("/w/p", []byte(`1`), hub.Cond{}, hub.WriteOptions{Session: ts.hub.NewSession(), Subject: "<a&b> é"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{"/w/", "/w/?children", "/w/?keys", "/w/?limit=2", "/w/?children&limit=1"} {
 		r := ts.must(t, "GET", q, "")
 		var page web.ListAnswer
