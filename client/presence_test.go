@@ -2,6 +2,9 @@ package client_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,9 +69,7 @@ func TestSessionPresence(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for ts.hub.Subscribers() != 1 { // the watch's
-		time.Sleep(time.Millisecond)
-	}
+	waitSockets(t, ts, 0)
 	clock.Advance(grace)
 	for _, key := range []string{"/room/1/ann", "/room/1/status", "/room/1/typing"} {
 		ev := w.event()
@@ -117,6 +118,7 @@ func TestSessionRegistersAgain(t *testing.T) {
 
 	p.Cut()
 	w.expect(`set /room/1/ann="here"`) // written again, after the registration, over the new connection
+	waitSockets(t, ts, 1)              // the old connection has ended: its grace period runs
 	if s.Conn() == first || s.Conn() == "" {
 		t.Fatalf("Conn %q after reconnecting, was %q", s.Conn(), first)
 	}
@@ -125,9 +127,7 @@ func TestSessionRegistersAgain(t *testing.T) {
 	w.expect("set /room/1/marker=1")
 
 	s.Close()
-	for ts.hub.Subscribers() != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	waitSockets(t, ts, 0)
 	clock.Advance(grace)
 	got := map[string]client.Event{}
 	for range 2 {
@@ -137,4 +137,25 @@ func TestSessionRegistersAgain(t *testing.T) {
 	if ev := got["/room/1/status"]; ev.Type != client.EventSet || string(ev.Value) != `"offline"` {
 		t.Fatalf("the on-disconnect write: %+v", ev)
 	}
+}
+
+// waitSockets waits until the server has n WebSockets open (statehub_open_streams{transport="ws"}
+// in /.metrics): every other connection has ended and its session's grace period runs. Its
+// deadline only guards against a hang.
+func waitSockets(t *testing.T, ts *testServer, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		req, _ := http.NewRequest("GET", ts.URL+"/.metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(b), fmt.Sprintf("statehub_open_streams{transport=\"ws\"} %d\n", n)) {
+			return
+		}
+	}
+	t.Fatalf("not %d WebSockets open", n)
 }
