@@ -24,7 +24,7 @@
 // A JWT's "grants" claim maps operations to paths:
 //
 //	{"grants": {"read": ["/public/"], "write": ["/users/{sub}/"], "incr": ["/views/"],
-//	            "lock": ["/ci/deploy"], "admin": [], "metrics": ["/"]}}
+//	            "lock": ["/ci/deploy"], "broadcast": ["/rooms/"], "admin": [], "metrics": ["/"]}}
 //
 // A path is a key ("/a/b": that key only) or a prefix ending in "/" ("/a/b/": every key and
 // subtree below it, never "/a/bc" nor the key "/a/b" itself). "{sub}" is replaced by the token's
@@ -34,18 +34,20 @@
 //
 // Which operations imply which (the decision):
 //
-//   - admin implies every operation (read, write, incr, lock, admin) on its paths. Admin on "/" is
+//   - admin implies every operation (read, write, incr, lock, broadcast, admin) on its paths. Admin on "/" is
 //     needed for the root "/" itself (listing, streaming or deleting everything) and GET
 //     /.snapshot. The admin token holds admin on "/".
 //   - metrics is reading GET /.metrics, and nothing else; admin on "/" implies it. Metrics are not
 //     per path: the grant is written ["/"] (the shape of every other grant), any other path is
 //     refused in the anonymous grants and dropped from a token's. The metrics token
 //     (Config.MetricsToken) holds it alone, so Prometheus needs no admin credentials.
-//   - write implies read, incr and lock: a writer can already replace or delete the value, so
-//     reading it, adding to it or fencing it gives nothing more; and compare-and-swap (the
-//     client's update) needs the read.
-//   - read, incr and lock imply nothing else. In particular incr does not imply read: a page
-//     may count views without reading other keys; grant both for a live counter.
+//   - write implies read, incr, lock and broadcast: a writer can already replace or delete the
+//     value, so reading it, adding to it, fencing it or telling its subscribers something
+//     without storing it gives nothing more; and compare-and-swap (the client's update) needs
+//     the read.
+//   - read, incr, lock and broadcast imply nothing else. In particular incr does not imply read:
+//     a page may count views without reading other keys; grant both for a live counter. And
+//     broadcast does not imply read: to receive the messages too, grant read as well.
 //   - Streams (SSE, WebSocket subscriptions) need read on their path.
 //
 // # Modes

@@ -18,6 +18,8 @@ const (
 	Incr  Op = "incr"
 	Lock  Op = "lock"
 	Admin Op = "admin"
+	// Broadcast is sending a message to a path's subscribers (never stored); write implies it.
+	Broadcast Op = "broadcast"
 	// Metrics is reading GET /.metrics. It is granted on "/" only, and admin implies it.
 	Metrics Op = "metrics"
 )
@@ -28,7 +30,7 @@ func implies(have, need Op) bool {
 	case need, Admin:
 		return true
 	case Write:
-		return need == Read || need == Incr || need == Lock
+		return need == Read || need == Incr || need == Lock || need == Broadcast
 	}
 	return false
 }
@@ -37,16 +39,17 @@ func implies(have, need Op) bool {
 // ending in "/" naming a subtree; "{sub}" in a path stands for the token's subject. It is the
 // shape of a JWT's "grants" claim and of the anonymous grants.
 type Grants struct {
-	Read    []string `json:"read,omitempty"`
-	Write   []string `json:"write,omitempty"`
-	Incr    []string `json:"incr,omitempty"`
-	Lock    []string `json:"lock,omitempty"`
-	Admin   []string `json:"admin,omitempty"`
-	Metrics []string `json:"metrics,omitempty"` // ["/"] or nothing: metrics are not per path
+	Read      []string `json:"read,omitempty"`
+	Write     []string `json:"write,omitempty"`
+	Incr      []string `json:"incr,omitempty"`
+	Lock      []string `json:"lock,omitempty"`
+	Broadcast []string `json:"broadcast,omitempty"`
+	Admin     []string `json:"admin,omitempty"`
+	Metrics   []string `json:"metrics,omitempty"` // ["/"] or nothing: metrics are not per path
 }
 
 func (g *Grants) byOp() map[Op][]string {
-	return map[Op][]string{Read: g.Read, Write: g.Write, Incr: g.Incr, Lock: g.Lock, Admin: g.Admin, Metrics: g.Metrics}
+	return map[Op][]string{Read: g.Read, Write: g.Write, Incr: g.Incr, Lock: g.Lock, Broadcast: g.Broadcast, Admin: g.Admin, Metrics: g.Metrics}
 }
 
 // ParseGrants reads a grants JSON object such as {"read": ["/public/"]}, for the anonymous grants.

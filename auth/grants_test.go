@@ -9,11 +9,12 @@ import (
 func TestPrincipalMay(t *testing.T) {
 	t.Parallel()
 	g := Grants{
-		Read:  []string{"/a/b/", "/k"},
-		Write: []string{"/users/{sub}/", "/w/"},
-		Incr:  []string{"/views/"},
-		Lock:  []string{"/ci/deploy"},
-		Admin: []string{"/adm/"},
+		Read:      []string{"/a/b/", "/k"},
+		Write:     []string{"/users/{sub}/", "/w/"},
+		Incr:      []string{"/views/"},
+		Lock:      []string{"/ci/deploy"},
+		Broadcast: []string{"/rooms/"},
+		Admin:     []string{"/adm/"},
 	}
 	p := compileGrants(g, "ann")
 	cases := []struct {
@@ -37,7 +38,14 @@ func TestPrincipalMay(t *testing.T) {
 		{"write implies read", Read, "/w/x", true},
 		{"write implies incr", Incr, "/w/x", true},
 		{"write implies lock", Lock, "/w/x", true},
+		{"write implies broadcast", Broadcast, "/w/x", true},
 		{"write does not imply admin", Admin, "/w/x", false},
+		{"broadcast only broadcast", Broadcast, "/rooms/1/cursor", true},
+		{"broadcast on a prefix", Broadcast, "/rooms/1/", true},
+		{"broadcast does not imply read", Read, "/rooms/1/cursor", false},
+		{"broadcast does not imply write", Write, "/rooms/1/cursor", false},
+		{"read does not imply broadcast", Broadcast, "/a/b/c", false},
+		{"incr does not imply broadcast", Broadcast, "/views/home", false},
 		{"read does not imply write", Write, "/a/b/c", false},
 		{"incr only incr", Incr, "/views/home", true},
 		{"incr does not imply read", Read, "/views/home", false},
@@ -48,6 +56,7 @@ func TestPrincipalMay(t *testing.T) {
 		{"admin implies write", Write, "/adm/x", true},
 		{"admin implies incr", Incr, "/adm/x", true},
 		{"admin implies lock", Lock, "/adm/x", true},
+		{"admin implies broadcast", Broadcast, "/adm/x", true},
 		{"root needs admin on root", Read, "/", false},
 		{"no grant at all", Read, "/zzz", false},
 	}
@@ -141,6 +150,8 @@ func TestParseGrants(t *testing.T) {
 	}{
 		{`{"read": ["/public/"], "incr": ["/views/"]}`, true},
 		{`{}`, true},
+		{`{"broadcast": ["/rooms/"], "read": ["/rooms/"]}`, true},
+		{`{"broadcast": ["rooms"]}`, false},
 		{`{"read": ["/"]}`, true},
 		{`{"reed": ["/public/"]}`, false},
 		{`{"read": "/public/"}`, false},

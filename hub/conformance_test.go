@@ -93,6 +93,7 @@ func TestConformance(t *testing.T) {
 		{"presence", confPresence},
 		{"on disconnect", confOnDisconnect},
 		{"history", confHistory},
+		{"broadcast", confBroadcast},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1457,4 +1458,45 @@ func confFencedWrites(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		t.Fatalf("%s = %s, want 4", data, e.Value)
 	}
 	must(h.Delete(data, hub.Cond{}, hub.WriteOptions{}))
+}
+
+// confBroadcast: a broadcast reaches the subscribers of its path and of the prefixes above it,
+// between the changes in the order the node delivered them, and no one else; it takes no
+// position: a replay never holds it, and the seqs of the changes around it stay what they are.
+func confBroadcast(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	h := mk(hub.Config{})
+	key := confSubscribe(t, h, "/bc/room/x", hub.SubscribeOptions{})
+	pre := confSubscribe(t, h, "/bc/", hub.SubscribeOptions{})
+	other := confSubscribe(t, h, "/bcother", hub.SubscribeOptions{})
+	r1 := set(t, h, "/bc/room/x", `1`)
+	if err := h.Broadcast("/bc/room/x", []byte(`{"c": "<&>"}`)); err != nil {
+		t.Fatal(err)
+	}
+	r2 := set(t, h, "/bc/room/x", `2`)
+	for _, s := range []*confStream{key, pre} {
+		confEvent(t, s.next(), "/bc/room/x", 0, r1.Seq, false)
+		if e := s.next(); !e.Broadcast || e.Key != "/bc/room/x" || string(e.Value) != `{"c":"<&>"}` {
+			t.Fatalf("%s: %v (broadcast %v), want the broadcast, compact and as sent", s.sub.Path, confEvents([]hub.Event{e}), e.Broadcast)
+		}
+		confEvent(t, s.next(), "/bc/room/x", 1, r2.Seq, false)
+	}
+	other.quiet("/bcother", "a broadcast to another key")
+	// A broadcast to a prefix reaches its subscribers, not those of the keys below it.
+	if err := h.Broadcast("/bc/", []byte(`"all"`)); err != nil {
+		t.Fatal(err)
+	}
+	if e := pre.next(); !e.Broadcast || e.Key != "/bc/" || string(e.Value) != `"all"` {
+		t.Fatalf("broadcast to /bc/: %v", confEvents([]hub.Event{e}))
+	}
+	key.quiet("/bc/room/x", "a broadcast to the prefix above a key") // its marker is a third change
+	// A resume from before the broadcast replays the changes only.
+	s := confSubscribe(t, h, "/bc/room/", hub.SubscribeOptions{Since: &hub.Position{Seq: r1.Seq, Key: "/bc/room/x"}})
+	if s.sub.Reset || len(s.sub.Initial) != 2 || s.sub.Initial[0].Seq != r2.Seq {
+		t.Fatalf("resume after %d: reset %v, %v; want the changes after it, no broadcast", r1.Seq, s.sub.Reset, confEvents(s.sub.Initial))
+	}
+	for _, e := range s.sub.Initial {
+		if e.Broadcast {
+			t.Fatalf("a replay holds a broadcast: %v", confEvents(s.sub.Initial))
+		}
+	}
 }

@@ -69,6 +69,14 @@
 //     events and in bytes of keys and values (one event always fits an empty queue), so its memory
 //     grows with its backlog and never past max(QueueBytes, one event); a full queue closes that
 //     subscription with ErrSlowConsumer. Nothing is dropped silently.
+//   - A broadcast (Hub.Broadcast, broadcast.go) is a message, not a change: it takes no seq, is
+//     never journaled, fsynced, kept in the history or replayed, and reaches only the
+//     subscriptions open when it is delivered (of its path and the prefixes above it), through
+//     their bounded queues, after every change the store delivered before it. Local hands it to
+//     the feed at once (under pubMu, so in order with publish); Etcd puts it on one key per node
+//     under <prefix>b/, and every node's one watch delivers it in revision order with the
+//     changes. The revision it takes in etcd is passed as the feed's position but is never an
+//     event's position, so no client resumes from it and a resume never waits for it.
 //   - The history holds the newest changes within two bounds, a count and a byte size, and no
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer
 //     covers gives a reset, never a gap.

@@ -70,8 +70,13 @@ type EtcdConfig struct {
 //     revision into the reasons of that revision's deletes, and never show the marker. Locks are plain
 //     keys with a deadline: a held lock outlives the node it was taken through. A lock's fence is
 //     the seq that created its key (CreateRevision).
-//   - Each node holds one watch on <prefix>k and hands every event to its feed in revision order;
-//     a resume older than the node's history is read back by a watch of its own (Since).
+//   - Each node holds one watch on <prefix>b/ to <prefix>k and hands every change and broadcast
+//     to its feed in revision order; a resume older than the node's history is read back by a
+//     watch of its own (Since).
+//   - A broadcast (broadcast.go) is a put of <prefix>b/<node>, on the node's lease, overwritten
+//     by the node's next one: every node's watch delivers it as a broadcast, never as a change.
+//     Its revision is no change's, so no client sees it as a position (seqs skip it, as they skip
+//     bookkeeping), and the feed passes it, so a position taken at it is resumed at once.
 //     A write answers once this node's watch has delivered its commit, so the node's
 //     subscriptions, resumes and lock waiters reflect every write it has answered, as with Local.
 //   - Stored files' bytes live in BlobDir, never in etcd, which holds their description.
@@ -987,16 +992,20 @@ func (e *Etcd) Close() error {
 	return e.cli.Close()
 }
 
-// watch hands every change under <prefix>k to the feed, in revision order, from rev+1. When the
-// watch breaks (no leader, a lost connection), subscriptions end so their clients resume, and it
-// starts again where it was; when etcd has compacted past it, the history starts again too.
+// watch hands every change under <prefix>k and every broadcast to the feed, in revision order,
+// from rev+1. When the watch breaks (no leader, a lost connection), subscriptions end so their
+// clients resume, and it starts again where it was; when etcd has compacted past it, the history
+// starts again too. A broadcast the break made it miss is lost: broadcasts are not resumed.
 func (e *Etcd) watch(rev uint64) {
 	defer e.wg.Done()
 	next := int64(rev) + 1
 	backoff := 200 * time.Millisecond // between attempts while etcd has no leader or is unreachable
 	for e.ctx.Err() == nil {
 		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(e.ctx))
-		wc := e.cli.Watch(ctx, e.ec.Prefix+"k", clientv3.WithPrefix(), clientv3.WithRev(next), clientv3.WithPrevKV())
+		// One watch over <prefix>b/ (broadcasts) to <prefix>k (changes), so broadcasts and
+		// changes reach the feed in revision order; the bookkeeping keys between them are skipped.
+		wc := e.cli.Watch(ctx, e.ec.Prefix+"b/", clientv3.WithRange(clientv3.GetPrefixRangeEnd(e.ec.Prefix+"k")),
+			clientv3.WithRev(next), clientv3.WithPrevKV())
 		for resp := range wc {
 			if err := resp.Err(); err != nil {
 				if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
@@ -1016,14 +1025,19 @@ func (e *Etcd) watch(rev uint64) {
 			var last uint64 // the response's last revision, a marker's included
 			for _, ev := range resp.Events {
 				last = uint64(ev.Kv.ModRevision)
-				if e.isMarker(ev.Kv.Key) {
+				switch key := string(ev.Kv.Key); {
+				case e.isMarker(ev.Kv.Key):
 					reasons = markerReason(reasons, ev)
 					if ev.Type == clientv3.EventTypeDelete {
 						e.nodeLost(ev.Kv.Key)
 					}
-					continue
+				case strings.HasPrefix(key, e.ec.Prefix+"k"):
+					events = append(events, e.eventOf(ev))
+				case strings.HasPrefix(key, e.ec.Prefix+"b/") && ev.Type == clientv3.EventTypePut:
+					if b, ok := e.broadcastOf(ev); ok {
+						events = append(events, b)
+					}
 				}
-				events = append(events, e.eventOf(ev))
 			}
 			applyReasons(events, reasons)
 			// Events of one revision go out in key order, as Local's commits do.

@@ -52,6 +52,13 @@ type Store interface {
 	OnDisconnect(s *Session, w DisconnectWrite) error
 	// CancelDisconnect drops s's pending write of key ("" for all of them).
 	CancelDisconnect(s *Session, key string) error
+	// Broadcast hands msg (compact JSON) for the subscribers of path to the feed of every node
+	// that shares the store, as an Event with Broadcast set, ordered among the commits as the
+	// store saw them: after every commit this node has answered. It is never journaled, fsynced,
+	// kept in the history or read back. It returns once this node's feed has it; in a cluster,
+	// other nodes' feeds get it through their own watch of the store, a moment later. Callers
+	// check path and msg (Hub.Broadcast).
+	Broadcast(path string, msg []byte) error
 
 	Stats() Stats
 	// Check reports whether the store can take writes now: nil, or an error wrapping
@@ -65,9 +72,10 @@ type Store interface {
 // Feed receives a store's commits. Start comes first: the store begins at seq, and nothing at or
 // before it will be delivered; a later Start means the store lost its place (a cluster store
 // whose watch fell behind retention) and begins again at seq. Deliver gets the events of one or
-// more commits, in (seq, key) order, each commit whole and durable. Interrupt says deliveries
-// stopped for a while (err wraps ErrUnavailable) and will go on where they were. Calls never
-// overlap.
+// more commits, in (seq, key) order, each commit whole and durable, and broadcasts (Event.Broadcast)
+// among them in the order the store saw them; a broadcast's Seq, when not 0, is a position the
+// store has passed. Interrupt says deliveries stopped for a while (err wraps ErrUnavailable) and
+// will go on where they were. Calls never overlap.
 type Feed interface {
 	Start(seq uint64)
 	Deliver(events []Event)
@@ -135,22 +143,25 @@ func (h *Hub) closeAllLocked(err error) {
 }
 
 // Deliver implements Feed: the events go into the history, to every subscription of their keys
-// and of the prefixes above them, and wake whoever waits for a lock on their keys. Sends never
-// block: a subscriber whose queue is full is closed with ErrSlowConsumer and resumes from its
-// position.
+// and of the prefixes above them, and wake whoever waits for a lock on their keys. A broadcast
+// only goes to the subscriptions. Sends never block: a subscriber whose queue is full is closed
+// with ErrSlowConsumer and resumes from its position.
 func (h *Hub) Deliver(events []Event) {
 	if len(events) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.history.append(events)
 	for i := range events {
-		if len(h.lockWait) > 0 {
-			h.wakeLockWaitersLocked(events[i].Key)
+		e := &events[i]
+		if !e.Broadcast {
+			h.history.add(e)
+			if len(h.lockWait) > 0 {
+				h.wakeLockWaitersLocked(e.Key)
+			}
 		}
 		if h.nsubs > 0 {
-			h.fanoutLocked(events[i])
+			h.fanoutLocked(*e)
 		}
 	}
 	h.delivered = max(h.delivered, events[len(events)-1].Seq)
@@ -295,12 +306,14 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 	s.signal()
 }
 
-// fanoutLocked offers e to the subscribers of its key and of every prefix above it. Their copies
-// share one set of encodings (AppendEncoded), made for the first.
+// fanoutLocked offers e to the subscribers of its key and of every prefix above it (a broadcast
+// to a prefix: of that prefix and every prefix above it). A subscription skips the changes its
+// start covers; a broadcast has no position and reaches every subscription open when it comes.
+// Their copies share one set of encodings (AppendEncoded), made for the first.
 func (h *Hub) fanoutLocked(e Event) {
 	deliver := func(path string) {
 		for s := range h.subs[path] {
-			if e.Seq <= s.Start {
+			if e.Seq <= s.Start && !e.Broadcast {
 				continue
 			}
 			if e.enc == nil {
@@ -313,7 +326,7 @@ func (h *Hub) fanoutLocked(e Event) {
 		}
 	}
 	deliver(e.Key)
-	for i := len(e.Key) - 1; i >= 0; i-- {
+	for i := len(e.Key) - 2; i >= 0; i-- { // a key never ends in "/"; a prefix is delivered above
 		if e.Key[i] == '/' {
 			deliver(e.Key[:i+1])
 		}

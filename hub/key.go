@@ -13,6 +13,9 @@ const (
 	DefaultMaxKeyDepth   = 32
 	DefaultMaxValueBytes = 1 << 20
 	DefaultMaxJSONDepth  = 64
+	// DefaultMaxBroadcastBytes bounds a broadcast message: cursors, reactions and typing
+	// indicators are small, and every subscriber's queue holds them.
+	DefaultMaxBroadcastBytes = 64 << 10
 )
 
 // Limits bounds keys and values. Zero fields mean the Default constants.
@@ -21,6 +24,8 @@ type Limits struct {
 	MaxKeyDepth   int // most components in a key (default 32)
 	MaxValueBytes int // largest JSON value in bytes (default 1 MiB)
 	MaxJSONDepth  int // deepest nesting of arrays and objects (default 64)
+	// MaxBroadcastBytes bounds a broadcast message, compact (default 64 KiB).
+	MaxBroadcastBytes int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -35,6 +40,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxJSONDepth <= 0 {
 		l.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if l.MaxBroadcastBytes <= 0 {
+		l.MaxBroadcastBytes = DefaultMaxBroadcastBytes
 	}
 	return l
 }

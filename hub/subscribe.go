@@ -6,7 +6,7 @@ import (
 	"github.com/tidwall/btree"
 )
 
-// Event is one change of one key, or one entry of a snapshot.
+// Event is one change of one key, one entry of a snapshot, or a broadcast message.
 type Event struct {
 	Key      string
 	Value    []byte // compact JSON; nil for a delete
@@ -15,8 +15,13 @@ type Event struct {
 	Deleted  bool
 	Snapshot bool   // an entry of a snapshot or reset (the key's state at Seq), not a change
 	Type     string // a stored file's content type (Value is then its JSON description); empty for JSON
+	// Broadcast marks a message sent with Hub.Broadcast, not a change: Key is the path it was
+	// sent to (a key or a prefix), Value the message. It has no position: it is never in the
+	// history, a replay or a snapshot, and Seq is only where the store ordered it among the
+	// commits (Etcd: the revision that carried it; Local: 0), never shown to clients.
+	Broadcast bool
 
-	enc *encodings // a delivered change's shared encodings (AppendEncoded); nil for any other event
+	enc *encodings // a delivered change's or broadcast's shared encodings (AppendEncoded); nil for any other event
 	// Presence is the owner of an ephemeral key: on its set events and snapshot entries, and on
 	// the delete event of its departure (who left). Nil for plain keys.
 	Presence *Presence
