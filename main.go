@@ -106,6 +106,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.web.TokenBurst, "token-burst", 0, "requests a token may make at once (default 2×token-rate)")
 	fs.IntVar(&c.web.MaxConns, "max-conns", web.DefaultMaxConns, "open SSE streams and WebSockets per client IP; 0: no limit")
 	fs.IntVar(&c.web.MaxSocketSubs, "max-socket-subs", web.DefaultMaxSocketSubs, "subscriptions per WebSocket")
+	fs.Float64Var(&c.web.BroadcastRate, "broadcast-rate", web.DefaultBroadcastRate, "broadcasts per second per WebSocket, and over HTTP per token (else per client IP); 0: no limit")
+	fs.IntVar(&c.web.BroadcastBurst, "broadcast-burst", 0, "broadcasts a client may send at once (default 2×broadcast-rate)")
 	fs.DurationVar(&c.web.ReadHeaderTimeout, "read-header-timeout", web.DefaultReadHeaderTimeout, "time allowed to send a request's headers")
 	fs.DurationVar(&c.web.BodyTimeout, "body-timeout", web.DefaultBodyTimeout, "time allowed to send a request's body")
 	fs.DurationVar(&c.web.IdleTimeout, "idle-timeout", web.DefaultIdleTimeout, "how long an idle keep-alive connection is kept")
@@ -115,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.limits.MaxKeyDepth, "max-key-depth", hub.DefaultMaxKeyDepth, "most components in a key")
 	fs.IntVar(&c.limits.MaxValueBytes, "max-value-bytes", hub.DefaultMaxValueBytes, "largest JSON value in bytes")
 	fs.IntVar(&c.limits.MaxJSONDepth, "max-json-depth", hub.DefaultMaxJSONDepth, "deepest nesting of JSON arrays and objects")
+	fs.IntVar(&c.limits.MaxBroadcastBytes, "max-broadcast-bytes", hub.DefaultMaxBroadcastBytes, "largest broadcast message (POST /path?broadcast) in bytes")
 	fs.DurationVar(&c.ephemeralGrace, "ephemeral-grace", hub.DefaultEphemeralGrace, "how long an ephemeral key outlives the WebSocket connection that wrote it")
 	fs.Int64Var(&c.maxFileBytes, "max-file-bytes", hub.DefaultMaxFileBytes, "largest stored file (a write with a non-JSON Content-Type) in bytes")
 	fs.DurationVar(&c.maxLockWait, "max-lock-wait", web.DefaultMaxLockWait, "longest a lock request may wait (?wait=) for a held lock")
@@ -178,8 +181,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		c.web.TrustedProxies = append(c.web.TrustedProxies, n)
 	}
-	if c.web.Rate < 0 || c.web.TokenRate < 0 || c.web.MaxConns < 0 {
-		return c, errors.New("-rate, -token-rate and -max-conns must not be negative")
+	if c.web.Rate < 0 || c.web.TokenRate < 0 || c.web.MaxConns < 0 || c.web.BroadcastRate < 0 {
+		return c, errors.New("-rate, -token-rate, -broadcast-rate and -max-conns must not be negative")
 	}
 	return c, nil
 }

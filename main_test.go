@@ -9,6 +9,7 @@ import (
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/wal"
+	"github.com/statehub/statehub/web"
 )
 
 // The tests here set STATEHUB_* variables with t.Setenv, so they do not run in parallel.
@@ -29,9 +30,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("history %d queue %d", c.historySize, c.queueSize)
 			}
 			want := hub.Limits{MaxKeyBytes: hub.DefaultMaxKeyBytes, MaxKeyDepth: hub.DefaultMaxKeyDepth,
-				MaxValueBytes: hub.DefaultMaxValueBytes, MaxJSONDepth: hub.DefaultMaxJSONDepth}
+				MaxValueBytes: hub.DefaultMaxValueBytes, MaxJSONDepth: hub.DefaultMaxJSONDepth, MaxBroadcastBytes: hub.DefaultMaxBroadcastBytes}
 			if c.limits != want {
 				t.Errorf("limits %+v, want %+v", c.limits, want)
+			}
+			if c.web.BroadcastRate != web.DefaultBroadcastRate || c.web.BroadcastBurst != 0 {
+				t.Errorf("broadcast rate %v burst %d, want %v and the default burst", c.web.BroadcastRate, c.web.BroadcastBurst, float64(web.DefaultBroadcastRate))
 			}
 			if c.auth.Open || c.allowPrivateNetwork || c.auth.MetricsToken != "" || c.auth.AdminToken != "" {
 				t.Errorf("not safe by default: open %v, allow-private-network %v, tokens set", c.auth.Open, c.allowPrivateNetwork)
@@ -115,6 +119,7 @@ func TestHelp(t *testing.T) {
 		"STATEHUB_", "-addr", `(default ":8000")`, "-data", `(default "./data")`, "-sync", `(default always)`,
 		"-history", "-queue", "-log-format", `(default "text")`, "-max-key-bytes", "(default 1024)",
 		"-max-key-depth", "-max-value-bytes", "-max-json-depth", "(default 64)",
+		"-max-broadcast-bytes", "(default 65536)", "-broadcast-rate", "(default 30)", "-broadcast-burst",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)

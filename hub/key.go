@@ -24,7 +24,7 @@ type Limits struct {
 	MaxKeyDepth   int // most components in a key (default 32)
 	MaxValueBytes int // largest JSON value in bytes (default 1 MiB)
 	MaxJSONDepth  int // deepest nesting of arrays and objects (default 64)
-	// MaxBroadcastBytes bounds a broadcast message, compact (default 64 KiB).
+	// MaxBroadcastBytes bounds a broadcast message, as sent (default 64 KiB).
 	MaxBroadcastBytes int
 }
 

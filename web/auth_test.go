@@ -143,7 +143,7 @@ func TestGrantsOverHTTP(t *testing.T) {
 		ts.must(t, "POST", k, `1`, admin...)
 	}
 	tok := hs(t, claims("ann", map[string][]string{
-		"read": {"/a/b/"}, "write": {"/w/", "/users/{sub}/"}, "incr": {"/n/"}, "lock": {"/l"},
+		"read": {"/a/b/"}, "write": {"/w/", "/users/{sub}/"}, "incr": {"/n/"}, "lock": {"/l"}, "broadcast": {"/rooms/"},
 	}))
 	reader := hs(t, claims("rob", map[string][]string{"read": {"/"}}))
 	cases := []struct {
@@ -166,6 +166,14 @@ func TestGrantsOverHTTP(t *testing.T) {
 		{"incr grant increments", "POST", "/n/c?incr", bearer(tok), 200},
 		{"incr grant does not set", "POST", "/n/c", bearer(tok), 403},
 		{"incr grant does not read", "GET", "/n/c", bearer(tok), 403},
+		{"write implies broadcast", "POST", "/w/x?broadcast", bearer(tok), 202},
+		{"broadcast grant broadcasts", "POST", "/rooms/1/cursor?broadcast", bearer(tok), 202},
+		{"broadcast grant broadcasts to a prefix", "POST", "/rooms/1/?broadcast", bearer(tok), 202},
+		{"broadcast grant does not write", "POST", "/rooms/1/cursor", bearer(tok), 403},
+		{"broadcast grant does not stream", "GET", "/rooms/1/", append(bearer(tok), "Accept", "text/event-stream"), 403},
+		{"read grant does not broadcast", "POST", "/a/b/c?broadcast", bearer(tok), 403},
+		{"incr grant does not broadcast", "POST", "/n/c?broadcast", bearer(tok), 403},
+		{"anonymous does not broadcast", "POST", "/public/p?broadcast", nil, 401},
 		{"the root needs admin", "GET", "/", append(bearer(reader), "Accept", "text/event-stream"), 403},
 		{"deleting the root needs admin", "DELETE", "/", bearer(tok), 403},
 		{"read on / reads keys", "GET", "/a/bc", bearer(reader), 200},

@@ -36,6 +36,10 @@
 //   - A live change is encoded once per transport and the bytes shared by every stream and
 //     socket it reaches (hub.Event.AppendEncoded); a WebSocket message adds only its "sub" in
 //     front. What a socket's writer finds queued leaves in one write (corkConn).
+//   - A broadcast (broadcast.go) reaches streams and subscriptions through their hub queues like a
+//     change, but carries no position: an SSE "broadcast" event has no id (Last-Event-ID never
+//     moves for it) and a WebSocket "broadcast" event no seq; throttling never holds it back.
+//     Its rate is bounded per WebSocket connection, and over HTTP per token or client address.
 //   - Streams and WebSocket upgrades are never compressed or buffered (compress.go): each event
 //     leaves as it commits.
 //   - The WebSocket accepts any origin: access is by token, never by cookie, so a cross-site page

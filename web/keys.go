@@ -64,6 +64,12 @@ func (s *Server) keyRoute(c echo.Context) error {
 		}
 		return s.get(c, path)
 	case http.MethodPost:
+		if q.Has("broadcast") { // to a key or a prefix
+			if err := only("broadcast"); err != nil {
+				return err
+			}
+			return s.broadcast(c, path)
+		}
 		if prefix {
 			return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "POST needs a key, not a prefix"}
 		}

@@ -22,6 +22,7 @@ const (
 	DefaultTokenRate         = 0    // requests per second per token subject; 0: no limit
 	DefaultMaxConns          = 256  // concurrent streams and sockets per client IP (the flag's default)
 	DefaultMaxSocketSubs     = 1024 // subscriptions per WebSocket
+	DefaultBroadcastRate     = 30   // broadcasts per second per client (the flag's default); 0: no limit
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultBodyTimeout       = 5 * time.Minute
@@ -42,6 +43,11 @@ type Limits struct {
 	TokenBurst int     // (default 2×TokenRate, at least 1)
 	MaxConns   int     // concurrent SSE streams and WebSockets per client IP; 0: no limit
 
+	// BroadcastRate bounds the broadcasts of one client, per second: of one WebSocket, or over
+	// HTTP of one token (by issuer and subject), else of one client IP. 0: no limit.
+	BroadcastRate  float64
+	BroadcastBurst int // broadcasts a client may send at once (default 2×BroadcastRate, at least 1)
+
 	// MaxSocketSubs bounds the subscriptions of one WebSocket (default DefaultMaxSocketSubs);
 	// ws.go reads it through Server.MaxSocketSubs.
 	MaxSocketSubs int
@@ -61,6 +67,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.TokenRate > 0 && l.TokenBurst <= 0 {
 		l.TokenBurst = max(1, int(math.Ceil(2*l.TokenRate)))
+	}
+	if l.BroadcastRate > 0 && l.BroadcastBurst <= 0 {
+		l.BroadcastBurst = max(1, int(math.Ceil(2*l.BroadcastRate)))
 	}
 	if l.MaxSocketSubs <= 0 {
 		l.MaxSocketSubs = DefaultMaxSocketSubs
@@ -97,14 +106,16 @@ func ipExtractor(l Limits) echo.IPExtractor {
 // clock, so tests drive them with a fake one.
 type limiter struct {
 	ip, token *buckets
+	broadcast *buckets // HTTP broadcasts, by token or client IP (a WebSocket has a bucket of its own)
 	conns     *connCounter
 }
 
 func newLimiter(l Limits) *limiter {
 	return &limiter{
-		ip:    newBuckets(l.Rate, l.Burst),
-		token: newBuckets(l.TokenRate, l.TokenBurst),
-		conns: &connCounter{max: l.MaxConns, n: map[string]int{}},
+		ip:        newBuckets(l.Rate, l.Burst),
+		token:     newBuckets(l.TokenRate, l.TokenBurst),
+		broadcast: newBuckets(l.BroadcastRate, l.BroadcastBurst),
+		conns:     &connCounter{max: l.MaxConns, n: map[string]int{}},
 	}
 }
 
@@ -234,7 +245,13 @@ func (b *buckets) take(key string, now time.Time) (time.Duration, bool) {
 	if now.After(bk.seen) {
 		bk.seen = now
 	}
-	r := bk.lim.ReserveN(now, 1)
+	return spend(bk.lim, now)
+}
+
+// spend spends one token of lim at now. When none is left it returns false and how long until
+// one is.
+func spend(lim *rate.Limiter, now time.Time) (time.Duration, bool) {
+	r := lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Second, false
 	}

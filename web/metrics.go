@@ -42,7 +42,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec // route
 	streams  *prometheus.GaugeVec
 	limited  *prometheus.CounterVec
-	handler  http.Handler
+	// broadcasts counts the messages this node has accepted (Server.opBroadcast).
+	broadcasts prometheus.Counter
+	handler    http.Handler
 }
 
 // latencyBuckets are the upper bounds of the latency histogram, in seconds.
@@ -62,13 +64,16 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 			Name: "statehub_open_streams", Help: "Open SSE streams (sse) and WebSockets (ws).",
 		}, []string{"transport"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "statehub_limited_total", Help: "Requests refused by a limit: the per-IP rate (ip), the per-token rate (token), open streams and sockets (conns).",
+			Name: "statehub_limited_total", Help: "Requests refused by a limit: the per-IP rate (ip), the per-token rate (token), open streams and sockets (conns), a client's broadcast rate (broadcast).",
 		}, []string{"scope"}),
+		broadcasts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "statehub_broadcasts_total", Help: "Broadcast messages accepted by this node (HTTP and WebSocket) and handed to subscribers.",
+		}),
 	}
 	for _, t := range []string{"sse", "ws"} {
 		m.streams.WithLabelValues(t)
 	}
-	for _, s := range []string{"ip", "token", "conns"} {
+	for _, s := range []string{"ip", "token", "conns", "broadcast"} {
 		m.limited.WithLabelValues(s)
 	}
 	build := buildinfo.Read()
@@ -77,7 +82,7 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 		ConstLabels: prometheus.Labels{"version": build.Version, "commit": build.Commit, "goversion": build.GoVersion},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, hubCollector{h}, buildInfo,
+	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, m.broadcasts, hubCollector{h}, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
 	return m

@@ -192,6 +192,46 @@ func (s *Server) opHistory(p *auth.Principal, key, cursor string, limit int) (hu
 	return s.hub.History(key, before, limit)
 }
 
+// broadcastRequest sends Msg, a JSON document, to the current subscribers of Path (a key or a
+// prefix). Allow spends one of the sender's broadcast tokens (Limits.BroadcastRate): its
+// connection's over the WebSocket, its token's or address's over HTTP; nil when unlimited.
+type broadcastRequest struct {
+	Path  string
+	Msg   io.Reader
+	Allow func(now time.Time) (wait time.Duration, ok bool)
+}
+
+// opBroadcast authorizes (broadcast, which write implies), spends a token of the sender's rate,
+// reads the message within Limits.MaxBroadcastBytes and hands it to the hub, which checks it as a
+// value and delivers it, never storing it.
+func (s *Server) opBroadcast(p *auth.Principal, r broadcastRequest) error {
+	if err := s.permit(p, auth.Broadcast, r.Path); err != nil {
+		return err
+	}
+	if r.Allow != nil {
+		if wait, ok := r.Allow(s.cfg.Clock.Now()); !ok {
+			s.metrics.limited.WithLabelValues("broadcast").Inc()
+			return errBroadcastRate(wait)
+		}
+	}
+	limit := s.hub.Limits().MaxBroadcastBytes
+	msg, err := io.ReadAll(io.LimitReader(r.Msg, int64(limit)+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case len(msg) > limit || errors.As(err, &tooBig):
+		return &apiError{http.StatusRequestEntityTooLarge, "too_large", "a broadcast message is at most " + strconv.Itoa(limit) + " bytes"}
+	case err != nil:
+		return badRequest("bad_body", "reading the body: "+err.Error())
+	case len(msg) == 0:
+		return badRequest("invalid_json", "a broadcast needs a message: a JSON document")
+	}
+	if err := s.hub.Broadcast(r.Path, msg); err != nil {
+		return err
+	}
+	s.metrics.broadcasts.Inc()
+	return nil
+}
+
 // opSubscribe starts a subscription of path (SSE streams and WebSocket subs).
 func (s *Server) opSubscribe(p *auth.Principal, path string, opt hub.SubscribeOptions) (*hub.Subscription, error) {
 	if err := s.permit(p, auth.Read, path); err != nil {

@@ -106,6 +106,16 @@ func TestOperationsAgreeAcrossTransports(t *testing.T) {
 			{method: "POST", path: "/.tx", body: `{"ops":[{"op":"jump","key":"/t/a"}]}`,
 				ws: map[string]any{"op": "tx", "ops": []map[string]any{{"op": "jump", "key": "/t/a"}}}},
 		}},
+		{"broadcast", []opStep{
+			{method: "POST", path: "/b/c?broadcast", body: `{"x": 1}`, ws: map[string]any{"op": "broadcast", "path": "/b/c", "msg": json.RawMessage(`{"x": 1}`)}},
+			{method: "POST", path: "/b/?broadcast", body: `"all"`, ws: map[string]any{"op": "broadcast", "path": "/b/", "msg": "all"}},
+			{method: "POST", path: "/b/c?broadcast", body: strings.Repeat("[", 65) + strings.Repeat("]", 65), ws: map[string]any{"op": "broadcast", "path": "/b/c", "msg": json.RawMessage(strings.Repeat("[", 65) + strings.Repeat("]", 65))}},
+			{method: "POST", path: "/b/c?broadcast", ws: map[string]any{"op": "broadcast", "path": "/b/c"}},
+			{method: "POST", path: "/b/c?broadcast", body: strings.Repeat("1", 64<<10+1), ws: map[string]any{"op": "broadcast", "path": "/b/c", "msg": json.RawMessage(strings.Repeat("1", 64<<10+1))}},
+			{method: "POST", path: "/b//c?broadcast", body: `1`, ws: map[string]any{"op": "broadcast", "path": "/b//c", "msg": 1}},
+			{method: "POST", path: "/?broadcast", body: `1`, ws: map[string]any{"op": "broadcast", "path": "/", "msg": 1}},
+			get("/b/c"),
+		}},
 		{"idempotency", []opStep{
 			{method: "POST", path: "/i", body: `1`, hdr: []string{"Idempotency-Key", "k"}, ws: map[string]any{"op": "set", "key": "/i", "value": 1, "idem": "k"}},
 			{method: "POST", path: "/i", body: `1`, hdr: []string{"Idempotency-Key", "k"}, ws: map[string]any{"op": "set", "key": "/i", "value": 1, "idem": "k"}},
@@ -149,6 +159,9 @@ func runOverHTTP(t *testing.T, steps []opStep) []opOutcome {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			resp.StatusCode = http.StatusOK // a broadcast's 202 is the WebSocket's ok
+		}
 		o := opOutcome{Status: resp.StatusCode}
 		var a struct {
 			Code     string          `json:"code"`

@@ -174,7 +174,7 @@ func (o *sseWriter) retry(d time.Duration) {
 	o.buf.WriteString("retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n")
 }
 
-// change writes a change or snapshot entry; a live change's text is shared by every stream
+// change writes a change, a snapshot entry or a broadcast; a live one's text is shared by every stream
 // (hub.Event.AppendEncoded).
 func (o *sseWriter) change(e *hub.Event) {
 	o.buf.Write(e.AppendEncoded(o.buf.AvailableBuffer(), encSSE, appendSSEEvent))
@@ -184,9 +184,14 @@ func (o *sseWriter) event(kind, id string, data []byte) {
 	o.buf.Write(appendSSE(o.buf.AvailableBuffer(), kind, id, data))
 }
 
-// appendSSEEvent encodes a change or snapshot entry. Values are compact JSON, so they hold no
-// newline.
+// appendSSEEvent encodes a change, a snapshot entry or a broadcast. Values and messages are
+// compact JSON, so they hold no newline. A broadcast has no id: it never moves the client's
+// Last-Event-ID.
 func appendSSEEvent(b []byte, e *hub.Event) []byte {
+	if e.Broadcast {
+		b = append(b, "event: broadcast\ndata: "...)
+		return append(appendBroadcastData(b, e), "\n\n"...)
+	}
 	if e.Deleted {
 		return appendSSE(b, "delete", e.ID(), deleteData(e))
 	}

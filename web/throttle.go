@@ -91,9 +91,14 @@ func (t *throttle) started(n int) {
 	}
 }
 
-// add takes live events in hub order and appends to out those to send now.
+// add takes live events in hub order and appends to out those to send now. A broadcast is never
+// throttled: it goes out at once, ahead of the changes the throttle holds.
 func (t *throttle) add(out, events []hub.Event) []hub.Event {
 	for _, e := range events {
+		if e.Broadcast {
+			out = append(out, e)
+			continue
+		}
 		if !t.armed { // idle: nothing waits, so sending now keeps the order
 			out = append(out, e)
 			t.arm()

@@ -24,6 +24,10 @@ package web
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
 // with 1001 (going away); the client reconnects and resumes.
 //
+// Broadcasts: "broadcast" {"path","msg"} sends a message to the subscriptions of path and of the
+// prefixes above it, on every connection, as {"sub","type":"broadcast","path","msg"}, never stored
+// and without a seq (broadcast.go); each connection has its own rate bucket.
+//
 // Ephemeral keys (presence): "set" or "cas" with "ephemeral": true writes a key owned by this
 // connection's hub.Session, recording its presence (the token's subject and the session's
 // connection id, which auth, hello and ephemeral writes answer as "conn"). When the connection is
@@ -49,6 +53,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
@@ -117,6 +122,8 @@ type wsConn struct {
 	answering bool          // the answer goroutine runs: pend is not empty, or it is sending one
 	drained   chan struct{} // closed when the answer goroutine returns, if a drain waits for it
 
+	bcastRate *rate.Limiter // this connection's broadcasts (Limits.BroadcastRate); nil: no limit
+
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
 }
@@ -179,8 +186,19 @@ func (s *Server) ws(c echo.Context) error {
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
+	if l := s.cfg.Limits; l.BroadcastRate > 0 {
+		wc.bcastRate = rate.NewLimiter(rate.Limit(l.BroadcastRate), l.BroadcastBurst)
+	}
 	wc.serve()
 	return nil
+}
+
+// allowBroadcast spends one of the connection's broadcast tokens (reader goroutine only).
+func (c *wsConn) allowBroadcast(now time.Time) (time.Duration, bool) {
+	if c.bcastRate == nil {
+		return 0, true
+	}
+	return spend(c.bcastRate, now)
 }
 
 func (c *wsConn) serve() {

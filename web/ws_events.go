@@ -113,9 +113,12 @@ func appendEvent(b []byte, sub json.RawMessage, e hub.Event) []byte {
 	return appendWSEvent(b, &e)
 }
 
-// appendWSEvent encodes a change or snapshot entry after the "sub" field that starts a
-// subscription's event: the part every subscription of the event shares.
+// appendWSEvent encodes a change, a snapshot entry or a broadcast after the "sub" field that
+// starts a subscription's event: the part every subscription of the event shares.
 func appendWSEvent(b []byte, e *hub.Event) []byte {
+	if e.Broadcast {
+		return appendWSBroadcast(b, e)
+	}
 	if e.Deleted {
 		b = append(b, `,"type":"delete","key":`...)
 	} else {

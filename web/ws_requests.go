@@ -24,6 +24,7 @@ type wsRequest struct {
 	Key       string          `json:"key"`
 	Path      string          `json:"path"`
 	Value     json.RawMessage `json:"value"`
+	Msg       json.RawMessage `json:"msg"`
 	Revision  *int64          `json:"revision"`
 	TTL       *string         `json:"ttl"`
 	Ephemeral bool            `json:"ephemeral"`
@@ -350,6 +351,12 @@ func (c *wsConn) run(req wsRequest) error {
 
 	case "sub":
 		return c.subscribe(p, req)
+
+	case "broadcast":
+		if err := s.opBroadcast(p, broadcastRequest{Path: req.Path, Msg: bytes.NewReader(req.Msg), Allow: c.allowBroadcast}); err != nil {
+			return err
+		}
+		c.answer(wsAnswer{ID: id, OK: true})
 
 	case "unsub":
 		key := string(compactJSON(req.Sub))
