@@ -31,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && cli.IsCommand(os.Args[1]) {
-		os.Exit(cli.Main(os.Args[1:])) // statehub get|set|del|incr|ls|watch|lock|backup|restore|help
+		os.Exit(cli.Main(os.Args[1:])) // statehub get|set|del|incr|ls|watch|broadcast|lock|backup|restore|help
 	}
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "statehub:", err)

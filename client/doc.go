@@ -22,6 +22,8 @@
 //   - Watch yields every change of its path exactly once and in seq order, across disconnections
 //     and server restarts: it resumes after the last event it yielded. When the server cannot
 //     resume from there, it yields EventReset and the current state instead: never a gap.
+//   - Broadcast messages are not changes: a watch yields them (WatchOptions.Broadcasts) only
+//     while it is connected, never replayed, and they never move its position.
 //   - WithLock renews the lock every third of its TTL while its function runs and cancels the
 //     function's context when it loses the lock (ErrLockLost).
 //   - Errors of the server are *Error values carrying its status, machine code and message, and

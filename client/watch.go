@@ -27,6 +27,10 @@ const (
 	// EventReady: the replay or snapshot is done; live changes follow. Sent at the start of every
 	// connection, reconnections included.
 	EventReady EventType = "ready"
+	// EventBroadcast: a message sent with Broadcast to the watched path or a key below it (Path
+	// says which, Value is the message). It is no change: it has no Seq or Position and is never
+	// replayed. Yielded only with WatchOptions.Broadcasts.
+	EventBroadcast EventType = "broadcast"
 )
 
 // Event is one event of a watched path.
@@ -46,13 +50,27 @@ type Event struct {
 	// set events carry neither.
 	Presence *Presence
 	Reason   string
+	// Path is the path a broadcast was sent to (EventBroadcast; Value holds its message).
+	Path string
 }
 
 // MarshalJSON writes the event as the WebSocket sends it (without "sub"), plus its position as
-// "id": {"type":"set","key":..,"value":..,"revision":..,"seq":..,"id":..}.
+// "id": {"type":"set","key":..,"value":..,"revision":..,"seq":..,"id":..}; a broadcast as
+// {"type":"broadcast","path":..,"msg":..}.
 func (e Event) MarshalJSON() ([]byte, error) {
 	b := []byte(`{"type":`)
 	b = strconv.AppendQuote(b, string(e.Type))
+	if e.Type == EventBroadcast {
+		p, err := json.Marshal(e.Path)
+		if err != nil {
+			return nil, err
+		}
+		msg := e.Value
+		if msg == nil {
+			msg = json.RawMessage("null")
+		}
+		return append(append(append(append(b, `,"path":`...), p...), `,"msg":`...), append(msg, '}')...), nil
+	}
 	switch e.Type {
 	case EventSet, EventDelete:
 		k, err := json.Marshal(e.Key)
@@ -107,6 +125,10 @@ type WatchOptions struct {
 	// arrives. Positions never go back, so resuming (Since, and the watch's own reconnections)
 	// stays exact. Snapshot entries, reset and ready are not throttled.
 	Throttle time.Duration
+	// Broadcasts makes the watch yield the messages sent with Broadcast to the path or a key
+	// below it, as EventBroadcast events between the changes, in the order the server delivered
+	// them. They are never replayed: one sent while the watch reconnects is not seen.
+	Broadcasts bool
 }
 
 // watchIdle is how long a stream may be silent (the server sends a keep-alive every 15 s) before
@@ -173,7 +195,7 @@ func (c *Client) Watch(ctx context.Context, path string, opts WatchOptions) iter
 			yield(Event{}, fmt.Errorf("client: a watch's Throttle is from 10ms to 1m, not %v", opts.Throttle))
 			return
 		}
-		w := &watcher{c: c, path: path, pos: opts.Since, snapshot: opts.Snapshot, throttle: opts.Throttle}
+		w := &watcher{c: c, path: path, pos: opts.Since, snapshot: opts.Snapshot, throttle: opts.Throttle, broadcasts: opts.Broadcasts}
 		failures := 0
 		for {
 			stopped, started, err := w.stream(ctx, yield)
@@ -208,11 +230,12 @@ func (c *Client) Watch(ctx context.Context, path string, opts WatchOptions) iter
 
 // watcher is one Watch's state across its connections.
 type watcher struct {
-	c        *Client
-	path     string
-	pos      string // the last position yielded; "" before any
-	snapshot bool
-	throttle time.Duration
+	c          *Client
+	path       string
+	pos        string // the last position yielded; "" before any
+	snapshot   bool
+	throttle   time.Duration
+	broadcasts bool // yield EventBroadcast
 }
 
 // stream runs one connection: it yields its events, keeping the position, until the stream ends
@@ -263,6 +286,19 @@ func (w *watcher) stream(ctx context.Context, yield func(Event, error) bool) (st
 				ev.Seq, ev.Position = *d.Seq, se.id
 			}
 			started = started || ev.Type == EventReady
+		case "broadcast":
+			if !w.broadcasts {
+				continue
+			}
+			var d struct {
+				Path string          `json:"path"`
+				Msg  json.RawMessage `json:"msg"`
+			}
+			if json.Unmarshal(se.data, &d) != nil || d.Path == "" || d.Msg == nil {
+				err = &protocolError{fmt.Sprintf("a broadcast event without a path and a message: %q", se.data)}
+			} else {
+				ev = Event{Type: EventBroadcast, Path: d.Path, Value: d.Msg}
+			}
 		case "close":
 			var d struct {
 				Reason string `json:"reason"`
@@ -275,7 +311,7 @@ func (w *watcher) stream(ctx context.Context, yield func(Event, error) bool) (st
 		if err != nil {
 			return false, started, err
 		}
-		if se.id != "" {
+		if se.id != "" { // a broadcast has none
 			w.pos = se.id
 		}
 		if !yield(ev, nil) {

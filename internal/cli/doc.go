@@ -1,6 +1,6 @@
 // Package cli is the client side of the statehub binary: "statehub get|set|del|incr|ls|watch|
-// lock|backup|restore|help ...", for CI jobs and operators. main dispatches to Main when its first
-// argument is one of these commands (IsCommand); every other invocation serves.
+// broadcast|lock|backup|restore|help ...", for CI jobs and operators. main dispatches to Main when
+// its first argument is one of these commands (IsCommand); every other invocation serves.
 //
 // Every command but restore talks to the server at $STATEHUB_URL (default
 // http://127.0.0.1:8000) with the bearer token $STATEHUB_TOKEN, through package client, and
