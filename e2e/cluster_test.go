@@ -852,9 +852,11 @@ func linRandomOp(rng *rand.Rand, revs map[string]int64, id, n int) linInput {
 }
 
 // TestClusterEphemeralKeysOfKilledNode: the ephemeral key a WebSocket wrote through a node that
-// is then killed with SIGKILL disappears once the node's lease runs out, with a delete event on a
-// stream of another node; a plain key written through it stays, and a lock taken through it stays
-// held and is released through another node with its token.
+// is then killed with SIGKILL disappears once the node's lease runs out (the nodes' -ephemeral-grace
+// is 2 s, so is the lease), with a delete event on a stream of another node that says who left
+// and why (node_lost); the on-disconnect write the connection registered is made by a surviving
+// node, once, with the same reason; a plain key written through it stays, and a lock taken through
+// it stays held and is released through another node with its token.
 func TestClusterEphemeralKeysOfKilledNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs etcd and the binary")
@@ -883,8 +885,30 @@ func TestClusterEphemeralKeysOfKilledNode(t *testing.T) {
 	if err := wsSend(ctx, ws, map[string]any{"op": "set", "id": 1, "key": "/room/online/ann", "value": map[string]string{"name": "Ann"}, "ephemeral": true}); err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := wsRead(ctx, ws); err != nil || !msg.OK {
+	msg, err := wsRead(ctx, ws)
+	if err != nil || !msg.OK || len(msg.Conn) != 16 {
 		t.Fatalf("ephemeral set through a: %+v %v", msg, err)
+	}
+	conn := msg.Conn
+	if err := wsSend(ctx, ws, map[string]any{"op": "ondisconnect", "id": 2, "key": "/status/ann", "value": "offline"}); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := wsRead(ctx, ws); err != nil || !msg.OK {
+		t.Fatalf("ondisconnect through a: %+v %v", msg, err)
+	}
+	// A WebSocket subscriber on b sees the on-disconnect write's reason.
+	wb, err := dialWS(ctx, b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wb.CloseNow()
+	if err := wsSend(ctx, wb, map[string]any{"op": "sub", "id": 1, "path": "/status/"}); err != nil {
+		t.Fatal(err)
+	}
+	for msg.Type != "ready" {
+		if msg, err = wsRead(ctx, wb); err != nil {
+			t.Fatal(err)
+		}
 	}
 	mustDo(t, c, http.MethodPost, a.url+"/room/topic", nil, `"cluster"`, http.StatusOK)
 	_, body := mustDo(t, c, http.MethodPost, a.url+"/room/lock?lock&ttl=60s&owner=ann", nil, "", http.StatusOK)
@@ -904,8 +928,16 @@ func TestClusterEphemeralKeysOfKilledNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key, _, _, _, _ := ev.change(); ev.event != "delete" || key != "/room/online/ann" {
-		t.Fatalf("stream on b after a's death: %v, want the delete of /room/online/ann", ev)
+	if key, _, _, _, _ := ev.change(); ev.event != "delete" || key != "/room/online/ann" ||
+		ev.data != `{"presence":{"conn":"`+conn+`"},"reason":"node_lost"}` {
+		t.Fatalf("stream on b after a's death: %v, want the delete of /room/online/ann by %s with reason node_lost", ev, conn)
+	}
+	if msg, err = wsRead(ctx, wb); err != nil || msg.Type != "set" || msg.Key != "/status/ann" || string(msg.Value) != `"offline"` || msg.Reason != "node_lost" || msg.Revision != 0 {
+		t.Fatalf("WebSocket on b after a's death: %+v %v, want the on-disconnect write with reason node_lost", msg, err)
+	}
+	mustDo(t, c, http.MethodPost, b.url+"/status/marker", nil, `1`, http.StatusOK)
+	if msg, err = wsRead(ctx, wb); err != nil || msg.Key != "/status/marker" {
+		t.Fatalf("WebSocket on b: %+v %v, want the marker: the on-disconnect write is made once", msg, err)
 	}
 	mustDo(t, c, http.MethodGet, b.url+"/room/online/ann", nil, "", http.StatusNotFound)
 	mustDo(t, c, http.MethodGet, b.url+"/room/topic", nil, "", http.StatusOK)

@@ -363,6 +363,7 @@ type wsMessage struct {
 	Seq      uint64          `json:"seq"`
 	Snapshot bool            `json:"snapshot"`
 	Reason   string          `json:"reason"`
+	Conn     string          `json:"conn"`
 }
 
 // position is the event's position string (PROTOCOL.md): key:revision:seq for a change, seq for

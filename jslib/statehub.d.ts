@@ -104,6 +104,32 @@ export interface EventMeta {
   revision: number;
   /** Part of a snapshot (the initial state, or a rebuild after a reset) rather than a live change. */
   snapshot: boolean;
+  /**
+   * An ephemeral key's owner: on its sets, and on its delete (who left). WebSocket only for sets: over the
+   * SSE fallback only deletes carry it.
+   */
+  presence?: PresenceOwner;
+  /** Why an ephemeral key left (`closed`, `timeout`, `node_lost`), or `replaced` on a set that took it from another connection. */
+  reason?: LeaveReason;
+}
+
+/** The owner of an ephemeral key: the `sub` of its writer's token (absent without one) and the id of its connection. */
+export interface PresenceOwner {
+  sub?: string;
+  conn: string;
+}
+
+/** Why a presence member left, or `replaced` (another connection took its key). */
+export type LeaveReason = "closed" | "timeout" | "node_lost" | "replaced";
+
+/** A write the server makes when this client's connection has gone away (see {@link Client.onDisconnect}). */
+export interface OnDisconnect<T = any> {
+  /** Set the key to `value`. */
+  set(value: T): Promise<void>;
+  /** Delete the key. */
+  remove(): Promise<void>;
+  /** Drop the registration. */
+  cancel(): Promise<void>;
 }
 
 /** One change: `[key, value, revision, meta]`; a delete is `[key, null, -1, meta]`. */
@@ -185,10 +211,21 @@ export interface Presence<T = any> {
   readonly key: string;
   /** Every member's info, by member id, kept live. */
   readonly members: Record<string, T>;
+  /** Every member's owner (token subject and connection), by member id, kept live (WebSocket only). */
+  readonly owners: Record<string, PresenceOwner>;
   /** Replaces this member's info. */
   set(info: T): Promise<void>;
   /** Leaves the room: deletes the key and stops watching. */
   leave(): Promise<void>;
+}
+
+/** A change of one member of a presence room: it joined or changed (`set`) or left (`delete`), with why. */
+export interface MemberChange<T = any> {
+  id: string;
+  type: "set" | "delete";
+  info: T | null;
+  presence?: PresenceOwner;
+  reason?: LeaveReason;
 }
 
 /** A failed request; `code` and `status` are the server's (PROTOCOL.md). */
@@ -261,8 +298,21 @@ export declare class Client {
 
   /** Acquires a lock on `key`; rejects (code from the server) when it is held and `wait` ran out. */
   lock(key: string, opts?: LockOptions): Promise<Lock>;
-  /** Joins `room` (a path) with `info` under an ephemeral key and keeps the members map live. */
-  presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>) => void): Presence<T>;
+  /**
+   * Joins `room` (a path) with `info` under an ephemeral key and keeps the members map live. `cb` gets
+   * the members, and for a change of one member the change: a leave carries who left and why.
+   */
+  presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>, change?: MemberChange<T>) => void): Presence<T>;
+  /**
+   * A write the server makes once this client's WebSocket has been gone for the server's grace period
+   * (or, in a cluster, its node is lost), as Firebase's onDisconnect: `onDisconnect(key).set(value)`,
+   * `.remove()`, `.cancel()`. Authorized when registered; registered again on every new connection, which
+   * replaces the old connection's registration. Over the HTTP fallback it rejects with code `unsupported`
+   * (and is registered once a WebSocket connects).
+   */
+  onDisconnect<T = any>(key: string): OnDisconnect<T>;
+  /** The current WebSocket's id (the `conn` of this client's presence), once an answer told it. */
+  readonly conn: string | undefined;
 
   /** Closes the connection; pending requests reject, iterators end. */
   close(): void;

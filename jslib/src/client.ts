@@ -11,8 +11,11 @@ import type {
   ListPage,
   Lock,
   LockOptions,
+  MemberChange,
+  OnDisconnect,
   OnOptions,
   Presence,
+  PresenceOwner,
   SubscribeOptions,
   TxCheck,
   TxOp,
@@ -76,6 +79,7 @@ export class Client {
     this.shared_ = {
       token_: new Token(token),
       ephemeral_: new Map(),
+      disc_: new Map(),
       stateChanged_: (transport) => transport == this.transport_ && this.setState_(transport.state_),
       WebSocket_: WebSocket_ as Shared["WebSocket_"],
       EventSource_: (opts.EventSource || globalThis.EventSource) as Shared["EventSource_"],
@@ -275,7 +279,13 @@ export class Client {
     return () => this.transport_.unsubscribe(subscription);
   }
 
-  watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void, opts: WatchOptions = {}): () => void {
+  /** `seen` (the presence room's) sees each change first, with its meta. */
+  watch<T = any>(
+    path: string,
+    cb: (state: Record<string, T>, key: string | null) => void,
+    opts: WatchOptions = {},
+    seen?: (change: Change<T>) => void,
+  ): () => void {
     const state: Record<string, T> = {};
     let complete = false;
     /** Changes since the state was last reported complete, during a rebuild. */
@@ -291,6 +301,7 @@ export class Client {
           return;
         }
         const [key, value, revision] = change;
+        seen?.(change);
         revision < 0 ? delete state[key] : (state[key] = value);
         // During a rebuild the state is reported once, complete, at its end.
         complete && !subscription.rebuilding_ ? callSafely(cb, state, key) : unreported++;
@@ -319,22 +330,56 @@ export class Client {
     return lock;
   }
 
-  presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>) => void): Presence<T> {
+  get conn() {
+    return this.shared_.conn_;
+  }
+
+  onDisconnect<T = any>(key: string): OnDisconnect<T> {
+    const register = (message: { value?: T; delete?: true; cancel?: true }) => {
+      const request = { op: "ondisconnect" as const, key, ...message };
+      message.cancel ? this.shared_.disc_.delete(key) : this.shared_.disc_.set(key, request);
+      return this.request_({ ...request }).then(
+        () => {},
+        (error) => {
+          // Refused (not unsupported here): nothing to register again.
+          if (error.status) this.shared_.disc_.delete(key);
+          throw error;
+        },
+      );
+    };
+    return { set: (value) => register({ value }), remove: () => register({ delete: true }), cancel: () => register({ cancel: true }) };
+  }
+
+  presence<T = any>(room: string, info: T, cb?: (members: Record<string, T>, change?: MemberChange<T>) => void): Presence<T> {
     const prefix = room.replace(/\/?$/, "/");
     const key = prefix + this.memberId_;
     const presence = {
       id: this.memberId_,
       key,
       members: {} as Record<string, T>,
+      owners: {} as Record<string, PresenceOwner>,
       set: (info: T) => this.set(key, info, { ephemeral: true }).then(() => {}),
       leave: () => (stopWatching(), this.delete(key).then(() => {})),
     };
-    const stopWatching = this.watch<T>(prefix, (state) => {
-      presence.members = {};
-      // Members are the room's immediate children.
-      for (const k in state) if (k.lastIndexOf("/") < prefix.length) presence.members[k.slice(prefix.length)] = state[k];
-      cb && callSafely(cb, presence.members);
-    });
+    let change: MemberChange<T> | undefined;
+    const stopWatching = this.watch<T>(
+      prefix,
+      (state, changed) => {
+        presence.members = {};
+        // Members are the room's immediate children.
+        for (const k in state) if (k.lastIndexOf("/") < prefix.length) presence.members[k.slice(prefix.length)] = state[k];
+        // The whole state (first, or after a rebuild) comes without a change.
+        cb && callSafely(cb, presence.members, changed == null ? undefined : change);
+        change = undefined;
+      },
+      {},
+      ([k, value, , meta]) => {
+        const id = k.slice(prefix.length);
+        if (id.includes("/")) return;
+        meta.type == "set" && meta.presence ? (presence.owners[id] = meta.presence) : delete presence.owners[id];
+        change = { id, type: meta.type, info: value, presence: meta.presence, reason: meta.reason };
+      },
+    );
     presence.set(info).catch((e) => console.error("statehub:", key, e));
     return presence;
   }

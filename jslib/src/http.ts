@@ -71,6 +71,9 @@ async function fetchResult(url: string, token: string | undefined, message: Requ
       query.set("lock", "");
       headers["X-Lock-Token"] = message.token;
       break;
+    case "ondisconnect":
+      // Registered again when a WebSocket connects (the client keeps it).
+      throw new StatehubError("onDisconnect needs the WebSocket", "unsupported", 0);
     default:
       // auth, sub and unsub belong to the WebSocket: the token goes with every request, subscriptions are EventSources.
       throw new StatehubError(message.op + ": not an HTTP request", "bad_request", 400);
@@ -102,7 +105,7 @@ function fromSSE(name: SSEEventName, data: string, id: string): StreamEvent {
   if (name == "close") return { type: name, reason: payload.reason };
   const [key, revision, seq, snapshotMark] = id.split(":");
   const change = { key, revision: +revision, seq: +seq, snapshot: !!snapshotMark };
-  return name == "delete" ? { type: "delete", ...change } : { type: "set", value: payload, ...change };
+  return name == "delete" ? { type: "delete", ...change, ...payload } : { type: "set", value: payload, ...change };
 }
 
 export class HttpTransport extends Connectivity implements Transport {

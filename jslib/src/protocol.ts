@@ -118,6 +118,17 @@ export interface TxRequest extends RequestHead<"tx">, Idempotent {
   ops: TxOp[];
 }
 
+/**
+ * Registers a write the server makes once this connection has been gone for its grace period (or its
+ * node is lost): a set of `value`, or with `delete` a delete; `cancel` drops the registration.
+ */
+export interface OnDisconnectRequest extends RequestHead<"ondisconnect"> {
+  key: string;
+  value?: unknown;
+  delete?: true;
+  cancel?: true;
+}
+
 /** Subscribes to a key or a path ending in "/": from `since`, or the current entries first with `snapshot`. */
 export interface SubRequest extends RequestHead<"sub"> {
   path: string;
@@ -147,7 +158,8 @@ export type RequestMessage =
   | UnlockRequest
   | TxRequest
   | SubRequest
-  | UnsubRequest;
+  | UnsubRequest
+  | OnDisconnectRequest;
 
 export type Op = RequestMessage["op"];
 
@@ -167,7 +179,18 @@ export interface ListEntry {
   value?: unknown;
   revision?: number;
   seq?: number;
+  /** An ephemeral key's owner. */
+  presence?: PresenceOwner;
 }
+
+/** The owner of an ephemeral key: its writer's token subject (absent without one) and connection id. */
+export interface PresenceOwner {
+  sub?: string;
+  conn: string;
+}
+
+/** Why an ephemeral key left (its delete event), or `replaced` (a set that took it from another connection). */
+export type LeaveReason = "closed" | "timeout" | "node_lost" | "replaced";
 
 /** A held lock. */
 export interface LockResult {
@@ -194,9 +217,11 @@ export interface TxOpResult {
 
 /** The result fields of the answer to each op. */
 export interface Results {
-  auth: {};
-  get: { key: string; value: unknown; revision: number; seq: number };
-  set: WriteResult;
+  /** `conn`: the connection's id. */
+  auth: { conn?: string };
+  get: { key: string; value: unknown; revision: number; seq: number; presence?: PresenceOwner };
+  /** An ephemeral set: `conn`, the connection's id. */
+  set: WriteResult & { conn?: string };
   cas: WriteResult;
   /** A key: its deleted revision + 1; a path: the number of keys deleted. */
   delete: WriteResult | { deleted: number; seq: number };
@@ -209,6 +234,7 @@ export interface Results {
   /** The seq the subscription starts from; its events follow. */
   sub: { seq: number };
   unsub: {};
+  ondisconnect: { key: string };
 }
 
 /** A successful answer to a request of op `O`. */
@@ -247,6 +273,10 @@ export interface SetEvent {
   revision: number;
   seq: number;
   snapshot?: boolean;
+  /** An ephemeral key's owner. */
+  presence?: PresenceOwner;
+  /** `replaced`: the key was taken from another connection. */
+  reason?: LeaveReason;
 }
 
 /** A deleted key; `revision` is the revision that was deleted. */
@@ -256,6 +286,10 @@ export interface DeleteEvent {
   revision: number;
   seq: number;
   snapshot?: boolean;
+  /** An ephemeral key's delete: who left... */
+  presence?: PresenceOwner;
+  /** ...and why (absent for a client's own delete). */
+  reason?: LeaveReason;
 }
 
 /** The position was too old (or a snapshot entry): the current state follows, then `ready`. */
@@ -294,7 +328,8 @@ export type ServerMessage = Answer | ErrorAnswer | SubscriptionEvent;
 export interface SSEData {
   /** A set: the value. */
   message: unknown;
-  delete: null;
+  /** null, or an ephemeral key's delete: who left and why. */
+  delete: null | { presence?: PresenceOwner; reason?: LeaveReason };
   ready: { seq: number };
   reset: { seq: number };
   close: { reason: CloseReason };

@@ -1,6 +1,6 @@
 // One subscription: its resume position, duplicate filter and rebuild after a reset. Transports feed
 // it the events of the stream they open for it (in WebSocket shape); it delivers each change once.
-import type { Change } from "../statehub";
+import type { Change, EventMeta } from "../statehub";
 import type { ChangeEvent, GoDuration, Position, ReadyEvent, ResetEvent } from "./protocol";
 
 /** Delivers a change, or null when the state is complete (after `ready`). */
@@ -94,7 +94,9 @@ export class Subscription {
       this.deliveredKey_ = key;
       this.position_ = `${key}:${revision}:${seq}`;
     }
-    const meta = { type, seq, revision, snapshot: !!event.snapshot };
+    const meta: EventMeta = { type, seq, revision, snapshot: !!event.snapshot };
+    if (event.presence) meta.presence = event.presence;
+    if (event.reason) meta.reason = event.reason;
     if (type == "delete") {
       this.knownSeqs_.delete(key);
       this.deliver_([key, null, -1, meta]);

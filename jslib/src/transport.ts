@@ -4,7 +4,7 @@
 // with a WebSocket again once one connects).
 import type { ConnectionState } from "../statehub";
 import { StatehubError } from "./error";
-import type { RequestMessage, Results, SetRequest } from "./protocol";
+import type { OnDisconnectRequest, RequestMessage, Results, SetRequest } from "./protocol";
 import type { Subscription } from "./subscription";
 
 export interface Transport {
@@ -37,6 +37,10 @@ export interface Shared {
   token_: Token;
   /** The last ephemeral `set` of each key this client holds (see {@link trackEphemeral}). */
   ephemeral_: Map<string, SetRequest>;
+  /** The on-disconnect writes this client registered, by key: each WebSocket registers them again. */
+  disc_: Map<string, OnDisconnectRequest>;
+  /** The current WebSocket's id, from an answer that tells it. */
+  conn_?: string;
   /** Called when a transport's state changed. */
   stateChanged_: (transport: Transport) => void;
   /** The WebSocket and EventSource classes (the globals, or the client's options). */

@@ -121,8 +121,13 @@ export class WebSocketTransport extends Connectivity implements Transport {
     // Subscriptions first, so that they see the writes queued after them.
     for (const subscription of this.subscriptions_) this.sendSub_(subscription);
     for (const request of this.pending_.values()) if (request.resend_) socket.send(JSON.stringify(request.message_));
-    // Claim the ephemeral keys again, unless a write of the key is queued anyway.
-    const queued = new Set([...this.pending_.values()].map(({ message_ }) => "key" in message_ && message_.key));
+    // Claim the ephemeral keys again, unless a write of the key is queued anyway; register the
+    // on-disconnect writes again (this connection's replace the old one's), unless queued.
+    const queued = new Set<string>();
+    const queuedDisc = new Set<string>();
+    for (const { message_ } of this.pending_.values())
+      if ("key" in message_) (message_.op == "ondisconnect" ? queuedDisc : queued).add(message_.key);
+    for (const message of this.shared_.disc_.values()) if (!queuedDisc.has(message.key)) this.send_({ ...message }, false).catch(() => {});
     for (const [key, write] of this.shared_.ephemeral_)
       if (!queued.has(key)) this.send_({ ...write, idem: randomId() }, true).catch(() => {});
     if (!token) this.accepted_();
@@ -202,7 +207,7 @@ export class WebSocketTransport extends Connectivity implements Transport {
       return;
     }
     this.down_(this.subscriptions_);
-    if (this.pending_.size || this.subscriptions_.size || this.shared_.ephemeral_.size || this.holds_)
+    if (this.pending_.size || this.subscriptions_.size || this.shared_.ephemeral_.size || this.shared_.disc_.size || this.holds_)
       this.redialTimer_ = setTimeout(() => {
         this.redialTimer_ = undefined;
         this.dial_();
@@ -214,6 +219,7 @@ export class WebSocketTransport extends Connectivity implements Transport {
     const request = this.pending_.get(message.id!);
     if (!request) return;
     this.pending_.delete(message.id!);
+    if ("conn" in message && message.conn) this.shared_.conn_ = message.conn;
     message.ok ? request.resolve_(message) : request.reject_(new StatehubError(message.error, message.code, message.status, message));
   }
 

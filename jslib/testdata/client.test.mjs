@@ -413,6 +413,25 @@ test("WebSocket: an ephemeral key is claimed again after a reconnect, until anot
   c.close();
 });
 
+test("WebSocket: on-disconnect writes are registered again on every connection, until cancelled; the HTTP fallback refuses them", async () => {
+  const c = fresh();
+  const registered = (key) => server.received.filter((m) => m.op == "ondisconnect" && m.key == key && !m.cancel);
+  await c.onDisconnect("/status/ann").set("offline");
+  await c.onDisconnect("/typing/ann").remove();
+  await c.onDisconnect("/gone").set(1);
+  await c.onDisconnect("/gone").cancel();
+  assert.deepEqual(registered("/status/ann").map(({ value }) => value), ["offline"]);
+  server.drop();
+  await until(() => registered("/status/ann").length == 2);
+  await until(() => registered("/typing/ann").length == 2);
+  assert.equal(registered("/typing/ann")[1].delete, true);
+  assert.equal(registered("/gone").length, 1);
+  c.close();
+  const h = fresh({ transport: "sse" });
+  await assert.rejects(h.onDisconnect("/status/ann").set("offline"), (e) => e.code == "unsupported");
+  h.close();
+});
+
 test("WebSocket: auth is the first message; a rejected token fails requests", async () => {
   let c = fresh({ token: "good" });
   await c.set("/x", 1);

@@ -121,6 +121,8 @@ export class Server {
         return ok({ seq: this.seq });
       case "unsub":
         return ok();
+      case "ondisconnect": // registered: the fake never makes the write
+        return m.key || m.cancel ? ok({ key: m.key }) : fail(400, "bad_request");
       default:
         return fail(400, "bad_request");
     }
