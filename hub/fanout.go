@@ -221,7 +221,10 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	if p := opt.Since; p != nil && !p.Snapshot {
 		h.awaitDelivered(p.Seq)
 	}
-	s := &Subscription{Path: path, h: h, ready: make(chan struct{}, 1), limit: h.cfg.QueueSize}
+	s := &Subscription{Path: path, h: h, ready: opt.Notify, limit: h.cfg.QueueSize}
+	if s.ready == nil {
+		s.ready = make(chan struct{}, 1)
+	}
 	h.mu.Lock()
 	if h.draining {
 		h.mu.Unlock()
@@ -267,7 +270,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 			return nil, err
 		}
 		// Gone from the store too: start again with a reset.
-		return h.Subscribe(path, SubscribeOptions{Since: &Position{Seq: opt.Since.Seq, Snapshot: true}})
+		return h.Subscribe(path, SubscribeOptions{Since: &Position{Seq: opt.Since.Seq, Snapshot: true}, Notify: opt.Notify})
 	}
 	if snapshot {
 		err := h.Store.Durable(s.Start)
@@ -337,15 +340,16 @@ func (h *Hub) fanoutLocked(e Event) {
 func (h *Hub) Drain() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.draining {
-		close(h.drained)
-	}
+	first := !h.draining
 	h.draining = true
 	h.closeAllLocked(ErrShutdown)
+	if first {
+		close(h.drained) // after the subscriptions: whoever sees it closed finds them closed
+	}
 }
 
-// Draining returns a channel that is closed when the hub starts shutting down (Drain): transports
-// end their connections then, with a reconnect hint.
+// Draining returns a channel that is closed when the hub starts shutting down (Drain), once every
+// subscription is closed: transports end their connections then, with a reconnect hint.
 func (h *Hub) Draining() <-chan struct{} { return h.drained }
 
 // Lock acquires the lock on key. When it is held, Lock fails with a *LockedError (ErrLocked) at

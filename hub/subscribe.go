@@ -41,6 +41,10 @@ type SubscribeOptions struct {
 	Since *Position
 	// Snapshot makes Initial the current entries of the path (when Since is nil).
 	Snapshot bool
+	// Notify, when set (with a capacity of at least 1), is signalled in place of a channel of the
+	// subscription's own (Ready), so that one goroutine can wait for several subscriptions: it
+	// then calls Take on each of them. Next cannot share it.
+	Notify chan struct{}
 }
 
 // Subscription delivers the changes of a path. Read Initial first, then the live queue (Ready and
@@ -88,7 +92,8 @@ func (s *Subscription) Take(buf []Event) (events []Event, done bool) {
 }
 
 // Next blocks until the next event and returns it; ok is false once the subscription is closed and
-// drained. It is for consumers that handle one event at a time; transports batch with Take.
+// drained. It is for consumers that handle one event at a time, on a subscription without
+// SubscribeOptions.Notify; transports batch with Take.
 func (s *Subscription) Next() (e Event, ok bool) {
 	for {
 		s.mu.Lock()

@@ -54,7 +54,7 @@
 // reader goroutine that runs its requests one at a time in arrival order (a lock's wait runs
 // aside, at most 64 per socket), an answer goroutine, while any write's answer waits for
 // durability, that sends those answers in request order (at most 256 waiting; then the reader
-// stops reading), one writer that alone writes data frames from a bounded queue, a keep-alive
-// pinger, and a pump per subscription that moves its events into the queue (ws.go,
-// ws_pipeline.go).
+// stops reading), one writer that alone writes data frames: the answers from a bounded queue and
+// the events of every subscription of the socket, which it takes from their hub queues itself
+// (ws_events.go), and a keep-alive pinger (ws.go, ws_pipeline.go).
 package web

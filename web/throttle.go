@@ -45,6 +45,7 @@ type throttle struct {
 	every   time.Duration
 	clock   hub.Clock
 	tick    chan struct{} // capacity 1: the timer has fired; call flush
+	notify  chan struct{} // signalled too when the timer fires, if set (a WebSocket's writer)
 	armed   bool
 	stop    func() bool
 	pending map[string]int // key → index in waiting
@@ -73,6 +74,12 @@ func (t *throttle) arm() {
 		select {
 		case t.tick <- struct{}{}:
 		default:
+		}
+		if t.notify != nil {
+			select {
+			case t.notify <- struct{}{}:
+			default:
+			}
 		}
 	})
 }

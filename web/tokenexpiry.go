@@ -48,8 +48,8 @@ func (c *wsConn) armExpiry() {
 }
 
 // expire closes the connection when its token expires: the hub subscriptions first, so that no
-// change committed from now on is queued (their pumps end without a close event), then the socket,
-// after what is queued already.
+// change committed from now on is queued (the writer ends them without a close event), then the
+// socket, after what is queued already.
 func (c *wsConn) expire() {
 	c.mu.Lock()
 	subs := make([]*wsSub, 0, len(c.subs))

@@ -17,10 +17,12 @@ package web
 // overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
-// Every outgoing message goes through one queue, bounded in messages and in bytes, drained by one
-// writer goroutine: what is queued when it runs leaves in one write to the connection (corkConn),
-// which has a deadline (writeDeadline). A consumer that leaves the queue full for WriteTimeout is closed with status
-// 4000, reason "slow"; a ping every 20 s closes a peer that stopped answering. At shutdown
+// One writer goroutine writes every outgoing message: the answers, from one queue bounded in
+// messages and in bytes, and the subscriptions' events, from their hub queues (ws_events.go). What
+// it finds to write when it runs leaves in one write to the connection (corkConn), which has a
+// deadline (writeDeadline). A consumer that leaves the answers' queue full for WriteTimeout is
+// closed with status 4000, reason "slow"; a subscription whose hub queue overflows ends with
+// reason "slow" (above); a ping every 20 s closes a peer that stopped answering. At shutdown
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
 // with 1001 (going away); the client reconnects and resumes.
 //
@@ -73,8 +75,8 @@ const (
 //
 // Goroutines: serve runs the reader (requests are handled there, one at a time; a write's answer
 // waits for durability on the answer goroutine, which runs while any waits); writeLoop is the
-// only writer of data frames; keepAlive pings and watches for shutdown; each subscription has a
-// pump that moves its events into the queue. serve waits for all of them before it returns.
+// only writer of data frames, the subscriptions' events included (ws_events.go); keepAlive pings
+// and watches for shutdown. serve waits for all of them before it returns.
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
@@ -88,7 +90,7 @@ type wsConn struct {
 	ctx     context.Context // canceled when the connection is torn down
 	cancel  context.CancelFunc
 	out     chan wsOut    // the bounded outgoing queue
-	scratch []byte        // the writer's: the message it writes
+	notify  chan struct{} // signalled by the hub subscriptions and their throttles: the writer has events to write
 	outMu   sync.Mutex    // guards outN, room and waiting
 	outN    int           // bytes of the messages in out
 	room    chan struct{} // closed (and replaced) when the writer takes a message a sender waits for
@@ -126,15 +128,20 @@ type wsConn struct {
 
 	mu   sync.Mutex
 	subs map[string]*wsSub // by the id of their sub request (its JSON text)
+
+	// The writer's alone (ws_events.go).
+	active  []*wsSub    // the subscriptions it has started and that have not ended
+	scratch []byte      // the message it writes
+	taken   []hub.Event // a subscription's events it writes
+	due     []hub.Event // a throttled subscription's events it writes
 }
 
 // wsSub is one subscription of a connection.
 type wsSub struct {
-	id   json.RawMessage
-	hs   *hub.Subscription
-	done chan struct{} // closed when its pump has returned
-
+	id       json.RawMessage
+	hs       *hub.Subscription
 	throttle time.Duration // the sub's throttle interval (throttle.go); 0 for none
+	th       *throttle     // the writer's: its throttle, nil for none
 
 	ended disconnect // under the connection's mu: why reauth ended it, for its close event
 }
@@ -182,7 +189,7 @@ func (s *Server) ws(c echo.Context) error {
 	wc := &wsConn{
 		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan wsOut, wsQueueSize), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
+		out: make(chan wsOut, wsQueueSize), notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
@@ -275,73 +282,97 @@ func (c *wsConn) leaveReason() string {
 	return hub.ReasonTimeout
 }
 
-// writeLoop is the connection's only writer of messages.
+// writeLoop is the connection's only writer: the queued messages in order, and the events of
+// its subscriptions (ws_events.go). What it finds to write each time it runs leaves in one write
+// to the connection (corkConn), or in writes of about wsKeepBuffer.
 func (c *wsConn) writeLoop() {
 	defer c.wg.Done()
 	defer close(c.wdone)
+	defer func() {
+		for _, sb := range c.active {
+			sb.th.Stop()
+		}
+	}()
 	for {
+		var err error
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.stop:
-			for c.flush {
-				select {
-				case m := <-c.out:
-					if !c.writeBatch(m) {
-						return
-					}
-				default:
-					return
-				}
+			if c.flush {
+				c.writeAll(nil)
 			}
 			return
 		case m := <-c.out:
-			if !c.writeBatch(m) {
-				return
-			}
+			err = c.writeAll(&m)
+		case <-c.notify:
+			err = c.writeAll(nil)
+		}
+		if err != nil {
+			return
 		}
 	}
 }
 
-// writeBatch writes m and every message queued behind it, in one write to the connection (up to
-// wsKeepBuffer bytes each), and reports whether the connection took them.
-func (c *wsConn) writeBatch(m wsOut) bool {
+// writeAll writes first, then everything queued behind it, then the subscriptions' events. A
+// failed write closes the connection: the reader fails next and serve tears it down.
+func (c *wsConn) writeAll(first *wsOut) error {
 	c.cork.cork()
-	for {
-		c.took(m)
-		// No context deadline: the connection's write deadline bounds every write (corkConn).
-		if err := c.ws.Write(context.Background(), websocket.MessageText, c.message(m)); err != nil {
-			c.cork.uncork()
-			c.ws.CloseNow() // the reader fails next and serve tears the connection down
-			return false
-		}
-		if c.cork.buffered() >= wsKeepBuffer {
-			break
-		}
-		select {
-		case m = <-c.out:
-			continue
-		default:
-		}
-		break
+	err := c.writeQueued(first)
+	if err == nil {
+		err = c.writeSubs()
 	}
-	if err := c.cork.uncork(); err != nil {
-		c.ws.CloseNow()
-		return false
+	if uerr := c.cork.uncork(); err == nil {
+		err = uerr
 	}
 	if cap(c.scratch) > wsKeepBuffer {
 		c.scratch = nil
 	}
-	return true
+	if err != nil {
+		c.ws.CloseNow()
+	}
+	return err
 }
 
-// message returns m's bytes.
-func (c *wsConn) message(m wsOut) []byte {
-	if m.sub == nil {
-		return m.body
+// writeQueued writes first and the queued messages, starting the subscriptions whose start it
+// meets.
+func (c *wsConn) writeQueued(first *wsOut) error {
+	for {
+		var m wsOut
+		if first != nil {
+			m, first = *first, nil
+		} else {
+			select {
+			case m = <-c.out:
+			default:
+				return nil
+			}
+		}
+		c.took(m)
+		if err := c.writeMsg(m.body); err != nil {
+			return err
+		}
+		if m.start != nil {
+			if err := c.begin(m.start); err != nil {
+				return err
+			}
+		}
 	}
-	c.scratch = append(append(append(c.scratch[:0], `{"sub":`...), m.sub...), m.body...)
-	return c.scratch
+}
+
+// writeMsg writes one message into the cork, and what the cork holds to the connection once it
+// reaches wsKeepBuffer. The connection's write deadline bounds every write (corkConn), so there is
+// no context deadline.
+func (c *wsConn) writeMsg(b []byte) error {
+	if err := c.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+		return err
+	}
+	if c.cork.buffered() < wsKeepBuffer {
+		return nil
+	}
+	err := c.cork.uncork()
+	c.cork.cork()
+	return err
 }
 
 // took accounts for a message the writer has taken from the queue, and wakes waiting senders.
@@ -375,37 +406,24 @@ func (c *wsConn) keepAlive() {
 				return
 			}
 		case <-c.s.hub.Draining():
-			// The hub has closed every subscription with ErrShutdown; once each pump has queued its
-			// close event, flush the queue and close the socket.
-			c.mu.Lock()
-			var pumps []chan struct{}
-			for _, sb := range c.subs {
-				pumps = append(pumps, sb.done)
-			}
-			c.mu.Unlock()
-			for _, done := range pumps {
-				select {
-				case <-done:
-				case <-c.ctx.Done():
-					return
-				}
-			}
+			// The hub has closed every subscription with ErrShutdown: the writer writes what is
+			// queued and their close events, then serve closes the socket.
 			c.end(disconnectShutdown, true)
 			return
 		}
 	}
 }
 
-// wsOut is one outgoing message: body, or, when sub is set, an event of subscription sub:
-// {"sub":<sub> then body, which the subscriptions of one event share (appendWSEvent).
+// wsOut is one queued message, and, with start, a sub's answer, after which the writer starts
+// the subscription's events.
 type wsOut struct {
-	sub  json.RawMessage
-	body []byte
+	body  []byte
+	start *wsSub
 }
 
-func (m wsOut) size() int { return len(m.sub) + len(m.body) }
+func (m wsOut) size() int { return len(m.body) }
 
-// send queues a message of its own bytes (queue).
+// send queues one message (queue).
 func (c *wsConn) send(m []byte) bool { return c.queue(wsOut{body: m}) }
 
 // queue queues one message. It waits while the queue is full (wsQueueSize messages, or m would

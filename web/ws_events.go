@@ -2,97 +2,152 @@ package web
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/statehub/statehub/hub"
 )
 
-// WebSocket subscriptions' events: each subscription's pump moves its events into the connection's
-// queue (PROTOCOL.md, "WebSocket", events). A live change is encoded once for every socket
+// WebSocket subscriptions' events (PROTOCOL.md, "WebSocket", events). The connection's writer
+// (writeLoop) alone writes them: its subscriptions signal one channel (notify), and it takes each
+// one's queued events and writes them, so an event goes from the hub's queue to the socket with
+// no goroutine in between. A live change is encoded once for every socket
 // (hub.Event.AppendEncoded); each message adds only its subscription's id in front.
+//
+// A subscription starts when the writer meets its start in the outgoing queue, after the answers
+// queued before it: the sub's answer, then its reset, replay or snapshot and ready; from then on
+// each time the writer runs, its live events. It ends with a close event when the hub closes it
+// (slow, shutdown) or reauth ends it; after an unsub nothing more of it is written.
 
-// pump moves one subscription's events into the connection's queue, in order.
-func (c *wsConn) pump(key string, sb *wsSub) {
-	defer c.wg.Done()
-	defer close(sb.done)
-	hs := sb.hs
-	if hs.Reset && !c.send(appendMark(nil, sb.id, "reset", hs.Start)) {
+// startSub queues the answer of sub request and, behind it, the start of sb's events.
+func (c *wsConn) startSub(sb *wsSub, answer wsAnswer) {
+	b, err := json.Marshal(answer)
+	if err != nil { // cannot happen: every field is already valid JSON
+		c.s.log.Error("encoding a websocket answer", "err", err)
 		return
 	}
-	initial := hs.Initial
-	th := newThrottle(c.s.cfg.Clock, sb.throttle) // nil for an unthrottled sub (throttle.go)
-	defer th.Stop()
-	if th != nil {
-		initial = coalesce(initial)
-		th.started(len(initial))
-	}
-	for _, e := range initial {
-		if !c.sendEvent(sb, &e) {
-			return
-		}
-	}
-	if !c.send(appendMark(nil, sb.id, "ready", hs.Start)) {
-		return
-	}
-	if th != nil {
-		if !c.pumpThrottled(sb, th) {
-			return
-		}
-	} else {
-		for e, ok := hs.Next(); ok; e, ok = hs.Next() {
-			if !c.sendEvent(sb, &e) {
-				return
-			}
-		}
-	}
-	var d disconnect
-	if err := hs.Err(); err != nil {
-		d = disconnectFor(err)
-	} else {
-		c.mu.Lock()
-		d = sb.ended
-		c.mu.Unlock()
-		if d.reason == "" {
-			return // unsubscribed, or the connection is closing
-		}
-	}
-	c.mu.Lock()
-	if c.subs[key] == sb {
-		delete(c.subs, key)
-	}
-	c.mu.Unlock()
-	c.send([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + d.reason + `"}`))
+	c.queue(wsOut{body: b, start: sb})
 }
 
-// pumpThrottled is pump's live loop for a throttled sub; it returns once the subscription is
-// closed and drained (true), or false when the connection took no more. The waiting events go
-// out before a close event (slow consumer, shutdown), not after an unsub.
-func (c *wsConn) pumpThrottled(sb *wsSub, th *throttle) bool {
+// begin writes the start of sb's events and makes it active. Only the writer calls it.
+func (c *wsConn) begin(sb *wsSub) error {
 	hs := sb.hs
-	var batch, send []hub.Event
-	for {
-		var done bool
-		select {
-		case <-hs.Ready():
-			batch, done = hs.Take(batch[:0])
-			send = th.add(send[:0], batch)
-			clear(batch)
-			if done && hs.Err() != nil {
-				send = th.flush(send, true)
-			}
-		case <-th.C():
-			send = th.flush(send[:0], false)
-		}
-		for _, e := range send {
-			if !c.sendEvent(sb, &e) {
-				return false
-			}
-		}
-		clear(send)
-		if done {
-			return true
+	if hs.Reset {
+		c.scratch = appendMark(c.scratch[:0], sb.id, "reset", hs.Start)
+		if err := c.writeMsg(c.scratch); err != nil {
+			return err
 		}
 	}
+	initial := hs.Initial
+	sb.th = newThrottle(c.s.cfg.Clock, sb.throttle) // nil for an unthrottled sub (throttle.go)
+	if sb.th != nil {
+		sb.th.notify = c.notify
+		initial = coalesce(initial)
+		sb.th.started(len(initial))
+	}
+	for i := range initial {
+		if err := c.writeEvent(sb, &initial[i]); err != nil {
+			return err
+		}
+	}
+	c.scratch = appendMark(c.scratch[:0], sb.id, "ready", hs.Start)
+	if err := c.writeMsg(c.scratch); err != nil {
+		return err
+	}
+	c.active = append(c.active, sb)
+	return nil
+}
+
+// writeSubs writes what every active subscription has queued, and the close event of those the
+// hub has closed. Only the writer calls it.
+func (c *wsConn) writeSubs() error {
+	for i := 0; i < len(c.active); {
+		sb := c.active[i]
+		ended, err := c.writeSub(sb)
+		if err != nil {
+			return err
+		}
+		if ended {
+			sb.th.Stop()
+			c.active = slices.Delete(c.active, i, i+1)
+			continue
+		}
+		i++
+	}
+	return nil
+}
+
+// writeSub writes sb's queued events (a throttled sub's due ones) and reports whether it has
+// ended.
+func (c *wsConn) writeSub(sb *wsSub) (ended bool, err error) {
+	hs, th := sb.hs, sb.th
+	c.mu.Lock()
+	gone := sb.ended.reason == "" && c.subs[string(sb.id)] != sb
+	c.mu.Unlock()
+	if gone { // unsubscribed: nothing more of it after the unsub's answer
+		return true, nil
+	}
+	if th != nil {
+		select {
+		case <-th.C():
+			c.due = th.flush(c.due[:0], false)
+			err := c.writeEvents(sb, c.due)
+			clear(c.due)
+			if err != nil {
+				return false, err
+			}
+		default:
+		}
+	}
+	batch, done := hs.Take(c.taken[:0])
+	c.taken = batch
+	var d disconnect
+	if done {
+		if err := hs.Err(); err != nil {
+			d = disconnectFor(err)
+		} else {
+			c.mu.Lock()
+			d = sb.ended
+			c.mu.Unlock()
+		}
+	}
+	if th != nil {
+		c.due = th.add(c.due[:0], batch)
+		clear(batch)
+		if done && d.reason != "" {
+			c.due = th.flush(c.due, true)
+		}
+		batch = c.due
+	}
+	err = c.writeEvents(sb, batch)
+	clear(batch)
+	if err != nil || !done {
+		return false, err
+	}
+	if d.reason == "" {
+		return true, nil // the connection is closing (token expiry): no close event
+	}
+	c.mu.Lock()
+	if c.subs[string(sb.id)] == sb {
+		delete(c.subs, string(sb.id))
+	}
+	c.mu.Unlock()
+	return true, c.writeMsg([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + d.reason + `"}`))
+}
+
+func (c *wsConn) writeEvents(sb *wsSub, events []hub.Event) error {
+	for i := range events {
+		if err := c.writeEvent(sb, &events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEvent writes a change or snapshot entry of sb.
+func (c *wsConn) writeEvent(sb *wsSub, e *hub.Event) error {
+	c.scratch = e.AppendEncoded(append(append(c.scratch[:0], `{"sub":`...), sb.id...), encWS, appendWSEvent)
+	return c.writeMsg(c.scratch)
 }
 
 // The encodings of an event the transports share (hub.Event.AppendEncoded).
@@ -100,11 +155,6 @@ const (
 	encSSE = iota // an SSE event (appendSSEEvent)
 	encWS         // a WebSocket event after its "sub" (appendWSEvent)
 )
-
-// sendEvent queues a change or snapshot entry of sb.
-func (c *wsConn) sendEvent(sb *wsSub, e *hub.Event) bool {
-	return c.queue(wsOut{sub: sb.id, body: e.Encoded(encWS, appendWSEvent)})
-}
 
 // appendEvent encodes a change or snapshot entry of subscription sub.
 func appendEvent(b []byte, sub json.RawMessage, e hub.Event) []byte {

@@ -463,8 +463,8 @@ func wsWriteOptions(req wsRequest, pend *hub.Pending) (hub.WriteOptions, error) 
 	return opt, nil
 }
 
-// subscribe starts a subscription: the answer {"seq"} is queued first, then its pump queues the
-// reset, replay or snapshot, ready and the live events.
+// subscribe starts a subscription: its answer {"seq"} is queued, then the writer writes the reset,
+// replay or snapshot, ready and the live events (ws_events.go).
 func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 	if len(req.ID) == 0 {
 		return badRequest("invalid_id", "sub needs an id: its events carry it")
@@ -492,16 +492,15 @@ func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 	if err != nil {
 		return err
 	}
+	opt.Notify = c.notify // the writer waits for all of the socket's subscriptions at once
 	hs, err := c.s.opSubscribe(p, req.Path, opt)
 	if err != nil {
 		return err
 	}
-	sb := &wsSub{id: req.ID, hs: hs, done: make(chan struct{}), throttle: every}
+	sb := &wsSub{id: req.ID, hs: hs, throttle: every}
 	c.mu.Lock()
 	c.subs[key] = sb
 	c.mu.Unlock()
-	c.answer(wsAnswer{ID: req.ID, OK: true, Seq: &hs.Start})
-	c.wg.Add(1)
-	go c.pump(key, sb)
+	c.startSub(sb, wsAnswer{ID: req.ID, OK: true, Seq: &hs.Start})
 	return nil
 }
