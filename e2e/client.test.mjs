@@ -1,9 +1,10 @@
 // The client's connection features against the real server, in Chromium: the connection state
 // across a restart, a token function with the server's JWTs (the token replaced on the open
 // connection before it expires; a reconnect with a fresh one after `token_expired`), the HTTP
-// fallback behind a proxy that refuses WebSockets and the move back once it lets them through, and
-// a write that has resolved surviving kill -9. Pages come from another origin (a server on
-// 127.0.0.1) and load the client from the statehub server.
+// fallback behind a proxy that refuses WebSockets and the move back once it lets them through, a
+// write that has resolved surviving kill -9, and broadcasts between two pages over both
+// transports. Pages come from another origin (a server on 127.0.0.1) and load the client from the
+// statehub server.
 //
 // Run alone:  node --test e2e/client.test.mjs
 
@@ -208,6 +209,39 @@ scenarioTest(test, 'Behind a proxy that refuses WebSockets the client uses HTTP 
   assert.deepEqual(await page.evaluate(() => window.got), [1, 2, 3, 4], 'nothing lost or repeated across the move');
   assert.equal(gate.seen.streams, 1, 'one EventSource in all');
   assert.deepEqual(await page.evaluate(() => window.states), ['connecting', 'online']);
+});
+
+scenarioTest(test, 'Broadcast: one page\'s message reaches the other\'s onBroadcast, over a WebSocket one way and over HTTP + SSE the other; nothing is stored', async (sc) => {
+  const server = await sc.server({ memory: true });
+  const gate = await proxy(sc, server.url); // refuses WebSockets: its page uses the HTTP fallback
+  const ws = await openPage(sc, server.url, 'ws');
+  const sse = await openPage(sc, gate.url, 'sse');
+  for (const page of [ws, sse]) {
+    // Listening from the moment the page hears its own hello: its subscription is live.
+    await page.evaluate(async (label) => {
+      window.heard = [];
+      window.changes = [];
+      Statehub.onBroadcast('/room/1/cursors/', (msg, from) => window.heard.push([from, msg]));
+      Statehub.on('/room/1/', (key, value) => window.changes.push([key, value]), { snapshot: false });
+      while (!window.heard.some(([, msg]) => msg === 'hello ' + label)) {
+        await Statehub.broadcast('/room/1/cursors/' + label, 'hello ' + label);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }, page.label);
+  }
+  assert.ok(gate.seen.refused >= 2 && gate.seen.upgrades === 0, 'the sse page is on the fallback');
+  await ws.evaluate(() => Statehub.broadcast('/room/1/cursors/ann', { x: 10, y: 20 }));
+  await sse.evaluate(() => Statehub.broadcast('/room/1/', { typing: 'bob' })); // to the room: above the cursors
+  await sse.evaluate(() => Statehub.broadcast('/room/1/cursors/bob', { x: 1, y: 2 }));
+  const moves = (page) => page.evaluate(() => window.heard.filter(([, msg]) => typeof msg !== 'string'));
+  await waitInPage(sse, 'ann\'s cursor over SSE', () => window.heard.some(([from]) => from === '/room/1/cursors/ann'));
+  await waitInPage(ws, 'bob\'s cursor over the WebSocket', () => window.heard.some(([from]) => from === '/room/1/cursors/bob'));
+  assert.deepEqual(await moves(sse), [['/room/1/cursors/ann', { x: 10, y: 20 }], ['/room/1/cursors/bob', { x: 1, y: 2 }]]);
+  assert.deepEqual(await moves(ws), [['/room/1/cursors/ann', { x: 10, y: 20 }], ['/room/1/cursors/bob', { x: 1, y: 2 }]]);
+  // Nothing was stored, and no change callback ran.
+  assert.equal((await server.get('/room/1/cursors/ann')).status, 404);
+  assert.deepEqual(await ws.evaluate(() => window.changes), []);
+  assert.deepEqual(await sse.evaluate(() => window.changes), []);
 });
 
 scenarioTest(test, 'A write has resolved only once durable: it survives kill -9 right after', async (sc) => {

@@ -296,6 +296,22 @@ export declare class Client {
    */
   watch<T = any>(path: string, cb: (state: Record<string, T>, key: string | null) => void, opts?: WatchOptions): () => void;
 
+  /**
+   * Sends `msg` (any JSON) to the current subscribers of `path` (a key, or a path ending in "/") and
+   * of the paths above it, without storing it: cursors, reactions, typing indicators. Resolves once
+   * the server has handed it to its subscribers (this client's own included). Rejects with code
+   * `rate_limited` over the server's rate, `too_large` over its size limit, `forbidden` without the
+   * broadcast grant. Sent while the connection is down, it goes once the connection is back; one
+   * whose answer was lost is sent again, so it may arrive twice.
+   */
+  broadcast<T = any>(path: string, msg: T): Promise<void>;
+  /**
+   * Calls `cb(msg, path)` with every message broadcast to `path` or to a key below it (`path` says
+   * which) while the client is connected: broadcasts are never replayed, so one sent during a
+   * reconnect is missed. It subscribes to `path` (needing read on it). Returns the function that stops.
+   */
+  onBroadcast<T = any>(path: string, cb: (msg: T, path: string) => void): () => void;
+
   /** Acquires a lock on `key`; rejects (code from the server) when it is held and `wait` ran out. */
   lock(key: string, opts?: LockOptions): Promise<Lock>;
   /**

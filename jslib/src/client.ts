@@ -312,6 +312,17 @@ export class Client {
     return () => this.transport_.unsubscribe(subscription);
   }
 
+  broadcast<T = any>(path: string, msg: T): Promise<void> {
+    return this.request_({ op: "broadcast", path, msg }).then(() => {});
+  }
+
+  onBroadcast<T = any>(path: string, cb: (msg: T, path: string) => void): () => void {
+    // A subscription of its own, whose changes are dropped: only its broadcasts are called back.
+    const subscription = this.startSubscription_(path, false, () => {}, logError(path));
+    subscription.broadcast_ = (msg, to) => callSafely(cb, msg as T, to);
+    return () => this.transport_.unsubscribe(subscription);
+  }
+
   async lock(key: string, opts: LockOptions = {}): Promise<Lock> {
     const { ttl, owner, wait } = opts;
     const answer = await this.request_({ op: "lock", key, ttl: goDuration(ttl), owner, wait: goDuration(wait) });

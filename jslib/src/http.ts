@@ -51,6 +51,10 @@ async function fetchResult(url: string, token: string | undefined, message: Requ
         if (option != null && option !== false) query.set(name, "" + option);
       }
       break;
+    case "broadcast":
+      query.set("broadcast", "");
+      body = JSON.stringify(message.msg);
+      break;
     case "tx":
       path = "/.tx";
       body = JSON.stringify({ checks: message.checks, ops: message.ops });
@@ -96,13 +100,14 @@ async function fetchResult(url: string, token: string | undefined, message: Requ
     : data;
 }
 
-const sseEventNames: SSEEventName[] = ["message", "delete", "ready", "reset", "close"];
+const sseEventNames: SSEEventName[] = ["message", "delete", "ready", "reset", "broadcast", "close"];
 
 /** The WebSocket shape of an SSE event: its name, data and id (the position of a change). */
 function fromSSE(name: SSEEventName, data: string, id: string): StreamEvent {
   const payload = parseJSON(data);
   if (name == "ready" || name == "reset") return { type: name, seq: payload.seq };
   if (name == "close") return { type: name, reason: payload.reason };
+  if (name == "broadcast") return { type: name, path: payload.path, msg: payload.msg };
   const [key, revision, seq, snapshotMark] = id.split(":");
   const change = { key, revision: +revision, seq: +seq, snapshot: !!snapshotMark };
   return name == "delete" ? { type: "delete", ...change, ...payload } : { type: "set", value: payload, ...change };

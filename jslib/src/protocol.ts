@@ -138,6 +138,12 @@ export interface SubRequest extends RequestHead<"sub"> {
   throttle?: GoDuration;
 }
 
+/** Sends `msg` to the current subscribers of `path` (a key or a path ending in "/") and of the paths above it; never stored. */
+export interface BroadcastRequest extends RequestHead<"broadcast"> {
+  path: string;
+  msg: unknown;
+}
+
 /** Ends the subscription that the `sub` request with id `sub` started. */
 export interface UnsubRequest extends RequestHead<"unsub"> {
   sub: RequestId;
@@ -158,6 +164,7 @@ export type RequestMessage =
   | UnlockRequest
   | TxRequest
   | SubRequest
+  | BroadcastRequest
   | UnsubRequest
   | OnDisconnectRequest;
 
@@ -233,6 +240,7 @@ export interface Results {
   tx: { seq: number; results: TxOpResult[] };
   /** The seq the subscription starts from; its events follow. */
   sub: { seq: number };
+  broadcast: {};
   unsub: {};
   ondisconnect: { key: string };
 }
@@ -313,8 +321,15 @@ export interface CloseEvent {
   reason: CloseReason;
 }
 
+/** A message sent with `broadcast` to the subscription's path or a key below it (`path`): no seq, never replayed. */
+export interface BroadcastEvent {
+  type: "broadcast";
+  path: string;
+  msg: unknown;
+}
+
 export type ChangeEvent = SetEvent | DeleteEvent;
-export type StreamEvent = ChangeEvent | ResetEvent | ReadyEvent | CloseEvent;
+export type StreamEvent = ChangeEvent | ResetEvent | ReadyEvent | BroadcastEvent | CloseEvent;
 
 /** An event on the WebSocket: `sub` is the id of the `sub` request. */
 export type SubscriptionEvent = StreamEvent & { sub: RequestId };
@@ -332,6 +347,8 @@ export interface SSEData {
   delete: null | { presence?: PresenceOwner; reason?: LeaveReason };
   ready: { seq: number };
   reset: { seq: number };
+  /** A broadcast: no id, so the EventSource's last id stays the last change's. */
+  broadcast: { path: string; msg: unknown };
   close: { reason: CloseReason };
 }
 

@@ -1,7 +1,7 @@
 // One subscription: its resume position, duplicate filter and rebuild after a reset. Transports feed
 // it the events of the stream they open for it (in WebSocket shape); it delivers each change once.
 import type { Change, EventMeta } from "../statehub";
-import type { ChangeEvent, GoDuration, Position, ReadyEvent, ResetEvent } from "./protocol";
+import type { BroadcastEvent, ChangeEvent, GoDuration, Position, ReadyEvent, ResetEvent } from "./protocol";
 
 /** Delivers a change, or null when the state is complete (after `ready`). */
 export type Sink = (change: Change | null) => void;
@@ -28,6 +28,8 @@ export class Subscription {
   /** The server's throttle interval for this subscription, sent with every `sub` (or SSE query). */
   readonly throttle_?: GoDuration;
   readonly deliver_: Sink;
+  /** Receives the broadcasts of the subscription's path (onBroadcast); others drop them. */
+  broadcast_?: (msg: unknown, path: string) => void;
   /** Called once with the error that ended the subscription, or with null when the client closes. */
   end_: (error: unknown) => void;
 
@@ -56,7 +58,9 @@ export class Subscription {
   }
 
   /** Takes the next event of the stream. */
-  receive_(event: ChangeEvent | ResetEvent | ReadyEvent) {
+  receive_(event: ChangeEvent | ResetEvent | ReadyEvent | BroadcastEvent) {
+    // A broadcast has no position: nothing else changes.
+    if (event.type == "broadcast") return this.broadcast_?.(event.msg, event.path);
     const { seq } = event;
     if (event.type == "reset") return this.beginRebuild_();
     if (event.type == "ready") {

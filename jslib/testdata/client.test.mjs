@@ -181,6 +181,39 @@ for (const { name, options, loseAnswer } of transports) {
     c.close();
   });
 
+  test(`${name}: broadcast reaches onBroadcast of its path and the paths above it, between the changes, never a change's callback nor the position`, async () => {
+    const c = fresh();
+    const heard = { room: [], cursor: [], other: [] };
+    const changes = [];
+    const stop = c.onBroadcast("/room/", (msg, path) => heard.room.push([path, msg]));
+    c.onBroadcast("/room/1/cursor", (msg, path) => heard.cursor.push([path, msg]));
+    c.onBroadcast("/other/", (msg, path) => heard.other.push([path, msg]));
+    c.on("/room/", (key, value) => changes.push(value), { snapshot: false });
+    await until(() => server.subscribers.size == 4);
+    await c.set("/room/1/cursor", 0);
+    await c.broadcast("/room/1/cursor", { x: 10 });
+    await c.broadcast("/room/", "hi");
+    await c.set("/room/1/cursor", 1);
+    await until(() => changes.length == 2 && heard.room.length == 2);
+    assert.deepEqual(heard.room, [["/room/1/cursor", { x: 10 }], ["/room/", "hi"]]);
+    assert.deepEqual(heard.cursor, [["/room/1/cursor", { x: 10 }]]);
+    assert.deepEqual(heard.other, []);
+    assert.deepEqual(changes, [0, 1]);
+    assert.deepEqual(server.received.filter((m) => m.op == "broadcast").map((m) => [m.path, m.msg]), [["/room/1/cursor", { x: 10 }], ["/room/", "hi"]]);
+    await assert.rejects(c.broadcast("/room/", undefined), (e) => e.code == "invalid_json" && e.status == 400);
+    // The position is the last change's: a resume after a drop replays nothing and no broadcast.
+    server.drop();
+    await until(() => server.subscribers.size == 4);
+    const since = server.received.filter((m) => m.op == "sub" && m.path == "/room/").map((m) => m.since).slice(-2);
+    assert.deepEqual(since.sort(), ["/room/1/cursor:1:2", "/room/1/cursor:1:2"]);
+    stop();
+    await c.broadcast("/room/", "after");
+    await c.set("/room/1/cursor", 2); // reaches on() after the broadcast would have reached onBroadcast
+    await until(() => changes.length == 3);
+    assert.equal(heard.room.length, 2);
+    c.close();
+  });
+
   test(`${name}: locks: acquire, conflict, renew, release`, async () => {
     const c = fresh();
     const l = await c.lock("/locks/deploy", { ttl: 60000, owner: "ci" });

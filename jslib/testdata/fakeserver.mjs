@@ -117,6 +117,10 @@ export class Server {
         });
         return remember(ok({ seq, results }));
       }
+      case "broadcast":
+        if (m.msg === undefined) return fail(400, "invalid_json");
+        for (const s of this.subscribers) if (match(s.path, m.path)) s.send({ type: "broadcast", path: m.path, msg: m.msg });
+        return ok();
       case "sub":
         return ok({ seq: this.seq });
       case "unsub":
@@ -276,6 +280,7 @@ export function fakeFetch(current) {
     /** @type {RequestMessage} */
     let m;
     if (key == "/.tx") m = { op: "tx", ...value, idem };
+    else if (query.has("broadcast")) m = { op: "broadcast", path: key, msg: value };
     else if (query.has("lock"))
       m =
         method == "DELETE"
@@ -298,6 +303,7 @@ export function fakeFetch(current) {
       return respond(reply.status, error);
     }
     const { id, ok, replayed, ...result } = reply;
+    if (m.op == "broadcast") return respond(202, { ok: true });
     // GET and incr answer with the bare value, its revision and seq in headers.
     if ("value" in result && (m.op == "get" || m.op == "incr"))
       return respond(200, result.value, { "X-Revision": "" + result.revision, "X-Seq": "" + result.seq });
@@ -352,7 +358,9 @@ export function fakeEventSource(current) {
             ? ["ready", "" + e.seq, { seq: e.seq }]
             : e.type == "reset"
               ? ["reset", undefined, { seq: e.seq }]
-              : ["close", undefined, { reason: e.reason }];
+              : e.type == "broadcast"
+                ? ["broadcast", undefined, { path: e.path, msg: e.msg }]
+                : ["close", undefined, { reason: e.reason }];
       setTimeout(() => {
         if (!this.open) return;
         if (id !== undefined) this.lastEventId = id;
