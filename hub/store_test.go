@@ -578,6 +578,10 @@ func FuzzDecodeCommit(f *testing.F) {
 		{Seq: 9, Changes: []Change{{Key: "/a", Revision: 3, Deleted: true}, {Key: "/b", Value: []byte(`"x"`), Expires: exp}}},
 		{Seq: 3, Changes: []Change{{Key: "/n", Value: []byte(`5`)}}, Idem: &IdemRecord{Key: "k", Fingerprint: "incr /n 1", Expires: exp, Result: Result{Key: "/n", Value: []byte(`5`), Seq: 3}}},
 		{Seq: 4, Changes: []Change{{Key: "/u", Value: []byte("{\"k\xff\":[\"\xed\xa0\x80\",\"日本\xe2\x82\"]}")}}}, // from a version before CheckUTF8
+		{Seq: 5, Changes: []Change{ // version 2: a presence and reasons
+			{Key: "/p/a", Value: []byte(`1`), Ephemeral: true, Presence: &Presence{Sub: "ann", Conn: "c0nn"}, Reason: ReasonReplaced},
+			{Key: "/p/b", Revision: 2, Deleted: true, Reason: ReasonTimeout},
+		}},
 	} {
 		f.Add(encodeCommit(nil, c))
 	}
@@ -608,6 +612,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	h.Set("/b/c", []byte(`"y"`), Cond{}, WriteOptions{TTL: time.Hour})
 	h.Incr("/n", 3, WriteOptions{Idempotency: "k"})
 	h.Set("/u", []byte("{\"k\xff\":[\"\xed\xa0\x80\"]}"), Cond{}, WriteOptions{}) // as a version before CheckUTF8 could
+	h.Set("/p/a", []byte(`true`), Cond{}, WriteOptions{Session: h.NewSession(), Subject: "ann"})
 	var buf bytes.Buffer
 	h.local().writeSnapshot(&buf)
 	f.Add(buf.Bytes())

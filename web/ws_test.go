@@ -946,6 +946,8 @@ func FuzzWSMessage(f *testing.F) {
 		`{"op":"sub","id":"s","path":"/a/","since":"/a/b:1:2","snapshot":true}`,
 		`{"op":"tx","id":2,"checks":[{"key":"/a","revision":-1}],"ops":[{"op":"set","key":"/a","value":1}]}`,
 		`{"op":"get","id":{},"key":"/a"}`,
+		`{"op":"ondisconnect","id":3,"key":"/a","value":{"x":1}}`, `{"op":"ondisconnect","id":4,"key":"/a","delete":"yes","cancel":1}`,
+		`{"op":"hello","id":5}`,
 		`{"op":5}`, `[]`, `null`, `{"op":"incr","by":1e400}`, "\x00", `{"id":1e999}`,
 		"{\"op\":\"set\",\"id\":\"\xff\",\"key\":\"/a\",\"value\":1}", "{\"op\":\"lock\",\"id\":1,\"key\":\"/l\",\"owner\":\"\xed\xa0\x80\"}",
 		"{\"op\":\"tx\",\"id\":2,\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":{\"\xc0\xaf\":1}}]}",
