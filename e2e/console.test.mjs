@@ -411,7 +411,7 @@ scenarioTest(test, 'console: edit controls only where the pasted token may write
 // ---------------------------------------------------------------------------------------------------
 // The demo pages
 
-scenarioTest(test, 'board: presence of real pages: each sees the other, a reload does not flicker, a closed page leaves after the grace period', async (sc) => {
+scenarioTest(test, 'board: presence of real pages: each sees the other, a reload does not flicker, a closed page leaves after the grace period, and the board says why', async (sc) => {
   const GRACE_MS = 2000;
   const server = await sc.server({ memory: true, args: [`-ephemeral-grace=${GRACE_MS}ms`] });
   const board = (name) => `${server.url}/.demo/board?room=r1&name=${name}`;
@@ -455,6 +455,8 @@ scenarioTest(test, 'board: presence of real pages: each sees the other, a reload
   const took = Date.now() - closed;
   assert.ok(took >= GRACE_MS / 2, `bob left ${took} ms after closing, before the grace period of ${GRACE_MS} ms`);
   assert.deepEqual(await names(ann), ['ann']);
+  // ...and why; bob's reload above (his old member id left while he stayed) said nothing.
+  assert.equal(await ann.evaluate(() => document.getElementById('msg').textContent), 'bob left (closed)');
 });
 
 scenarioTest(test, 'counter demo: every page load counts one view, shown live', async (sc) => {

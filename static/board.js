@@ -29,12 +29,20 @@
 
   // A reload gives the page a new member id; the old one lives on for the server's grace period,
   // so the list shows names, once each, and a reloading member never vanishes from it.
+  // A member who leaves (and did not come back under another id: a reload) is named in the
+  // message line with the server's reason: closed (the tab closed), timeout (its connection
+  // dropped) or node_lost (its server went away).
+  const known = {}; // member id -> name, of every member seen
   const presence = Statehub.presence(`/board/${room}/people`, { name }, renderPeople);
-  function renderPeople(members) {
+  function renderPeople(members, change) {
     const names = new Set();
     for (const id in members) {
       const n = members[id] && typeof members[id].name === 'string' ? members[id].name : id;
       names.add(n);
+      known[id] = n;
+    }
+    if (change && change.type === 'delete' && change.reason && change.reason !== 'replaced' && known[change.id] && !names.has(known[change.id])) {
+      show(`${known[change.id]} left (${change.reason.replace('_', ' ')})`);
     }
     $('people').dataset.members = String(Object.keys(members).length); // connections, for the curious
     $('people').replaceChildren(...[...names].sort().map((n) => {
