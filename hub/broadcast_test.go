@@ -103,9 +103,9 @@ func TestBroadcastNotAChange(t *testing.T) {
 			{Snapshot: true},
 		} {
 			s := must(h.Subscribe("/r/", opt))
-			for _, e := range s.Initial {
+			for _, e := range s.TestInitial() {
 				if e.Broadcast {
-					t.Fatalf("Subscribe(%+v) starts with a broadcast: %v", opt, bcastAll(s.Initial))
+					t.Fatalf("Subscribe(%+v) starts with a broadcast: %v", opt, bcastAll(s.TestInitial()))
 				}
 			}
 			s.Close()
@@ -239,15 +239,15 @@ func TestEtcdBroadcastAcrossNodes(t *testing.T) {
 	}
 	again := must(b.Subscribe("/room/", hub.SubscribeOptions{Since: &hub.Position{Seq: snap.Start}}))
 	again.Close()
-	if again.Reset || len(again.Initial) != 0 {
-		t.Fatalf("resume from the snapshot's start %d: reset %v, %v", snap.Start, again.Reset, confEvents(again.Initial))
+	if again.Reset || len(again.TestInitial()) != 0 {
+		t.Fatalf("resume from the snapshot's start %d: reset %v, %v", snap.Start, again.Reset, confEvents(again.TestInitial()))
 	}
 
 	// A fresh node reads the replay back from etcd: the changes, no broadcast.
 	c := open()
 	replay := must(c.Subscribe("/room/", hub.SubscribeOptions{Since: &hub.Position{Seq: r1.Seq}}))
 	replay.Close()
-	if replay.Reset || len(replay.Initial) != 1 || replay.Initial[0].Seq != r2.Seq || replay.Initial[0].Broadcast {
-		t.Fatalf("replay on a fresh node: reset %v, %v; want the second change only", replay.Reset, confEvents(replay.Initial))
+	if replay.Reset || len(replay.TestInitial()) != 1 || replay.TestInitial()[0].Seq != r2.Seq || replay.TestInitial()[0].Broadcast {
+		t.Fatalf("replay on a fresh node: reset %v, %v; want the second change only", replay.Reset, confEvents(replay.TestInitial()))
 	}
 }

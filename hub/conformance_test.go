@@ -82,6 +82,7 @@ func TestConformance(t *testing.T) {
 		{"ttl expiry", confTTL},
 		{"feed since", confFeedSince},
 		{"feed snapshot", confFeedSnapshot},
+		{"feed paged snapshot", confFeedPagedSnapshot},
 		{"feed reset", confFeedReset},
 		{"idempotency", confIdempotency},
 		{"lock fences", confLockFences},
@@ -871,7 +872,7 @@ func confFeedSince(t *testing.T, mk func(hub.Config) *hub.Hub) {
 			if s.sub.Reset {
 				t.Fatalf("resume from %+v gave a reset", tc.pos)
 			}
-			got := append([]hub.Event(nil), s.sub.Initial...)
+			got := append([]hub.Event(nil), s.sub.TestInitial()...)
 			got = append(got, s.until(fmt.Sprintf("/f/m/%d", i))...)
 			var gotKeys []ev
 			for _, e := range got {
@@ -890,7 +891,7 @@ func confFeedSince(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	}
 	// A plain subscription starts after every answered write: the next event is a later change.
 	s := confSubscribe(t, h, "/f/", hub.SubscribeOptions{})
-	if n := len(s.sub.Initial); n != 0 {
+	if n := len(s.sub.TestInitial()); n != 0 {
 		t.Fatalf("a plain subscription has %d initial events", n)
 	}
 	if got := s.until("/f/m/plain"); len(got) != 0 {
@@ -909,7 +910,7 @@ func confFeedSnapshot(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	must(h.Delete("/s/c", hub.Cond{}, hub.WriteOptions{}))
 	set(t, h, "/other", `1`)
 	s := confSubscribe(t, h, "/s/", hub.SubscribeOptions{Snapshot: true})
-	init := s.sub.Initial
+	init := s.sub.TestInitial()
 	if len(init) != 2 || s.sub.Reset {
 		t.Fatalf("snapshot %v (reset %v), want /s/a and /s/b", confEvents(init), s.sub.Reset)
 	}
@@ -936,9 +937,62 @@ func confFeedSnapshot(t *testing.T, mk func(hub.Config) *hub.Hub) {
 
 	// A key's own snapshot.
 	k := confSubscribe(t, h, "/s/b", hub.SubscribeOptions{Snapshot: true})
-	if len(k.sub.Initial) != 1 || k.sub.Initial[0].Key != "/s/b" || k.sub.Initial[0].Seq != rb.Seq {
-		t.Fatalf("snapshot of /s/b: %v", confEvents(k.sub.Initial))
+	if len(k.sub.TestInitial()) != 1 || k.sub.TestInitial()[0].Key != "/s/b" || k.sub.TestInitial()[0].Seq != rb.Seq {
+		t.Fatalf("snapshot of /s/b: %v", confEvents(k.sub.TestInitial()))
 	}
+}
+
+// confFeedPagedSnapshot: a snapshot of a subtree of several pages, read page by page while writes
+// change it, shows every key exactly once, as it was at the snapshot's seq, in key order, each
+// page within PageEntries; the live queue holds exactly the changes after it.
+func confFeedPagedSnapshot(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	h := mk(hub.Config{})
+	const n = 2*hub.PageEntries + 37
+	key := func(i int) string { return fmt.Sprintf("/p/%04d", i) }
+	for i := range n {
+		set(t, h, key(i), strconv.Itoa(i))
+	}
+	set(t, h, "/q", `1`) // outside the subtree
+	s := confSubscribe(t, h, "/p/", hub.SubscribeOptions{Snapshot: true})
+	page, err := s.sub.NextEntries(nil)
+	if err != nil || len(page) == 0 || len(page) > hub.PageEntries {
+		t.Fatalf("first page: %d entries, %v", len(page), err)
+	}
+	// Changes while the rest is unread: in the page read, in the pages to come, a new key.
+	var changes []hub.Result
+	changes = append(changes, set(t, h, key(0), `"changed"`), set(t, h, key(n-1), `"changed"`))
+	changes = append(changes, must(h.Delete(key(n-2), hub.Cond{}, hub.WriteOptions{})))
+	changes = append(changes, set(t, h, "/p/9999", `"new"`))
+	all := page
+	for {
+		next, err := s.sub.NextEntries(nil)
+		if err != nil {
+			t.Fatalf("NextEntries: %v", err)
+		}
+		if len(next) == 0 {
+			break
+		}
+		if len(next) > hub.PageEntries {
+			t.Fatalf("a page of %d entries", len(next))
+		}
+		all = append(all, next...)
+	}
+	if len(all) != n {
+		t.Fatalf("%d entries, want %d", len(all), n)
+	}
+	for i, e := range all {
+		if e.Key != key(i) || string(e.Value) != strconv.Itoa(i) || e.Revision != 0 || !e.Snapshot || e.Seq > s.sub.Start {
+			t.Fatalf("entry %d: %v, want %s = %d at rev 0, seq at most %d", i, confEvents([]hub.Event{e}), key(i), i, s.sub.Start)
+		}
+	}
+	for i, want := range []struct {
+		key     string
+		rev     int64
+		deleted bool
+	}{{key(0), 1, false}, {key(n - 1), 1, false}, {key(n - 2), 1, true}, {"/p/9999", 0, false}} {
+		confEvent(t, s.next(), want.key, want.rev, changes[i].Seq, want.deleted)
+	}
+	s.quiet("/p/marker", "after the changes")
 }
 
 // confFeedReset: a resume from a position older than the retained history either replays
@@ -953,7 +1007,7 @@ func confFeedReset(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	rx := must(h.Delete("/z/c", hub.Cond{}, hub.WriteOptions{}))
 	s := confSubscribe(t, h, "/z/", hub.SubscribeOptions{Since: &hub.Position{Seq: ra.Seq}})
 	if !s.sub.Reset {
-		got := confEvents(s.sub.Initial)
+		got := confEvents(s.sub.TestInitial())
 		want := fmt.Sprint([]string{
 			fmt.Sprintf("/z/b rev 0 seq %d deleted false value 1", rb.Seq),
 			fmt.Sprintf("/z/c rev 0 seq %d deleted false value 1", rc.Seq),
@@ -971,7 +1025,7 @@ func confFeedReset(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		}
 		return
 	}
-	init := s.sub.Initial
+	init := s.sub.TestInitial()
 	if len(init) != 2 || init[0].Key != "/z/a" || init[0].Seq != rd.Seq || string(init[0].Value) != "2" || init[1].Key != "/z/b" || !init[0].Snapshot || !init[1].Snapshot {
 		t.Fatalf("reset entries %v, want /z/a = 2 and /z/b", confEvents(init))
 	}
@@ -1491,12 +1545,12 @@ func confBroadcast(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	key.quiet("/bc/room/x", "a broadcast to the prefix above a key") // its marker is a third change
 	// A resume from before the broadcast replays the changes only.
 	s := confSubscribe(t, h, "/bc/room/", hub.SubscribeOptions{Since: &hub.Position{Seq: r1.Seq, Key: "/bc/room/x"}})
-	if s.sub.Reset || len(s.sub.Initial) != 2 || s.sub.Initial[0].Seq != r2.Seq {
-		t.Fatalf("resume after %d: reset %v, %v; want the changes after it, no broadcast", r1.Seq, s.sub.Reset, confEvents(s.sub.Initial))
+	if s.sub.Reset || len(s.sub.TestInitial()) != 2 || s.sub.TestInitial()[0].Seq != r2.Seq {
+		t.Fatalf("resume after %d: reset %v, %v; want the changes after it, no broadcast", r1.Seq, s.sub.Reset, confEvents(s.sub.TestInitial()))
 	}
-	for _, e := range s.sub.Initial {
+	for _, e := range s.sub.TestInitial() {
 		if e.Broadcast {
-			t.Fatalf("a replay holds a broadcast: %v", confEvents(s.sub.Initial))
+			t.Fatalf("a replay holds a broadcast: %v", confEvents(s.sub.TestInitial()))
 		}
 	}
 }

@@ -28,8 +28,9 @@
 //     failure every later write is refused (ErrUnavailable) until restart; a failed fsync is never
 //     retried and reported as a success.
 //   - Events reach subscribers in (seq, key) order, only after their commit is durable: the store
-//     delivers a commit to the hub only then. A subscription's Initial events plus its queue hold
-//     every change of its path after its start exactly once: the start and the registration are
+//     delivers a commit to the hub only then. A subscription's Initial events (a replay) or
+//     entries (a snapshot or reset) plus its queue hold every change of its path after its start
+//     exactly once: the start and the registration are
 //     fixed under the hub's lock, which every delivery takes. A replay (Since) or a plain
 //     subscription starts at the last delivered seq; a snapshot at the store's applied seq, whose
 //     later delivery the subscription skips, and is handed out once that seq is durable. A replay
@@ -86,6 +87,12 @@
 //   - The tree holds items (item.go), never changed in place: a write sets a new item, so a copy
 //     of the tree (a snapshot, a stream's ?snapshot) stays as it was. An item's rare fields (TTL,
 //     file type, lock, session) sit behind a pointer, nil for most keys, that such copies share.
+//   - A snapshot's or reset's entries are never gathered whole: Store.Snapshot fixes the state
+//     (Local: an O(1) copy of the tree; Etcd: a revision) and its Entries read it a page at a time
+//     (at most PageEntries; Local's also within PageBytes past its first entry), Local's from the
+//     copy, Etcd's from etcd at that revision. A subscriber holds one page; the first is read once
+//     the snapshot's seq is durable. Lists are pages too (ListOptions), and backups stream from
+//     a fixed state, Local's from a copy of the tree, Etcd's page by page at one revision.
 //
 // # Concurrency
 //

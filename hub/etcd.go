@@ -599,37 +599,58 @@ func (e *Etcd) List(prefix string, opt ListOptions) (Page, error) {
 	return page, err
 }
 
-// Snapshot fixes the state of path at etcd's current revision; entries reads it at that
-// revision.
-func (e *Etcd) Snapshot(path string) (uint64, func() ([]Event, error)) {
+// Snapshot fixes the state of path at etcd's current revision; its entries are read at that
+// revision, a page (PageEntries) per request.
+func (e *Etcd) Snapshot(path string) (uint64, Entries) {
 	ctx, cancel := e.reqCtx()
 	defer cancel()
 	resp, err := e.cli.Get(ctx, e.ec.Prefix+"k", clientv3.WithCountOnly())
 	if err != nil {
-		return 0, func() ([]Event, error) { return nil, unavailableErr(err) }
+		return 0, errEntries{unavailableErr(err)}
 	}
-	rev := resp.Header.Revision
-	return uint64(rev), func() ([]Event, error) {
-		ctx, cancel := e.reqCtx()
-		defer cancel()
-		opts := []clientv3.OpOption{clientv3.WithRev(rev)}
-		if IsPrefix(path) {
-			opts = append(opts, clientv3.WithPrefix())
-		}
-		resp, err := e.cli.Get(ctx, e.dataKey(path), opts...)
+	p := &etcdEntries{e: e, rev: resp.Header.Revision, from: e.dataKey(path)}
+	if IsPrefix(path) {
+		p.end = clientv3.GetPrefixRangeEnd(p.from)
+	}
+	return uint64(p.rev), p
+}
+
+// etcdEntries pages through a subtree (or one key, when end is empty) at one revision.
+type etcdEntries struct {
+	e        *Etcd
+	rev      int64
+	from     string // the etcd key the next page starts at
+	end      string // the end of the range; empty for one key
+	finished bool
+}
+
+func (p *etcdEntries) Next(buf []Event) ([]Event, error) {
+	if p.finished {
+		return buf, nil
+	}
+	ctx, cancel := p.e.reqCtx()
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithRev(p.rev)}
+	if p.end != "" {
+		opts = append(opts, clientv3.WithRange(p.end), clientv3.WithLimit(PageEntries))
+	}
+	resp, err := p.e.cli.Get(ctx, p.from, opts...)
+	if err != nil {
+		return buf, unavailableErr(err)
+	}
+	for _, kv := range resp.Kvs {
+		it, _, err := p.e.itemOfKV(kv)
 		if err != nil {
-			return nil, unavailableErr(err)
+			return buf, err
 		}
-		out := make([]Event, 0, len(resp.Kvs))
-		for _, kv := range resp.Kvs {
-			it, _, err := e.itemOfKV(kv)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ()})
-		}
-		return out, nil
+		buf = append(buf, snapshotEvent(it))
 	}
+	if p.end == "" || !resp.More || len(resp.Kvs) == 0 {
+		p.finished = true
+	} else {
+		p.from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	return buf, nil
 }
 
 // Since reads the changes of path after p up to upTo back from etcd, for a resume older than

@@ -49,14 +49,14 @@ func TestEtcdResumeOnAFreshNode(t *testing.T) {
 	}
 	want := []string{fmt.Sprintf("/r/b@%d", second.Seq), fmt.Sprintf("/r/a@%d", third.Seq)}
 	var got []string
-	for _, e := range sub.Initial {
+	for _, e := range sub.TestInitial() {
 		got = append(got, fmt.Sprintf("%s@%d", e.Key, e.Seq))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}
-	if sub.Initial[1].Revision != 1 || string(sub.Initial[1].Value) != "6" {
-		t.Errorf("replayed incr %+v, want revision 1 value 6", sub.Initial[1])
+	if sub.TestInitial()[1].Revision != 1 || string(sub.TestInitial()[1].Value) != "6" {
+		t.Errorf("replayed incr %+v, want revision 1 value 6", sub.TestInitial()[1])
 	}
 
 	// Compact past the position: the resume resets, with the current state.
@@ -71,7 +71,7 @@ func TestEtcdResumeOnAFreshNode(t *testing.T) {
 	c := open()
 	sub2 := must(c.Subscribe("/r/", hub.SubscribeOptions{Since: &hub.Position{Seq: first.Seq, Key: "/r/a"}}))
 	defer sub2.Close()
-	if !sub2.Reset || len(sub2.Initial) != 2 {
-		t.Fatalf("a resume below etcd's compaction: reset %v, %d entries; want a reset with the 2 keys", sub2.Reset, len(sub2.Initial))
+	if !sub2.Reset || len(sub2.TestInitial()) != 2 {
+		t.Fatalf("a resume below etcd's compaction: reset %v, %d entries; want a reset with the 2 keys", sub2.Reset, len(sub2.TestInitial()))
 	}
 }

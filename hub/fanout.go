@@ -26,9 +26,9 @@ type Store interface {
 	OpenFile(key string) (Entry, io.ReadSeekCloser, error)
 	List(prefix string, opt ListOptions) (Page, error)
 	// Snapshot fixes the state of path as of the returned seq (at least every seq already
-	// delivered to the feed). entries lists it later, without any lock held; the seq may not be
-	// durable yet: call Durable before showing it.
-	Snapshot(path string) (seq uint64, entries func() ([]Event, error))
+	// delivered to the feed). entries reads it later, page by page, without any lock held; the
+	// seq may not be durable yet: call Durable before showing it.
+	Snapshot(path string) (seq uint64, entries Entries)
 	// Durable blocks until seq is durable; ErrUnavailable when it never will be.
 	Durable(seq uint64) error
 	// Since returns the changes of path after position p up to seq upTo, in order, for a resume
@@ -245,7 +245,7 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 			s.Reset, snapshot = true, true
 		}
 	}
-	var entries func() ([]Event, error)
+	var entries Entries
 	if snapshot {
 		// The store's state may hold commits not yet delivered: the subscription skips those
 		// (they are in the snapshot) and is handed out once they are durable (below).
@@ -273,13 +273,19 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		return h.Subscribe(path, SubscribeOptions{Since: &Position{Seq: opt.Since.Seq, Snapshot: true}, Notify: opt.Notify})
 	}
 	if snapshot {
+		// Nothing is shown before it is durable. The first page is read here, so a store that
+		// cannot read the state fails the subscription at once; the rest is read as it is sent.
 		err := h.Store.Durable(s.Start)
 		if err == nil {
-			s.Initial, err = entries()
+			s.first, err = entries.Next(nil)
+			s.entries = entries
 		}
 		if err != nil {
 			s.Close()
 			return nil, err
+		}
+		if s.first == nil {
+			s.entries = nil // an empty subtree
 		}
 	}
 	return s, nil

@@ -321,7 +321,7 @@ func TestLockSurvivesRestart(t *testing.T) {
 			}
 			sub := must(h.Subscribe("/l", hub.SubscribeOptions{Snapshot: true}))
 			defer sub.Close()
-			for _, e := range sub.Initial {
+			for _, e := range sub.TestInitial() {
 				if strings.Contains(string(e.Value), lk2.Token) {
 					t.Fatalf("snapshot event shows the token: %s", e.Value)
 				}

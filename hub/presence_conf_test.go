@@ -76,7 +76,7 @@ func confPresence(t *testing.T, mk func(hub.Config) *hub.Hub) {
 	// A resume from before replays the same presences and reasons.
 	r := confSubscribe(t, h, "/pr/", hub.SubscribeOptions{Since: &hub.Position{Seq: start.Seq, Key: "/pr/start"}})
 	var got []string
-	for _, e := range r.sub.Initial {
+	for _, e := range r.sub.TestInitial() {
 		got = append(got, fmt.Sprintf("%s %v %+v %q", e.Key, e.Deleted, e.Presence, e.Reason))
 	}
 	want := []string{

@@ -51,10 +51,10 @@ func TestPresenceNodeLostLocal(t *testing.T) {
 	defer h.Close()
 	r := must(h.Subscribe("/n/", hub.SubscribeOptions{Since: &hub.Position{Seq: start.Seq, Key: "/n/start"}}))
 	defer r.Close()
-	if r.Reset || len(r.Initial) != 2 {
-		t.Fatalf("resume after a restart: reset %v, %d events; want the set and the delete", r.Reset, len(r.Initial))
+	if r.Reset || len(r.TestInitial()) != 2 {
+		t.Fatalf("resume after a restart: reset %v, %d events; want the set and the delete", r.Reset, len(r.TestInitial()))
 	}
-	confPresenceEvent(t, r.Initial[1], "/n/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
+	confPresenceEvent(t, r.TestInitial()[1], "/n/ann", true, &hub.Presence{Sub: "ann", Conn: sess.Conn()}, hub.ReasonNodeLost)
 }
 
 // TestPresenceNodeLostEtcd: two nodes share a prefix; when node A's etcd lease ends (as when A
@@ -80,8 +80,8 @@ func TestPresenceNodeLostEtcd(t *testing.T) {
 	}
 	// A snapshot: B's watch may not have delivered the set yet, and the live part starts after it.
 	s := confSubscribe(t, b, "/room/", hub.SubscribeOptions{Snapshot: true})
-	if len(s.sub.Initial) != 1 {
-		t.Fatalf("snapshot %+v, want /room/ann", s.sub.Initial)
+	if len(s.sub.TestInitial()) != 1 {
+		t.Fatalf("snapshot %+v, want /room/ann", s.sub.TestInitial())
 	}
 
 	// A's lease ends: revoke it, as etcd does once A stops renewing it.
@@ -142,7 +142,7 @@ func TestOnDisconnectOrphanEtcd(t *testing.T) {
 	}
 	y := open()
 	s := confSubscribe(t, y, "/st/", hub.SubscribeOptions{Snapshot: true})
-	for _, e := range s.sub.Initial {
+	for _, e := range s.sub.TestInitial() {
 		if e.Key == "/st/x" && string(e.Value) == `"gone"` {
 			return
 		}

@@ -140,7 +140,7 @@ func TestStoreResumeAcrossRestart(t *testing.T) {
 		t.Fatal("resume across a restart gave a reset; the log should have rebuilt the history")
 	}
 	var got []string
-	for _, e := range sub.Initial {
+	for _, e := range sub.TestInitial() {
 		got = append(got, e.Key+"="+string(e.Value))
 	}
 	if want := "[/r/b=2 /r/a=4]"; fmt.Sprint(got) != want {
@@ -562,7 +562,7 @@ func TestStoreRepairsInvalidUTF8(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			for _, e := range sub.Initial {
+			for _, e := range sub.TestInitial() {
 				if !utf8.Valid(e.Value) {
 					t.Errorf("subscription delivers %s = %q, not UTF-8", e.Key, e.Value)
 				}

@@ -2,8 +2,6 @@ package hub
 
 import (
 	"sync"
-
-	"github.com/tidwall/btree"
 )
 
 // Event is one change of one key, one entry of a snapshot, or a broadcast message.
@@ -47,18 +45,21 @@ type SubscribeOptions struct {
 	Notify chan struct{}
 }
 
-// Subscription delivers the changes of a path. Read Initial first, then the live queue (Ready and
-// Take); together they hold every change of the path after the starting position exactly once, in
-// (seq, key) order. The queue is bounded in events (Config.QueueSize) and in bytes of keys and
+// Subscription delivers the changes of a path. Read Initial (a replay) or the entries of a snapshot
+// or reset (NextEntries, page by page) first, then the live queue (Ready and Take); together they
+// hold every change of the path after the starting position exactly once, in (seq, key) order. The queue is bounded in events (Config.QueueSize) and in bytes of keys and
 // values (Config.QueueBytes; an event always fits an empty queue, however large): a subscriber that
 // falls further behind is closed with ErrSlowConsumer, and resumes from its position. It is also
 // closed at shutdown (ErrShutdown) and by Close (nil). Memory grows with the backlog, up to the
 // bounds.
 type Subscription struct {
 	Path    string
-	Initial []Event
-	Reset   bool   // Initial is the current state after a reset, not a replay
-	Start   uint64 // Initial brings the subscriber up to this seq; the queue holds only later events
+	Initial []Event // a replay: the changes after SubscribeOptions.Since; nil for a snapshot or reset
+	Reset   bool    // the entries (NextEntries) are the current state after a reset
+	Start   uint64  // Initial or the entries bring the subscriber up to this seq; the queue holds only later events
+
+	first   []Event // the first page of the entries, read by Subscribe
+	entries Entries // the rest; nil once read
 
 	h     *Hub
 	ready chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed
@@ -70,6 +71,29 @@ type Subscription struct {
 	closed bool
 	err    error
 	once   sync.Once
+}
+
+// NextEntries appends the next page of a snapshot's or reset's entries to buf (at most
+// PageEntries), and returns buf unchanged once every entry has been read, or for a subscription
+// without a snapshot. An error (ErrUnavailable: a cluster store lost the state it fixed) means the
+// subscription cannot start: close it; its client resumes. Only the subscription's reader calls
+// it, before reading the queue.
+func (s *Subscription) NextEntries(buf []Event) ([]Event, error) {
+	if s.first != nil {
+		buf = append(buf, s.first...)
+		clear(s.first)
+		s.first = nil
+		return buf, nil
+	}
+	if s.entries == nil {
+		return buf, nil
+	}
+	n := len(buf)
+	buf, err := s.entries.Next(buf)
+	if err != nil || len(buf) == n {
+		s.entries = nil
+	}
+	return buf, err
 }
 
 // Ready is signalled when events are queued or the subscription is closed; then call Take.
@@ -169,12 +193,12 @@ func (s *Subscription) signal() {
 }
 
 // Snapshot fixes the state of path as of the last applied seq (see Store). The tree is copied in
-// O(1) (copy-on-write), so entries reads it without the lock.
-func (h *Local) Snapshot(path string) (uint64, func() ([]Event, error)) {
+// O(1) (copy-on-write), so its entries are read from the copy, page by page, without the lock.
+func (h *Local) Snapshot(path string) (uint64, Entries) {
 	h.mu.Lock() // not RLock: tree.Copy writes the tree's copy-on-write id
 	tree, seq := h.tree.Copy(), h.seq
 	h.mu.Unlock()
-	return seq, func() ([]Event, error) { return snapshotEvents(tree, path), nil }
+	return seq, &treeEntries{tree: tree, path: path, from: path}
 }
 
 // publish hands every pending event up to seq to the feed, in order.
@@ -217,16 +241,3 @@ func (h *Local) publish(seq uint64) {
 
 // maxSpareEvents bounds the array publish keeps for reuse.
 const maxSpareEvents = 1024
-
-// snapshotEvents lists the entries under path as snapshot events, in key order.
-func snapshotEvents(tree *btree.BTreeG[item], path string) []Event {
-	var out []Event
-	tree.Ascend(item{key: path}, func(it item) bool {
-		if !Covers(path, it.key) {
-			return !IsPrefix(path) && it.key == path // a key: stop after it
-		}
-		out = append(out, Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ(), Presence: it.presence()})
-		return IsPrefix(path)
-	})
-	return out
-}

@@ -67,7 +67,7 @@ func TestSubscribeLive(t *testing.T) {
 		subs := make([]*hub.Subscription, len(tests))
 		for i, tc := range tests {
 			subs[i] = must(h.Subscribe(tc.path, hub.SubscribeOptions{}))
-			if subs[i].Start != 0 || subs[i].Initial != nil || subs[i].Reset {
+			if subs[i].Start != 0 || subs[i].TestInitial() != nil || subs[i].Reset {
 				t.Fatalf("%s: plain subscription %+v", tc.name, subs[i])
 			}
 		}
@@ -141,7 +141,7 @@ func TestSubscribeSince(t *testing.T) {
 				if sub.Reset || sub.Start != 6 {
 					t.Fatalf("Reset %v Start %d, want a replay up to 6", sub.Reset, sub.Start)
 				}
-				if got := ids(sub.Initial); !slices.Equal(got, tc.want) {
+				if got := ids(sub.TestInitial()); !slices.Equal(got, tc.want) {
 					t.Fatalf("replay %v, want %v", got, tc.want)
 				}
 				// Live events follow the replay, without a duplicate.
@@ -186,7 +186,7 @@ func TestSubscribeReset(t *testing.T) {
 				t.Fatalf("Reset %v Start %d, want %v and 10", sub.Reset, sub.Start, tc.reset)
 			}
 			if !tc.reset {
-				if got := ids(sub.Initial); !slices.Equal(got, tc.want) {
+				if got := ids(sub.TestInitial()); !slices.Equal(got, tc.want) {
 					t.Fatalf("replay %v, want %v", got, tc.want)
 				}
 				return
@@ -196,10 +196,10 @@ func TestSubscribeReset(t *testing.T) {
 			for i := 1; i <= 9; i++ {
 				want = append(want, fmt.Sprintf("/r/k%d:0:%d:s", i, i+1))
 			}
-			if got := ids(sub.Initial); !slices.Equal(got, want) {
+			if got := ids(sub.TestInitial()); !slices.Equal(got, want) {
 				t.Fatalf("reset entries %v, want %v", got, want)
 			}
-			for _, e := range sub.Initial {
+			for _, e := range sub.TestInitial() {
 				if !e.Snapshot || e.Deleted || string(e.Value) != e.Key[len("/r/k"):] {
 					t.Fatalf("reset entry %+v", e)
 				}
@@ -228,11 +228,11 @@ func TestSubscribeReset(t *testing.T) {
 		for _, c := range cases {
 			p := must(hub.ParsePosition(c.since))
 			sub := must(h.Subscribe("/m/", hub.SubscribeOptions{Since: &p}))
-			if sub.Reset != c.reset || !c.reset && !slices.Equal(ids(sub.Initial), c.want) {
-				t.Errorf("since %s: reset %v replay %v; want reset %v replay %v", c.since, sub.Reset, ids(sub.Initial), c.reset, c.want)
+			if sub.Reset != c.reset || !c.reset && !slices.Equal(ids(sub.TestInitial()), c.want) {
+				t.Errorf("since %s: reset %v replay %v; want reset %v replay %v", c.since, sub.Reset, ids(sub.TestInitial()), c.reset, c.want)
 			}
-			if c.reset && len(sub.Initial) != 0 {
-				t.Errorf("since %s: reset of an empty subtree has entries %v", c.since, ids(sub.Initial))
+			if c.reset && len(sub.TestInitial()) != 0 {
+				t.Errorf("since %s: reset of an empty subtree has entries %v", c.since, ids(sub.TestInitial()))
 			}
 			sub.Close()
 		}
@@ -265,10 +265,10 @@ func TestSubscribeSnapshot(t *testing.T) {
 			if sub.Reset || sub.Start != 5 {
 				t.Fatalf("Reset %v Start %d", sub.Reset, sub.Start)
 			}
-			if got := ids(sub.Initial); !slices.Equal(got, tc.want) {
+			if got := ids(sub.TestInitial()); !slices.Equal(got, tc.want) {
 				t.Fatalf("snapshot %v, want %v", got, tc.want)
 			}
-			for _, e := range sub.Initial {
+			for _, e := range sub.TestInitial() {
 				if g := must(h.Get(e.Key)); string(g.Value) != string(e.Value) {
 					t.Fatalf("snapshot entry %+v, Get %+v", e, g)
 				}
@@ -328,7 +328,7 @@ func subscribeWhileWriting(t *testing.T, h *hub.Hub) {
 	if err != nil || oracle.Reset {
 		t.Fatalf("replay from the start: %v (reset %v)", err, oracle != nil && oracle.Reset)
 	}
-	all := oracle.Initial
+	all := oracle.TestInitial()
 	type state struct {
 		value string
 		rev   int64
@@ -354,7 +354,7 @@ func subscribeWhileWriting(t *testing.T, h *hub.Hub) {
 			continue
 		}
 		have := map[string]state{}
-		for _, e := range sub.Initial {
+		for _, e := range sub.TestInitial() {
 			if !e.Snapshot || e.Seq > sub.Start {
 				t.Fatalf("sub %d: snapshot entry %+v past Start %d", i, e, sub.Start)
 			}
@@ -438,8 +438,8 @@ func TestConcurrentSnapshotSubscribers(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if len(sub.Initial) != 50 {
-					t.Errorf("snapshot of %d entries, want 50", len(sub.Initial))
+				if len(sub.TestInitial()) != 50 {
+					t.Errorf("snapshot of %d entries, want 50", len(sub.TestInitial()))
 				}
 				sub.Close()
 			}
@@ -475,7 +475,7 @@ func TestSlowConsumer(t *testing.T) {
 		// The subscriber resumes from its last event and misses nothing.
 		p := must(hub.ParsePosition(got[len(got)-1].ID()))
 		again := must(h.Subscribe("/", hub.SubscribeOptions{Since: &p}))
-		all := append(got, again.Initial...)
+		all := append(got, again.TestInitial()...)
 		if len(all) != writes || again.Reset {
 			t.Fatalf("after resume %d events (reset %v), want %d", len(all), again.Reset, writes)
 		}
@@ -624,7 +624,7 @@ func (s *subscriber) run(t *testing.T, h *hub.Hub, sub *hub.Subscription, rng *r
 			t.Errorf("%s: resume from %+v was reset", s.path, since)
 		}
 		s.resumes++
-		for _, e := range next.Initial {
+		for _, e := range next.TestInitial() {
 			record(e)
 		}
 		return next
@@ -785,8 +785,8 @@ func BenchmarkFanout(b *testing.B) {
 						if err != nil {
 							return
 						}
-						if len(next.Initial) > 0 {
-							e := next.Initial[len(next.Initial)-1]
+						if len(next.TestInitial()) > 0 {
+							e := next.TestInitial()[len(next.TestInitial())-1]
 							last = hub.Position{Seq: e.Seq, Key: e.Key}
 						}
 						sub = next

@@ -3,7 +3,9 @@ package web
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,4 +152,38 @@ func TestWriteDeadlineArm(t *testing.T) {
 	if len(sets) != 3 || !sets[2].IsZero() {
 		t.Fatalf("deadlines set: %v", sets)
 	}
+}
+
+// TestSnapshotPages: a ?snapshot of a subtree of several pages, over SSE and over the WebSocket,
+// brings every key exactly once, in key order, then ready, then the live changes.
+func TestSnapshotPages(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(ts.url, "ws"), "/.ws")
+	const n = 2*hub.PageEntries + 11
+	key := func(i int) string { return fmt.Sprintf("/pg/%04d", i) }
+	for i := range n {
+		ts.h.Set(key(i), []byte(strconv.Itoa(i)), hub.Cond{}, hub.WriteOptions{})
+	}
+	sse := openRaw(t, base+"/pg/?snapshot", "")
+	c := ts.dial(t)
+	c.must(m{"op": "sub", "path": "/pg/", "snapshot": true})
+	for i := range n {
+		want := fmt.Sprintf("id: %s\ndata: %d\n\n", hub.EventID(key(i), 0, uint64(i+1), true), i)
+		if got := sse.next(t); got != want {
+			t.Fatalf("SSE entry %d: %q, want %q", i, got, want)
+		}
+		if e := c.event(); e.Key != key(i) || string(e.Value) != strconv.Itoa(i) || !e.Snapshot {
+			t.Fatalf("WebSocket entry %d: %s", i, e.raw)
+		}
+	}
+	if got := sse.next(t); !strings.HasPrefix(got, "event: ready\n") {
+		t.Fatalf("after the entries: %q", got)
+	}
+	c.expectEvents(c.id, "ready")
+	ts.h.Set(key(0), []byte(`"live"`), hub.Cond{}, hub.WriteOptions{})
+	if got := sse.next(t); !strings.Contains(got, `data: "live"`) {
+		t.Fatalf("live change: %q", got)
+	}
+	c.expectEvents(c.id, `set /pg/0000 "live"@1`)
 }

@@ -55,23 +55,45 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	if sub.Reset {
 		out.event("reset", "", []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
 	}
-	initial := sub.Initial
+	initial := sub.Initial                // a replay
 	th := newThrottle(s.cfg.Clock, every) // nil unless ?throttle (throttle.go)
 	defer th.Stop()
 	if th != nil {
 		initial = coalesce(initial)
-		th.started(len(initial))
 	}
+	sent := len(initial)
 	for i := range initial {
 		out.change(&initial[i])
-		// A snapshot may be the whole subtree: it goes out as it is formatted, never whole in
-		// the buffer.
 		if out.buf.Len() >= sseKeepBuffer {
 			if err := out.flush(); err != nil {
 				return nil
 			}
 		}
 	}
+	// A snapshot or reset may be the whole subtree: it is read page by page and goes out as it
+	// is formatted, never whole in memory.
+	var page []hub.Event
+	for {
+		page, err = sub.NextEntries(page[:0])
+		if err != nil {
+			s.endStream(out, err)
+			return nil
+		}
+		if len(page) == 0 {
+			break
+		}
+		sent += len(page)
+		for i := range page {
+			out.change(&page[i])
+			if out.buf.Len() >= sseKeepBuffer {
+				if err := out.flush(); err != nil {
+					return nil
+				}
+			}
+		}
+		clear(page)
+	}
+	th.started(sent)
 	out.event("ready", strconv.FormatUint(sub.Start, 10), []byte(`{"seq":`+strconv.FormatUint(sub.Start, 10)+`}`))
 	if err := out.flush(); err != nil {
 		return nil

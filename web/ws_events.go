@@ -38,18 +38,41 @@ func (c *wsConn) begin(sb *wsSub) error {
 			return err
 		}
 	}
-	initial := hs.Initial
+	initial := hs.Initial                           // a replay
 	sb.th = newThrottle(c.s.cfg.Clock, sb.throttle) // nil for an unthrottled sub (throttle.go)
 	if sb.th != nil {
 		sb.th.notify = c.notify
 		initial = coalesce(initial)
-		sb.th.started(len(initial))
 	}
-	for i := range initial {
-		if err := c.writeEvent(sb, &initial[i]); err != nil {
+	if err := c.writeEvents(sb, initial); err != nil {
+		return err
+	}
+	sent := len(initial)
+	// A snapshot or reset: read page by page, never whole in memory.
+	for {
+		var err error
+		c.taken, err = hs.NextEntries(c.taken[:0])
+		if err != nil { // the store lost the state it fixed: the client subscribes again
+			sb.th.Stop()
+			hs.Close()
+			c.mu.Lock()
+			if c.subs[string(sb.id)] == sb {
+				delete(c.subs, string(sb.id))
+			}
+			c.mu.Unlock()
+			return c.writeMsg([]byte(`{"sub":` + string(sb.id) + `,"type":"close","reason":"` + disconnectFor(err).reason + `"}`))
+		}
+		if len(c.taken) == 0 {
+			break
+		}
+		sent += len(c.taken)
+		err = c.writeEvents(sb, c.taken)
+		clear(c.taken)
+		if err != nil {
 			return err
 		}
 	}
+	sb.th.started(sent)
 	c.scratch = appendMark(c.scratch[:0], sb.id, "ready", hs.Start)
 	if err := c.writeMsg(c.scratch); err != nil {
 		return err
