@@ -64,9 +64,9 @@ func (h *Local) WriteBackup(w io.Writer) (uint64, error) {
 
 // blobSums returns the distinct blobs the frozen state refers to, sorted, each with a key that
 // refers to it.
-func (f frozen) blobSums() (sums []string, keyOf map[string]string) {
+func (f frozen) blobSums() (sums []string, keyOf map[string]string, err error) {
 	keyOf = make(map[string]string)
-	f.tree.Scan(func(it item) bool {
+	err = f.scan(func(it item) bool {
 		if it.typ() == "" {
 			return true
 		}
@@ -79,12 +79,15 @@ func (f frozen) blobSums() (sums []string, keyOf map[string]string) {
 		return true
 	})
 	slices.Sort(sums)
-	return sums, keyOf
+	return sums, keyOf, err
 }
 
 // writeBlobs streams the blob section, reading each blob from blobs.
 func (f frozen) writeBlobs(w io.Writer, blobs BlobStore) error {
-	sums, keyOf := f.blobSums()
+	sums, keyOf, err := f.blobSums()
+	if err != nil {
+		return err
+	}
 	crc := crc32.New(castagnoli)
 	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
 	bw.WriteString(blobSectionMagic)
@@ -98,7 +101,7 @@ func (f frozen) writeBlobs(w io.Writer, blobs BlobStore) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+	_, err = w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
 	return err
 }
 
@@ -181,7 +184,10 @@ func noEOF(err error) error {
 // blob of f. Each blob is durable (BlobStore.Put) before the next is read, and its sha256 is
 // verified.
 func restoreBlobs(r *bufio.Reader, f frozen, blobs BlobStore) error {
-	sums, keyOf := f.blobSums()
+	sums, keyOf, err := f.blobSums()
+	if err != nil {
+		return err
+	}
 	want := make(map[string]bool, len(sums))
 	for _, s := range sums {
 		want[s] = true

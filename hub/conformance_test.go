@@ -1,10 +1,12 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"slices"
@@ -83,6 +85,7 @@ func TestConformance(t *testing.T) {
 		{"feed since", confFeedSince},
 		{"feed snapshot", confFeedSnapshot},
 		{"feed paged snapshot", confFeedPagedSnapshot},
+		{"backup of many keys", confBackupPages},
 		{"feed reset", confFeedReset},
 		{"idempotency", confIdempotency},
 		{"lock fences", confLockFences},
@@ -993,6 +996,50 @@ func confFeedPagedSnapshot(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		confEvent(t, s.next(), want.key, want.rev, changes[i].Seq, want.deleted)
 	}
 	s.quiet("/p/marker", "after the changes")
+}
+
+// confBackupPages: a backup of several pages of keys (Etcd's is read a page at a time) and a
+// stored file restores to the same keys, values, revisions and file, at the backup's seq.
+func confBackupPages(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	h := mk(hub.Config{})
+	const n = 2*hub.PageEntries + 5
+	key := func(i int) string { return fmt.Sprintf("/b/%04d", i) }
+	for i := range n {
+		set(t, h, key(i), strconv.Itoa(i))
+	}
+	set(t, h, key(1), `"again"`)
+	must(h.SetFile("/b/file", "text/plain", strings.NewReader("file bytes"), hub.Cond{}, hub.WriteOptions{}))
+	var buf bytes.Buffer
+	seq, err := h.WriteBackup(&buf)
+	if err != nil {
+		t.Fatalf("WriteBackup: %v", err)
+	}
+	dir := t.TempDir()
+	if got, err := hub.Restore(hub.StoreConfig{Dir: dir}, &buf); err != nil || got != seq {
+		t.Fatalf("Restore: seq %d, %v; want %d", got, err, seq)
+	}
+	r, err := hub.Open(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.StoreConfig{Dir: dir})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	if r.Len() != n+1 {
+		t.Fatalf("restored %d keys, want %d", r.Len(), n+1)
+	}
+	for i := range n {
+		want, got := confEntry(t, h, key(i)), confEntry(t, r, key(i))
+		if string(got.Value) != string(want.Value) || got.Revision != want.Revision || got.Seq != want.Seq {
+			t.Fatalf("%s restored as %s rev %d seq %d, want %s rev %d seq %d", key(i), got.Value, got.Revision, got.Seq, want.Value, want.Revision, want.Seq)
+		}
+	}
+	_, f, err := r.OpenFile("/b/file")
+	if err != nil {
+		t.Fatalf("OpenFile: %v", err)
+	}
+	defer f.Close()
+	if b, _ := io.ReadAll(f); string(b) != "file bytes" {
+		t.Fatalf("restored file: %q", b)
+	}
 }
 
 // confFeedReset: a resume from a position older than the retained history either replays

@@ -980,21 +980,39 @@ func (e *Etcd) Check() error {
 func (e *Etcd) Stats() Stats { return Stats{Keys: e.Len(), Seq: e.Seq()} }
 
 // WriteBackup writes a snapshot of the whole state at one revision, with the stored files' bytes.
+// It reads the keys at that revision a page (PageEntries) at a time, twice (the snapshot, then the
+// files it refers to), never all at once.
 func (e *Etcd) WriteBackup(w io.Writer) (uint64, error) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
-	resp, err := e.cli.Get(ctx, e.dataKey("/"), clientv3.WithPrefix())
+	from := e.dataKey("/")
+	end := clientv3.GetPrefixRangeEnd(from)
+	resp, err := e.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, unavailableErr(err)
 	}
-	f := frozen{seq: uint64(resp.Header.Revision), tree: newTree()}
-	for _, kv := range resp.Kvs {
-		it, _, err := e.itemOfKV(kv)
-		if err != nil {
-			return 0, err
+	rev := resp.Header.Revision
+	f := frozen{seq: uint64(rev), n: int(resp.Count), pages: func(fn func(item) bool) error {
+		for key := from; ; {
+			resp, err := e.cli.Get(ctx, key, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(PageEntries))
+			if err != nil {
+				return unavailableErr(err)
+			}
+			for _, kv := range resp.Kvs {
+				it, _, err := e.itemOfKV(kv)
+				if err != nil {
+					return err
+				}
+				if !fn(it) {
+					return nil
+				}
+			}
+			if !resp.More || len(resp.Kvs) == 0 {
+				return nil
+			}
+			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
-		f.tree.Load(it)
-	}
+	}}
 	if err := f.write(w); err != nil {
 		return f.seq, err
 	}

@@ -43,11 +43,32 @@ var ErrBadSnapshot = errors.New("hub: bad snapshot")
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // frozen is a consistent view of the state, taken under the lock in O(1) for the tree (a
-// copy-on-write copy), so a snapshot is written while writers go on.
+// copy-on-write copy), so a snapshot is written while writers go on. Etcd's backup has no tree:
+// pages reads its n items, in key order, a page at a time.
 type frozen struct {
 	seq  uint64
 	tree *btree.BTreeG[item]
 	idem []IdemRecord
+
+	n     int
+	pages func(fn func(item) bool) error
+}
+
+// len returns the number of items.
+func (f frozen) len() int {
+	if f.tree != nil {
+		return f.tree.Len()
+	}
+	return f.n
+}
+
+// scan calls fn on every item in key order until it returns false.
+func (f frozen) scan(fn func(item) bool) error {
+	if f.tree != nil {
+		f.tree.Scan(fn)
+		return nil
+	}
+	return f.pages(fn)
 }
 
 func (h *Local) freeze() frozen {
@@ -81,8 +102,10 @@ func (f frozen) write(w io.Writer) error {
 	}
 	put(append(scratch, snapshotMagic...))
 	scratch = binary.AppendUvarint(scratch, f.seq)
-	put(binary.AppendUvarint(scratch, uint64(f.tree.Len())))
-	f.tree.Scan(func(it item) bool {
+	put(binary.AppendUvarint(scratch, uint64(f.len())))
+	n := 0
+	err := f.scan(func(it item) bool {
+		n++
 		e := it.entry()
 		b := appendString(scratch, e.Key)
 		b = binary.AppendVarint(b, e.Revision)
@@ -120,6 +143,12 @@ func (f frozen) write(w io.Writer) error {
 		put(b)
 		return true
 	})
+	if err != nil {
+		return err
+	}
+	if n != f.len() {
+		return fmt.Errorf("hub: the state changed while it was written: %d items of %d", n, f.len())
+	}
 	put(binary.AppendUvarint(scratch, uint64(len(f.idem))))
 	for i := range f.idem {
 		put(appendIdem(scratch, &f.idem[i]))
@@ -127,7 +156,7 @@ func (f frozen) write(w io.Writer) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	_, err := w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+	_, err = w.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
 	return err
 }
 
