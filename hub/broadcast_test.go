@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/hub/wal/waltest"
 )
 
 // bcastOf renders an event as a subscriber tells them apart: a broadcast by its path and message,
@@ -249,5 +250,32 @@ func TestEtcdBroadcastAcrossNodes(t *testing.T) {
 	replay.Close()
 	if replay.Reset || len(replay.TestInitial()) != 1 || replay.TestInitial()[0].Seq != r2.Seq || replay.TestInitial()[0].Broadcast {
 		t.Fatalf("replay on a fresh node: reset %v, %v; want the second change only", replay.Reset, confEvents(replay.TestInitial()))
+	}
+}
+
+// BenchmarkBroadcast is the hub's own cost of a broadcast next to a write of the same message, on
+// the single binary's disk store (its WAL over waltest's in-memory file system, so no real fsync),
+// with no subscriber: a broadcast skips the commit, the log and the history.
+func BenchmarkBroadcast(b *testing.B) {
+	msg := []byte(`{"x":1,"y":"some text"}`)
+	for _, op := range []string{"broadcast", "set"} {
+		b.Run(op, func(b *testing.B) {
+			h, err := hub.Open(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.StoreConfig{Dir: "/data", FS: waltest.New(1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if op == "broadcast" {
+					err = h.Broadcast("/room/1/cursor", msg)
+				} else {
+					_, err = h.Set("/room/1/cursor", msg, hub.Cond{}, hub.WriteOptions{})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
