@@ -948,6 +948,7 @@ func FuzzWSMessage(f *testing.F) {
 		`{"op":"get","id":{},"key":"/a"}`,
 		`{"op":"ondisconnect","id":3,"key":"/a","value":{"x":1}}`, `{"op":"ondisconnect","id":4,"key":"/a","delete":"yes","cancel":1}`,
 		`{"op":"hello","id":5}`,
+		`{"op":"broadcast","id":6,"path":"/room/1/","msg":{"x":[1,2]}}`, `{"op":"broadcast","id":7,"path":"/r","msg":"\ud800"}`,
 		`{"op":5}`, `[]`, `null`, `{"op":"incr","by":1e400}`, "\x00", `{"id":1e999}`,
 		"{\"op\":\"set\",\"id\":\"\xff\",\"key\":\"/a\",\"value\":1}", "{\"op\":\"lock\",\"id\":1,\"key\":\"/l\",\"owner\":\"\xed\xa0\x80\"}",
 		"{\"op\":\"tx\",\"id\":2,\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":{\"\xc0\xaf\":1}}]}",
