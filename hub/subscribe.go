@@ -47,11 +47,13 @@ type SubscribeOptions struct {
 
 // Subscription delivers the changes of a path. Read Initial (a replay) or the entries of a snapshot
 // or reset (NextEntries, page by page) first, then the live queue (Ready and Take); together they
-// hold every change of the path after the starting position exactly once, in (seq, key) order. The queue is bounded in events (Config.QueueSize) and in bytes of keys and
-// values (Config.QueueBytes; an event always fits an empty queue, however large): a subscriber that
-// falls further behind is closed with ErrSlowConsumer, and resumes from its position. It is also
-// closed at shutdown (ErrShutdown) and by Close (nil). Memory grows with the backlog, up to the
-// bounds.
+// hold every change of the path after the starting position exactly once, in (seq, key) order.
+// The queue also holds the broadcasts (Event.Broadcast) delivered while it is open, between the
+// changes as they were delivered; they are no part of any replay. The queue is bounded in events
+// (Config.QueueSize) and in bytes of keys and values (Config.QueueBytes; an event always fits an
+// empty queue, however large): a subscriber that falls further behind is closed with
+// ErrSlowConsumer, and resumes from its position. It is also closed at shutdown (ErrShutdown) and
+// by Close (nil). Memory grows with the backlog, up to the bounds.
 type Subscription struct {
 	Path    string
 	Initial []Event // a replay: the changes after SubscribeOptions.Since; nil for a snapshot or reset
