@@ -8,10 +8,11 @@ import (
 )
 
 // Commit records are what the hub writes into the log, one per commit. The log frames and
-// checksums them; this is their payload, version 2:
+// checksums them; this is their payload, version 3:
 //
-//	byte     version (1 or 2)
+//	byte     version (1, 2 or 3)
 //	uvarint  seq
+//	varint   time, Unix nanoseconds (the commit's Time; version 3 only)
 //	uvarint  number of changes, then each change:
 //	  string   key                      (uvarint length, bytes)
 //	  byte     flags: 1 deleted, 2 expires, 4 ephemeral, 8 file type, 16 lock, 32 presence, 64 reason
@@ -27,12 +28,14 @@ import (
 //	  string result key, varint result revision, uvarint result seq, string result value,
 //	  uvarint result deleted count
 //
-// Version 1 is the same without flags 32 and 64. A commit that uses neither is written as
-// version 1, so the versions before presences and reasons read it; one that does is version 2,
-// which they refuse by its version instead of misreading it.
+// Version 2 is the same without the time, version 1 also without flags 32 and 64. A commit with
+// a time (every commit Local makes) is written as version 3; one without, as the oldest version
+// that holds it, so the versions before presences and reasons read it. A version refuses a newer
+// record by its version instead of misreading it.
 const (
 	commitVersion1 = 1
-	commitVersion  = 2
+	commitVersion2 = 2 // presences and reasons
+	commitVersion  = 3 // the commit's time
 )
 
 var errShortRecord = errors.New("hub: truncated record")
@@ -42,11 +45,17 @@ func encodeCommit(dst []byte, c *Commit) []byte {
 	version := byte(commitVersion1)
 	for i := range c.Changes {
 		if c.Changes[i].Reason != "" || c.Changes[i].Presence != nil && c.Changes[i].Ephemeral && !c.Changes[i].Deleted {
-			version = commitVersion
+			version = commitVersion2
 		}
+	}
+	if !c.Time.IsZero() {
+		version = commitVersion
 	}
 	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, c.Seq)
+	if version >= commitVersion {
+		dst = binary.AppendVarint(dst, c.Time.UnixNano())
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(c.Changes)))
 	for _, ch := range c.Changes {
 		dst = appendString(dst, ch.Key)
@@ -123,10 +132,13 @@ func appendString[S ~string | ~[]byte](dst []byte, s S) []byte {
 func decodeCommit(b []byte) (*Commit, error) {
 	r := reader{b: b}
 	v := r.byte()
-	if v != commitVersion && v != commitVersion1 && r.err == nil {
+	if (v < commitVersion1 || v > commitVersion) && r.err == nil {
 		return nil, fmt.Errorf("hub: commit record version %d is not supported", v)
 	}
 	c := &Commit{Seq: r.uvarint()}
+	if v >= commitVersion {
+		c.Time = time.Unix(0, r.varint())
+	}
 	n := r.count(3) // a change takes at least 3 bytes
 	if n > 0 {
 		c.Changes = make([]Change, 0, n)
@@ -149,7 +161,7 @@ func decodeCommit(b []byte) (*Commit, error) {
 		if flags&16 != 0 {
 			ch.lock = r.string()
 		}
-		if v >= commitVersion {
+		if v >= commitVersion2 {
 			if flags&32 != 0 {
 				p := makePresence(r.string(), r.string())
 				if ch.Ephemeral {

@@ -98,6 +98,7 @@ func TestConformance(t *testing.T) {
 		{"on disconnect", confOnDisconnect},
 		{"history", confHistory},
 		{"broadcast", confBroadcast},
+		{"history retention", confHistoryRetention},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

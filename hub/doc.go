@@ -80,7 +80,11 @@
 //     event's position, so no client resumes from it and a resume never waits for it.
 //   - The history holds the newest changes within two bounds, a count and a byte size, and no
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer
-//     covers gives a reset, never a gap.
+//     covers gives a reset, never a gap. A key's history read (keyhistory.go) takes the history,
+//     then the store's own retained changes below it (Store.Since), and answers a page below both
+//     with a *HistoryGoneError, never a page with a hole.
+//   - Every commit has a time, the store's clock when it commits (Local's is in its log record,
+//     version 2; Etcd's, the writing node's clock, in the key's record): its events carry it.
 //   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
 //     no goroutine per key. A rewrite leaves the old deadline stale in it; stale deadlines are
 //     dropped whenever the heap has doubled since the last such compaction (expiry.go).

@@ -279,8 +279,9 @@ type etcdRecord struct {
 	Lock      string          `json:"l,omitempty"` // a held lock's token hash
 	Expires   int64           `json:"e,omitempty"` // unix nanoseconds; 0 without a TTL
 	Ephemeral bool            `json:"eph,omitempty"`
-	Owner     string          `json:"o,omitempty"` // the connection id (Session.Conn) of an ephemeral key
-	Sub       string          `json:"s,omitempty"` // and its writer's subject
+	Owner     string          `json:"o,omitempty"`  // the connection id (Session.Conn) of an ephemeral key
+	Sub       string          `json:"s,omitempty"`  // and its writer's subject
+	At        int64           `json:"at,omitempty"` // the write's time on the node that made it, unix nanoseconds
 }
 
 // itemOfKV decodes a key's record. A lock's value is rebuilt with its fence, the revision that
@@ -390,7 +391,7 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 		}
 		var ops []clientv3.Op
 		for i := range changes {
-			ops = append(ops, e.changeOps(&changes[i])...)
+			ops = append(ops, e.changeOps(&changes[i], now)...)
 		}
 		if opt.Idempotency != "" {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
@@ -454,11 +455,11 @@ func (e *Etcd) replay(rec *IdemRecord, mod int64, fp string, now time.Time) (res
 
 // changeOps are the etcd operations of one change: its record (on this node's lease when
 // ephemeral) and the index of its deadline.
-func (e *Etcd) changeOps(ch *Change) []clientv3.Op {
+func (e *Etcd) changeOps(ch *Change, now time.Time) []clientv3.Op {
 	if ch.Deleted {
 		return []clientv3.Op{clientv3.OpDelete(e.dataKey(ch.Key))}
 	}
-	r := etcdRecord{Value: ch.Value, Type: ch.Type, Lock: ch.lock, Ephemeral: ch.Ephemeral}
+	r := etcdRecord{Value: ch.Value, Type: ch.Type, Lock: ch.lock, Ephemeral: ch.Ephemeral, At: now.UnixNano()}
 	if !ch.Expires.IsZero() {
 		r.Expires = ch.Expires.UnixNano()
 	}
@@ -656,7 +657,9 @@ func (p *etcdEntries) Next(buf []Event) ([]Event, error) {
 // Since reads the changes of path after p up to upTo back from etcd, for a resume older than
 // this node's history (a node started after the client's position). It watches the whole prefix
 // from p's revision and writes a fence key of its own: once the fence's event arrives, every
-// earlier change has been seen. ErrCompacted when etcd has compacted past p.
+// earlier change has been seen, as has every change up to upTo once a later one arrives (etcd
+// sends them in revision order). ErrCompacted (a *CompactedError naming etcd's compaction
+// revision) when etcd has compacted past p.
 func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
 	ctx, cancel := e.reqCtx()
 	defer cancel()
@@ -673,13 +676,16 @@ func (e *Etcd) Since(p Position, path string, upTo uint64) ([]Event, error) {
 	var reasons map[uint64]string
 	for resp := range wc {
 		if err := resp.Err(); err != nil {
-			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+			if resp.CompactRevision != 0 {
+				return nil, &CompactedError{From: uint64(resp.CompactRevision)}
+			}
+			if errors.Is(err, rpctypes.ErrCompacted) {
 				return nil, ErrCompacted
 			}
 			return nil, unavailableErr(err)
 		}
 		for _, ev := range resp.Events {
-			if ev.Kv.ModRevision >= put.Header.Revision {
+			if ev.Kv.ModRevision >= put.Header.Revision || uint64(ev.Kv.ModRevision) > upTo {
 				applyReasons(out, reasons)
 				slices.SortStableFunc(out, func(a, b Event) int {
 					if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
@@ -1129,11 +1135,11 @@ func (e *Etcd) eventOf(ev *clientv3.Event) Event {
 		}
 		return x
 	}
-	it, _, err := e.itemOfKV(ev.Kv)
+	it, r, err := e.itemOfKV(ev.Kv)
 	if err != nil {
 		e.log.Error("undecodable record in etcd", "key", key, "err", err)
 	}
-	x := Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ(), Presence: it.presence()}
+	x := Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ(), Presence: it.presence(), Time: r.At}
 	if prev != nil && prev.Conn != it.presence().conn() {
 		x.Reason = ReasonReplaced
 	}

@@ -145,12 +145,13 @@ func (e *Etcd) runDisconnect(key, conn, reason string) {
 			}
 			v.items[key], v.mods[key] = it, kvs[0].ModRevision
 		}
-		st, err := discStep(DisconnectWrite{Key: key, Value: d.Value, Delete: d.Delete})(e.clock.Now(), v)
+		now := e.clock.Now()
+		st, err := discStep(DisconnectWrite{Key: key, Value: d.Value, Delete: d.Delete})(now, v)
 		ops := []clientv3.Op{clientv3.OpDelete(reg)}
 		if err != nil {
 			e.log.Info("on-disconnect write not made", "key", key, "err", err)
 		} else if st.one.Key != "" {
-			ops = append(ops, e.changeOps(&st.one)...)
+			ops = append(ops, e.changeOps(&st.one, now)...)
 			ops = append(ops, clientv3.OpPut(e.markerKey(), reason, clientv3.WithLease(clientv3.LeaseID(e.lease.Load()))))
 		}
 		txn, err := e.cli.Txn(ctx).If(

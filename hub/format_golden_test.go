@@ -38,6 +38,44 @@ func goldenCommits() []*Commit {
 	}
 }
 
+// goldenCommitsV3 are the commits of testdata/commits-v3.golden: commits with a time (every
+// commit Local makes), written as version 3, with and without presences and reasons.
+func goldenCommitsV3() []*Commit {
+	return []*Commit{
+		{Seq: 8, Time: goldenTime, Changes: []Change{{Key: "/a", Value: []byte(`2`), Revision: 1, Expires: goldenTime}}},
+		{Seq: 9, Time: goldenTime.Add(1500 * time.Millisecond), Changes: []Change{
+			{Key: "/p/bob", Value: []byte(`2`), Revision: 2, Ephemeral: true, Presence: &Presence{Sub: "bob", Conn: "c2"}, Reason: ReasonReplaced},
+			{Key: "/z", Revision: 1, Deleted: true},
+		}, Idem: &IdemRecord{Key: "k2", Fingerprint: "tx 2f", Result: Result{Seq: 9}, Expires: goldenTime}},
+	}
+}
+
+// TestCommitFormatV3Golden pins version 3, the commit's time.
+func TestCommitFormatV3Golden(t *testing.T) {
+	t.Parallel()
+	var all []byte
+	for _, c := range goldenCommitsV3() {
+		rec := encodeCommit(nil, c)
+		if rec[0] != commitVersion {
+			t.Fatalf("commit %d with a time written as version %d", c.Seq, rec[0])
+		}
+		all = append(all, byte(len(rec)>>8), byte(len(rec)))
+		all = append(all, rec...)
+	}
+	golden(t, "commits-v3.golden", all)
+	for i, want := range goldenCommitsV3() {
+		n := int(all[0])<<8 | int(all[1])
+		got, err := decodeCommit(all[2 : 2+n])
+		all = all[2+n:]
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(normalizeCommit(got), normalizeCommit(want)) {
+			t.Errorf("commit %d decodes as %+v, want %+v", i, got, want)
+		}
+	}
+}
+
 // goldenCommitsV1 are the commits of testdata/commits-v1.golden, written by version 1 (before
 // presences and reasons): they must still load.
 func goldenCommitsV1() []*Commit { return goldenCommits()[:5] }
@@ -135,6 +173,9 @@ func TestCommitFormatGolden(t *testing.T) {
 // normalizeCommit makes empty and nil byte slices and times in other zones compare equal.
 func normalizeCommit(c *Commit) Commit {
 	out := *c
+	if !c.Time.IsZero() {
+		out.Time = c.Time.UTC()
+	}
 	out.Changes = make([]Change, len(c.Changes))
 	for i, ch := range c.Changes {
 		if len(ch.Value) == 0 {

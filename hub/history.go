@@ -34,6 +34,7 @@ type history struct {
 type eventMeta struct {
 	seq      uint64
 	revision int64
+	time     int64  // Event.Time
 	off      uint64 // offset of the record in the byte stream; its place in data is off % len(data)
 	keyLen   uint32
 	typeLen  uint32
@@ -74,7 +75,7 @@ func (h *history) key(m *eventMeta) string {
 // event copies m out of the ring.
 func (h *history) event(m *eventMeta) Event {
 	r := h.record(m)
-	e := Event{Key: string(r[:m.keyLen]), Revision: m.revision, Seq: m.seq, Deleted: m.deleted, Reason: reasons[m.reason]}
+	e := Event{Key: string(r[:m.keyLen]), Revision: m.revision, Seq: m.seq, Deleted: m.deleted, Reason: reasons[m.reason], Time: m.time}
 	r = r[m.keyLen:]
 	if m.typeLen > 0 {
 		e.Type = string(r[:m.typeLen])
@@ -116,7 +117,7 @@ func (h *history) add(e *Event) {
 		h.evict()
 	}
 	m := h.at(h.n)
-	*m = eventMeta{seq: e.Seq, revision: e.Revision, off: off, keyLen: uint32(len(e.Key)),
+	*m = eventMeta{seq: e.Seq, revision: e.Revision, time: e.Time, off: off, keyLen: uint32(len(e.Key)),
 		typeLen: uint32(len(e.Type)), valLen: uint32(len(e.Value)), deleted: e.Deleted,
 		reason: reasonCode(e.Reason), presLen: uint16(e.Presence.size())}
 	p := off % uint64(len(h.data))

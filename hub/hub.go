@@ -101,6 +101,7 @@ type IdemRecord struct {
 // key order and name each key at most once. It is the unit the Journal persists and replays.
 type Commit struct {
 	Seq     uint64
+	Time    time.Time // the store's clock when it committed; zero in records of version 1
 	Changes []Change
 	Idem    *IdemRecord
 }
@@ -256,7 +257,7 @@ func (h *Local) Replay(c *Commit) {
 // commitLocked gives changes the next seq, applies them and hands the commit to the journal. The
 // caller holds h.mu and must call wait, then publish(seq), after releasing it.
 func (h *Local) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wait func() error) {
-	c := Commit{Seq: h.seq + 1, Changes: changes, Idem: idem}
+	c := Commit{Seq: h.seq + 1, Time: h.clock.Now(), Changes: changes, Idem: idem}
 	if idem != nil {
 		idem.Result.Seq = c.Seq
 	}
@@ -267,7 +268,15 @@ func (h *Local) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wa
 	}
 	// The journal gets a commit and changes of its own: the caller's changes need not outlive
 	// this call.
-	return c.Seq, h.cfg.Journal.Append(&Commit{Seq: c.Seq, Changes: slices.Clone(changes), Idem: idem})
+	return c.Seq, h.cfg.Journal.Append(&Commit{Seq: c.Seq, Time: c.Time, Changes: slices.Clone(changes), Idem: idem})
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // applyLocked makes a commit's changes visible: the tree, the seq, deadlines, idempotency records
@@ -306,7 +315,7 @@ func (h *Local) applyLocked(c *Commit) {
 			}
 		}
 		events[i] = Event{Key: ch.Key, Value: ch.Value, Revision: ch.Revision, Seq: c.Seq, Deleted: ch.Deleted, Type: ch.Type,
-			Presence: pres, Reason: ch.Reason}
+			Presence: pres, Reason: ch.Reason, Time: unixNano(c.Time)}
 	}
 	if c.Seq > h.seq {
 		h.seq = c.Seq

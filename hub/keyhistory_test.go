@@ -30,8 +30,13 @@ func TestHistoryFloor(t *testing.T) {
 	if _, err := h.History("/f/k", page.Before, 10); !errors.Is(err, hub.ErrHistoryGone) {
 		t.Fatalf("the page below the floor: %v, want ErrHistoryGone", err)
 	}
-	if _, err := h.History("/f/k", rs[0].Seq, 10); !errors.Is(err, hub.ErrHistoryGone) {
-		t.Fatalf("a cursor below the floor: %v, want ErrHistoryGone", err)
+	var gone *hub.HistoryGoneError
+	if _, err := h.History("/f/k", rs[1].Seq, 10); !errors.As(err, &gone) || gone.Oldest != rs[2].Seq || gone.Key != "/f/k" {
+		t.Fatalf("a cursor below the floor: %v, want a HistoryGoneError naming seq %d", err, rs[2].Seq)
+	}
+	// Below seq 1 there is nothing, retained or not.
+	if page, err := h.History("/f/k", 1, 10); err != nil || len(page.Entries) != 0 || page.Before != 0 {
+		t.Fatalf("below seq 1: %v cursor %d, %v", confEvents(page.Entries), page.Before, err)
 	}
 	// Pages within what is retained.
 	page, err = h.History("/f/k", 0, 2)

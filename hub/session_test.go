@@ -282,7 +282,7 @@ func TestEphemeralCodec(t *testing.T) {
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 	}
-	old := []byte{commitVersion, 7, 1, 2, '/', 'a', 0, 0, 1, '1', 0} // flags 0: no ephemeral bit
+	old := []byte{1, 7, 1, 2, '/', 'a', 0, 0, 1, '1', 0} // version 1, flags 0: no ephemeral bit
 	oc, err := decodeCommit(old)
 	if err != nil || oc.Changes[0].Ephemeral {
 		t.Fatalf("old record: %+v, %v", oc, err)

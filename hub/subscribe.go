@@ -26,6 +26,10 @@ type Event struct {
 	// Reason says why an ephemeral key left (on its delete event) or changed hands (on a set
 	// event: ReasonReplaced); "" otherwise. See the Reason constants.
 	Reason string
+	// Time is when the change was committed, Unix nanoseconds: the store's clock at the commit
+	// (Local), the writing node's clock at the write (Etcd); 0 when unknown (a change replayed
+	// from a log record before version 3, a delete in etcd, a snapshot entry).
+	Time int64
 }
 
 // ID is the event's position string, the SSE event id (see PROTOCOL.md).

@@ -70,6 +70,7 @@ type ErrorBody struct {
 	Key      string  `json:"key,omitempty"`      // the key of a held lock or of a transaction's failed check
 	Owner    *string `json:"owner,omitempty"`    // a held lock's owner (code "locked")
 	Expires  string  `json:"expires,omitempty"`  // when a held lock expires, RFC 3339 (code "locked")
+	Oldest   uint64  `json:"oldest,omitempty"`   // the oldest seq still retained (code "history_gone")
 }
 
 // classify returns the status, code and message for err. A 5xx message never carries the text
@@ -133,6 +134,10 @@ func errorBody(err error) (int, ErrorBody) {
 	var fe *hub.FenceError
 	if errors.As(err, &fe) {
 		body.Key = fe.Lock
+	}
+	var ge *hub.HistoryGoneError
+	if errors.As(err, &ge) {
+		body.Key, body.Oldest = ge.Key, ge.Oldest
 	}
 	var le *hub.LockedError
 	if errors.As(err, &le) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,17 +25,23 @@ type HistoryAnswer struct {
 
 // HistoryEntry is one past change of a key: its value, or deleted.
 type HistoryEntry struct {
-	Revision int64           `json:"revision"`
-	Seq      uint64          `json:"seq"`
-	Value    json.RawMessage `json:"value,omitempty"`
-	Type     string          `json:"type,omitempty"` // a stored file's content type
-	Deleted  bool            `json:"deleted,omitempty"`
+	Revision int64  `json:"revision"`
+	Seq      uint64 `json:"seq"`
+	// Time is when the change was committed, RFC 3339 in UTC; absent when the server does not
+	// know it (see hub.Event.Time).
+	Time    string          `json:"time,omitempty"`
+	Value   json.RawMessage `json:"value,omitempty"`
+	Type    string          `json:"type,omitempty"` // a stored file's content type
+	Deleted bool            `json:"deleted,omitempty"`
 }
 
 func historyAnswer(page hub.HistoryPage) HistoryAnswer {
 	a := HistoryAnswer{Entries: make([]HistoryEntry, len(page.Entries))}
 	for i, e := range page.Entries {
 		a.Entries[i] = HistoryEntry{Revision: e.Revision, Seq: e.Seq, Value: e.Value, Type: e.Type, Deleted: e.Deleted}
+		if e.Time != 0 {
+			a.Entries[i].Time = formatTime(time.Unix(0, e.Time))
+		}
 	}
 	if page.Before != 0 {
 		a.Cursor = strconv.FormatUint(page.Before, 10)

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // TestHistoryHTTPAndWS: GET /key?history and the WebSocket's history op answer the same pages,
@@ -83,5 +85,50 @@ func TestHistoryHTTPAndWS(t *testing.T) {
 		if status, body := get(q); status != http.StatusBadRequest {
 			t.Fatalf("%s: %d %s", q, status, body)
 		}
+	}
+}
+
+// TestHistoryTimes: each entry carries its commit's time (the hub's clock, RFC 3339 in UTC); a
+// page below the retained history is 410 history_gone naming the key and the oldest seq retained.
+func TestHistoryTimes(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	clock := fakeclock.New(start)
+	ts := newWSServer(t, hub.Config{HistorySize: 3, Clock: clock}, Config{}, false)
+	base := "http" + strings.TrimSuffix(strings.TrimPrefix(ts.url, "ws"), "/.ws")
+	c := ts.dial(t)
+	for i := range 5 {
+		clock.Advance(1500 * time.Millisecond)
+		c.must(map[string]any{"op": "set", "key": "/h/t", "value": i})
+	}
+	res, err := http.Get(base + "/h/t?history&limit=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page HistoryAnswer
+	json.NewDecoder(res.Body).Decode(&page)
+	res.Body.Close()
+	if len(page.Entries) != 2 || page.Entries[0].Time != "2026-05-01T12:00:07.5Z" || page.Entries[1].Time != "2026-05-01T12:00:06Z" {
+		t.Fatalf("times %+v, want 12:00:07.5 and 12:00:06 UTC", page.Entries)
+	}
+	ws := c.must(map[string]any{"op": "history", "key": "/h/t", "limit": 2})
+	if !strings.Contains(ws.raw, `"time":"2026-05-01T12:00:07.5Z"`) {
+		t.Fatalf("websocket answer without the time: %s", ws.raw)
+	}
+
+	// The history holds the last 3 changes (seq 3 to 5): below them, 410 naming seq 3.
+	res, err = http.Get(base + "/h/t?history&cursor=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var eb ErrorBody
+	if json.Unmarshal(b, &eb); res.StatusCode != http.StatusGone || eb.Code != "history_gone" || eb.Oldest != 3 || eb.Key != "/h/t" {
+		t.Fatalf("below the retained history: %d %s, want 410 history_gone with oldest 3", res.StatusCode, b)
+	}
+	gone := c.call(map[string]any{"op": "history", "key": "/h/t", "cursor": "3"})
+	if gone.OK || gone.Status != http.StatusGone || !strings.Contains(gone.raw, `"oldest":3`) {
+		t.Fatalf("websocket below the retained history: %s", gone.raw)
 	}
 }

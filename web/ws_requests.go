@@ -139,6 +139,7 @@ type wsAnswer struct {
 	Conn     string          `json:"conn,omitempty"`     // auth, hello, an ephemeral write: this connection's id
 	Sub      *string         `json:"sub,omitempty"`      // hello: the principal's token subject
 	Presence *PresenceJSON   `json:"presence,omitempty"` // get of an ephemeral key: its owner
+	Oldest   uint64          `json:"oldest,omitempty"`   // history_gone: the oldest seq retained
 }
 
 func (c *wsConn) answer(a wsAnswer) {
@@ -157,7 +158,7 @@ func (c *wsConn) fail(id json.RawMessage, err error) {
 		c.s.log.Error("websocket request failed", "err", err)
 	}
 	a := wsAnswer{ID: id, Error: body.Error, Code: body.Code, Status: status, Key: body.Key, Revision: body.Revision,
-		Owner: body.Owner, Expires: body.Expires}
+		Owner: body.Owner, Expires: body.Expires, Oldest: body.Oldest}
 	c.answer(a)
 }
 
