@@ -31,6 +31,7 @@ var (
 	ErrLockLost            = errors.New("client: lock lost")                                  // WithLock: the lock expired or was taken away while the function ran
 	ErrNotKey              = errors.New("client: a key must start with / and not end with /") // a key argument that is a prefix, or no key at all
 	ErrFenceStale          = errors.New("client: fence stale")                                // fence_stale (409): a Fenced write whose lock was released, expired or taken again
+	ErrHistoryGone         = errors.New("client: history no longer retained")                 // history_gone (410): a History page below what the server retains
 )
 
 // byCode maps the server's machine codes to sentinels.
@@ -49,6 +50,7 @@ var byCode = map[string]error{
 	"forbidden":            ErrForbidden,
 	"protected_mode":       ErrProtectedMode,
 	"fence_stale":          ErrFenceStale,
+	"history_gone":         ErrHistoryGone,
 }
 
 // Error is an error answer of the server: its status and its JSON body {"error","code",...}
@@ -65,6 +67,7 @@ type Error struct {
 	Key      string    // the key of a held lock (locked), of a transaction's failed check, or the lock of a Fenced write (fence_stale)
 	Owner    string    // locked: the holder's owner label
 	Expires  time.Time // locked: when the holder's lock expires unless renewed
+	Oldest   uint64    // history_gone: the oldest seq whose changes the server still retains
 }
 
 func (e *Error) Error() string {
@@ -97,10 +100,11 @@ type errorBody struct {
 	Key      string `json:"key"`
 	Owner    string `json:"owner"`
 	Expires  string `json:"expires"`
+	Oldest   uint64 `json:"oldest"`
 }
 
 func (b errorBody) toError(status int) *Error {
-	e := &Error{Status: status, Code: b.Code, Message: b.Error, Key: b.Key, Owner: b.Owner}
+	e := &Error{Status: status, Code: b.Code, Message: b.Error, Key: b.Key, Owner: b.Owner, Oldest: b.Oldest}
 	if b.Revision != nil {
 		e.Revision = *b.Revision
 	}

@@ -95,6 +95,33 @@ export interface ListPage<T = any> {
   cursor?: string;
 }
 
+export interface HistoryOptions {
+  /** Entries per page (server default 20, at most 1000). */
+  limit?: number;
+  /** Only changes below this seq: the `before` of the previous page. */
+  before?: number | string;
+}
+
+/** One past change of a key: its value, or `deleted`. */
+export interface HistoryEntry<T = any> {
+  /** The key's revision after the change (a delete: the deleted revision + 1). */
+  revision: number;
+  seq: number;
+  /** When the change was committed (RFC 3339, UTC); absent when the server does not know it. */
+  time?: string;
+  value?: T;
+  /** A stored file's content type (its `value` is then the file's description). */
+  type?: string;
+  deleted?: true;
+}
+
+export interface HistoryPage<T = any> {
+  /** Newest first. */
+  entries: HistoryEntry<T>[];
+  /** Pass as `before` for the next, older page; absent once the page reaches the key's first change. */
+  before?: string;
+}
+
 /** Details of a change, the fourth element of a {@link Change}. */
 export interface EventMeta {
   type: "set" | "delete";
@@ -270,6 +297,12 @@ export declare class Client {
   /** Adds `by` (default 1) to an integer, creating it at `by`; resolves the new value. */
   incr(key: string, by?: number, opts?: { ttl?: Duration }): Promise<number>;
   list<T = any>(path: string, opts?: ListOptions): Promise<ListPage<T>>;
+  /**
+   * A page of the key's past changes, newest first, with their seq and time, as far back as the
+   * server retains them; a page below that rejects with code `history_gone` (status 410,
+   * `error.data.oldest` the oldest seq retained).
+   */
+  history<T = any>(key: string, opts?: HistoryOptions): Promise<HistoryPage<T>>;
   /** Read, compute, compare-and-swap, retried until no one else wrote in between; resolves the value written. */
   transact<T = any>(key: string, fn: (value: T | null, revision: number) => T | Promise<T>): Promise<T>;
   /**

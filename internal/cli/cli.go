@@ -51,7 +51,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{cmdGet, cmdSet, cmdDel, cmdIncr, cmdLs, cmdWatch, cmdBroadcast, cmdLock, cmdBackup, cmdRestore, cmdHelp}
+	commands = []*command{cmdGet, cmdSet, cmdDel, cmdIncr, cmdLs, cmdHistory, cmdWatch, cmdBroadcast, cmdLock, cmdBackup, cmdRestore, cmdHelp}
 }
 
 func lookup(name string) *command {

@@ -7,6 +7,8 @@ import type {
   Duration,
   EventMeta,
   FenceOption,
+  HistoryOptions,
+  HistoryPage,
   ListOptions,
   ListPage,
   Lock,
@@ -198,6 +200,12 @@ export class Client {
   list<T = any>(path: string, opts: ListOptions = {}): Promise<ListPage<T>> {
     return this.request_({ op: "list", path, ...opts })
       .then(({ entries, cursor }) => ({ entries: entries as ListPage<T>["entries"], cursor }));
+  }
+
+  history<T = any>(key: string, opts: HistoryOptions = {}): Promise<HistoryPage<T>> {
+    const { limit, before } = opts;
+    return this.request_({ op: "history", key, limit, cursor: before ? "" + before : undefined })
+      .then(({ entries, cursor }) => ({ entries: entries as HistoryPage<T>["entries"], before: cursor }));
   }
 
   async transact<T = any>(key: string, fn: (value: T | null, revision: number) => T | Promise<T>): Promise<T> {

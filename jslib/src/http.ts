@@ -55,6 +55,12 @@ async function fetchResult(url: string, token: string | undefined, message: Requ
       query.set("broadcast", "");
       body = JSON.stringify(message.msg);
       break;
+    case "history":
+      method = "GET";
+      query.set("history", "");
+      if (message.limit) query.set("limit", "" + message.limit);
+      if (message.cursor) query.set("cursor", message.cursor);
+      break;
     case "tx":
       path = "/.tx";
       body = JSON.stringify({ checks: message.checks, ops: message.ops });

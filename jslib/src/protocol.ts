@@ -84,6 +84,13 @@ export interface ListRequest extends RequestHead<"list"> {
   children?: boolean;
 }
 
+/** A page of a key's past changes, newest first: below the seq `cursor` names ("": from the newest). */
+export interface HistoryRequest extends RequestHead<"history"> {
+  key: string;
+  limit?: number;
+  cursor?: string;
+}
+
 export interface LockRequest extends RequestHead<"lock"> {
   key: string;
   /** Default "60m". */
@@ -159,6 +166,7 @@ export type RequestMessage =
   | DeletePathRequest
   | IncrRequest
   | ListRequest
+  | HistoryRequest
   | LockRequest
   | RenewRequest
   | UnlockRequest
@@ -199,6 +207,17 @@ export interface PresenceOwner {
 /** Why an ephemeral key left (its delete event), or `replaced` (a set that took it from another connection). */
 export type LeaveReason = "closed" | "timeout" | "node_lost" | "replaced";
 
+/** A past change of a key: its value, or `deleted`; `time` (RFC 3339) when the server knows it. */
+export interface HistoryEntry {
+  revision: number;
+  seq: number;
+  time?: string;
+  value?: unknown;
+  /** A stored file's content type. */
+  type?: string;
+  deleted?: true;
+}
+
 /** A held lock. */
 export interface LockResult {
   key: string;
@@ -234,6 +253,7 @@ export interface Results {
   delete: WriteResult | { deleted: number; seq: number };
   incr: WriteResult & { value: number };
   list: { entries: ListEntry[]; cursor?: string };
+  history: { entries: HistoryEntry[]; cursor?: string };
   lock: LockResult;
   renew: LockResult;
   unlock: WriteResult;

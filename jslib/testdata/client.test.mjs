@@ -256,6 +256,20 @@ for (const { name, options, loseAnswer } of transports) {
     c.close();
   });
 
+  test(`${name}: history pages through a key's past changes, newest first`, async () => {
+    const c = fresh();
+    for (const v of [1, 2, 3]) await c.set("/h", v);
+    await c.set("/other", 0);
+    const first = await c.history("/h", { limit: 2 });
+    assert.deepEqual(first.entries.map((e) => [e.value, e.revision]), [[3, 2], [2, 1]]);
+    assert.equal(first.before, "" + first.entries[1].seq);
+    const second = await c.history("/h", { limit: 2, before: first.before });
+    assert.deepEqual([second.entries.map((e) => e.value), second.before], [[1], undefined]);
+    const sent = server.received.filter((m) => m.op == "history").map((m) => [m.key, m.limit, m.cursor]);
+    assert.deepEqual(sent, [["/h", 2, undefined], ["/h", 2, first.before]]);
+    c.close();
+  });
+
   test(`${name}: presence: a live member map`, async () => {
     const c = fresh();
     const other = fresh();

@@ -94,6 +94,14 @@ export class Server {
         return remember(ok(this.commit(m.key, null, true)));
       case "list":
         return ok({ entries: [...this.data].sort().flatMap(([key, item]) => (match(m.path, key) ? [{ key, ...item }] : [])) });
+      case "history": {
+        const below = m.cursor ? +m.cursor : Infinity;
+        const changes = this.log.filter((e) => e.key == m.key && e.seq < below).reverse();
+        const page = changes.slice(0, m.limit ?? 20).map((e) =>
+          e.type == "delete" ? { revision: e.revision + 1, seq: e.seq, deleted: true } : { revision: e.revision, seq: e.seq, value: e.value },
+        );
+        return ok({ entries: page, cursor: changes.length > page.length ? "" + page.at(-1)?.seq : undefined });
+      }
       case "lock": {
         if (current) return fail(409, "locked", { key: m.key, owner: current.value.owner });
         const { revision, seq } = this.commit(m.key, { owner: m.owner });
@@ -288,6 +296,8 @@ export function fakeFetch(current) {
           : query.has("renew")
             ? { op: "renew", key, token, ttl }
             : { op: "lock", key, ttl, owner: query.get("owner") ?? undefined, wait: query.get("wait") ?? undefined };
+    else if (method == "GET" && query.has("history"))
+      m = { op: "history", key, limit: query.has("limit") ? +(query.get("limit") ?? 0) : undefined, cursor: query.get("cursor") ?? undefined };
     else if (method == "GET") m = key.endsWith("/") ? { op: "list", path: key } : { op: "get", key };
     else if (method == "PUT") m = { op: "cas", key, value, revision: revision ?? NaN, ttl, idem, ...fenced };
     else if (method == "DELETE") m = key.endsWith("/") ? { op: "delete", path: key, idem } : { op: "delete", key, revision, idem, ...fenced };
