@@ -3,9 +3,12 @@ package hub_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // TestHistoryFloor: with a tiny history on Local, the first page answers what remains with a
@@ -46,5 +49,44 @@ func TestHistoryFloor(t *testing.T) {
 	page, err = h.History("/f/k", page.Before, 2)
 	if err != nil || len(page.Entries) != 1 || page.Entries[0].Seq != rs[2].Seq || page.Before != rs[2].Seq {
 		t.Fatalf("second page: %v cursor %d, %v", confEvents(page.Entries), page.Before, err)
+	}
+}
+
+// TestHistoryAcrossRestart: the disk store's log keeps each commit's time, so after a restart the
+// history (refilled from the log after the newest snapshot) answers the same entries and times;
+// the changes a snapshot covers are gone, with a *HistoryGoneError naming the oldest retained.
+func TestHistoryAcrossRestart(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New(t0)
+	sc := hub.StoreConfig{Dir: t.TempDir()}
+	cfg := hub.Config{Clock: clock, Logger: slog.New(slog.DiscardHandler)}
+	h := must(hub.Open(cfg, sc))
+	var rs []hub.Result
+	for i := range 4 {
+		clock.Advance(time.Second)
+		rs = append(rs, set(t, h, "/r/k", fmt.Sprint(i)))
+		if i == 1 {
+			if err := h.Checkpoint(); err != nil { // a snapshot at rs[1]: the log after it holds rs[2], rs[3]
+				t.Fatal(err)
+			}
+		}
+	}
+	before := must(h.History("/r/k", 0, 10))
+	h.Close()
+
+	h = must(hub.Open(cfg, sc))
+	defer h.Close()
+	page := must(h.History("/r/k", 0, 10))
+	if len(page.Entries) != 2 || page.Before != rs[2].Seq {
+		t.Fatalf("after a restart: %v cursor %d, want the 2 changes after the snapshot", confEvents(page.Entries), page.Before)
+	}
+	for i, e := range page.Entries {
+		if want := before.Entries[i]; e.Seq != want.Seq || e.Time != want.Time || !time.Unix(0, e.Time).Equal(t0.Add(time.Duration(4-i)*time.Second)) {
+			t.Fatalf("entry %d after the restart: seq %d time %v, want seq %d time %v", i, e.Seq, time.Unix(0, e.Time), want.Seq, time.Unix(0, want.Time))
+		}
+	}
+	var gone *hub.HistoryGoneError
+	if _, err := h.History("/r/k", page.Before, 10); !errors.As(err, &gone) || gone.Oldest != rs[2].Seq {
+		t.Fatalf("below the snapshot: %v, want a HistoryGoneError naming seq %d", err, rs[2].Seq)
 	}
 }
