@@ -1097,6 +1097,7 @@ func (e *Etcd) watch(rev uint64) {
 				e.feed.Deliver(events)
 			}
 			if last > 0 {
+				e.feed.Advance(last) // the response may end with revisions of bookkeeping only
 				next = int64(last) + 1
 				e.advance(last)
 			}

@@ -74,11 +74,14 @@ type Store interface {
 // whose watch fell behind retention) and begins again at seq. Deliver gets the events of one or
 // more commits, in (seq, key) order, each commit whole and durable, and broadcasts (Event.Broadcast)
 // among them in the order the store saw them; a broadcast's Seq, when not 0, is a position the
-// store has passed. Interrupt says deliveries stopped for a while (err wraps ErrUnavailable) and
-// will go on where they were. Calls never overlap.
+// store has passed. Advance says the store has passed seq, a commit with no event of the feed's
+// (a cluster store's bookkeeping: a reason marker, an on-disconnect registration), after
+// delivering every event before it. Interrupt says deliveries stopped for a while (err wraps
+// ErrUnavailable) and will go on where they were. Calls never overlap.
 type Feed interface {
 	Start(seq uint64)
 	Deliver(events []Event)
+	Advance(seq uint64)
 	Interrupt(err error)
 }
 
@@ -166,6 +169,17 @@ func (h *Hub) Deliver(events []Event) {
 	}
 	h.delivered = max(h.delivered, events[len(events)-1].Seq)
 	h.wakeResumesLocked()
+}
+
+// Advance implements Feed: the delivered position moves to seq, so a read or resume that waits
+// for the store's seq (awaitDelivered) does not wait for an event that never comes.
+func (h *Hub) Advance(seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if seq > h.delivered {
+		h.delivered = seq
+		h.wakeResumesLocked()
+	}
 }
 
 func (h *Hub) wakeResumesLocked() {

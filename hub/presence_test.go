@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -151,4 +152,45 @@ func TestOnDisconnectOrphanEtcd(t *testing.T) {
 	if e.Key != "/st/x" || string(e.Value) != `"gone"` || e.Reason != hub.ReasonNodeLost {
 		t.Fatalf("event %+v, want x's on-disconnect write with reason node_lost", e)
 	}
+}
+
+// TestEtcdHistoryAfterBookkeeping: a history read waits for the store's seq to be delivered; the
+// revisions of this node's reason marker (at start) and of an on-disconnect registration carry no
+// event, and the read must not wait for one. On a fake clock a wait for an event that never comes
+// would never end (its bound, resumeWait, is on the clock): the deadline here only guards
+// against that hang. An etcd of its own: the other tests' revisions on the shared one are
+// outside this node's prefix, and a read waits for them.
+func TestEtcdHistoryAfterBookkeeping(t *testing.T) {
+	t.Parallel()
+	cmd, dir, url, err := startEtcd()
+	if cmd != nil {
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := fakeclock.New(t0)
+	h, err := hub.OpenEtcd(hub.Config{Clock: clock, Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: []string{url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	read := func(what string) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { _, err := h.History("/x", 0, 10); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("History %s: %v", what, err)
+			}
+		case <-time.After(confDeadline):
+			t.Fatalf("History %s waits for an event that never comes", what)
+		}
+	}
+	read("after the node started")
+	if err := h.OnDisconnect(h.NewSession(), hub.DisconnectWrite{Key: "/y", Value: []byte(`1`)}); err != nil {
+		t.Fatal(err)
+	}
+	read("after an on-disconnect registration")
 }
