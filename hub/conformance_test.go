@@ -73,6 +73,7 @@ func TestConformance(t *testing.T) {
 		body func(t *testing.T, mk func(hub.Config) *hub.Hub)
 	}{
 		{"seq", confSeq},
+		{"values as written", confValuesAsWritten},
 		{"revisions", confRevisions},
 		{"cas", confCAS},
 		{"if-match", confIfMatch},
@@ -235,6 +236,53 @@ func confAbsent(t *testing.T, h *hub.Hub, key string) {
 	t.Helper()
 	if e, err := h.Get(key); !errors.Is(err, hub.ErrNotFound) {
 		t.Fatalf("Get %s = %+v, %v; want ErrNotFound", key, e, err)
+	}
+}
+
+// confValuesAsWritten: a value comes back byte for byte as it was written (compacted): through
+// Get, List, events, a transaction, an idempotent retry's answer and a snapshot, number literals
+// and characters that HTML escaping would rewrite (<, >, &, U+2028) included.
+func confValuesAsWritten(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	h := mk(hub.Config{})
+	const v = "{\"html\":\"<b>&amp;</b>\",\"sep\":\"a\u2028b\",\"n\":12345678901234567890,\"f\":1.50}"
+	s := confSubscribe(t, h, "/v/", hub.SubscribeOptions{})
+	first, err := h.Set("/v/a", []byte(v), hub.Cond{}, hub.WriteOptions{Idempotency: "as-written"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := h.Set("/v/a", []byte(v), hub.Cond{}, hub.WriteOptions{Idempotency: "as-written"}); err != nil || again.Seq != first.Seq {
+		t.Fatalf("the idempotent retry answered %+v, %v; want the first answer %+v", again, err, first)
+	}
+	if _, err := h.Tx(nil, []hub.TxOp{{Op: "set", Key: "/v/b", Value: []byte(v)}}, hub.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"/v/a", "/v/b"} {
+		if e := confEntry(t, h, key); string(e.Value) != v {
+			t.Fatalf("Get %s = %s, want %s", key, e.Value, v)
+		}
+	}
+	page, err := h.List("/v/", hub.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range page.Entries {
+		if string(e.Value) != v {
+			t.Fatalf("List: %s = %s, want %s", e.Key, e.Value, v)
+		}
+	}
+	for _, key := range []string{"/v/a", "/v/b"} {
+		if e := s.next(); e.Key != key || string(e.Value) != v {
+			t.Fatalf("event %s = %s, want %s = %s", e.Key, e.Value, key, v)
+		}
+	}
+	snap := confSubscribe(t, h, "/v/", hub.SubscribeOptions{Snapshot: true}).sub.TestInitial()
+	if len(snap) != 2 {
+		t.Fatalf("snapshot %v, want /v/a and /v/b", confEvents(snap))
+	}
+	for _, e := range snap {
+		if string(e.Value) != v {
+			t.Fatalf("snapshot: %s = %s, want %s", e.Key, e.Value, v)
+		}
 	}
 }
 

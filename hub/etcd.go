@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -398,7 +399,7 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 			// The answer's seq is the commit's, learnt only once it commits: a retry takes it from
 			// the record's ModRevision, which that commit wrote.
 			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
-			b, _ := json.Marshal(r)
+			b := encodeEtcd(r)
 			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
 				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
 		}
@@ -471,7 +472,7 @@ func (e *Etcd) changeOps(ch *Change, now time.Time) []clientv3.Op {
 		}
 		opts = append(opts, clientv3.WithLease(clientv3.LeaseID(e.lease.Load())))
 	}
-	b, _ := json.Marshal(r)
+	b := encodeEtcd(r)
 	ops := []clientv3.Op{clientv3.OpPut(e.dataKey(ch.Key), string(b), opts...)}
 	if !ch.Expires.IsZero() {
 		ops = append(ops, clientv3.OpPut(e.deadlineKey(ch.Expires, 'k', ch.Key), ""))
@@ -798,7 +799,7 @@ func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 		if opt.Idempotency != "" {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
 			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
-			b, _ := json.Marshal(r)
+			b := encodeEtcd(r)
 			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
 				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
 		}
@@ -1255,4 +1256,16 @@ func (e *Etcd) expireDue() time.Time {
 			return time.Time{}
 		}
 	}
+}
+
+// encodeEtcd encodes a record kept in etcd. Values inside it stay byte for byte as written:
+// json.Marshal would rewrite <, >, & and U+2028/U+2029 in them as \u escapes.
+func encodeEtcd(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("hub: encoding an etcd record: %v", err)) // records hold only encodable fields
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

@@ -52,7 +52,7 @@ func (e *Etcd) OnDisconnect(s *Session, w DisconnectWrite) error {
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(etcdDisc{Node: e.node, Conn: id, Value: w.Value, Delete: w.Delete})
+	b := encodeEtcd(etcdDisc{Node: e.node, Conn: id, Value: w.Value, Delete: w.Delete})
 	ctx, cancel := e.reqCtx()
 	defer cancel()
 	if _, err := e.cli.Put(ctx, e.discKey(w.Key), string(b)); err != nil {

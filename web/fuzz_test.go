@@ -46,6 +46,7 @@ func FuzzHandler(f *testing.F) {
 		{"POST", "/u8/raw", "", "", "", "", "", "", "", "\"\xff\xfe\""},
 		{"PUT", "/u8/raw", "", "", "0", "", "", "", "", "{\"k\xed\xa0\x80\":[\"\xc0\xaf\",\"€\xe2\x82\"]}"},
 		{"POST", "/u8/raw", "lock&owner=ci%FF", "", "", "", "", "", "", ""},
+		{"0", "/a", "", "", "", "", "", "", "", ""},
 		{"POST", "/room/1/", "broadcast", "", "", "", "", "", "", `{"x":10,"y":[1,2]}`},
 		{"POST", "/room/1/cursor", "broadcast&ttl=1s", "", "", "", "", "", "", "\"\xff\""},
 	}

@@ -1,8 +1,11 @@
 package web
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -119,7 +122,28 @@ func New(h *hub.Hub, cfg Config) *Server {
 		}
 	}
 	e.Any("/*", f("/*", s.keyRoute))
+	// A method echo does not route (any token, such as "FOO") is refused through wrapRoute too,
+	// so that its answer has the CORS headers, a JSON error, a metric and a log line.
+	unknown := f("/*", refuseMethod)
+	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if !slices.Contains(apiMethods, c.Request().Method) {
+				return unknown(c)
+			}
+			return next(c)
+		}
+	})
 	return s
+}
+
+// apiMethods are the methods of the API; echo routes every other to its own 405, which
+// refuseMethod replaces.
+var apiMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions}
+
+// refuseMethod answers a request whose method the API does not take.
+func refuseMethod(c echo.Context) error {
+	c.Response().Header().Set("Allow", strings.Join(apiMethods, ", "))
+	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("method %q is not allowed: the API takes %s", c.Request().Method, strings.Join(apiMethods, ", "))}
 }
 
 // corsConfig lets any origin use every method and header of the API, without credentials: access
