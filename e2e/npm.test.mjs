@@ -125,6 +125,7 @@ function checkRun(got, where) {
     fence: 'number',
     held: 'locked',
     members: [{ name: 'ann' }],
+    presenceConn: true,
     deleted: 5,
     again: [null, -1],
     states: ['connecting', 'online'],

@@ -12,7 +12,10 @@ import Statehub, {
   type EventMeta,
   type ListPage,
   type Lock,
+  type MemberChange,
+  type OnDisconnect,
   type Presence,
+  type PresenceOwner,
   type TxOp,
   type TxOpResult,
   type TxResult,
@@ -121,11 +124,19 @@ export async function run(url: string) {
   let presence: Presence<{ name: string }> | undefined;
   const members = await when<Record<string, { name: string }>>(
     (cb) => {
-      presence = hub.presence(`${base}/room`, { name: "ann" }, cb);
+      presence = hub.presence(`${base}/room`, { name: "ann" }, (m, change?: MemberChange<{ name: string }>) => cb(m));
       return () => {};
     },
     (m) => Object.keys(m).length == 1,
   );
+  // On-disconnect writes, and this client's presence: its connection, as the room shows it.
+  const onDisconnect: OnDisconnect<string> = hub.onDisconnect(`${base}/status`);
+  await onDisconnect.set("offline");
+  await onDisconnect.remove();
+  await onDisconnect.cancel();
+  const owner: PresenceOwner | undefined = presence!.owners[presence!.id];
+  const conn: string | undefined = hub.conn;
+  const presenceConn = typeof conn == "string" && owner?.conn === conn;
   await presence!.leave();
 
   const deleted: number = await hub.delete(`${base}/`);
@@ -153,6 +164,7 @@ export async function run(url: string) {
     fence: typeof lock.fence,
     held,
     members: Object.values(members),
+    presenceConn,
     deleted,
     again,
     states,
