@@ -10,7 +10,7 @@ import (
 
 // writeDeadline keeps a connection's write deadline between timeout and twice timeout ahead of
 // each write: it is moved (set) only when less than timeout is left, so a stream that writes
-// often moves it once per timeout, not once per write (BenchmarkFanout).
+// often moves it once per timeout, not once per write (BenchmarkFanout/SSE in this package).
 type writeDeadline struct {
 	set     func(time.Time) error
 	timeout time.Duration

@@ -54,7 +54,7 @@ var (
 	fanoutWindow   = flag.Int("fanout-window", 8, "changes in flight in the throughput phase")
 	fanoutRate     = flag.Float64("fanout-rate", 5, "changes a second in the paced phase")
 	fanoutOnly     = flag.String("fanout-only", "", "run only the targets whose names contain this (broadcaster, SSE, WebSocket)")
-	fanoutBin      = flag.String("fanout-statehub", "", "a statehub binary to measure instead of building this tree's")
+	fanoutBin      = flag.String("statehub", "", "a statehub binary to measure instead of building this tree's (-fanout, -snapshot)")
 )
 
 // fanTarget is one server and transport under test.
@@ -465,8 +465,9 @@ func wsOpen(msg string) []byte {
 	return append([]byte(req), wsFrame(0x1, []byte(msg))...)
 }
 
+// waitPost posts to url until it answers, for up to a minute (a restore takes a while).
 func waitPost(url string) error {
-	for range 100 {
+	for range 600 {
 		res, err := http.Post(url, "application/json", strings.NewReader(`{"t":0}`))
 		if err == nil {
 			res.Body.Close()

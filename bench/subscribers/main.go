@@ -10,7 +10,8 @@
 // The figures are the server's (go_memstats_heap_inuse_bytes, process_resident_memory_bytes and
 // go_goroutines); the heap moves with garbage not yet collected, so run it twice.
 //
-// With -fanout it runs the fan-out benchmark instead, starting its own servers (fanout.go).
+// With -fanout it runs the fan-out benchmark instead, starting its own servers (fanout.go); with
+// -snapshot, the benchmark of ?snapshot subscribers of a large subtree (snapshot.go).
 package main
 
 import (
@@ -36,8 +37,12 @@ func main() {
 	sockets := flag.Int("sockets", 1, "WebSockets the subscriptions share (with -ws)")
 	path := flag.String("path", "/bench/subscribers/", "the subtree to subscribe to")
 	flag.Parse()
-	if *fanoutMode {
-		if err := runFanout(); err != nil {
+	if *fanoutMode || *snapshotMode {
+		run := runFanout
+		if *snapshotMode {
+			run = runSnapshot
+		}
+		if err := run(); err != nil {
 			log.Fatal(err)
 		}
 		return
