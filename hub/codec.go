@@ -156,10 +156,14 @@ func decodeCommit(b []byte) (*Commit, error) {
 			ch.Value = repairUTF8([]byte(r.string()))
 		}
 		if flags&8 != 0 {
-			ch.Type = r.string()
+			if typ := r.string(); !ch.Deleted {
+				ch.Type = typ // a deleted key has no content type (the encoder never writes one)
+			}
 		}
 		if flags&16 != 0 {
-			ch.lock = r.string()
+			if lock := r.string(); !ch.Deleted {
+				ch.lock = lock // a deleted key holds no lock (the encoder never writes one)
+			}
 		}
 		if v >= commitVersion2 {
 			if flags&32 != 0 {

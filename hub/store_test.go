@@ -582,6 +582,8 @@ func FuzzDecodeCommit(f *testing.F) {
 			{Key: "/p/a", Value: []byte(`1`), Ephemeral: true, Presence: &Presence{Sub: "ann", Conn: "c0nn"}, Reason: ReasonReplaced},
 			{Key: "/p/b", Revision: 2, Deleted: true, Reason: ReasonTimeout},
 		}},
+		{Seq: 6, Time: exp, Changes: []Change{{Key: "/t", Value: []byte(`1`)}}}, // version 3: the commit's time
+		{Seq: 7, Time: exp, Changes: []Change{{Key: "/p/c", Value: []byte(`1`), Ephemeral: true, Presence: &Presence{Conn: "c1"}, Reason: ReasonReplaced}}},
 	} {
 		f.Add(encodeCommit(nil, c))
 	}
