@@ -33,12 +33,17 @@ type HistoryEntry struct {
 	Value   json.RawMessage `json:"value,omitempty"`
 	Type    string          `json:"type,omitempty"` // a stored file's content type
 	Deleted bool            `json:"deleted,omitempty"`
+	// An ephemeral key's change: its owner (on a delete, who left) and why it left or changed
+	// hands, as its event said (presence.go).
+	Presence *PresenceJSON `json:"presence,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
 }
 
 func historyAnswer(page hub.HistoryPage) HistoryAnswer {
 	a := HistoryAnswer{Entries: make([]HistoryEntry, len(page.Entries))}
 	for i, e := range page.Entries {
-		a.Entries[i] = HistoryEntry{Revision: e.Revision, Seq: e.Seq, Value: e.Value, Type: e.Type, Deleted: e.Deleted}
+		a.Entries[i] = HistoryEntry{Revision: e.Revision, Seq: e.Seq, Value: e.Value, Type: e.Type, Deleted: e.Deleted,
+			Presence: presenceJSON(e.Presence), Reason: e.Reason}
 		if e.Time != 0 {
 			a.Entries[i].Time = formatTime(time.Unix(0, e.Time))
 		}

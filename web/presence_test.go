@@ -111,6 +111,27 @@ func TestWSPresence(t *testing.T) {
 	checkEvent(got["/room/bob"], "delete", "/room/bob", &bobP, hub.ReasonTimeout)
 	checkEvent(got["/room/seat"], "delete", "/room/seat", &bobP, hub.ReasonTimeout)
 
+	// A history read shows them too.
+	req, _ = http.NewRequest("GET", base+"/room/seat?history", nil)
+	req.Header.Set("Authorization", "Bearer "+wsTestAdmin)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	var hist HistoryAnswer
+	err = json.NewDecoder(resp.Body).Decode(&hist)
+	resp.Body.Close()
+	if err != nil || len(hist.Entries) != 3 {
+		t.Fatalf("history of /room/seat: %+v %v", hist, err)
+	}
+	for i, w := range []struct {
+		p      PresenceJSON
+		reason string
+	}{{bobP, hub.ReasonTimeout}, {bobP, hub.ReasonReplaced}, {annP, ""}} {
+		if e := hist.Entries[i]; e.Presence == nil || *e.Presence != w.p || e.Reason != w.reason {
+			t.Errorf("history entry %d: %+v presence %+v, want presence %+v reason %q", i, e, e.Presence, w.p, w.reason)
+		}
+	}
+
 	// An SSE stream from before replays the deletes with their presence and reason in data.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
