@@ -51,10 +51,10 @@
 //
 // One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
 // is its only reader; it closes the subscription when the client goes away. A WebSocket has a
-// reader goroutine that runs its requests one at a time in arrival order (a lock's wait runs
+// reader, on the handler's goroutine, that runs its requests one at a time in arrival order (a lock's wait runs
 // aside, at most 64 per socket), an answer goroutine, while any write's answer waits for
 // durability, that sends those answers in request order (at most 256 waiting; then the reader
 // stops reading), one writer that alone writes data frames: the answers from a bounded queue and
 // the events of every subscription of the socket, which it takes from their hub queues itself
-// (ws_events.go), and a keep-alive pinger (ws.go, ws_pipeline.go).
+// (ws_events.go) and pings the peer, each ping's wait for its pong aside (ws.go, ws_pipeline.go).
 package web

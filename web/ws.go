@@ -73,10 +73,12 @@ const (
 // wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
 // session that owns its ephemeral keys.
 //
-// Goroutines: serve runs the reader (requests are handled there, one at a time; a write's answer
-// waits for durability on the answer goroutine, which runs while any waits); writeLoop is the
-// only writer of data frames, the subscriptions' events included (ws_events.go); keepAlive pings
-// and watches for shutdown. serve waits for all of them before it returns.
+// Goroutines: serve runs the reader on the handler's goroutine (requests are handled there, one at
+// a time; a write's answer waits for durability on the answer goroutine, which runs while any
+// waits); writeLoop is the only writer of data frames, the subscriptions' events included
+// (ws_events.go), and pings and watches for shutdown (a ping's wait for its pong runs aside). So
+// an idle connection has the handler's goroutine and one of Statehub's own. serve waits for all of
+// them before it returns.
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
@@ -96,7 +98,6 @@ type wsConn struct {
 	room    chan struct{} // closed (and replaced) when the writer takes a message a sender waits for
 	waiting bool          // a sender waits on room
 	stop    chan struct{} // closed by end: the writer stops (after flushing when flush is set)
-	wdone   chan struct{} // closed when the writer has returned
 	wg      sync.WaitGroup
 
 	endOnce sync.Once
@@ -189,7 +190,7 @@ func (s *Server) ws(c echo.Context) error {
 	wc := &wsConn{
 		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan wsOut, wsQueueSize), notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}), wdone: make(chan struct{}),
+		out: make(chan wsOut, wsQueueSize), notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
@@ -208,22 +209,12 @@ func (c *wsConn) allowBroadcast(now time.Time) (time.Duration, bool) {
 	return spend(c.bcastRate, now)
 }
 
+// serve reads the connection's requests on the handler's goroutine until the socket fails or
+// closes (the writer closes it after end), then tears the connection down.
 func (c *wsConn) serve() {
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.writeLoop()
-	go c.keepAlive()
-	rdone := make(chan struct{})
-	go func() {
-		defer close(rdone)
-		c.readLoop()
-	}()
-	select {
-	case <-rdone:
-	case <-c.stop:
-		<-c.wdone
-		c.ws.Close(c.ending.code, c.ending.reason)
-		<-rdone
-	}
+	c.readLoop()
 	c.teardown()
 }
 
@@ -247,7 +238,7 @@ func (c *wsConn) teardown() {
 }
 
 // end asks for the connection to close with d's code and reason: the writer stops (writing what is
-// queued first when flush is set), then serve closes the socket. Only the first call counts.
+// queued first when flush is set) and closes the socket. Only the first call counts.
 func (c *wsConn) end(d disconnect, flush bool) {
 	c.endOnce.Do(func() {
 		c.ending, c.flush = d, flush
@@ -285,14 +276,21 @@ func (c *wsConn) leaveReason() string {
 // writeLoop is the connection's only writer: the queued messages in order, and the events of
 // its subscriptions (ws_events.go). What it finds to write each time it runs leaves in one write
 // to the connection (corkConn), or in writes of about wsKeepBuffer.
+//
+// It also pings the peer every wsPingInterval (each ping waits for its pong on a goroutine of its
+// own, which closes the socket when none comes within WriteTimeout), and ends the connection when
+// the hub shuts down. After end it writes what is queued when asked to, then closes the socket
+// with the close handshake; the reader sees the close and serve tears the connection down.
 func (c *wsConn) writeLoop() {
 	defer c.wg.Done()
-	defer close(c.wdone)
 	defer func() {
 		for _, sb := range c.active {
 			sb.th.Stop()
 		}
 	}()
+	ping := time.NewTicker(wsPingInterval)
+	defer ping.Stop()
+	draining := c.s.hub.Draining()
 	for {
 		var err error
 		select {
@@ -300,9 +298,20 @@ func (c *wsConn) writeLoop() {
 			return
 		case <-c.stop:
 			if c.flush {
-				c.writeAll(nil)
+				if c.writeAll(nil) != nil {
+					return
+				}
 			}
+			c.ws.Close(c.ending.code, c.ending.reason)
 			return
+		case <-draining:
+			// The hub has closed every subscription with ErrShutdown: their close events go out
+			// after what is queued, then the socket closes.
+			draining = nil
+			c.end(disconnectShutdown, true)
+		case <-ping.C:
+			c.wg.Add(1)
+			go c.ping()
 		case m := <-c.out:
 			err = c.writeAll(&m)
 		case <-c.notify:
@@ -386,31 +395,13 @@ func (c *wsConn) took(m wsOut) {
 	c.outMu.Unlock()
 }
 
-// keepAlive pings the peer and ends the connection when the hub shuts down.
-func (c *wsConn) keepAlive() {
+// ping pings the peer and closes the socket when no pong comes within WriteTimeout.
+func (c *wsConn) ping() {
 	defer c.wg.Done()
-	t := time.NewTicker(wsPingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		case <-c.s.hub.Draining():
-			// The hub has closed every subscription with ErrShutdown: the writer writes what is
-			// queued and their close events, then serve closes the socket.
-			c.end(disconnectShutdown, true)
-			return
-		}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		c.ws.CloseNow()
 	}
 }
 
