@@ -125,7 +125,7 @@ type Local struct {
 	failed   error               // set when the journal failed: writes are refused from then on
 	tree     *btree.BTreeG[item] // every live key, in key order
 	seq      uint64              // the last committed seq
-	durable  uint64              // the last seq known durable (== seq without a journal)
+	durable  atomic.Uint64       // the last seq known durable (== seq without a journal); set under mu
 	advanced chan struct{}       // closed and replaced when durable advances or the journal fails
 	expiry   expiryQueue         // TTL and idempotency deadlines
 	expKept  int                 // len(expiry) after its last compaction (compactExpiryLocked)
@@ -212,7 +212,7 @@ func (h *Local) Limits() Limits { return h.limits }
 func (h *Local) Seq() uint64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.durable
+	return h.durable.Load()
 }
 
 // Len returns the number of keys.
@@ -249,7 +249,7 @@ func (h *Local) Get(key string) (Entry, error) {
 func (h *Local) Replay(c *Commit) {
 	h.mu.Lock()
 	h.applyLocked(c)
-	h.durable = h.seq // it is in the log
+	h.durable.Store(h.seq) // it is in the log
 	h.mu.Unlock()
 	h.publish(c.Seq)
 }
@@ -263,7 +263,7 @@ func (h *Local) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wa
 	}
 	h.applyLocked(&c)
 	if h.cfg.Journal == nil {
-		h.durable = c.Seq
+		h.durable.Store(c.Seq)
 		return c.Seq, nil
 	}
 	// The journal gets a commit and changes of its own: the caller's changes need not outlive
@@ -333,6 +333,10 @@ func (h *Local) applyLocked(c *Commit) {
 
 // finish waits for a commit to become durable and then publishes it. A journal failure makes the
 // hub refuse every later write: an acknowledged write is always a durable one.
+//
+// The first waiter of a group commit to get here advances durable to the end of the group (what
+// the disk journal reports synced) and publishes the whole group: the others find their commit
+// durable and published, and take no lock but pubMu.
 func (h *Local) finish(seq uint64, wait func() error) error {
 	if wait != nil {
 		if err := wait(); err != nil {
@@ -346,13 +350,21 @@ func (h *Local) finish(seq uint64, wait func() error) error {
 			h.mu.Unlock()
 			return &storageError{err}
 		}
-		h.mu.Lock()
-		if seq > h.durable { // the journal makes commits durable in seq order
-			h.durable = seq
-			close(h.advanced)
-			h.advanced = make(chan struct{})
+		if seq > h.durable.Load() {
+			upTo := seq
+			if h.store != nil {
+				// Every commit up to the log's synced index is applied: it was appended after.
+				upTo = max(upTo, h.store.log.Synced())
+			}
+			h.mu.Lock()
+			if upTo > h.durable.Load() { // the journal makes commits durable in seq order
+				h.durable.Store(upTo)
+				close(h.advanced)
+				h.advanced = make(chan struct{})
+			}
+			h.mu.Unlock()
+			h.publish(upTo)
 		}
-		h.mu.Unlock()
 	}
 	h.publish(seq)
 	h.sweepBlobs()
@@ -378,7 +390,7 @@ func (h *Local) Durable(seq uint64) error { return h.waitDurable(seq) }
 func (h *Local) waitDurable(seq uint64) error {
 	for {
 		h.mu.RLock()
-		durable, failed, advanced := h.durable, h.failed, h.advanced
+		durable, failed, advanced := h.durable.Load(), h.failed, h.advanced
 		h.mu.RUnlock()
 		switch {
 		case durable >= seq:

@@ -249,5 +249,5 @@ func (h *Local) loadLocked(f frozen) {
 		h.idem[r.Key] = r
 		h.expiry.push(deadline{at: r.Expires, idem: r.Key})
 	}
-	h.durable = f.seq
+	h.durable.Store(f.seq)
 }

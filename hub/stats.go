@@ -32,7 +32,7 @@ func (h *Local) Stats() Stats {
 	h.mu.RLock()
 	st := Stats{
 		Keys: h.tree.Len(),
-		Seq:  h.durable,
+		Seq:  h.durable.Load(),
 	}
 	s := h.store
 	h.mu.RUnlock()

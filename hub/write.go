@@ -402,10 +402,7 @@ func (h *Local) write(opt WriteOptions, in intent, build buildFunc) (Result, err
 
 // durableLater waits until seq is durable, now or, for a pipelined write, in its Pending.
 func (h *Local) durableLater(opt WriteOptions, seq uint64) error {
-	h.mu.RLock()
-	done := h.durable >= seq
-	h.mu.RUnlock()
-	if done {
+	if h.durable.Load() >= seq {
 		return nil
 	}
 	return opt.wait(func() error { return h.waitDurable(seq) })

@@ -47,6 +47,28 @@ func BenchmarkAppendWait(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendWaitOne: one writer, one record at a time, under SyncAlways: the latency of a
+// durable write, fsync included, and what the log adds to it (the leader writes and fsyncs on its
+// own goroutine, with no hand-off).
+func BenchmarkAppendWaitOne(b *testing.B) {
+	data := []byte(`{"op":"set","key":"/users/42/settings","value":{"theme":"dark","size":14}}`)
+	l, err := wal.Open(wal.Options{Dir: b.TempDir(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	var next uint64
+	for b.Loop() {
+		next++
+		if err := l.Append(next, data).Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkAppend measures Append alone (what the hub pays under its lock): encode and buffer.
 func BenchmarkAppend(b *testing.B) {
 	data := []byte(`{"op":"set","key":"/users/42/settings","value":{"theme":"dark","size":14}}`)

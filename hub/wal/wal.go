@@ -279,8 +279,9 @@ type Log struct {
 	segMu    sync.Mutex
 	segs     []segment // oldest first; the last one is the active segment
 
-	syncs atomic.Uint64
-	bytes atomic.Uint64
+	syncs  atomic.Uint64
+	bytes  atomic.Uint64
+	synced atomic.Uint64 // the index of the last record fsynced
 }
 
 // Open opens the log in opts.Dir, creating the directory if needed. It reads every segment,
@@ -481,6 +482,10 @@ func (l *Log) Close() error {
 	return l.closeErr
 }
 
+// Synced returns the index of the last record known durable: every record up to it has been
+// fsynced (0 when none has since Open).
+func (l *Log) Synced() uint64 { return l.synced.Load() }
+
 // Stats returns a snapshot of the counters. Safe to call at any time, including after Close.
 func (l *Log) Stats() Stats {
 	l.mu.Lock()
@@ -654,6 +659,7 @@ func (l *Log) round(forceSync bool) {
 	l.spare = nil
 	t := l.cur
 	l.cur = nil
+	last := l.lastIndex // buf ends with it
 	syncNow := forceSync || l.syncReq || (l.opts.Sync == SyncAlways && t != nil)
 	l.syncReq = false
 	l.kicked = false
@@ -663,7 +669,9 @@ func (l *Log) round(forceSync bool) {
 	if err == nil {
 		err = l.write(buf, cuts)
 		if err == nil && syncNow {
-			err = l.syncActive()
+			if err = l.syncActive(); err == nil {
+				l.synced.Store(last)
+			}
 		}
 		if err != nil {
 			err = l.fail(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/statehub/statehub/hub/wal"
 	"github.com/statehub/statehub/hub/wal/waltest"
@@ -474,5 +475,34 @@ func TestConcurrentWritersAllDurable(t *testing.T) {
 	defer mustClose(t, l)
 	if got := len(replay(t, l, 0)); got != writers*each {
 		t.Fatalf("%d records after reopen, want %d", got, writers*each)
+	}
+}
+
+// TestSynced: Synced reports the last record an fsync covers, never one only appended.
+func TestSynced(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			l := open(t, wal.Options{FS: waltest.New(1), Sync: mode, SyncInterval: time.Hour})
+			defer mustClose(t, l)
+			mustAppend(t, l, rec{1, "a"}, rec{2, "b"})
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Synced(); got != 2 {
+				t.Fatalf("Synced() = %d after a Sync, want 2", got)
+			}
+			l.Append(3, []byte("c"))
+			if got := l.Synced(); got != 2 {
+				t.Fatalf("Synced() = %d with record 3 only appended, want 2", got)
+			}
+			if err := l.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if got := l.Synced(); got != 3 {
+				t.Fatalf("Synced() = %d after a Sync, want 3", got)
+			}
+		})
 	}
 }
