@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { buildServer, closeBrowser, getBrowser, scenarioTest, waitInPage, withTimeout } from './harness.mjs';
+import { buildServer, closeBrowser, getBrowser, openClientPage, scenarioTest, signJWT, waitInPage, withTimeout } from './harness.mjs';
 
 before(async () => {
   await Promise.all([buildServer(), getBrowser()]);
@@ -23,33 +23,10 @@ after(() => closeBrowser());
 
 const SECRET = crypto.randomBytes(32).toString('hex');
 
-function jwt(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-}
+const jwt = (claims) => signJWT(SECRET, claims);
 
 // A token for ann, expiring `exp` seconds from now (negative: already past, but within the server's 30 s leeway).
 const annToken = (exp) => jwt({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + exp, grants: { write: ['/users/{sub}/'] } });
-
-// Opens a page on another origin that loads the client script from `api` (the server, or a proxy).
-async function openPage(sc, api, label) {
-  const html = `<!doctype html><title>${label}</title><script src="${api}/"></script><p>${label}</p>`;
-  const srv = http.createServer((req, res) => {
-    if (req.url === '/page.html') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
-    else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  sc.pageServers.push({ close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(resolve); }) });
-  const context = await (await getBrowser()).newContext();
-  sc.contexts.push(context);
-  const page = await context.newPage();
-  page.label = label;
-  page.on('console', (msg) => sc.log(`[${label}] console.${msg.type()}: ${msg.text()}`));
-  page.on('pageerror', (err) => sc.pageErrors.push(`[${label}] uncaught: ${err.stack || err.message}`));
-  await page.goto(`http://127.0.0.1:${srv.address().port}/page.html`);
-  return page;
-}
 
 // A proxy in front of the server that forwards HTTP (SSE streams included) and refuses WebSocket
 // upgrades while `blocked`: a network that blocks WebSockets. Counts what it sees.
@@ -106,7 +83,7 @@ async function until(what, f, timeout = 20_000) {
 
 scenarioTest(test, 'Client state: connecting, online, offline while the server is down, resyncing, online; a write made offline is applied once back', async (sc) => {
   const server = await sc.server();
-  const page = await openPage(sc, server.url, 'state');
+  const page = await openClientPage(sc, server.url, 'state');
   await page.evaluate(() => {
     window.states = [];
     window.got = [];
@@ -134,7 +111,7 @@ scenarioTest(test, 'Client state: connecting, online, offline while the server i
 
 scenarioTest(test, 'Token function: a JWT about to expire is replaced on the open connection, which goes on', async (sc) => {
   const server = await sc.server({ memory: true, args: [`-jwt-secret=${SECRET}`] });
-  const page = await openPage(sc, server.url, 'reauth');
+  const page = await openClientPage(sc, server.url, 'reauth');
   let issued = 0;
   // The first token's exp is 22 s ago: the server ends a connection with it 8 s from now (30 s of
   // leeway); the client replaces it 5 s after connecting (its earliest), with a token for an hour.
@@ -160,7 +137,7 @@ scenarioTest(test, 'Token function: a JWT about to expire is replaced on the ope
 
 scenarioTest(test, 'Token function: after the server ends the connection for an expired token, the client reconnects with a fresh one', async (sc) => {
   const server = await sc.server({ memory: true, args: [`-jwt-secret=${SECRET}`] });
-  const page = await openPage(sc, server.url, 'expired');
+  const page = await openClientPage(sc, server.url, 'expired');
   let fresh = false;
   let issued = 0;
   // The function gives the stale token (exp 27 s ago: 3 s left on the server) until the server has
@@ -188,7 +165,7 @@ scenarioTest(test, 'Token function: after the server ends the connection for an 
 scenarioTest(test, 'Behind a proxy that refuses WebSockets the client uses HTTP + SSE, and moves back to a WebSocket once the proxy lets one through', async (sc) => {
   const server = await sc.server({ memory: true });
   const gate = await proxy(sc, server.url);
-  const page = await openPage(sc, gate.url, 'proxy');
+  const page = await openClientPage(sc, gate.url, 'proxy');
   await page.evaluate(() => {
     window.got = [];
     window.states = [];
@@ -214,8 +191,8 @@ scenarioTest(test, 'Behind a proxy that refuses WebSockets the client uses HTTP 
 scenarioTest(test, 'Broadcast: one page\'s message reaches the other\'s onBroadcast, over a WebSocket one way and over HTTP + SSE the other; nothing is stored', async (sc) => {
   const server = await sc.server({ memory: true });
   const gate = await proxy(sc, server.url); // refuses WebSockets: its page uses the HTTP fallback
-  const ws = await openPage(sc, server.url, 'ws');
-  const sse = await openPage(sc, gate.url, 'sse');
+  const ws = await openClientPage(sc, server.url, 'ws');
+  const sse = await openClientPage(sc, gate.url, 'sse');
   for (const page of [ws, sse]) {
     // Listening from the moment the page hears its own hello: its subscription is live.
     await page.evaluate(async (label) => {
@@ -246,7 +223,7 @@ scenarioTest(test, 'Broadcast: one page\'s message reaches the other\'s onBroadc
 
 scenarioTest(test, 'A write has resolved only once durable: it survives kill -9 right after', async (sc) => {
   const server = await sc.server(); // -sync=always
-  const page = await openPage(sc, server.url, 'durable');
+  const page = await openClientPage(sc, server.url, 'durable');
   const written = await page.evaluate(async () => {
     const out = [];
     await Promise.all(Array.from({ length: 20 }, async (_, i) => {

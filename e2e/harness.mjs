@@ -6,6 +6,7 @@
 // whatever is still alive. Nothing here sleeps as an assertion: waits poll a condition with a deadline.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -374,6 +375,33 @@ export async function closeBrowser() {
     if (browserProfile) removeTempDir(browserProfile);
     browserProfile = null;
   }
+}
+
+// An HS256 JWT with `claims`, signed with `secret` (the server's -jwt-secret).
+export function signJWT(secret, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${crypto.createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+// Opens a page on another origin (a server on 127.0.0.1 of its own) that loads the client script
+// from `api` (the server, or a proxy), in a browser context of its own; both released with `sc`.
+export async function openClientPage(sc, api, label) {
+  const html = `<!doctype html><title>${label}</title><script src="${api}/"></script><p>${label}</p>`;
+  const srv = http.createServer((req, res) => {
+    if (req.url === '/page.html') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+    else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  sc.pageServers.push({ close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(resolve); }) });
+  const context = await (await getBrowser()).newContext();
+  sc.contexts.push(context);
+  const page = await context.newPage();
+  page.label = label;
+  page.on('console', (msg) => sc.log(`[${label}] console.${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (err) => sc.pageErrors.push(`[${label}] uncaught: ${err.stack || err.message}`));
+  await page.goto(`http://127.0.0.1:${srv.address().port}/page.html`);
+  return page;
 }
 
 // ---------------------------------------------------------------------------------------------------

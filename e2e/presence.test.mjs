@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
-import { buildServer, closeBrowser, getBrowser, scenarioTest, waitInPage } from './harness.mjs';
+import { buildServer, closeBrowser, getBrowser, openClientPage, scenarioTest, signJWT, waitInPage } from './harness.mjs';
 
 before(async () => {
   await Promise.all([buildServer(), getBrowser()]);
@@ -23,32 +23,9 @@ after(() => closeBrowser());
 
 const SECRET = crypto.randomBytes(32).toString('hex');
 
-function jwt(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-}
+const jwt = (claims) => signJWT(SECRET, claims);
 
 const token = (sub) => jwt({ sub, exp: Math.floor(Date.now() / 1000) + 3600, grants: { write: ['/room/'] } });
-
-// Opens a page on another origin that loads the client script from `api`; a context of its own.
-async function openPage(sc, api, label) {
-  const html = `<!doctype html><title>${label}</title><script src="${api}/"></script><p>${label}</p>`;
-  const srv = http.createServer((req, res) => {
-    if (req.url === '/page.html') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
-    else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
-  });
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  sc.pageServers.push({ close: () => new Promise((resolve) => { srv.closeAllConnections(); srv.close(resolve); }) });
-  const context = await (await getBrowser()).newContext();
-  sc.contexts.push(context);
-  const page = await context.newPage();
-  page.label = label;
-  page.on('console', (msg) => sc.log(`[${label}] console.${msg.type()}: ${msg.text()}`));
-  page.on('pageerror', (err) => sc.pageErrors.push(`[${label}] uncaught: ${err.stack || err.message}`));
-  await page.goto(`http://127.0.0.1:${srv.address().port}/page.html`);
-  return page;
-}
 
 // A proxy in front of the server (HTTP and WebSocket upgrades) whose cut() destroys every
 // connection through it and refuses new ones: the page's network is gone.
@@ -84,7 +61,7 @@ async function cuttableProxy(sc, target) {
 // A member joins the room with its token and registers its on-disconnect write; answers its
 // member id and connection id.
 async function join(sc, api, sub) {
-  const page = await openPage(sc, api, sub);
+  const page = await openClientPage(sc, api, sub);
   const joined = await page.evaluate(async ({ api, tok, sub }) => {
     window.hub = Statehub.connect(api, { token: tok });
     const me = hub.presence('/room/1', { name: sub });
@@ -100,7 +77,7 @@ async function join(sc, api, sub) {
 
 scenarioTest(test, 'Presence: a closed page leaves with reason closed, a page whose network is cut with timeout; their on-disconnect writes are made', async (sc) => {
   const server = await sc.server({ memory: true, args: [`-jwt-secret=${SECRET}`, '-ephemeral-grace=1s'] });
-  const watcher = await openPage(sc, server.url, 'watcher');
+  const watcher = await openClientPage(sc, server.url, 'watcher');
   await watcher.evaluate(({ api, tok }) => {
     window.hub = Statehub.connect(api, { token: tok });
     window.changes = [];
