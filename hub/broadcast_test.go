@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
@@ -197,20 +196,9 @@ func TestBroadcastAfterClose(t *testing.T) {
 func TestEtcdBroadcastAcrossNodes(t *testing.T) {
 	t.Parallel()
 	// An etcd of its own: the position check below needs the broadcast to be etcd's last revision.
-	cmd, dir, url, err := startEtcd()
-	if cmd != nil {
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	endpoints := ownEtcd(t)
 	open := func() *hub.Hub {
-		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: []string{url}, Prefix: "/bcast/"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return openEtcdHub(t, hub.Config{}, hub.EtcdConfig{Endpoints: endpoints, Prefix: "/bcast/"})
 	}
 	a, b := open(), open()
 	onB := confSubscribe(t, b, "/room/", hub.SubscribeOptions{})

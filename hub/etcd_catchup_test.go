@@ -3,8 +3,6 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,22 +16,10 @@ import (
 func TestEtcdResumeOnAFreshNode(t *testing.T) {
 	t.Parallel()
 	// An etcd of its own: the test compacts it, which would disturb the other tests' reads.
-	cmd, dir, url, err := startEtcd()
-	if cmd != nil {
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoints := []string{url}
+	endpoints := ownEtcd(t)
 	prefix := "/catchup/"
 	open := func() *hub.Hub {
-		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return openEtcdHub(t, hub.Config{}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
 	}
 	a := open()
 	first := set(t, a, "/r/a", `1`)

@@ -3,8 +3,6 @@ package hub_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -20,22 +18,10 @@ import (
 func TestEtcdHistoryBelowCompaction(t *testing.T) {
 	t.Parallel()
 	// An etcd of its own: the test compacts it, which would disturb the other tests' reads.
-	cmd, dir, url, err := startEtcd()
-	if cmd != nil {
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoints := []string{url}
+	endpoints := ownEtcd(t)
 	clock := fakeclock.New(t0)
 	open := func() *hub.Hub {
-		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler), Clock: clock}, hub.EtcdConfig{Endpoints: endpoints, Prefix: "/hist/"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return openEtcdHub(t, hub.Config{Clock: clock}, hub.EtcdConfig{Endpoints: endpoints, Prefix: "/hist/"})
 	}
 	a := open()
 	var seqs []uint64

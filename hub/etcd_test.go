@@ -103,14 +103,35 @@ func freePort() string {
 // newEtcdHub returns a hub on the package's etcd, under a prefix no other test uses.
 func newEtcdHub(tb testing.TB, cfg hub.Config) *hub.Hub {
 	tb.Helper()
+	prefix := fmt.Sprintf("/t%d/", etcdPrefixes.Add(1))
+	return openEtcdHub(tb, cfg, hub.EtcdConfig{Endpoints: etcdEndpoints(tb), Prefix: prefix, BlobDir: tb.TempDir()})
+}
+
+// openEtcdHub opens a hub on the etcd store ec (a nil cfg.Logger discards), closed when the test ends.
+func openEtcdHub(tb testing.TB, cfg hub.Config, ec hub.EtcdConfig) *hub.Hub {
+	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	prefix := fmt.Sprintf("/t%d/", etcdPrefixes.Add(1))
-	h, err := hub.OpenEtcd(cfg, hub.EtcdConfig{Endpoints: etcdEndpoints(tb), Prefix: prefix, BlobDir: tb.TempDir()})
+	h, err := hub.OpenEtcd(cfg, ec)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { h.Close() })
 	return h
+}
+
+// ownEtcd starts an etcd process for this test alone (one it may compact, or whose revisions are
+// all its own) and returns its endpoints; the process is killed and its dir removed when the
+// test ends, after the hubs opened on it are closed.
+func ownEtcd(tb testing.TB) []string {
+	tb.Helper()
+	cmd, dir, url, err := startEtcd()
+	if cmd != nil {
+		tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []string{url}
 }

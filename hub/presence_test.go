@@ -3,7 +3,6 @@ package hub_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -66,12 +65,7 @@ func TestPresenceNodeLostEtcd(t *testing.T) {
 	endpoints := etcdEndpoints(t)
 	prefix := "/lost" + time.Now().Format("150405.000000") + "/"
 	open := func() *hub.Hub {
-		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return openEtcdHub(t, hub.Config{}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
 	}
 	a, b := open(), open()
 	sess := a.NewSession()
@@ -115,12 +109,7 @@ func TestOnDisconnectOrphanEtcd(t *testing.T) {
 	endpoints := etcdEndpoints(t)
 	prefix := "/orphan" + time.Now().Format("150405.000000") + "/"
 	open := func() *hub.Hub {
-		h, err := hub.OpenEtcd(hub.Config{Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		return h
+		return openEtcdHub(t, hub.Config{}, hub.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
 	}
 	x := open()
 	sess := x.NewSession()
@@ -162,19 +151,9 @@ func TestOnDisconnectOrphanEtcd(t *testing.T) {
 // outside this node's prefix, and a read waits for them.
 func TestEtcdHistoryAfterBookkeeping(t *testing.T) {
 	t.Parallel()
-	cmd, dir, url, err := startEtcd()
-	if cmd != nil {
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.RemoveAll(dir) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	endpoints := ownEtcd(t)
 	clock := fakeclock.New(t0)
-	h, err := hub.OpenEtcd(hub.Config{Clock: clock, Logger: slog.New(slog.DiscardHandler)}, hub.EtcdConfig{Endpoints: []string{url}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := openEtcdHub(t, hub.Config{Clock: clock}, hub.EtcdConfig{Endpoints: endpoints})
 	read := func(what string) {
 		t.Helper()
 		done := make(chan error, 1)
