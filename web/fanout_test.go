@@ -187,3 +187,60 @@ func TestSnapshotPages(t *testing.T) {
 	}
 	c.expectEvents(c.id, `set /pg/0000 "live"@1`)
 }
+
+// TestWSNothingAfterUnsub: while changes stream in, no event of a subscription follows the answer
+// to its unsub, however many were queued; another subscription on the socket goes on.
+func TestWSNothingAfterUnsub(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	c := ts.dial(t)
+	c.must(m{"op": "sub", "path": "/u/"})
+	busy := c.id
+	c.must(m{"op": "sub", "path": "/marker"})
+	marker := c.id
+	c.expectEvents(busy, "ready")
+	c.expectEvents(marker, "ready")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a writer that keeps /u/ busy
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ts.h.Set("/u/k", []byte(strconv.Itoa(i)), hub.Cond{}, hub.WriteOptions{})
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for range 50 { // events are flowing
+		if e := c.event(); string(e.Sub) != strconv.Itoa(busy) {
+			t.Fatalf("event %s", e.raw)
+		}
+	}
+	c.id++
+	c.sendRaw(`{"op":"unsub","id":` + strconv.Itoa(c.id) + `,"sub":` + strconv.Itoa(busy) + `}`)
+	for {
+		msg := c.read()
+		if msg.Type == "" {
+			if string(msg.ID) != strconv.Itoa(c.id) || !msg.OK {
+				t.Fatalf("unsub answer: %s", msg.raw)
+			}
+			break
+		}
+		if string(msg.Sub) != strconv.Itoa(busy) {
+			t.Fatalf("event %s", msg.raw)
+		}
+	}
+	ts.h.Set("/marker", []byte(`1`), hub.Cond{}, hub.WriteOptions{})
+	for {
+		msg := c.read()
+		if string(msg.Sub) == strconv.Itoa(busy) {
+			t.Fatalf("after the unsub answer: %s", msg.raw)
+		}
+		if string(msg.Sub) == strconv.Itoa(marker) && msg.Type == "set" {
+			return
+		}
+	}
+}
