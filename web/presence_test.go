@@ -12,9 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
-	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // TestWSPresence: an ephemeral key's answers, listing, GET headers and events carry its owner
@@ -24,12 +22,7 @@ import (
 func TestWSPresence(t *testing.T) {
 	t.Parallel()
 	const grace = 10 * time.Second
-	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
-	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false)
+	ts, clock := wsGraceServer(t, grace)
 	base := "http" + strings.TrimSuffix(strings.TrimPrefix(ts.url, "ws"), "/.ws")
 	dial := func(token string) (*wsClient, string) {
 		c := ts.dial(t)
@@ -183,12 +176,7 @@ func TestWSPresence(t *testing.T) {
 func TestWSOnDisconnect(t *testing.T) {
 	t.Parallel()
 	const grace = 10 * time.Second
-	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
-	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false)
+	ts, clock := wsGraceServer(t, grace)
 	dial := func(token string) *wsClient {
 		c := ts.dial(t)
 		c.must(m{"op": "auth", "token": token})
