@@ -84,7 +84,8 @@
 //     then the store's own retained changes below it (Store.Since), and answers a page below both
 //     with a *HistoryGoneError, never a page with a hole.
 //   - Every commit has a time, the store's clock when it commits (Local's is in its log record,
-//     version 2; Etcd's, the writing node's clock, in the key's record): its events carry it.
+//     version 3; Etcd's, the writing node's clock, in the key's record): its events and its
+//     history entries carry it. Records of older versions load without one.
 //   - There is one expiry structure, a heap of deadlines armed on one timer of the injected Clock;
 //     no goroutine per key. A rewrite leaves the old deadline stale in it; stale deadlines are
 //     dropped whenever the heap has doubled since the last such compaction (expiry.go).
@@ -102,14 +103,17 @@
 //
 // In Local, one sync.RWMutex (mu) guards the state. A write takes it for a short
 // read-check-change step that also fixes the order of journal appends (Journal.Append only
-// buffers); it waits for durability (the group-commit fsync) after releasing it, then publishes:
-// publish, serialized by pubMu, hands the pending events up to its seq to the feed. A pipelined
-// write (WriteOptions.Pending) returns after the locked step and leaves the wait and the publish
-// to its caller's Pending.Wait, which must run before its answer is shown. In Hub, one
-// sync.Mutex (Hub.mu) guards the history, the subscription sets and the lock waiters; Deliver
-// takes it. Lock order: pubMu, then Hub.mu, then Local's mu (Subscribe asks the store for a
-// snapshot under Hub.mu); Local never calls the feed while holding its mu. Helpers that need a
-// lock held end in Locked.
+// buffers) and queues its events (pending, under pendMu, taken inside mu); it waits for
+// durability (the group-commit fsync) after releasing it, then publishes. The first waiter of a
+// group to return advances durable (an atomic, stored under mu) to the log's synced index and
+// publishes the whole group; the others find their seq durable with an atomic load and take no
+// lock of Local's. publish, serialized by pubMu, hands the pending events up to its seq to the
+// feed. A pipelined write (WriteOptions.Pending) returns after the locked step and leaves the wait
+// and the publish to its caller's Pending.Wait, which must run before its answer is shown. In Hub,
+// one sync.Mutex (Hub.mu) guards the history, the subscription sets and the lock waiters; Deliver
+// takes it. Lock order: pubMu, then Hub.mu, then Local's mu, then pendMu (Subscribe asks the store
+// for a snapshot under Hub.mu); Local never calls the feed while holding its mu or pendMu.
+// Helpers that need a lock held end in Locked.
 //
 // The disk journal (store) holds no *Local and never takes Local's mu: Open decodes the newest
 // snapshot into a frozen value that Local applies itself (load), and the snapshotter asks for

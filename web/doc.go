@@ -33,6 +33,10 @@
 //     (disconnect.go: slow, shutdown, unauthorized, token_expired, unavailable, closed), and the
 //     client resumes from its last position. No stream or socket outlives its token's exp
 //     (tokenexpiry.go).
+//   - One WebSocket's writes apply in the order it sent them and are pipelined: each is applied
+//     as it arrives, and its answer leaves, in request order, once its commit is durable
+//     (hub.WriteOptions.Pending); a read waits for every earlier answer, so it sees the
+//     connection's earlier writes and only durable state.
 //   - A live change is encoded once per transport and the bytes shared by every stream and
 //     socket it reaches (hub.Event.AppendEncoded); a WebSocket message adds only its "sub" in
 //     front. What a socket's writer finds queued leaves in one write (corkConn).
@@ -50,11 +54,18 @@
 // # Concurrency
 //
 // One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
-// is its only reader; it closes the subscription when the client goes away. A WebSocket has a
-// reader, on the handler's goroutine, that runs its requests one at a time in arrival order (a lock's wait runs
-// aside, at most 64 per socket), an answer goroutine, while any write's answer waits for
-// durability, that sends those answers in request order (at most 256 waiting; then the reader
-// stops reading), one writer that alone writes data frames: the answers from a bounded queue and
-// the events of every subscription of the socket, which it takes from their hub queues itself
-// (ws_events.go) and pings the peer, each ping's wait for its pong aside (ws.go, ws_pipeline.go).
+// is its only reader; it closes the subscription when the client goes away. An idle WebSocket has
+// two goroutines (ws.go):
+//
+//   - its reader, on the handler's goroutine, which runs its requests one at a time in arrival
+//     order: a write is applied at once and its answer handed to the pipeline (ws_pipeline.go);
+//     any other request first waits until every earlier answer has been sent;
+//   - its writer, which alone writes data frames: the answers from a bounded queue and the events
+//     of every subscription of the socket, which it takes from their hub queues itself
+//     (ws_events.go); it also sends the keep-alive pings and watches for shutdown.
+//
+// Others run only while needed: an answer goroutine while any write's answer waits for durability,
+// which sends those answers in request order (at most 256 waiting; then the reader stops reading
+// the socket); a ping's wait for its pong; and each lock request with a wait (at most 64 per
+// socket).
 package web
