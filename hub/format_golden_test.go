@@ -63,17 +63,7 @@ func TestCommitFormatV3Golden(t *testing.T) {
 		all = append(all, rec...)
 	}
 	golden(t, "commits-v3.golden", all)
-	for i, want := range goldenCommitsV3() {
-		n := int(all[0])<<8 | int(all[1])
-		got, err := decodeCommit(all[2 : 2+n])
-		all = all[2+n:]
-		if err != nil {
-			t.Fatalf("commit %d: %v", i, err)
-		}
-		if !reflect.DeepEqual(normalizeCommit(got), normalizeCommit(want)) {
-			t.Errorf("commit %d decodes as %+v, want %+v", i, got, want)
-		}
-	}
+	checkFramedCommits(t, all, goldenCommitsV3())
 }
 
 // goldenCommitsV1 are the commits of testdata/commits-v1.golden, written by version 1 (before
@@ -157,15 +147,22 @@ func TestCommitFormatGolden(t *testing.T) {
 	golden(t, "commits.golden", all)
 
 	data, _ := os.ReadFile(filepath.Join("testdata", "commits.golden"))
-	for i, want := range goldenCommits() {
+	checkFramedCommits(t, data, goldenCommits())
+}
+
+// checkFramedCommits decodes data, records each after its 2-byte big-endian length as the golden
+// commit files hold them, and checks it holds the commits want, in order.
+func checkFramedCommits(t *testing.T, data []byte, want []*Commit) {
+	t.Helper()
+	for i, w := range want {
 		n := int(data[0])<<8 | int(data[1])
 		got, err := decodeCommit(data[2 : 2+n])
 		data = data[2+n:]
 		if err != nil {
 			t.Fatalf("commit %d: %v", i, err)
 		}
-		if !reflect.DeepEqual(normalizeCommit(got), normalizeCommit(want)) {
-			t.Errorf("commit %d decodes as %+v, want %+v", i, got, want)
+		if !reflect.DeepEqual(normalizeCommit(got), normalizeCommit(w)) {
+			t.Errorf("commit %d decodes as %+v, want %+v", i, got, w)
 		}
 	}
 }
