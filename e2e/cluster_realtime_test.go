@@ -94,35 +94,19 @@ func TestClusterThrottleFenceHistory(t *testing.T) {
 
 	// History: a node started now, keeping 2 changes, reads the 200 of /t/k back from etcd.
 	late := startNode(t, cl, "-history", "2")
-	var entries []struct {
+	type entry struct {
 		Revision int64
 		Seq      uint64
 		Time     string
 		Value    json.RawMessage
 	}
-	cursor := ""
-	for {
-		url := late.url + "/t/k?history&limit=64"
-		if cursor != "" {
-			url += "&cursor=" + cursor
-		}
-		_, body := mustDo(t, c, http.MethodGet, url, nil, "", http.StatusOK)
-		var page struct {
-			Entries []struct {
-				Revision int64
-				Seq      uint64
-				Time     string
-				Value    json.RawMessage
-			}
-			Cursor string
-		}
+	var entries []entry
+	for _, body := range getPages(t, c, late.url+"/t/k?history&limit=64") {
+		var page struct{ Entries []entry }
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatal(err)
 		}
 		entries = append(entries, page.Entries...)
-		if cursor = page.Cursor; cursor == "" {
-			break
-		}
 	}
 	if len(entries) != n {
 		t.Fatalf("history on a late node: %d entries, want %d", len(entries), n)

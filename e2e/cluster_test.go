@@ -46,6 +46,28 @@ func mustDo(t *testing.T, c *http.Client, method, url string, hdr http.Header, b
 	return h, b
 }
 
+// getPages GETs url (a listing or a history read, with a query) and the pages after it, following
+// each page's cursor until a page has none, and returns the pages' bodies in order.
+func getPages(t *testing.T, c *http.Client, url string) [][]byte {
+	t.Helper()
+	var pages [][]byte
+	for cursor := ""; ; {
+		u := url
+		if cursor != "" {
+			u += "&cursor=" + cursor
+		}
+		_, body := mustDo(t, c, http.MethodGet, u, nil, "", http.StatusOK)
+		pages = append(pages, body)
+		var page struct{ Cursor string }
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		if cursor = page.Cursor; cursor == "" {
+			return pages
+		}
+	}
+}
+
 // writeSeq is the seq a write's answer gives.
 func writeSeq(t *testing.T, b []byte) uint64 {
 	t.Helper()
@@ -488,28 +510,18 @@ func (l *clusterLoad) verify(t *testing.T, node *clusterNode) {
 	c := clusterClient()
 	defer c.CloseIdleConnections()
 	got := map[string]string{}
-	cursor := ""
-	for {
-		url := node.url + "/load/?limit=1000"
-		if cursor != "" {
-			url += "&cursor=" + cursor
-		}
-		_, body := mustDo(t, c, http.MethodGet, url, nil, "", http.StatusOK)
+	for _, body := range getPages(t, c, node.url+"/load/?limit=1000") {
 		var page struct {
 			Entries []struct {
 				Key   string
 				Value json.RawMessage
 			}
-			Cursor string
 		}
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range page.Entries {
 			got[e.Key] = string(e.Value)
-		}
-		if cursor = page.Cursor; cursor == "" {
-			break
 		}
 	}
 	lost := 0
