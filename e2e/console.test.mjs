@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildServer, closeBrowser, encodeKey, getBrowser, scenarioTest, waitInPage, WAIT_TIMEOUT_MS } from './harness.mjs';
+import { buildServer, closeBrowser, encodeKey, getBrowser, scenarioTest, signJWT, waitInPage, WAIT_TIMEOUT_MS } from './harness.mjs';
 
 before(async () => {
   await buildServer();
@@ -110,13 +110,6 @@ const text = (page, sel) => page.locator(sel).textContent();
 
 // A raw JSON body, sent as it is (the harness's set() would pass it through JSON.stringify).
 const setRaw = (server, key, body, headers = {}) => server.must('POST', encodeKey(key), { body, headers: { 'content-type': 'application/json', ...headers } });
-
-// An HS256 JWT for -jwt-secret=secret.
-function jwt(secret, claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const data = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${data}.${crypto.createHmac('sha256', secret).update(data).digest('base64url')}`;
-}
 
 scenarioTest(test, 'console: a tree that expands in place, filtered by key, live, with health and an event log', async (sc) => {
   const server = await sc.server();
@@ -355,7 +348,7 @@ scenarioTest(test, 'console: edit controls only where the pasted token may write
   const server = await sc.server({ args: [`-jwt-secret=${secret}`, `-admin-token=${admin}`] });
   const as = { authorization: `Bearer ${admin}` };
   for (const [key, body] of [['/shop/visits', '5'], ['/shop/motd', '"hi"'], ['/shop/cart/ann', '{"items":1}']]) await setRaw(server, key, body, as);
-  const token = jwt(secret, { sub: 'ann', exp: Math.floor(Date.now() / 1000) + 3600, grants: { read: ['/shop/'], write: ['/shop/cart/'] } });
+  const token = signJWT(secret, { sub: 'ann', exp: Math.floor(Date.now() / 1000) + 3600, grants: { read: ['/shop/'], write: ['/shop/cart/'] } });
 
   // Without a token: nothing to list, and the console says what to do.
   const page = await visit(sc, `${server.url}/#/shop/`, { label: 'console', contextOptions: WIDE });

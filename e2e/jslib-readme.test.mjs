@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { buildServer, closeBrowser, getBrowser, makeTempDir, ROOT, scenarioTest } from './harness.mjs';
+import { buildServer, closeBrowser, getBrowser, makeTempDir, ROOT, scenarioTest, signJWT } from './harness.mjs';
 
 const README = path.join(ROOT, 'jslib', 'README.md');
 const PLACEHOLDER = 'https://statehub.example';
@@ -41,12 +41,6 @@ function codeBlocks(markdown) {
     blocks.push({ kind: open[1].trim(), code: lines.slice(start + 1, i).join('\n') + '\n', line: start + 1 });
   }
   return blocks;
-}
-
-function jwt(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${body}.${crypto.createHmac('sha256', SECRET).update(body).digest('base64url')}`;
 }
 
 function run(cmd, args, { cwd, timeout = 60_000 } = {}) {
@@ -140,7 +134,7 @@ for (const { kind, code, line } of blocks) {
       '/blank.html': { type: 'text/html; charset=utf-8', body: () => '<!doctype html><title>example</title><body></body>' },
       '/statehub-token': {
         type: 'text/plain',
-        body: () => jwt({ sub: 'ann', exp: Math.floor(Date.now() / 1000) + 600, grants: { write: ['/users/{sub}/'] } }),
+        body: () => signJWT(SECRET, { sub: 'ann', exp: Math.floor(Date.now() / 1000) + 600, grants: { write: ['/users/{sub}/'] } }),
       },
     });
     const context = await (await getBrowser()).newContext();
