@@ -41,11 +41,18 @@ func newServer(t *testing.T, hcfg hub.Config) *testServer {
 
 func serveHub(t *testing.T, h *hub.Hub) *testServer {
 	t.Helper()
+	return serveHubWith(t, h, web.Config{})
+}
+
+// serveHubWith serves h with wcfg, its logger quiet and the admin token accepted.
+func serveHubWith(t *testing.T, h *hub.Hub, wcfg web.Config) *testServer {
+	t.Helper()
 	a, err := auth.New(auth.Config{AdminToken: adminToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(web.New(h, web.Config{Logger: quiet, Auth: a}).Handler())
+	wcfg.Logger, wcfg.Auth = quiet, a
+	srv := httptest.NewServer(web.New(h, wcfg).Handler())
 	ts := &testServer{URL: srv.URL, hub: h, srv: srv}
 	t.Cleanup(ts.Close)
 	return ts

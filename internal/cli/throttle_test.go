@@ -1,12 +1,10 @@
 package cli_test
 
 import (
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
@@ -17,13 +15,7 @@ import (
 func TestWatchThrottle(t *testing.T) {
 	clock := fakeclock.New(time.Now())
 	h := hub.New(hub.Config{Logger: quiet})
-	a, err := auth.New(auth.Config{AdminToken: adminToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(web.New(h, web.Config{Logger: quiet, Auth: a, Clock: clock}).Handler())
-	ts := &testServer{URL: srv.URL, hub: h, srv: srv}
-	t.Cleanup(ts.Close)
+	ts := serveHubWith(t, h, web.Config{Clock: clock})
 
 	w := start(t, env(ts.URL), "watch", "-throttle", "250ms", "/t/k")
 	if ev := event(t, w.line()); ev["type"] != "ready" {
