@@ -111,8 +111,11 @@
 // feed. A pipelined write (WriteOptions.Pending) returns after the locked step and leaves the wait
 // and the publish to its caller's Pending.Wait, which must run before its answer is shown. In Hub,
 // one sync.Mutex (Hub.mu) guards the history, the subscription sets and the lock waiters; Deliver
-// takes it. Lock order: pubMu, then Hub.mu, then Local's mu, then pendMu (Subscribe asks the store
-// for a snapshot under Hub.mu); Local never calls the feed while holding its mu or pendMu.
+// takes it. Each Subscription's own mu guards its queue: delivery takes it under Hub.mu, and the
+// subscription's one reader (an SSE stream's goroutine, a WebSocket's writer) takes it alone to
+// drain the queue. Lock order: pubMu, then Hub.mu, then a Subscription's mu or Local's mu, then
+// pendMu (Subscribe asks the store for a snapshot under Hub.mu); Local never calls the feed while
+// holding its mu or pendMu.
 // Helpers that need a lock held end in Locked.
 //
 // The disk journal (store) holds no *Local and never takes Local's mu: Open decodes the newest
