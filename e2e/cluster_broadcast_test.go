@@ -25,14 +25,7 @@ func TestClusterBroadcast(t *testing.T) {
 	defer cancel()
 
 	// On b: an SSE stream of the room and a WebSocket sub of one cursor.
-	sse, err := openSSE(ctx, b.url, "/room/", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sse.close()
-	if ev, err := sse.next(); err != nil || ev.event != "ready" {
-		t.Fatalf("stream on b: %v %v, want ready", ev, err)
-	}
+	sse := readySSE(t, ctx, b.url, "/room/", "")
 	ws, err := dialWS(ctx, b.url)
 	if err != nil {
 		t.Fatal(err)

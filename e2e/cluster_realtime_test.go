@@ -28,21 +28,8 @@ func TestClusterThrottleFenceHistory(t *testing.T) {
 
 	// Throttle: 200 writes through a, two streams on b.
 	const n, every = 200, 300 * time.Millisecond
-	slow, err := openSSE(ctx, b.url, "/t/k", "throttle="+every.String(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.close()
-	all, err := openSSE(ctx, b.url, "/t/k", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer all.close()
-	for _, s := range []*sseStream{slow, all} {
-		if ev, err := s.next(); err != nil || ev.event != "ready" {
-			t.Fatalf("first event %+v, %v; want ready", ev, err)
-		}
-	}
+	slow := readySSE(t, ctx, b.url, "/t/k", "throttle="+every.String())
+	all := readySSE(t, ctx, b.url, "/t/k", "")
 	start := time.Now()
 	for i := 1; i <= n; i++ {
 		mustDo(t, c, http.MethodPost, a.url+"/t/k", nil, strconv.Itoa(i), http.StatusOK)

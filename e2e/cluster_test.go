@@ -92,14 +92,7 @@ func TestClusterWritesReadOnOtherNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterDeadline)
 	defer cancel()
 
-	live, err := openSSE(ctx, b.url, "/rw/", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.close()
-	if ev, err := live.next(); err != nil || ev.event != "ready" {
-		t.Fatalf("stream on b: %v %v, want ready", ev, err)
-	}
+	live := readySSE(t, ctx, b.url, "/rw/", "")
 
 	_, body := mustDo(t, c, http.MethodPost, a.url+"/rw/x", nil, `{"n": 1}`, http.StatusOK)
 	seqX := writeSeq(t, body)
@@ -880,14 +873,7 @@ func TestClusterEphemeralKeysOfKilledNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterDeadline)
 	defer cancel()
 
-	s, err := openSSE(ctx, b.url, "/room/", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	if ev, err := s.next(); err != nil || ev.event != "ready" {
-		t.Fatalf("stream on b: %v %v, want ready", ev, err)
-	}
+	s := readySSE(t, ctx, b.url, "/room/", "")
 
 	ws, err := dialWS(ctx, a.url)
 	if err != nil {
@@ -976,14 +962,7 @@ func TestClusterCompactedResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterDeadline)
 	defer cancel()
 
-	s, err := openSSE(ctx, a.url, "/cmp/", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	if ev, err := s.next(); err != nil || ev.event != "ready" {
-		t.Fatalf("stream on a: %v %v, want ready", ev, err)
-	}
+	s := readySSE(t, ctx, a.url, "/cmp/", "")
 	for i := range 3 {
 		mustDo(t, c, http.MethodPost, fmt.Sprintf("%s/cmp/k%d", a.url, i), nil, strconv.Itoa(i), http.StatusOK)
 	}
@@ -1079,14 +1058,7 @@ func TestClusterQuorumLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterDeadline)
 	defer cancel()
 
-	s, err := openSSE(ctx, b.url, "/q/", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	if ev, err := s.next(); err != nil || ev.event != "ready" {
-		t.Fatalf("stream on b: %v %v, want ready", ev, err)
-	}
+	s := readySSE(t, ctx, b.url, "/q/", "")
 	mustDo(t, c, http.MethodPost, a.url+"/q/a", nil, "1", http.StatusOK)
 	ev, err := s.next()
 	if err != nil || ev.event != "" {

@@ -283,6 +283,21 @@ type sseStream struct {
 	cancel context.CancelFunc
 }
 
+// readySSE opens a stream of path (with query) on base that must begin with ready; the stream
+// is closed when the test ends.
+func readySSE(t *testing.T, ctx context.Context, base, path, query string) *sseStream {
+	t.Helper()
+	s, err := openSSE(ctx, base, path, query, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	if ev, err := s.next(); err != nil || ev.event != "ready" {
+		t.Fatalf("stream of %s on %s: %+v %v, want ready", path, base, ev, err)
+	}
+	return s
+}
+
 // openSSE opens a stream of path (with query, e.g. "snapshot") on base, resuming from lastID
 // when it is not empty.
 func openSSE(ctx context.Context, base, path, query, lastID string) (*sseStream, error) {
