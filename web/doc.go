@@ -5,8 +5,9 @@
 // # Invariants
 //
 //   - Handlers never touch hub state directly: they call hub methods that return copies.
-//   - Every operation exists once, in the operation layer (ops.go), for HTTP and the WebSocket
-//     alike: the transports decode requests into its types and encode its answers. Every request
+//   - Every operation exists once, in the operation layer (ops.go; the WebSocket-only
+//     on-disconnect writes in ondisconnect.go), for HTTP and the WebSocket alike: the transports
+//     decode requests into its types and encode its answers. Every request
 //     is authorized in one place (permit) before it reaches the hub.
 //   - Every error reaches the client through one mapping (classify, errorBody in errors.go), over
 //     HTTP (handleError, echo's HTTPErrorHandler) and the WebSocket alike: JSON {"error","code"}
@@ -40,6 +41,9 @@
 //   - A live change is encoded once per transport and the bytes shared by every stream and
 //     socket it reaches (hub.Event.AppendEncoded); a WebSocket message adds only its "sub" in
 //     front. What a socket's writer finds queued leaves in one write (corkConn).
+//   - A throttled stream or subscription (throttle.go) sends per key at most one event per
+//     interval, the key's latest change with its own position, on one timer of the server's Clock
+//     per subscription; positions never go backwards, so a resume stays exact.
 //   - A broadcast (broadcast.go) reaches streams and subscriptions through their hub queues like a
 //     change, but carries no position: an SSE "broadcast" event has no id (Last-Event-ID never
 //     moves for it) and a WebSocket "broadcast" event no seq; throttling never holds it back.
