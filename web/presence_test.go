@@ -12,8 +12,33 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 )
+
+// wsGraceServer runs a WebSocket server with the HS256 secret and the admin token whose hub, on a
+// fake clock, keeps a lost connection's ephemeral keys and on-disconnect writes for grace.
+func wsGraceServer(t testing.TB, grace time.Duration) (*wsServer, *fakeclock.Clock) {
+	t.Helper()
+	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
+	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false), clock
+}
+
+// eventsByKey reads c's next n events, of as many keys, by key: their order across keys is not
+// guaranteed.
+func eventsByKey(c *wsClient, n int) map[string]wsMsg {
+	got := map[string]wsMsg{}
+	for range n {
+		e := c.event()
+		got[e.Key] = e
+	}
+	return got
+}
 
 // TestWSPresence: an ephemeral key's answers, listing, GET headers and events carry its owner
 // (the token's subject and the connection id the server told the client); a write from another
@@ -95,11 +120,7 @@ func TestWSPresence(t *testing.T) {
 	bob.c.CloseNow()
 	wsWaitFor(t, "the connections to end", func() bool { return ts.h.Subscribers() == 1 })
 	clock.Advance(grace)
-	got := map[string]wsMsg{}
-	for range 3 {
-		e := watch.event()
-		got[e.Key] = e
-	}
+	got := eventsByKey(watch, 3)
 	checkEvent(got["/room/ann"], "delete", "/room/ann", &annP, hub.ReasonClosed)
 	checkEvent(got["/room/bob"], "delete", "/room/bob", &bobP, hub.ReasonTimeout)
 	checkEvent(got["/room/seat"], "delete", "/room/seat", &bobP, hub.ReasonTimeout)
@@ -225,11 +246,7 @@ func TestWSOnDisconnect(t *testing.T) {
 	bob2 := dial(wsToken(t, "bob", write))
 	bob2.must(m{"op": "ondisconnect", "key": "/room/status/bob", "value": "offline"})
 	clock.Advance(grace)
-	got := map[string]wsMsg{}
-	for range 2 {
-		e := watch.event()
-		got[e.Key] = e
-	}
+	got := eventsByKey(watch, 2)
 	if e := got["/room/status/ann"]; e.Type != "set" || string(e.Value) != `"offline"` || e.Reason != hub.ReasonTimeout {
 		t.Fatalf("/room/status/ann: %s, want the on-disconnect set with reason timeout", e.raw)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/statehub/statehub/auth"
 	"github.com/statehub/statehub/hub"
-	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 const (
@@ -30,18 +29,6 @@ func wsAuthServer(t testing.TB, anon *auth.Grants, limits Limits) *wsServer {
 		t.Fatal(err)
 	}
 	return newWSServer(t, hub.Config{}, Config{Auth: authn, Limits: limits}, false)
-}
-
-// wsGraceServer runs a WebSocket server with the HS256 secret and the admin token whose hub, on a
-// fake clock, keeps a lost connection's ephemeral keys and on-disconnect writes for grace.
-func wsGraceServer(t testing.TB, grace time.Duration) (*wsServer, *fakeclock.Clock) {
-	t.Helper()
-	clock := fakeclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
-	authn, err := auth.New(auth.Config{JWTSecret: wsTestSecret, AdminToken: wsTestAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newWSServer(t, hub.Config{Clock: clock, EphemeralGrace: grace}, Config{Auth: authn}, false), clock
 }
 
 // wsToken signs an HS256 token for sub with grants, valid for an hour.
