@@ -82,7 +82,9 @@
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer
 //     covers gives a reset, never a gap. A key's history read (keyhistory.go) takes the history,
 //     then the store's own retained changes below it (Store.Since), and answers a page below both
-//     with a *HistoryGoneError, never a page with a hole.
+//     with a *HistoryGoneError, never a page with a hole. It first waits (at most resumeWait)
+//     until the key's current change, once durable, has been delivered, so it shows what a Get
+//     would; since only durable commits are delivered, it shows nothing that is not durable.
 //   - Every commit has a time, the store's clock when it commits (Local's is in its log record,
 //     version 3; Etcd's, the writing node's clock, in the key's record): its events and its
 //     history entries carry it. Records of older versions load without one.
