@@ -35,7 +35,9 @@ type Store interface {
 	// older than the hub's history; ErrCompacted when the store no longer holds them.
 	Since(p Position, path string, upTo uint64) ([]Event, error)
 
-	// Writes answer once their commit is durable.
+	// Writes answer once their commit is durable; with WriteOptions.Pending a store may answer
+	// once the write is applied and leave the wait to Pending.Wait (Local does; Etcd answers
+	// durable writes only).
 	Set(key string, value []byte, cond Cond, opt WriteOptions) (Result, error)
 	SetFile(key, contentType string, body io.Reader, cond Cond, opt WriteOptions) (Result, error)
 	Incr(key string, by int64, opt WriteOptions) (Result, error)
