@@ -1,5 +1,6 @@
 // Package web is Statehub's HTTP face: the key API (AtomKV's protocol and its extensions), SSE
-// streams, the client script and the operational endpoints, on echo. PROTOCOL.md at the repository
+// streams, the WebSocket (/.ws), broadcasts, the client script and the operational endpoints, on
+// echo. PROTOCOL.md at the repository
 // root is the contract it implements.
 //
 // # Invariants
