@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -83,10 +84,15 @@ func newMetrics(h *hub.Hub, log *slog.Logger) *metrics {
 	})
 	buildInfo.Set(1)
 	m.reg.MustRegister(m.requests, m.latency, m.streams, m.limited, m.broadcasts, hubCollector{h}, buildInfo,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(liveHeap)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}, ErrorHandling: promhttp.ContinueOnError})
 	return m
 }
+
+// liveHeap adds go_gc_heap_live_bytes to the Go collector's default metrics: the heap the last
+// collection found live, which is what the keys and the history take without the garbage that
+// go_memstats_heap_alloc_bytes also counts.
+var liveHeap = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}
 
 type slogPrinter struct{ log *slog.Logger }
 

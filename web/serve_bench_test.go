@@ -3,6 +3,8 @@ package web_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -38,9 +40,29 @@ func BenchmarkServeIncr(b *testing.B) {
 	})
 }
 
+// BenchmarkServeGet runs GETs of small keys, one of 100,000 at random for each request, through
+// Statehub's server over in-memory connections, as BenchmarkServeIncr does: the user-space cost of
+// a read (bench/keys measures it against redis over sockets).
+func BenchmarkServeGet(b *testing.B) {
+	const keys = 100_000
+	h := hub.New(hub.Config{Logger: quiet})
+	b.Cleanup(func() { h.Close() })
+	for i := range keys {
+		if _, err := h.Set(fmt.Sprintf("/k/%012d", i), []byte(`{"n":123}`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	reqs := make([][]byte, 4096)
+	for i := range reqs {
+		reqs[i] = fmt.Appendf(nil, "GET /k/%012d HTTP/1.1\r\nHost: bench\r\n\r\n", rng.IntN(keys))
+	}
+	servePipes(b, web.New(h, web.Config{Logger: quiet, Auth: openAuth(b)}).HTTPServer(), reqs...)
+}
+
 // servePipes serves with srv over 8 in-memory connections, each sending b.N/8 keep-alive requests
-// in turn, as wrk does with its connections.
-func servePipes(b *testing.B, srv *http.Server) {
+// in turn, as wrk does with its connections: reqs in turn, or POST /bench/counter?incr.
+func servePipes(b *testing.B, srv *http.Server, reqs ...[]byte) {
 	const conns = 8
 	l := &pipeListener{conns: make(chan net.Conn, conns), done: make(chan struct{})}
 	go srv.Serve(l)
@@ -51,7 +73,9 @@ func servePipes(b *testing.B, srv *http.Server) {
 		clients[i] = c
 		l.conns <- s
 	}
-	req := []byte("POST /bench/counter?incr HTTP/1.1\r\nHost: bench\r\n\r\n")
+	if len(reqs) == 0 {
+		reqs = [][]byte{[]byte("POST /bench/counter?incr HTTP/1.1\r\nHost: bench\r\n\r\n")}
+	}
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -60,8 +84,8 @@ func servePipes(b *testing.B, srv *http.Server) {
 	for _, c := range clients {
 		wg.Go(func() {
 			buf := make([]byte, 4096)
-			for next.Add(1) <= int64(b.N) {
-				if _, err := c.Write(req); err != nil {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				if _, err := c.Write(reqs[i%int64(len(reqs))]); err != nil {
 					b.Error(err)
 					return
 				}
