@@ -70,7 +70,7 @@ func (f frozen) blobSums() (sums []string, keyOf map[string]string, err error) {
 		if it.typ() == "" {
 			return true
 		}
-		if fi, err := ParseFileInfo(it.value); err == nil {
+		if fi, err := ParseFileInfo(it.value()); err == nil {
 			if _, ok := keyOf[fi.SHA256]; !ok {
 				keyOf[fi.SHA256] = it.key
 				sums = append(sums, fi.SHA256)

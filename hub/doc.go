@@ -94,6 +94,9 @@
 //   - The tree holds items (item.go), never changed in place: a write sets a new item, so a copy
 //     of the tree (a snapshot, a stream's ?snapshot) stays as it was. An item's rare fields (TTL,
 //     file type, lock, session) sit behind a pointer, nil for most keys, that such copies share.
+//     An item's key and value are one allocation of their own, never written once the item is
+//     made: the values that reads and snapshots hand out share it, and their callers must not
+//     change them.
 //   - A snapshot's or reset's entries are never gathered whole: Store.Snapshot fixes the state
 //     (Local: an O(1) copy of the tree; Etcd: a revision) and its Entries read it a page at a time
 //     (at most PageEntries; Local's also within PageBytes past its first entry), Local's from the

@@ -41,7 +41,7 @@ func (p *treeEntries) Next(buf []Event) ([]Event, error) {
 			return false
 		}
 		buf = append(buf, snapshotEvent(it))
-		size += len(it.key) + len(it.value)
+		size += len(it.key) + it.vlen
 		return IsPrefix(p.path)
 	})
 	if !more {
@@ -51,7 +51,7 @@ func (p *treeEntries) Next(buf []Event) ([]Event, error) {
 }
 
 func snapshotEvent(it item) Event {
-	return Event{Key: it.key, Value: it.value, Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ(), Presence: it.presence()}
+	return Event{Key: it.key, Value: it.value(), Revision: it.revision, Seq: it.seq, Snapshot: true, Type: it.typ(), Presence: it.presence()}
 }
 
 // errEntries is the Entries of a snapshot that failed: Next returns err.

@@ -1141,7 +1141,7 @@ func (e *Etcd) eventOf(ev *clientv3.Event) Event {
 	if err != nil {
 		e.log.Error("undecodable record in etcd", "key", key, "err", err)
 	}
-	x := Event{Key: key, Value: it.value, Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ(), Presence: it.presence(), Time: r.At}
+	x := Event{Key: key, Value: it.value(), Revision: ev.Kv.Version - 1, Seq: uint64(ev.Kv.ModRevision), Type: it.typ(), Presence: it.presence(), Time: r.At}
 	if prev != nil && prev.Conn != it.presence().conn() {
 		x.Reason = ReasonReplaced
 	}

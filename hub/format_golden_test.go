@@ -110,7 +110,7 @@ func TestSnapshotFormatV2Loads(t *testing.T) {
 		t.Fatalf("snapshot decodes as seq %d, %d keys, idem %+v", f.seq, f.tree.Len(), f.idem)
 	}
 	it, ok := f.tree.Get(item{key: "/p/ann"})
-	if !ok || !it.ephemeral() || it.presence() != nil || string(it.value) != `{"x":1}` {
+	if !ok || !it.ephemeral() || it.presence() != nil || string(it.value()) != `{"x":1}` {
 		t.Fatalf("/p/ann: %+v", it.entry())
 	}
 	part, err := readSnapshotPart(bufio.NewReader(bytes.NewReader(data)))

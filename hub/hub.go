@@ -303,7 +303,7 @@ func (h *Local) applyLocked(c *Commit) {
 			h.refBlobLocked(ch.Type, ch.Value)
 		}
 		if had {
-			h.unrefBlobLocked(old.typ(), old.value)
+			h.unrefBlobLocked(old.typ(), old.value())
 		}
 		h.ownLocked(&old, had, ch)
 		pres := ch.Presence

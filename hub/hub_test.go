@@ -2,7 +2,9 @@ package hub_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -244,4 +246,33 @@ func BenchmarkGet(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkMemoryPerKey loads 1,000,000 small keys into a memory-only hub, the keys and values of
+// bench/keys, and reports the heap they hold per key (bytes/key): the tree and each key's item, key
+// and value. Each key is a substring of a longer string, as net/http's URL.Path is of its request
+// line, and each value comes from CompactJSON, as a PUT's does: what the hub keeps of them counts.
+func BenchmarkMemoryPerKey(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		h := hub.New(hub.Config{HistorySize: 1, Logger: slog.New(slog.DiscardHandler)})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			line := fmt.Sprintf("PUT /k/%012d HTTP/1.1", i)
+			value, err := h.Limits().CompactJSON(fmt.Appendf(nil, `{"n":%d}`, i%1000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := h.Set(line[len("PUT "):len(line)-len(" HTTP/1.1")], value, hub.Cond{}, hub.WriteOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/key")
+		runtime.KeepAlive(h)
+		h.Close()
+	}
 }

@@ -79,7 +79,7 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // lockedError describes the lock held in it.
 func lockedError(it *item) *LockedError {
 	var st LockState
-	json.Unmarshal(it.value, &st) // our own JSON
+	json.Unmarshal(it.value(), &st) // our own JSON
 	return &LockedError{Key: it.key, Owner: st.Owner, Fence: st.Fence, Expires: st.Expires}
 }
 
@@ -183,7 +183,7 @@ func renewStep(key, token string, ttl time.Duration, st *LockState) buildFunc {
 		if err != nil {
 			return step{}, err
 		}
-		json.Unmarshal(cur.value, st)
+		json.Unmarshal(cur.value(), st)
 		st.Expires = now.Add(ttl)
 		ch := Change{Key: key, Value: lockValue(*st), Revision: cur.revision + 1, Expires: st.Expires, lock: cur.lock()}
 		return step{res: Result{Key: key, Revision: ch.Revision}, one: ch}, nil

@@ -238,7 +238,7 @@ func (h *Local) loadLocked(f frozen) {
 		if exp := it.expires(); !exp.IsZero() {
 			h.expiry.push(deadline{at: exp, key: it.key})
 		}
-		h.refBlobLocked(it.typ(), it.value)
+		h.refBlobLocked(it.typ(), it.value())
 		if it.ephemeral() {
 			h.orphanLocked(it.key) // no session survives a restart
 		}

@@ -625,8 +625,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			return
 		}
 		fr.tree.Scan(func(it item) bool {
-			if !utf8.Valid(it.value) {
-				t.Fatalf("loaded value %q of %s is not UTF-8", it.value, it.key)
+			if !utf8.Valid(it.value()) {
+				t.Fatalf("loaded value %q of %s is not UTF-8", it.value(), it.key)
 			}
 			return true
 		})

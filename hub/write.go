@@ -119,7 +119,7 @@ func (c Cond) checkFence(key string, v view) error {
 	cur, ok := v.get(key)
 	var st LockState
 	if ok && cur.lock() != "" {
-		json.Unmarshal(cur.value, &st) // our own JSON
+		json.Unmarshal(cur.value(), &st) // our own JSON
 	}
 	if st.Fence != c.Fence {
 		return &FenceError{Lock: key, Fence: c.Fence, Current: st.Fence}
@@ -239,9 +239,9 @@ func incrStep(key string, by int64, opt WriteOptions) buildFunc {
 func incremented(key string, cur *item, ok bool, by int64) ([]byte, error) {
 	n := by
 	if ok {
-		v, err := strconv.ParseInt(string(cur.value), 10, 64)
+		v, err := strconv.ParseInt(string(cur.value()), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.value)
+			return nil, fmt.Errorf("%w: %s holds %.40s", ErrNotInteger, key, cur.value())
 		}
 		if n, err = addInt64(v, by); err != nil {
 			return nil, fmt.Errorf("%w: %s: %d + %d", err, key, v, by)
