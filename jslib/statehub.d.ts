@@ -113,6 +113,10 @@ export interface HistoryEntry<T = any> {
   /** A stored file's content type (its `value` is then the file's description). */
   type?: string;
   deleted?: true;
+  /** An ephemeral key's owner at that change (see {@link PresenceOwner}). */
+  presence?: PresenceOwner;
+  /** Why an ephemeral key left, or `replaced` on a set that took it from another connection. */
+  reason?: LeaveReason;
 }
 
 export interface HistoryPage<T = any> {

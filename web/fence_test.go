@@ -26,6 +26,7 @@ func TestFenceHTTP(t *testing.T) {
 		fail("PUT", "/deploy/state", `"x"`, http.StatusBadRequest, "invalid_fence", "If-Fence", strconv.FormatUint(la.Fence, 10)),
 		fail("DELETE", "/deploy/", "", http.StatusBadRequest, "invalid_fence", "If-Fence", fence),
 		fail("POST", "/deploy/n?incr", "", http.StatusBadRequest, "invalid_fence", "If-Fence", fence),
+		fail("POST", "/.tx", `{"ops":[{"op":"set","key":"/deploy/t","value":1}]}`, http.StatusBadRequest, "invalid_fence", "If-Fence", fence),
 		fail("PUT", "/deploy/state", `"x"`, http.StatusConflict, "fence_stale", "If-Fence", strconv.FormatUint(la.Fence+1, 10)+"; lock=/locks/deploy"),
 	} {
 		s.run(t, ts)

@@ -134,6 +134,9 @@ func (s *Server) tx(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.Request().Header.Get("If-Fence") != "" {
+		return badRequest("invalid_fence", "a transaction takes no If-Fence: check the lock key's revision in its checks instead")
+	}
 	p, err := s.principalOf(c)
 	if err != nil {
 		return err

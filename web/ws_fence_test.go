@@ -31,6 +31,8 @@ func TestWSFence(t *testing.T) {
 		{"op": "set", "key": "/job/s", "value": 3, "fence": lk.Fence},
 		{"op": "incr", "key": "/job/n", "fence": lk.Fence, "fence_lock": "/locks/job"},
 		{"op": "delete", "path": "/job/", "fence": lk.Fence, "fence_lock": "/locks/job"},
+		{"op": "tx", "ops": []m{{"op": "set", "key": "/job/t", "value": 1}}, "fence": lk.Fence, "fence_lock": "/locks/job"},
+		{"op": "tx", "ops": []m{{"op": "set", "key": "/job/t", "value": 1}}, "fence_lock": "/locks/job"},
 	} {
 		if a := c.call(req); a.OK || a.Code != "invalid_fence" {
 			t.Fatalf("%v: %s, want invalid_fence", req, a.raw)

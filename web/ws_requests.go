@@ -168,7 +168,7 @@ func okResult(id json.RawMessage, res hub.Result) wsAnswer {
 
 // handle runs one request and queues its answer. A write (set, cas, delete, incr, tx) is
 // pipelined: applied at once, its answer queued behind the earlier ones until its commit is
-// durable (pipeline.go). Any other request first waits until every earlier answer has been sent.
+// durable (ws_pipeline.go). Any other request first waits until every earlier answer has been sent.
 func (c *wsConn) handle(data []byte) {
 	c.seen++
 	req, err := decodeWSMessage(data)
@@ -281,6 +281,9 @@ func (c *wsConn) applyWrite(req wsRequest, pend *hub.Pending) (wsAnswer, error) 
 	default: // "tx"
 		if req.TTL != nil {
 			return wsAnswer{}, badRequest("invalid_tx", "a transaction takes no ttl")
+		}
+		if req.Fence != nil || req.FenceLock != "" {
+			return wsAnswer{}, badRequest("invalid_fence", "a transaction takes no fence: check the lock key's revision in its checks instead")
 		}
 		opt, err := wsWriteOptions(req, pend)
 		if err != nil {
