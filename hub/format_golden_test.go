@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/statehub/statehub/internal/fakeclock"
 )
 
 // The commit record (the payload of every log record) and the snapshot file are persisted
@@ -194,7 +196,8 @@ func normalizeCommit(c *Commit) Commit {
 
 func TestSnapshotFormatGolden(t *testing.T) {
 	t.Parallel()
-	h := New(Config{}).Store.(*Local)
+	// The clock stands before the commits' TTL and idempotency deadlines: none expires meanwhile.
+	h := New(Config{Clock: fakeclock.New(goldenTime)}).Store.(*Local)
 	for _, c := range goldenCommits() {
 		h.Replay(c)
 	}
