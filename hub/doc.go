@@ -41,7 +41,9 @@
 //     snapshot and reset subscriptions, backups, and writes that fail or change nothing (whose
 //     errors show the current revision) read the applied state under Local's mu, then wait outside
 //     it for the seq they show (waitDurable); if that commit's fsync fails they return
-//     ErrUnavailable. Seq and Stats report the durable seq.
+//     ErrUnavailable. With the disk journal that wait makes the newest commit durable itself, as
+//     its writer would, so a pipelined write whose Pending.Wait has not run holds no read up.
+//     Seq and Stats report the durable seq.
 //   - An idempotent retry is answered only once the first request's commit is durable. Only a
 //     write that succeeds is remembered (its answer, for IdempotencyWindow): a failed one changed
 //     nothing and is evaluated again when retried.

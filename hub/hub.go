@@ -134,6 +134,9 @@ type Local struct {
 	idem     map[string]IdemRecord
 	disc     map[string]discReg // pending on-disconnect writes by key (ondisconnect.go)
 	store    *store             // the disk journal, when opened with Open
+	// lastWait is the disk journal's wait for the commit h.seq (nil without a disk journal). Its
+	// waits, unlike a Config.Journal's, may run any number of times, from any goroutine.
+	lastWait func() error
 
 	blobRefs     map[string]int // sha256 -> number of keys holding that file, under mu
 	dropped      []string       // sha256s whose count fell to 0, swept after the commit, under mu
@@ -268,7 +271,11 @@ func (h *Local) commitLocked(changes []Change, idem *IdemRecord) (seq uint64, wa
 	}
 	// The journal gets a commit and changes of its own: the caller's changes need not outlive
 	// this call.
-	return c.Seq, h.cfg.Journal.Append(&Commit{Seq: c.Seq, Time: c.Time, Changes: slices.Clone(changes), Idem: idem})
+	wait = h.cfg.Journal.Append(&Commit{Seq: c.Seq, Time: c.Time, Changes: slices.Clone(changes), Idem: idem})
+	if h.store != nil {
+		h.lastWait = wait
+	}
+	return c.Seq, wait
 }
 
 // unixNano is t in Unix nanoseconds, 0 for the zero time.
@@ -387,16 +394,25 @@ func (h *Local) Durable(seq uint64) error { return h.waitDurable(seq) }
 // waitDurable blocks until seq is durable, or the journal has failed. Every answer that shows
 // state (a read, a failed precondition, a snapshot) waits for the seq it shows before it leaves
 // the hub, so no crash can take back what a client has seen.
+//
+// With the disk journal it does not wait for the commit's own writer, which may not come soon (a
+// pipelined write's Pending.Wait runs when its answer's turn comes, or not at all): it waits for
+// the newest commit itself and then advances durable and publishes, as that writer would (finish).
+// Under SyncAlways it joins that commit's group commit, leading it if no one does.
 func (h *Local) waitDurable(seq uint64) error {
 	for {
 		h.mu.RLock()
 		durable, failed, advanced := h.durable.Load(), h.failed, h.advanced
+		top, wait := h.seq, h.lastWait
 		h.mu.RUnlock()
 		switch {
 		case durable >= seq:
 			return nil
 		case failed != nil:
 			return &storageError{failed}
+		case wait != nil && top >= seq:
+			h.finish(top, wait) // a failure sets failed, reported above
+			continue
 		}
 		<-advanced
 	}

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/hubtest"
@@ -130,5 +131,44 @@ func TestPipelinedWriteMemoryOnly(t *testing.T) {
 	}
 	if e, _ := sub.Next(); e.Key != "/k" {
 		t.Fatalf("event %+v", e)
+	}
+}
+
+// TestReadOfUnwaitedPipelinedWrite: a read that shows a pipelined write whose Wait has not run
+// (its answer waits behind a slow one, or is no longer wanted) makes the write durable itself
+// and answers; it does not wait for that Wait. The write's event is published with it.
+func TestReadOfUnwaitedPipelinedWrite(t *testing.T) {
+	t.Parallel()
+	h := newDiskHub(t, hub.Config{})
+	sub, err := h.Subscribe("/", hub.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var p hub.Pending
+	if _, err := h.Set("/k", []byte(`1`), hub.Cond{}, hub.WriteOptions{Pending: &p}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := h.Get("/k")
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Get = %v", err)
+		}
+	case <-time.After(10 * time.Second): // a deadlock guard, not a timing assertion
+		t.Fatal("Get of a pipelined write blocks until its Pending is waited on")
+	}
+	if n := sub.Len(); n != 1 {
+		t.Fatalf("%d events published once the write is durable, want 1", n)
+	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("Wait = %v", err)
+	}
+	if n := sub.Len(); n != 1 {
+		t.Fatalf("%d events after Wait, want the one (published once)", n)
 	}
 }
