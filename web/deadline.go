@@ -73,6 +73,20 @@ func (c *corkConn) writeLocked(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Close writes what the cork holds, then closes the connection: the library answers a peer's
+// close frame and closes the connection at once, from its reading goroutine, whoever holds the
+// cork, and that answer must still leave. A write in progress finishes first (its deadline
+// bounds it), and so does this one.
+func (c *corkConn) Close() error {
+	c.mu.Lock()
+	if len(c.buf) > 0 {
+		c.writeLocked(c.buf)
+		c.buf = nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
 // cork holds every write back until uncork.
 func (c *corkConn) cork() {
 	c.mu.Lock()
