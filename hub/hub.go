@@ -345,6 +345,16 @@ func (h *Local) applyLocked(c *Commit) {
 // the disk journal reports synced) and publishes the whole group: the others find their commit
 // durable and published, and take no lock but pubMu.
 func (h *Local) finish(seq uint64, wait func() error) error {
+	if err := h.settle(seq, wait); err != nil {
+		return err
+	}
+	h.sweepBlobs()
+	return nil
+}
+
+// settle is finish without the sweep of stored files, for callers that may hold their lock
+// (waitDurable, under OpenFile).
+func (h *Local) settle(seq uint64, wait func() error) error {
 	if wait != nil {
 		if err := wait(); err != nil {
 			h.mu.Lock()
@@ -374,7 +384,6 @@ func (h *Local) finish(seq uint64, wait func() error) error {
 		}
 	}
 	h.publish(seq)
-	h.sweepBlobs()
 	return nil
 }
 
@@ -397,7 +406,8 @@ func (h *Local) Durable(seq uint64) error { return h.waitDurable(seq) }
 //
 // With the disk journal it does not wait for the commit's own writer, which may not come soon (a
 // pipelined write's Pending.Wait runs when its answer's turn comes, or not at all): it waits for
-// the newest commit itself and then advances durable and publishes, as that writer would (finish).
+// the newest commit itself and then advances durable and publishes, as that writer would (settle);
+// the commit's stored files are swept by a writer's finish.
 // Under SyncAlways it joins that commit's group commit, leading it if no one does.
 func (h *Local) waitDurable(seq uint64) error {
 	for {
@@ -411,7 +421,7 @@ func (h *Local) waitDurable(seq uint64) error {
 		case failed != nil:
 			return &storageError{failed}
 		case wait != nil && top >= seq:
-			h.finish(top, wait) // a failure sets failed, reported above
+			h.settle(top, wait) // a failure sets failed, reported above
 			continue
 		}
 		<-advanced
