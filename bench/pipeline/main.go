@@ -13,13 +13,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +25,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/statehub/statehub/bench/scrape"
 )
 
 func main() {
@@ -127,26 +126,9 @@ func socket(base, token, key string, inflight int, deadline time.Time) []time.Du
 
 // metrics reads the server's unlabelled metrics.
 func metrics(base, token string) map[string]float64 {
-	req, _ := http.NewRequest("GET", base+"/.metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
+	m, err := scrape.Metrics(base, token)
 	if err != nil {
 		log.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		log.Fatalf("GET /.metrics: %s (give the admin token with -token)", res.Status)
-	}
-	m := map[string]float64{}
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			m[name] = v
-		}
 	}
 	return m
 }

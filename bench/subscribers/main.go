@@ -22,11 +22,11 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/statehub/statehub/bench/scrape"
 )
 
 func main() {
@@ -109,24 +109,9 @@ func (c *client) request(ctx context.Context, path string) *http.Request {
 
 // metrics reads the unlabelled samples of /.metrics.
 func (c *client) metrics() map[string]float64 {
-	res, err := http.DefaultClient.Do(c.request(context.Background(), "/.metrics"))
+	m, err := scrape.Metrics(c.base, c.token)
 	if err != nil {
 		log.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		log.Fatalf("GET /.metrics: %s (give the admin token with -token)", res.Status)
-	}
-	m := map[string]float64{}
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			m[name] = v
-		}
 	}
 	return m
 }
