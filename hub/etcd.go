@@ -395,13 +395,8 @@ func (e *Etcd) write(opt WriteOptions, in intent, keys []string, build buildFunc
 			ops = append(ops, e.changeOps(&changes[i], now)...)
 		}
 		if opt.Idempotency != "" {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
-			// The answer's seq is the commit's, learnt only once it commits: a retry takes it from
-			// the record's ModRevision, which that commit wrote.
-			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
-			b := encodeEtcd(r)
-			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
-				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
+			cmp, put := e.idemOps(IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}, idemMod)
+			cmps, ops = append(cmps, cmp), append(ops, put...)
 		}
 		resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
@@ -797,11 +792,8 @@ func (e *Etcd) DeletePrefix(prefix string, opt WriteOptions) (Result, error) {
 		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(e.dataKey(prefix)), "<", rev+1).WithPrefix()}
 		ops := []clientv3.Op{clientv3.OpDelete(e.dataKey(prefix), clientv3.WithPrefix())}
 		if opt.Idempotency != "" {
-			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(e.idemKey(opt.Idempotency)), "=", idemMod))
-			r := IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}
-			b := encodeEtcd(r)
-			ops = append(ops, clientv3.OpPut(e.idemKey(opt.Idempotency), string(b)),
-				clientv3.OpPut(e.deadlineKey(r.Expires, 'i', opt.Idempotency), ""))
+			cmp, put := e.idemOps(IdemRecord{Key: opt.Idempotency, Fingerprint: fp, Result: res, Expires: now.Add(e.cfg.IdempotencyWindow)}, idemMod)
+			cmps, ops = append(cmps, cmp), append(ops, put...)
 		}
 		resp, err := e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
@@ -1268,4 +1260,13 @@ func encodeEtcd(v any) []byte {
 		panic(fmt.Sprintf("hub: encoding an etcd record: %v", err)) // records hold only encodable fields
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// idemOps are what an idempotent write's commit adds: the compare that the record is still as
+// read (ModRevision mod, 0 when absent), and the puts of the record and its deadline. The
+// answer's seq is the commit's, learnt only once it commits: a retry takes it from the record's
+// ModRevision, which that commit writes.
+func (e *Etcd) idemOps(r IdemRecord, mod int64) (clientv3.Cmp, []clientv3.Op) {
+	return clientv3.Compare(clientv3.ModRevision(e.idemKey(r.Key)), "=", mod),
+		[]clientv3.Op{clientv3.OpPut(e.idemKey(r.Key), string(encodeEtcd(r))), clientv3.OpPut(e.deadlineKey(r.Expires, 'i', r.Key), "")}
 }
