@@ -48,7 +48,7 @@ func TestCorkedCloseFrameLeaves(t *testing.T) {
 }
 
 // TestWSWriterGivesBurstsBack: once the writer has written a burst of a subscription's events,
-// the slices it took them in go back (wsKeepEvents), as the hub's queue does: an idle socket
+// the slices it took them in go back (keepEvents), as the hub's queue does: an idle socket
 // holds no burst's memory.
 func TestWSWriterGivesBurstsBack(t *testing.T) {
 	t.Parallel()
@@ -95,7 +95,7 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 	}
 	sb := &wsSub{id: json.RawMessage(`1`), hs: hs}
 	c.subs["1"], c.active = sb, []*wsSub{sb}
-	const burst = 4 * wsKeepEvents
+	const burst = 4 * keepEvents
 	for i := range burst {
 		if _, err := h.Set("/burst/"+strconv.Itoa(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{}); err != nil {
 			t.Fatal(err)
@@ -104,7 +104,7 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 	if err := c.writeAll(nil); err != nil {
 		t.Fatal(err)
 	}
-	if cap(c.taken) > wsKeepEvents || cap(c.due) > wsKeepEvents {
+	if cap(c.taken) > keepEvents || cap(c.due) > keepEvents {
 		t.Fatalf("after a burst of %d events the writer keeps room for %d and %d", burst, cap(c.taken), cap(c.due))
 	}
 }

@@ -128,7 +128,14 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 					out.change(&batch[i])
 				}
 			}
-			clear(batch) // drop the values until the next batch
+			// Drop the values until the next batch, and a burst's memory, as the hub's queue does.
+			clear(batch)
+			if cap(batch) > keepEvents {
+				batch = nil
+			}
+			if cap(send) > keepEvents {
+				send = nil
+			}
 			if done {
 				s.endStream(out, sub.Err())
 				return nil

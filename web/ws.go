@@ -68,7 +68,7 @@ const (
 	wsQueueBytes   = 4 << 20          // and the most bytes they hold (one message always fits)
 	wsMaxLockWaits = 64               // lock requests with a wait that may be waiting at once per connection
 	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
-	wsKeepEvents   = 256              // the most events the writer's slices keep room for between runs
+	keepEvents     = 256              // the most events a socket's or an SSE stream's writer keeps room for between runs
 )
 
 // wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
@@ -338,10 +338,10 @@ func (c *wsConn) writeAll(first *wsOut) error {
 	if cap(c.scratch) > wsKeepBuffer {
 		c.scratch = nil
 	}
-	if cap(c.taken) > wsKeepEvents { // a burst's memory goes back, as the hub's queue's does
+	if cap(c.taken) > keepEvents { // a burst's memory goes back, as the hub's queue's does
 		c.taken = nil
 	}
-	if cap(c.due) > wsKeepEvents {
+	if cap(c.due) > keepEvents {
 		c.due = nil
 	}
 	if err != nil {
