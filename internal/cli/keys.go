@@ -72,12 +72,7 @@ changes nothing, so a job that stalled past its lock cannot overwrite the next o
 		asString := r.fs.Bool("string", false, "store the value as a JSON string")
 		file := r.fs.String("file", "", "store this file's bytes (- for stdin) instead of a JSON value")
 		typ := r.fs.String("type", "", "the file's content type (default: from its extension, else application/octet-stream)")
-		var rev *int64
-		r.fs.Func("if-revision", "only if the key is at this revision now (-1: only if it is absent)", func(s string) error {
-			n, err := strconv.ParseInt(s, 10, 64)
-			rev = &n
-			return err
-		})
+		rev := ifRevisionFlag(r, "only if the key is at this revision now (-1: only if it is absent)")
 		fence := fenceFlags(r)
 		args, err := r.parse(r.args, 1, 2)
 		if err != nil {
@@ -87,9 +82,7 @@ changes nothing, so a job that stalled past its lock cannot overwrite the next o
 		if *ttl != 0 {
 			opts = append(opts, client.TTL(*ttl))
 		}
-		if rev != nil {
-			opts = append(opts, client.IfRevision(*rev))
-		}
+		opts = rev.option(opts)
 		if opts, err = fence.option(r, opts); err != nil {
 			return err
 		}
@@ -162,12 +155,7 @@ var cmdDel = &command{
 	run: func(r *runner) error {
 		force := r.fs.Bool("f", false, "no error when the key is absent")
 		recursive := r.fs.Bool("r", false, "delete every key under a PREFIX/ (which ends in /)")
-		var rev *int64
-		r.fs.Func("if-revision", "only if the key is at this revision now", func(s string) error {
-			n, err := strconv.ParseInt(s, 10, 64)
-			rev = &n
-			return err
-		})
+		rev := ifRevisionFlag(r, "only if the key is at this revision now")
 		fence := fenceFlags(r)
 		args, err := r.parse(r.args, 1, 1)
 		if err != nil {
@@ -195,9 +183,7 @@ var cmdDel = &command{
 			return err
 		}
 		var opts []client.WriteOption
-		if rev != nil {
-			opts = append(opts, client.IfRevision(*rev))
-		}
+		opts = rev.option(opts)
 		if opts, err = fence.option(r, opts); err != nil {
 			return err
 		}
@@ -290,6 +276,27 @@ lists the immediate children only, a child subtree as its prefix (ending in /).`
 type fence struct {
 	n    uint64
 	lock string
+}
+
+// ifRevision is an -if-revision flag: the write's precondition, when given.
+type ifRevision struct{ n *int64 }
+
+func ifRevisionFlag(r *runner, usage string) *ifRevision {
+	f := &ifRevision{}
+	r.fs.Func("if-revision", usage, func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		f.n = &n
+		return err
+	})
+	return f
+}
+
+// option adds the IfRevision option to opts when -if-revision was given.
+func (f *ifRevision) option(opts []client.WriteOption) []client.WriteOption {
+	if f.n == nil {
+		return opts
+	}
+	return append(opts, client.IfRevision(*f.n))
 }
 
 func fenceFlags(r *runner) *fence {
