@@ -78,3 +78,47 @@ func BenchmarkIncrHandler(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGetHandler measures the handler alone (no connection, no net/http) for GET of a small
+// key: the compression wrapper, routing, the middleware, the hub's read and the answer's headers,
+// what a GET costs on top of net/http's own work (BenchmarkServeGet has both).
+func BenchmarkGetHandler(b *testing.B) {
+	h := hub.New(hub.Config{Logger: quiet})
+	b.Cleanup(func() { h.Close() })
+	if _, err := h.Set("/bench/doc", []byte(`{"n":123}`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	srv := web.New(h, web.Config{Logger: quiet, Auth: openAuth(b)}).Handler()
+	req := httptest.NewRequest(http.MethodGet, "/bench/doc", nil)
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.header) // net/http gives each request a new map
+		w.status = 0
+		srv.ServeHTTP(w, req)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps the status and drops the body.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+
+func (w *discardWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(p), nil
+}
+
+func (w *discardWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}

@@ -11,7 +11,10 @@
 // with pipelined HTTP PUTs (each over 8 connections). Then it alternates rounds of random GETs:
 // redis-benchmark's GET /k/__rand_int__ -r n against redis and wrk with a script of the same
 // random keys against Statehub, the same connections and duration, and prints each round's ratio
-// and their median. Last it reads the memory of each: redis' INFO memory used_memory, Statehub's
+// and their median, with the CPU time per GET of each server (/proc/PID/stat) and of each load
+// tool. Each round also runs wrk with the same script against the bare net/http counter of
+// bench/baseline (a plain http.Server answering a small JSON number to any request): the most a
+// net/http server can do on the same machine, against redis and against Statehub. Last it reads the memory of each: redis' INFO memory used_memory, Statehub's
 // live heap (go_gc_heap_live_bytes of /.metrics: marked by the last collection, which the GET
 // rounds' garbage has triggered), and both processes' resident sets, each before and after the
 // load, and prints the growth per key and its ratio.
@@ -75,12 +78,20 @@ func main() {
 			fatalf("go build (run from the repository's root): %v\n%s", err, out)
 		}
 	}
-	redisAddr, hubAddr := freeAddr(), freeAddr()
+	bare := filepath.Join(tmp, "baseline")
+	if out, err := exec.Command("go", "build", "-o", bare, "./bench/baseline").CombinedOutput(); err != nil {
+		fatalf("go build ./bench/baseline (run from the repository's root): %v\n%s", err, out)
+	}
+	redisAddr, hubAddr, bareAddr := freeAddr(), freeAddr(), freeAddr()
 	_, redisPort, _ := net.SplitHostPort(redisAddr)
 	redis := start("redis-server", "--bind", "127.0.0.1", "--port", redisPort, "--save", "", "--appendonly", "no",
 		"--dir", tmp, "--logfile", filepath.Join(tmp, "redis.log"))
 	hub := start(bin, "-addr", hubAddr, "-data", "", "-rate", "0", "-token-rate", "0", "-max-conns", "0",
 		"-open", "-log-level", "warn")
+	bareProc := start(bare, "-addr", bareAddr)
+	if err := waitUp(bareAddr); err != nil {
+		fatalf("bench/baseline: %v", err)
+	}
 	if err := waitUp(redisAddr); err != nil {
 		fatalf("redis: %v", err)
 	}
@@ -109,21 +120,33 @@ request = function()
   return wrk.format("GET", string.format("/k/%%012d", math.random(0, %d)))
 end
 `, *n-1)), 0o644))
-	var ratios []float64
+	var ratios, cpuRatios, bareRatios, bareCPURatios, hubBareRatios []float64
 	for round := 1; round <= *rounds; round++ {
-		r, err := redisGets(redisAddr)
+		r, err := measure(redis.Pid, func() (float64, int, *os.ProcessState, error) { return redisGets(redisAddr) })
 		if err != nil {
 			fatalf("redis-benchmark: %v", err)
 		}
-		h, err := wrkGets(hubAddr, script)
+		h, err := measure(hub.Pid, func() (float64, int, *os.ProcessState, error) { return wrkGets(hubAddr, script) })
 		if err != nil {
 			fatalf("wrk: %v", err)
 		}
-		ratios = append(ratios, h/r)
-		fmt.Printf("round %d: random GET redis %.0f/s, statehub %.0f/s, ratio %.2f\n", round, r, h, h/r)
+		b, err := measure(bareProc.Pid, func() (float64, int, *os.ProcessState, error) { return wrkGets(bareAddr, script) })
+		if err != nil {
+			fatalf("wrk: %v", err)
+		}
+		ratios = append(ratios, h.rate/r.rate)
+		cpuRatios = append(cpuRatios, r.serverCPU/h.serverCPU)
+		bareRatios = append(bareRatios, b.rate/r.rate)
+		bareCPURatios = append(bareCPURatios, r.serverCPU/b.serverCPU)
+		hubBareRatios = append(hubBareRatios, h.rate/b.rate)
+		fmt.Printf("round %d: random GETs/s redis %.0f, statehub %.0f (ratio %.2f), bare net/http %.0f (ratio %.2f); "+
+			"server CPU µs per GET: redis %.1f, statehub %.1f, bare %.1f; load tool's: redis-benchmark %.1f, wrk %.1f and %.1f\n",
+			round, r.rate, h.rate, h.rate/r.rate, b.rate, b.rate/r.rate, r.serverCPU, h.serverCPU, b.serverCPU, r.toolCPU, h.toolCPU, b.toolCPU)
 	}
-	slices.Sort(ratios)
-	fmt.Printf("median ratio of random GETs statehub/redis: %.2f (%d connections, %v rounds)\n", ratios[(len(ratios)-1)/2], *conns, *dur)
+	fmt.Printf("median ratio of random GETs statehub/redis: %.2f (%d connections, %v rounds); in server CPU per GET (redis/statehub): %.2f\n",
+		median(ratios), *conns, *dur, median(cpuRatios))
+	fmt.Printf("the bare net/http server against redis: median ratio %.2f in GETs/s, %.2f in server CPU per GET; statehub/bare: %.2f in GETs/s\n",
+		median(bareRatios), median(bareCPURatios), median(hubBareRatios))
 
 	redisAfter, hubAfter := redisMemory(redisAddr, redis.Pid), hubMemory(hubAddr, hub.Pid)
 	perKey := func(after, before float64) float64 { return (after - before) / float64(*n) }
@@ -134,6 +157,13 @@ end
 	fmt.Printf("ratio statehub/redis per key: %.2f (live heap / used_memory), %.2f (resident)\n",
 		perKey(hubAfter.used, hubBefore.used)/perKey(redisAfter.used, redisBefore.used),
 		perKey(hubAfter.rss, hubBefore.rss)/perKey(redisAfter.rss, redisBefore.rss))
+}
+
+// median returns the median of xs, the lower of the two middle ones for an even count.
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[(len(xs)-1)/2]
 }
 
 // The processes started and the temporary directory, which cleanup removes.
@@ -360,46 +390,95 @@ func resident(pid int) float64 {
 	return 0
 }
 
-// redisGets runs redis-benchmark's random GETs for about *dur and returns GETs per second. It runs
-// two threads, as wrk does (wrkGets).
-func redisGets(addr string) (float64, error) {
+// redisGets runs redis-benchmark's random GETs for about *dur and returns GETs per second, how
+// many it made and redis-benchmark's process state. It runs two threads, as wrk does (wrkGets).
+func redisGets(addr string) (float64, int, *os.ProcessState, error) {
 	host, port, _ := net.SplitHostPort(addr)
 	// redis-benchmark runs a number of requests, not a time: take about *dur at redis' last rate.
 	requests := int(lastRedisRate * dur.Seconds())
-	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(*conns), "--threads", "2",
-		"-n", strconv.Itoa(requests), "-r", strconv.Itoa(*n), "--csv", "GET", "/k/__rand_int__").Output()
+	cmd := exec.Command("redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(*conns), "--threads", "2",
+		"-n", strconv.Itoa(requests), "-r", strconv.Itoa(*n), "--csv", "GET", "/k/__rand_int__")
+	out, err := cmd.Output()
 	if err != nil {
-		return 0, err
+		return 0, 0, nil, err
 	}
 	// --csv: a header line, then "GET /k/__rand_int__","rps",...
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	fields := strings.Split(lines[len(lines)-1], ",")
 	if len(fields) < 2 {
-		return 0, fmt.Errorf("unexpected output %q", out)
+		return 0, 0, nil, fmt.Errorf("unexpected output %q", out)
 	}
 	rate, err := strconv.ParseFloat(strings.Trim(fields[1], `"`), 64)
 	if err != nil {
-		return 0, fmt.Errorf("unexpected output %q", out)
+		return 0, 0, nil, fmt.Errorf("unexpected output %q", out)
 	}
 	lastRedisRate = rate
-	return rate, nil
+	return rate, requests, cmd.ProcessState, nil
 }
 
 var lastRedisRate = 50_000.0
 
-// wrkGets runs wrk with the random-GET script for *dur and returns requests per second.
-func wrkGets(addr, script string) (float64, error) {
-	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(*conns), "-d"+dur.String(), "-s", script, "http://"+addr).Output()
+// wrkGets runs wrk with the random-GET script for *dur and returns requests per second, how many
+// it made and wrk's process state.
+func wrkGets(addr, script string) (float64, int, *os.ProcessState, error) {
+	cmd := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(*conns), "-d"+dur.String(), "-s", script, "http://"+addr)
+	out, err := cmd.Output()
 	if err != nil {
-		return 0, err
+		return 0, 0, nil, err
 	}
 	if bytes.Contains(out, []byte("Non-2xx")) {
-		return 0, fmt.Errorf("wrk got errors: %s", out)
+		return 0, 0, nil, fmt.Errorf("wrk got errors: %s", out)
 	}
+	rate, requests := -1.0, -1
 	for line := range strings.Lines(string(out)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Requests/sec:"); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "Requests/sec:"); ok {
+			if rate, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+				return 0, 0, nil, fmt.Errorf("unexpected output %q", out)
+			}
+		}
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "requests" && f[2] == "in" { // "123456 requests in 4.00s, ..."
+			if requests, err = strconv.Atoi(f[0]); err != nil {
+				return 0, 0, nil, fmt.Errorf("unexpected output %q", out)
+			}
 		}
 	}
-	return 0, fmt.Errorf("unexpected output %q", out)
+	if rate < 0 || requests <= 0 {
+		return 0, 0, nil, fmt.Errorf("unexpected output %q", out)
+	}
+	return rate, requests, cmd.ProcessState, nil
+}
+
+// round is one load tool's run against one server: its rate, and the CPU time per request of the
+// server and of the load tool, in microseconds.
+type round struct{ rate, serverCPU, toolCPU float64 }
+
+// measure runs a load (which returns its rate, its number of requests and its process state) and
+// reads the server's CPU time around it.
+func measure(server int, load func() (float64, int, *os.ProcessState, error)) (round, error) {
+	before := cpuTime(server)
+	rate, requests, tool, err := load()
+	if err != nil {
+		return round{}, err
+	}
+	perReq := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(requests) }
+	return round{rate, perReq(cpuTime(server) - before), perReq(tool.UserTime() + tool.SystemTime())}, nil
+}
+
+// cpuTime returns a process's CPU time so far, user and system (/proc/PID/stat, in clock ticks of
+// 10 ms): steadier than requests per second, as other work on the machine takes cores from a
+// server but adds nothing to its CPU time.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	check(err)
+	// After the command's name in parentheses: state is field 3, utime 14 and stime 15.
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(fields) < 13 {
+		fatalf("unexpected /proc/%d/stat: %q", pid, data)
+	}
+	utime, err := strconv.ParseInt(fields[11], 10, 64)
+	check(err)
+	stime, err := strconv.ParseInt(fields[12], 10, 64)
+	check(err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
