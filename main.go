@@ -274,6 +274,9 @@ func run(args []string, stderr io.Writer) (err error) {
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("connections did not finish in time", "err", err)
 	}
+	if err := srv.WaitStreams(shutCtx); err != nil {
+		log.Warn("event streams did not finish in time", "err", err)
+	}
 	return nil
 }
 

@@ -237,8 +237,8 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	if p := opt.Since; p != nil && !p.Snapshot {
 		h.awaitDelivered(p.Seq)
 	}
-	s := &Subscription{Path: path, h: h, ready: opt.Notify, limit: h.cfg.QueueSize}
-	if s.ready == nil {
+	s := &Subscription{Path: path, h: h, notify: opt.Notify, limit: h.cfg.QueueSize}
+	if s.notify == nil {
 		s.ready = make(chan struct{}, 1)
 	}
 	h.mu.Lock()

@@ -43,10 +43,12 @@ type SubscribeOptions struct {
 	Since *Position
 	// Snapshot makes Initial the current entries of the path (when Since is nil).
 	Snapshot bool
-	// Notify, when set (with a capacity of at least 1), is signalled in place of a channel of the
-	// subscription's own (Ready), so that one goroutine can wait for several subscriptions: it
-	// then calls Take on each of them. Next cannot share it.
-	Notify chan struct{}
+	// Notify, when set, is called in place of signalling Ready: when the queue becomes non-empty
+	// and when the subscription is closed; then call Take. It is called with the hub's locks held,
+	// so it must not block nor call into the hub: it signals a channel of its own (one goroutine
+	// waiting for several subscriptions) or starts a goroutine (a stream with none while idle).
+	// Ready and Next are not for such a subscription.
+	Notify func()
 }
 
 // Subscription delivers the changes of a path. Read Initial (a replay) or the entries of a snapshot
@@ -67,9 +69,10 @@ type Subscription struct {
 	first   []Event // the first page of the entries, read by Subscribe
 	entries Entries // the rest; nil once read
 
-	h     *Hub
-	ready chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed
-	limit int
+	h      *Hub
+	ready  chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed; nil with notify
+	notify func()        // SubscribeOptions.Notify
+	limit  int
 
 	mu     sync.Mutex // guards queue, bytes, closed and err
 	queue  []Event
@@ -192,6 +195,10 @@ func (s *Subscription) offer(e Event) bool {
 func eventBytes(e Event) int { return len(e.Key) + len(e.Value) + e.Presence.size() }
 
 func (s *Subscription) signal() {
+	if s.notify != nil {
+		s.notify()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:

@@ -56,7 +56,12 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 	defer h.Close()
 	s := New(h, Config{Logger: wsQuiet})
 	notify := make(chan struct{}, 1)
-	hs, err := h.Subscribe("/burst/", hub.SubscribeOptions{Notify: notify})
+	hs, err := h.Subscribe("/burst/", hub.SubscribeOptions{Notify: func() {
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

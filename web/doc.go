@@ -58,9 +58,13 @@
 //
 // # Concurrency
 //
-// One goroutine per request, as net/http gives. A stream goroutine owns its hub.Subscription and
-// is its only reader; it closes the subscription when the client goes away. An idle WebSocket has
-// two goroutines (ws.go):
+// One goroutine per request, as net/http gives, but for SSE streams (sse.go). On HTTP/1.x a
+// stream takes its connection over from net/http once its headers are out, and its handler
+// returns: an idle stream has no goroutine and no buffer. Its subscription, its timers and its
+// client's leaving wake it, and a goroutine runs it only while it has something to write; at most
+// one at a time, which alone reads the subscription and writes the connection. One goroutine of
+// the process waits in epoll for the clients of all of them to leave (closewatch_linux.go). On
+// HTTP/2 the handler stays until the stream ends. An idle WebSocket has two goroutines (ws.go):
 //
 //   - its reader, on the handler's goroutine, which runs its requests one at a time in arrival
 //     order: a write is applied at once and its answer handed to the pipeline (ws_pipeline.go);

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -148,10 +149,14 @@ func (s *Server) enforceLimits(c echo.Context, kind string, next echo.HandlerFun
 			s.metrics.limited.WithLabelValues("conns").Inc()
 			return fmt.Errorf("%w: at most %d per client", ErrTooManyConns, s.limits.conns.max)
 		}
-		defer s.limits.conns.release(ip)
 		g := s.metrics.streams.WithLabelValues(kind)
 		g.Inc()
-		defer g.Dec()
+		l := newConnLease(func() {
+			g.Dec()
+			s.limits.conns.release(ip)
+		})
+		c.Set(leaseKey, l)
+		defer l.release()
 	} else if r.ContentLength != 0 {
 		s.bodyDeadline(c)
 	}
@@ -269,6 +274,34 @@ func (b *buckets) sweepLocked(now time.Time) {
 		}
 	}
 	b.sweepAt = max(1024, 2*len(b.m))
+}
+
+// leaseKey is the echo.Context key of a stream's or socket's connLease.
+const leaseKey = "statehub.lease"
+
+// connLease is a stream's or socket's place among the open ones: in its IP's count and in the
+// statehub_open_streams gauge. It ends when the handler returns, unless the handler kept it for
+// a stream that outlives it (an SSE stream taken over from net/http): then it ends at the later
+// of the handler's return and the stream's release.
+type connLease struct {
+	refs atomic.Int32 // the handler's, and the stream's once kept
+	end  func()
+}
+
+func newConnLease(end func()) *connLease {
+	l := &connLease{end: end}
+	l.refs.Store(1)
+	return l
+}
+
+// keep holds the lease past the handler's return, until a call of release.
+func (l *connLease) keep() { l.refs.Add(1) }
+
+// release lets go of one hold; the last ends the lease.
+func (l *connLease) release() {
+	if l.refs.Add(-1) == 0 {
+		l.end()
+	}
 }
 
 // connCounter counts open streams and sockets per client IP.

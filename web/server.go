@@ -1,11 +1,13 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -62,6 +64,7 @@ type Server struct {
 	metrics *metrics
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
 	preflight echo.HandlerFunc
+	streams   sync.WaitGroup // the SSE streams taken over from net/http (sse.go)
 }
 
 // New builds the HTTP server for h.
@@ -205,6 +208,23 @@ func (s *Server) HTTPServer() *http.Server { return NewHTTPServer(s.handler, s.c
 func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 	l = l.withDefaults()
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
+}
+
+// WaitStreams returns once every SSE stream taken over from net/http has ended, or when ctx
+// ends. http.Server.Shutdown does not wait for them; after hub.Drain each ends at once, with its
+// close event.
+func (s *Server) WaitStreams(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.streams.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // health answers 200 {"status":"ok","seq","keys"} while the store can take writes, else 503

@@ -5,12 +5,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/statehub/statehub/hub"
+	"github.com/statehub/statehub/internal/fakeclock"
 	"github.com/statehub/statehub/web"
 )
 
@@ -534,15 +540,156 @@ func TestSSESlowConsumerBytes(t *testing.T) {
 	r.expect(t, fmt.Sprintf(`ready %d {"seq":%d}`, n, n))
 }
 
-// TestSSEClientGone checks that a stream whose client went away releases its subscription.
+// TestSSEClientGone checks that a stream whose client went away releases its subscription and
+// its place among the open streams. No goroutine reads an idle stream's connection: on Linux one
+// epoll watch sees the client leave at once (closewatch_linux.go); elsewhere the keep-alives find
+// it gone (the first draws the peer's reset, the next fails), so the clock moves on there.
 func TestSSEClientGone(t *testing.T) {
 	t.Parallel()
-	ts := newServer(t, hub.Config{}, web.Config{})
+	clock := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	ts := newServer(t, hub.Config{}, web.Config{Clock: clock})
 	s := ts.subscribe(t, "/g/", "")
 	s.next(t)
 	if ts.hub.Subscribers() != 1 {
 		t.Fatalf("%d subscribers, want 1", ts.hub.Subscribers())
 	}
+	if n := openStreams(t, ts); n != 1 {
+		t.Fatalf("statehub_open_streams{transport=sse} = %v, want 1", n)
+	}
 	s.close()
-	waitFor(t, "the subscription to close", func() bool { return ts.hub.Subscribers() == 0 })
+	waitFor(t, "the subscription to close", func() bool {
+		if runtime.GOOS != "linux" {
+			clock.Advance(web.DefaultKeepAlive)
+		}
+		return ts.hub.Subscribers() == 0
+	})
+	waitFor(t, "the open streams gauge to drop", func() bool { return openStreams(t, ts) == 0 })
+}
+
+// openStreams reads statehub_open_streams{transport="sse"} from /.metrics.
+func openStreams(t testing.TB, ts *testServer) float64 {
+	t.Helper()
+	r := ts.do(t, "GET", "/.metrics", "", "Authorization", "Bearer "+testAdminToken)
+	for _, line := range strings.Split(r.body, "\n") {
+		if v, ok := strings.CutPrefix(line, `statehub_open_streams{transport="sse"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no statehub_open_streams in /.metrics:\n%s", r.body)
+	return 0
+}
+
+// TestSSEIdleStreamsHaveNoGoroutine checks that a live stream with nothing to send has no
+// goroutine: not the handler's, not one of its own. Not parallel: it counts the process's
+// goroutines that run the server's stream code.
+func TestSSEIdleStreamsHaveNoGoroutine(t *testing.T) {
+	ts := newServer(t, hub.Config{}, web.Config{})
+	const n = 20
+	conns := make([]*bufio.Reader, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /idle/ HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer %s\r\n\r\n", testAdminToken)
+		conns[i] = bufio.NewReader(c)
+		readUntil(t, conns[i], "event: ready\n")
+	}
+	waitFor(t, "no goroutine in the stream code", func() bool { return streamGoroutines() == 0 })
+	ts.must(t, "PUT", "/idle/k", `1`)
+	for _, r := range conns {
+		readUntil(t, r, "data: 1\n")
+	}
+	waitFor(t, "no goroutine in the stream code after a change", func() bool { return streamGoroutines() == 0 })
+	if got := ts.hub.Subscribers(); got != n {
+		t.Fatalf("%d subscribers, want %d", got, n)
+	}
+}
+
+// streamGoroutines counts the goroutines whose stack is in the SSE stream code.
+func streamGoroutines() int {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 1)
+	n := 0
+	for _, g := range strings.Split(b.String(), "\n\n") {
+		if strings.Contains(g, "web.(*sseStream)") || strings.Contains(g, "web.(*Server).stream") {
+			count, _, _ := strings.Cut(g, " ")
+			c, _ := strconv.Atoi(count)
+			n += c
+		}
+	}
+	return n
+}
+
+// readUntil reads lines from r until one equals line (with its newline).
+func readUntil(t testing.TB, r *bufio.Reader, line string) {
+	t.Helper()
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading until %q: %v", line, err)
+		}
+		if l == line {
+			return
+		}
+	}
+}
+
+// TestSSEOverHTTP2 checks a stream over HTTP/2, which keeps its handler: events arrive, and a
+// client that goes away releases the subscription at once.
+func TestSSEOverHTTP2(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{Logger: quiet})
+	t.Cleanup(func() { h.Close() })
+	srv := httptest.NewUnstartedServer(web.New(h, web.Config{Logger: quiet, Auth: protectedAuth(t)}).Handler())
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/h2/", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != 200 {
+		t.Fatalf("%s %d, want HTTP/2 200", res.Proto, res.StatusCode)
+	}
+	r := bufio.NewReader(res.Body)
+	readUntil(t, r, "event: ready\n")
+	if _, err := h.Set("/h2/k", []byte(`"v"`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, r, `data: "v"`+"\n")
+	cancel()
+	waitFor(t, "the subscription to close", func() bool { return h.Subscribers() == 0 })
+}
+
+// TestSSEWaitStreams checks that at shutdown (hub.Drain) the streams taken over from net/http
+// send their close event and end, and WaitStreams returns then.
+func TestSSEWaitStreams(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{Logger: quiet})
+	t.Cleanup(func() { h.Close() })
+	s := web.New(h, web.Config{Logger: quiet, Auth: protectedAuth(t)})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	ts := &testServer{hub: h, srv: srv, client: srv.Client()}
+	st := ts.subscribe(t, "/w/", "")
+	st.expect(t, `ready 0 {"seq":0}`)
+	h.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.WaitStreams(ctx); err != nil {
+		t.Fatalf("WaitStreams: %v", err)
+	}
+	st.expect(t, `close  {"reason":"shutdown"}`)
 }

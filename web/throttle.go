@@ -45,7 +45,7 @@ type throttle struct {
 	every   time.Duration
 	clock   hub.Clock
 	tick    chan struct{} // capacity 1: the timer has fired; call flush
-	notify  chan struct{} // signalled too when the timer fires, if set (a WebSocket's writer)
+	wake    func()        // called too when the timer fires, if set (the stream's or socket's writer)
 	armed   bool
 	stop    func() bool
 	pending map[string]int // key → index in waiting
@@ -75,11 +75,8 @@ func (t *throttle) arm() {
 		case t.tick <- struct{}{}:
 		default:
 		}
-		if t.notify != nil {
-			select {
-			case t.notify <- struct{}{}:
-			default:
-			}
+		if t.wake != nil {
+			t.wake()
 		}
 	})
 }

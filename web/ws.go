@@ -202,6 +202,15 @@ func (s *Server) ws(c echo.Context) error {
 	return nil
 }
 
+// wake tells the writer that a subscription or its throttle has events to write
+// (hub.SubscribeOptions.Notify); it never blocks.
+func (c *wsConn) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
 // allowBroadcast spends one of the connection's broadcast tokens (reader goroutine only).
 func (c *wsConn) allowBroadcast(now time.Time) (time.Duration, bool) {
 	if c.bcastRate == nil {

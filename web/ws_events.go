@@ -41,7 +41,7 @@ func (c *wsConn) begin(sb *wsSub) error {
 	initial := hs.Initial                           // a replay
 	sb.th = newThrottle(c.s.cfg.Clock, sb.throttle) // nil for an unthrottled sub (throttle.go)
 	if sb.th != nil {
-		sb.th.notify = c.notify
+		sb.th.wake = c.wake
 		initial = coalesce(initial)
 	}
 	if err := c.writeEvents(sb, initial); err != nil {

@@ -496,7 +496,7 @@ func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 	if err != nil {
 		return err
 	}
-	opt.Notify = c.notify // the writer waits for all of the socket's subscriptions at once
+	opt.Notify = c.wake // the writer waits for all of the socket's subscriptions at once
 	hs, err := c.s.opSubscribe(p, req.Path, opt)
 	if err != nil {
 		return err
