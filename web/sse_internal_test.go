@@ -1,12 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/statehub/statehub/hub"
 )
@@ -71,5 +73,36 @@ func TestSSESnapshotStreamed(t *testing.T) {
 		if sz > sseKeepBuffer+size+200 {
 			t.Fatalf("write %d of %d bytes: the snapshot was gathered whole", i, sz)
 		}
+	}
+}
+
+// TestSSEStreamIdleHoldsLittle: once a stream has written a burst, it holds neither the burst's
+// event slices (keepEvents) nor a format buffer (sseBuffers) while idle.
+func TestSSEStreamIdleHoldsLittle(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{Logger: wsQuiet, QueueSize: 4096})
+	t.Cleanup(func() { h.Close() })
+	sub, err := h.Subscribe("/b/", hub.SubscribeOptions{Notify: func() {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	var body bytes.Buffer
+	st := &sseStream{s: New(h, Config{Logger: wsQuiet}), sub: sub, running: true, done: make(chan struct{}),
+		out: sseWriter{w: &body, dl: writeDeadline{set: func(time.Time) error { return nil }, timeout: time.Minute}}}
+	const n = 4 * keepEvents
+	for i := range n {
+		if _, err := h.Set("/b/"+strconv.Itoa(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !st.deliver(false) {
+		t.Fatal("the stream ended")
+	}
+	if got := strings.Count(body.String(), "\ndata: 1\n\n"); got != n {
+		t.Fatalf("%d events written, want %d", got, n)
+	}
+	if cap(st.batch) > keepEvents || st.out.buf != nil {
+		t.Fatalf("idle with %d event slots and buffer %v", cap(st.batch), st.out.buf != nil)
 	}
 }
