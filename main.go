@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.web.Burst, "rate-burst", 0, "requests a client IP may make at once (default 2×rate)")
 	fs.Float64Var(&c.web.TokenRate, "token-rate", web.DefaultTokenRate, "requests per second per token subject; 0: no limit")
 	fs.IntVar(&c.web.TokenBurst, "token-burst", 0, "requests a token may make at once (default 2×token-rate)")
-	fs.IntVar(&c.web.MaxConns, "max-conns", web.DefaultMaxConns, "open SSE streams and WebSockets per client IP; 0: no limit")
+	fs.IntVar(&c.web.MaxConns, "max-conns", web.DefaultMaxConns, "open SSE streams and WebSockets per client address (its IP); 0: no limit")
 	fs.IntVar(&c.web.MaxSocketSubs, "max-socket-subs", web.DefaultMaxSocketSubs, "subscriptions per WebSocket")
 	fs.Float64Var(&c.web.BroadcastRate, "broadcast-rate", web.DefaultBroadcastRate, "broadcasts per second per WebSocket, and over HTTP per token (else per client IP); 0: no limit")
 	fs.IntVar(&c.web.BroadcastBurst, "broadcast-burst", 0, "broadcasts a client may send at once (default 2×broadcast-rate)")
