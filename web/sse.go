@@ -48,6 +48,11 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	if r.Method == http.MethodHead { // the headers a GET would have, and no stream
+		st.sub.Close()
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	if r.ProtoMajor == 1 {
 		h.Set("Transfer-Encoding", "identity")
 	}

@@ -693,3 +693,20 @@ func TestSSEWaitStreams(t *testing.T) {
 	}
 	st.expect(t, `close  {"reason":"shutdown"}`)
 }
+
+// TestSSEHead checks that a HEAD of a stream answers a GET's headers and no stream, and leaves
+// no subscription behind; a HEAD the GET of which is refused is refused too.
+func TestSSEHead(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	r := ts.do(t, "HEAD", "/h/", "", "Accept", "text/event-stream", "Authorization", "Bearer "+testAdminToken)
+	if r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" || r.body != "" {
+		t.Fatalf("HEAD: %d %q %q, want 200 text/event-stream and no body", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if n := ts.hub.Subscribers(); n != 0 {
+		t.Fatalf("%d subscribers after a HEAD", n)
+	}
+	if r := ts.do(t, "HEAD", "/h/?since=x", "", "Accept", "text/event-stream", "Authorization", "Bearer "+testAdminToken); r.status != 400 {
+		t.Fatalf("HEAD with a bad position: %d, want 400 as for a GET", r.status)
+	}
+}
