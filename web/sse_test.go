@@ -640,37 +640,43 @@ func readUntil(t testing.TB, r *bufio.Reader, line string) {
 	}
 }
 
-// TestSSEOverHTTP2 checks a stream over HTTP/2, which keeps its handler: events arrive, and a
-// client that goes away releases the subscription at once.
-func TestSSEOverHTTP2(t *testing.T) {
+// TestSSEOverTLS checks streams over HTTP/2, which keep their handler, and over HTTP/1.1 on TLS,
+// which are taken over from net/http like plain ones: events arrive, and a client that goes
+// away releases the subscription at once.
+func TestSSEOverTLS(t *testing.T) {
 	t.Parallel()
-	h := hub.New(hub.Config{Logger: quiet})
-	t.Cleanup(func() { h.Close() })
-	srv := httptest.NewUnstartedServer(web.New(h, web.Config{Logger: quiet, Auth: protectedAuth(t)}).Handler())
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/h2/", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
-	res, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
+	for _, proto := range []int{2, 1} {
+		t.Run(fmt.Sprintf("HTTP/%d", proto), func(t *testing.T) {
+			t.Parallel()
+			h := hub.New(hub.Config{Logger: quiet})
+			t.Cleanup(func() { h.Close() })
+			srv := httptest.NewUnstartedServer(web.New(h, web.Config{Logger: quiet, Auth: protectedAuth(t)}).Handler())
+			srv.EnableHTTP2 = proto == 2
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/tls/", nil)
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set("Authorization", "Bearer "+testAdminToken)
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.ProtoMajor != proto || res.StatusCode != 200 {
+				t.Fatalf("%s %d, want HTTP/%d 200", res.Proto, res.StatusCode, proto)
+			}
+			r := bufio.NewReader(res.Body)
+			readUntil(t, r, "event: ready\n")
+			if _, err := h.Set("/tls/k", []byte(`"v"`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			readUntil(t, r, `data: "v"`+"\n")
+			cancel()
+			waitFor(t, "the subscription to close", func() bool { return h.Subscribers() == 0 })
+		})
 	}
-	defer res.Body.Close()
-	if res.ProtoMajor != 2 || res.StatusCode != 200 {
-		t.Fatalf("%s %d, want HTTP/2 200", res.Proto, res.StatusCode)
-	}
-	r := bufio.NewReader(res.Body)
-	readUntil(t, r, "event: ready\n")
-	if _, err := h.Set("/h2/k", []byte(`"v"`), hub.Cond{}, hub.WriteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, r, `data: "v"`+"\n")
-	cancel()
-	waitFor(t, "the subscription to close", func() bool { return h.Subscribers() == 0 })
 }
 
 // TestSSEWaitStreams checks that at shutdown (hub.Drain) the streams taken over from net/http
