@@ -805,3 +805,40 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// TestSubscribeNotify checks SubscribeOptions.Notify: it is called when the queue becomes
+// non-empty (not for each event queued behind the first) and when the subscription is closed.
+func TestSubscribeNotify(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{})
+	defer h.Close()
+	var calls atomic.Int32
+	sub, err := h.Subscribe("/n/", hub.SubscribeOptions{Notify: func() { calls.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := h.Set("/n/"+strconv.Itoa(i), []byte(`1`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("Notify called %d times for 3 events queued at once, want 1", got)
+	}
+	if events, done := sub.Take(nil); len(events) != 3 || done {
+		t.Fatalf("Take = %d events, done %v; want 3, false", len(events), done)
+	}
+	if _, err := h.Set("/n/x", []byte(`1`), hub.Cond{}, hub.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := calls.Load(); got != 2 {
+		t.Fatalf("Notify called %d times, want 2 after the queue was emptied and refilled", got)
+	}
+	sub.Close()
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("Notify called %d times, want 3 after Close", got)
+	}
+	if _, done := sub.Take(nil); !done {
+		t.Fatal("Take after Close: not done")
+	}
+}
