@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -118,13 +121,13 @@ type routeMetrics struct {
 
 // routeLabel is the request metrics of one route label.
 type routeLabel struct {
-	requests *prometheus.CounterVec // curried with the route: method, code
-	latency  prometheus.Observer    // nil for a label never timed (streams, the WebSocket)
+	requests *requestCounters
+	latency  prometheus.Observer // nil for a label never timed (streams, the WebSocket)
 }
 
 func (m *metrics) route(path string) *routeMetrics {
 	label := func(route string, timed bool) routeLabel {
-		l := routeLabel{requests: m.requests.MustCurryWith(prometheus.Labels{"route": route})}
+		l := routeLabel{requests: &requestCounters{vec: m.requests.MustCurryWith(prometheus.Labels{"route": route})}}
 		if timed {
 			l.latency = m.latency.WithLabelValues(route)
 		}
@@ -152,10 +155,60 @@ func (rm *routeMetrics) of(c echo.Context, kind string) routeLabel {
 // observe counts a request by method and status code and, when timed (not a stream), records its
 // duration d.
 func (l routeLabel) observe(method string, status int, d time.Duration, timed bool) {
-	l.requests.WithLabelValues(methodLabel(method), strconv.Itoa(status)).Inc()
+	l.requests.inc(method, status)
 	if timed {
 		l.latency.Observe(d.Seconds())
 	}
+}
+
+// requestCounters are the request counters of one route label by method and status code. Each
+// label set is looked up in the vector on its first request and kept, so that a request costs
+// a short scan instead of the vector's hashing, locking and the code's formatting
+// (BenchmarkGetHandler).
+type requestCounters struct {
+	vec  *prometheus.CounterVec           // curried with the route: method, code
+	mu   sync.Mutex                       // held to add to seen
+	seen atomic.Pointer[[]requestCounter] // replaced by add, never changed in place
+}
+
+type requestCounter struct {
+	method string // methodLabel's
+	code   int
+	c      prometheus.Counter
+}
+
+// inc counts a request of method answered with code.
+func (rc *requestCounters) inc(method string, code int) {
+	method = methodLabel(method)
+	if seen := rc.seen.Load(); seen != nil {
+		for _, k := range *seen {
+			if k.code == code && k.method == method {
+				k.c.Inc()
+				return
+			}
+		}
+	}
+	rc.add(method, code).Inc()
+}
+
+// add looks the counter of method and code up in the vector and keeps it in seen. The label sets
+// it keeps are the vector's own: one per method label and code answered.
+func (rc *requestCounters) add(method string, code int) prometheus.Counter {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var seen []requestCounter
+	if p := rc.seen.Load(); p != nil {
+		seen = *p
+	}
+	for _, k := range seen { // added by another request since inc looked
+		if k.code == code && k.method == method {
+			return k.c
+		}
+	}
+	c := rc.vec.WithLabelValues(method, strconv.Itoa(code))
+	seen = append(slices.Clip(seen), requestCounter{method, code, c})
+	rc.seen.Store(&seen)
+	return c
 }
 
 // methodLabel is a request's method label: its method, or "other" for a method the API does not

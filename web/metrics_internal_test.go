@@ -2,7 +2,9 @@ package web
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +98,40 @@ statehub_http_requests_total{code="200",method="other",route="key"} 1
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want),
 		"statehub_http_requests_total", "statehub_http_request_duration_seconds"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRequestCounters checks that requests counted at once by many goroutines, under label sets
+// each first seen by several of them, are all counted, each under its own method and code.
+func TestRequestCounters(t *testing.T) {
+	t.Parallel()
+	h := hub.New(hub.Config{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { h.Close() })
+	m := newMetrics(h, slog.New(slog.DiscardHandler))
+	l := m.route("/*").key
+	methods := []string{"GET", "POST", "BREW"}
+	codes := []int{200, 304, 404, 409}
+	const goroutines, each = 8, 100
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				for _, method := range methods {
+					l.requests.inc(method, codes[i%len(codes)])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, method := range []string{"GET", "POST", "other"} {
+		for _, code := range codes {
+			got := testutil.ToFloat64(m.requests.WithLabelValues("key", method, strconv.Itoa(code)))
+			if want := float64(goroutines * each / len(codes)); got != want {
+				t.Errorf("%s %d: counted %v, want %v", method, code, got, want)
+			}
+		}
+	}
+	if n := testutil.CollectAndCount(m.requests); n != len(methods)*len(codes) {
+		t.Errorf("%d label sets, want %d", n, len(methods)*len(codes))
 	}
 }
