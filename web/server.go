@@ -58,7 +58,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	echo    *echo.Echo
-	handler http.Handler // echo behind the compression (compress.go)
+	handler http.Handler // serveHTTP behind the compression (compress.go)
+	// refuse answers a request whose method the API does not take (refuseMethod in wrapRoute).
+	refuse  echo.HandlerFunc
 	auth    *auth.Authenticator
 	limits  *limiter
 	metrics *metrics
@@ -95,7 +97,7 @@ func New(h *hub.Hub, cfg Config) *Server {
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{hub: h, cfg: cfg, log: cfg.Logger, echo: echo.New(), auth: cfg.Auth, limits: newLimiter(cfg.Limits), metrics: newMetrics(h, cfg.Logger)}
-	s.handler = compressed(s.echo)
+	s.handler = compressed(http.HandlerFunc(s.serveHTTP))
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -125,18 +127,21 @@ func New(h *hub.Hub, cfg Config) *Server {
 		}
 	}
 	e.Any("/*", f("/*", s.keyRoute))
-	// A method echo does not route (any token, such as "FOO") is refused through wrapRoute too,
-	// so that its answer has the CORS headers, a JSON error, a metric and a log line.
-	unknown := f("/*", refuseMethod)
-	e.Pre(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if !slices.Contains(apiMethods, c.Request().Method) {
-				return unknown(c)
-			}
-			return next(c)
-		}
-	})
+	s.refuse = f("/*", refuseMethod)
 	return s
+}
+
+// serveHTTP hands a request to echo's routes, or, when its method is none of the API's (any
+// token, such as "FOO"), refuses it through wrapRoute without routing it, so that its answer has
+// the CORS headers, a JSON error, a metric and a log line as every other. The check is made here,
+// not in an echo Pre middleware, for which echo makes two closures per request
+// (BenchmarkGetHandler).
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !slices.Contains(apiMethods, r.Method) {
+		s.refuse(s.echo.NewContext(r, w)) // wrapRoute answers every error itself
+		return
+	}
+	s.echo.ServeHTTP(w, r)
 }
 
 // apiMethods are the methods of the API; echo routes every other to its own 405, which
