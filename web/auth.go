@@ -13,6 +13,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -45,7 +46,7 @@ func (s *Server) principalOf(c echo.Context) (*auth.Principal, error) {
 	if r, ok := c.Get(principalKey).(resolved); ok {
 		return r.p, r.err
 	}
-	raw, err := requestToken(c.Request())
+	raw, err := tokenOf(c.Request().Header, c.QueryParams())
 	p, err := s.resolve(raw, err, s.fromLoopback(c))
 	c.Set(principalKey, resolved{p, err})
 	return p, err
@@ -53,14 +54,17 @@ func (s *Server) principalOf(c echo.Context) (*auth.Principal, error) {
 
 // requestToken finds a request's token: the Authorization header (Bearer only), else the
 // "token" query parameter; "" when there is none.
-func requestToken(r *http.Request) (string, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
+func requestToken(r *http.Request) (string, error) { return tokenOf(r.Header, r.URL.Query()) }
+
+// tokenOf is requestToken of a request's headers and its parsed query.
+func tokenOf(h http.Header, q url.Values) (string, error) {
+	if a := h.Get("Authorization"); a != "" {
+		scheme, tok, ok := strings.Cut(a, " ")
 		tok = strings.TrimSpace(tok)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			return "", fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", auth.ErrUnauthorized)
 		}
 		return tok, nil
 	}
-	return r.URL.Query().Get("token"), nil
+	return q.Get("token"), nil
 }

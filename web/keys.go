@@ -26,7 +26,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 	if err := s.hub.Limits().CheckPath(path); err != nil {
 		return err
 	}
-	q := r.URL.Query()
+	q := c.QueryParams() // parsed once for the request: principalOf reads its token there
 	prefix := hub.IsPrefix(path)
 	// Each kind of request takes its own query parameters; any other is refused by name.
 	only := func(names ...string) error { return onlyParams(q, names...) }

@@ -141,7 +141,7 @@ func (s *Server) tx(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	opt, err := writeOptions(c, c.Request().URL.Query())
+	opt, err := writeOptions(c, c.QueryParams())
 	if err != nil {
 		return err
 	}
