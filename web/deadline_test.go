@@ -106,7 +106,7 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.writeAll(nil); err != nil {
+	if err := c.writeAll(); err != nil {
 		t.Fatal(err)
 	}
 	if cap(c.taken) > keepEvents || cap(c.due) > keepEvents {

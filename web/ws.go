@@ -66,6 +66,7 @@ const (
 	wsPingInterval = 20 * time.Second // keep-alive ping; no pong within WriteTimeout closes the connection
 	wsQueueSize    = 256              // outgoing messages buffered per connection
 	wsQueueBytes   = 4 << 20          // and the most bytes they hold (one message always fits)
+	wsKeepQueue    = 16               // the most queued messages a socket keeps room for between runs of its writer
 	wsMaxLockWaits = 64               // lock requests with a wait that may be waiting at once per connection
 	wsReadSlack    = 64 << 10         // a request may be this much larger than the largest value
 	keepEvents     = 256              // the most events a socket's or an SSE stream's writer keeps room for between runs
@@ -90,13 +91,16 @@ type wsConn struct {
 	// holds only the local principal is refused otherwise.
 	loopback bool
 
-	ctx     context.Context // canceled when the connection is torn down
-	cancel  context.CancelFunc
-	out     chan wsOut    // the bounded outgoing queue
-	notify  chan struct{} // signalled by the hub subscriptions and their throttles: the writer has events to write
-	outMu   sync.Mutex    // guards outN, room and waiting
-	outN    int           // bytes of the messages in out
-	room    chan struct{} // closed (and replaced) when the writer takes a message a sender waits for
+	ctx    context.Context // canceled when the connection is torn down
+	cancel context.CancelFunc
+	// notify is signalled by queue, by the hub subscriptions and by their throttles: the writer
+	// has messages or events to write.
+	notify  chan struct{}
+	outMu   sync.Mutex    // guards out, outLen, outN, room and waiting
+	out     []wsOut       // the outgoing queue; the writer takes it whole
+	outLen  int           // the messages in out and those the writer took but has not written yet
+	outN    int           // and their bytes: queue bounds both
+	room    chan struct{} // closed (and replaced) when the writer has written the messages a sender waits for
 	waiting bool          // a sender waits on room
 	stop    chan struct{} // closed by end: the writer stops (after flushing when flush is set)
 	wg      sync.WaitGroup
@@ -133,6 +137,7 @@ type wsConn struct {
 
 	// The writer's alone (ws_events.go).
 	active  []*wsSub    // the subscriptions it has started and that have not ended
+	batch   []wsOut     // the messages it took from out, which it writes
 	scratch []byte      // the message it writes
 	taken   []hub.Event // a subscription's events it writes
 	due     []hub.Event // a throttled subscription's events it writes
@@ -191,7 +196,7 @@ func (s *Server) ws(c echo.Context) error {
 	wc := &wsConn{
 		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		out: make(chan wsOut, wsQueueSize), notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}),
+		notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
@@ -308,7 +313,7 @@ func (c *wsConn) writeLoop() {
 			return
 		case <-c.stop:
 			if c.flush {
-				if c.writeAll(nil) != nil {
+				if c.writeAll() != nil {
 					return
 				}
 			}
@@ -322,10 +327,8 @@ func (c *wsConn) writeLoop() {
 		case <-ping.C:
 			c.wg.Add(1)
 			go c.ping()
-		case m := <-c.out:
-			err = c.writeAll(&m)
 		case <-c.notify:
-			err = c.writeAll(nil)
+			err = c.writeAll()
 		}
 		if err != nil {
 			return
@@ -333,11 +336,11 @@ func (c *wsConn) writeLoop() {
 	}
 }
 
-// writeAll writes first, then everything queued behind it, then the subscriptions' events. A
-// failed write closes the connection: the reader fails next and serve tears it down.
-func (c *wsConn) writeAll(first *wsOut) error {
+// writeAll writes the queued messages, then the subscriptions' events. A failed write closes the
+// connection: the reader fails next and serve tears it down.
+func (c *wsConn) writeAll() error {
 	c.cork.cork()
-	err := c.writeQueued(first)
+	err := c.writeQueued()
 	if err == nil {
 		err = c.writeSubs()
 	}
@@ -359,30 +362,53 @@ func (c *wsConn) writeAll(first *wsOut) error {
 	return err
 }
 
-// writeQueued writes first and the queued messages, starting the subscriptions whose start it
-// meets.
-func (c *wsConn) writeQueued(first *wsOut) error {
-	for {
-		var m wsOut
-		if first != nil {
-			m, first = *first, nil
-		} else {
-			select {
-			case m = <-c.out:
-			default:
-				return nil
-			}
-		}
-		c.took(m)
-		if err := c.writeMsg(m.body); err != nil {
-			return err
-		}
-		if m.start != nil {
-			if err := c.begin(m.start); err != nil {
+// writeQueued takes the queued messages and writes them, starting the subscriptions whose start
+// it meets, until none is queued.
+func (c *wsConn) writeQueued() error {
+	for c.take() {
+		n := 0
+		for i, m := range c.batch {
+			c.batch[i] = wsOut{}
+			n += m.size()
+			if err := c.writeMsg(m.body); err != nil {
 				return err
 			}
+			if m.start != nil {
+				if err := c.begin(m.start); err != nil {
+					return err
+				}
+			}
 		}
+		c.wrote(len(c.batch), n)
 	}
+	return nil
+}
+
+// take moves the queued messages to c.batch, swapping the two slices. It reports false when none
+// is queued.
+func (c *wsConn) take() bool {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if len(c.out) == 0 {
+		return false
+	}
+	if cap(c.batch) > wsKeepQueue { // a burst's memory goes back
+		c.batch = nil
+	}
+	c.batch, c.out = c.out, c.batch[:0]
+	return true
+}
+
+// wrote accounts for n messages of size bytes the writer has written, and wakes waiting senders.
+func (c *wsConn) wrote(n, size int) {
+	c.outMu.Lock()
+	c.outLen -= n
+	c.outN -= size
+	if c.waiting {
+		close(c.room)
+		c.room, c.waiting = make(chan struct{}), false
+	}
+	c.outMu.Unlock()
 }
 
 // writeMsg writes one message into the cork, and what the cork holds to the connection once it
@@ -398,17 +424,6 @@ func (c *wsConn) writeMsg(b []byte) error {
 	err := c.cork.uncork()
 	c.cork.cork()
 	return err
-}
-
-// took accounts for a message the writer has taken from the queue, and wakes waiting senders.
-func (c *wsConn) took(m wsOut) {
-	c.outMu.Lock()
-	c.outN -= m.size()
-	if c.waiting {
-		close(c.room)
-		c.room, c.waiting = make(chan struct{}), false
-	}
-	c.outMu.Unlock()
 }
 
 // ping pings the peer and closes the socket when no pong comes within WriteTimeout.
@@ -433,21 +448,24 @@ func (m wsOut) size() int { return len(m.body) }
 // send queues one message (queue).
 func (c *wsConn) send(m []byte) bool { return c.queue(wsOut{body: m}) }
 
-// queue queues one message. It waits while the queue is full (wsQueueSize messages, or m would
-// take it past wsQueueBytes; an empty queue takes any message), up to WriteTimeout: a client that
-// does not read for that long is closed as slow. It reports false when the connection is ending.
+// queue queues one message and signals the writer. It waits while the queue is full
+// (wsQueueSize messages not written yet, or m would take them past wsQueueBytes; an empty queue
+// takes any message), up to WriteTimeout: a client that does not read for that long is closed as
+// slow. It reports false when the connection is ending.
 func (c *wsConn) queue(m wsOut) bool {
 	var timeout <-chan time.Time
 	for {
 		c.outMu.Lock()
-		if c.outN == 0 || c.outN+m.size() <= wsQueueBytes {
+		if c.outLen == 0 || c.outLen < wsQueueSize && c.outN+m.size() <= wsQueueBytes {
+			c.out = append(c.out, m)
+			c.outLen++
+			c.outN += m.size()
+			c.outMu.Unlock()
 			select {
-			case c.out <- m:
-				c.outN += m.size()
-				c.outMu.Unlock()
-				return true
+			case c.notify <- struct{}{}:
 			default:
 			}
+			return true
 		}
 		room := c.room
 		c.waiting = true

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -976,6 +977,75 @@ func FuzzWSMessage(f *testing.F) {
 			if _, err := json.Marshal(wsAnswer{ID: req.ID}); err != nil {
 				t.Fatalf("id %q cannot be echoed: %v", req.ID, err)
 			}
+		}
+	})
+}
+
+// TestWSQueueBound: a socket's outgoing queue takes wsQueueSize messages, and a message that would
+// take it past wsQueueBytes only when it is empty; a sender then waits until the writer has written
+// what it took, or gives up when the connection ends. The writer keeps little room between runs.
+func TestWSQueueBound(t *testing.T) {
+	t.Parallel()
+	newConn := func() *wsConn {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		return &wsConn{s: &Server{cfg: Config{WriteTimeout: time.Hour}}, ctx: ctx, cancel: cancel,
+			notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{})}
+	}
+	// waitSender returns once a sender waits for room.
+	waitSender := func(c *wsConn) {
+		for {
+			c.outMu.Lock()
+			w := c.waiting
+			c.outMu.Unlock()
+			if w {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+
+	t.Run("messages", func(t *testing.T) {
+		c := newConn()
+		for i := range wsQueueSize {
+			if !c.send([]byte(strconv.Itoa(i))) {
+				t.Fatalf("message %d refused", i)
+			}
+		}
+		done := make(chan bool)
+		go func() { done <- c.send([]byte("last")) }()
+		waitSender(c)
+		if !c.take() || len(c.batch) != wsQueueSize {
+			t.Fatalf("the writer took %d messages, want %d", len(c.batch), wsQueueSize)
+		}
+		select {
+		case <-done:
+			t.Fatal("a sender went on before the writer had written what it took")
+		default:
+		}
+		c.wrote(len(c.batch), 0)
+		if !<-done {
+			t.Fatal("the sender gave up")
+		}
+		if !c.take() || len(c.batch) != 1 || string(c.batch[0].body) != "last" {
+			t.Fatalf("then the writer took %d messages", len(c.batch))
+		}
+		if cap(c.batch) > wsKeepQueue || cap(c.out) > wsKeepQueue {
+			t.Fatalf("after a burst the writer keeps room for %d and %d messages", cap(c.batch), cap(c.out))
+		}
+	})
+
+	t.Run("bytes", func(t *testing.T) {
+		c := newConn()
+		if !c.send(make([]byte, wsQueueBytes+1)) {
+			t.Fatal("an empty queue refused a message larger than wsQueueBytes")
+		}
+		done := make(chan bool)
+		go func() { done <- c.send([]byte("1")) }()
+		waitSender(c)
+		c.end(disconnectSlow, false)
+		if <-done {
+			t.Fatal("a sender over wsQueueBytes went on after the connection ended")
 		}
 	})
 }
