@@ -3,7 +3,8 @@
 // By default it serves the bare counter on a plain http.Server; with -like, the like-for-like
 // counter on an http.Server with Statehub's limits (web.NewHTTPServer). With -sse it serves the
 // fan-out benchmark's yardstick instead (go run ./bench/subscribers -fanout): a trivial net/http
-// SSE broadcaster (broadcast.go).
+// SSE broadcaster (broadcast.go). With -ws it serves the idle-socket benchmark's yardstick
+// (go run ./bench/subscribers -idle): a bare coder/websocket server (ws.go).
 package main
 
 import (
@@ -21,11 +22,14 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18100", "address to listen on")
 	like := flag.Bool("like", false, "serve the like-for-like counter: Statehub's headers, CORS, request metrics and http.Server limits")
 	sse := flag.Bool("sse", false, "serve a trivial SSE broadcaster: GET /events, POST /publish")
+	ws := flag.Bool("ws", false, "serve a bare coder/websocket server: GET /.ws answers each message with its copy; GET /.metrics")
 	flag.Parse()
 	hs := &http.Server{Addr: *addr, Handler: counter.Handler()}
 	switch {
 	case *sse:
 		hs.Handler = newBroadcaster()
+	case *ws:
+		hs.Handler = newWSServer()
 	case *like:
 		hs = web.NewHTTPServer(counter.Like(prometheus.NewRegistry()), web.Limits{})
 		hs.Addr = *addr

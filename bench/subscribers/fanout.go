@@ -36,7 +36,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,7 +53,7 @@ var (
 	fanoutWindow   = flag.Int("fanout-window", 8, "changes in flight in the throughput phase")
 	fanoutRate     = flag.Float64("fanout-rate", 5, "changes a second in the paced phase")
 	fanoutOnly     = flag.String("fanout-only", "", "run only the targets whose names contain this (broadcaster, SSE, WebSocket)")
-	fanoutBin      = flag.String("statehub", "", "a statehub binary to measure instead of building this tree's (-fanout, -snapshot)")
+	fanoutBin      = flag.String("statehub", "", "a statehub binary to measure instead of building this tree's (-fanout, -snapshot, -idle)")
 )
 
 // fanTarget is one server and transport under test.
@@ -78,15 +77,10 @@ type fanResult struct {
 }
 
 func runFanout() error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-		if int(lim.Cur) < *fanoutSubs+1000 {
-			return fmt.Errorf("the open-file limit is %d: too low for %d subscribers (ulimit -n)", lim.Cur, *fanoutSubs)
-		}
+	if err := raiseOpenFiles(*fanoutSubs); err != nil {
+		return err
 	}
-	tmp, err := os.MkdirTemp("", "statehub-bench-fanout-")
+	tmp, bin, baseline, err := buildBench()
 	if err != nil {
 		return err
 	}
@@ -107,21 +101,12 @@ func runFanout() error {
 		procs = append(procs, cmd)
 		return cmd.Process.Pid, nil
 	}
-	for _, b := range []struct{ out, pkg string }{{"statehub", "github.com/statehub/statehub"}, {"baseline", "github.com/statehub/statehub/bench/baseline"}} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(tmp, b.out), b.pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", b.pkg, err, out)
-		}
-	}
-	bin := filepath.Join(tmp, "statehub")
-	if *fanoutBin != "" {
-		bin = *fanoutBin
-	}
 	hubAddr, baseAddr := freeAddr(), freeAddr()
 	hubPID, err := start(bin, "-addr", hubAddr, "-data", "", "-max-conns", "0", "-log-level", "error")
 	if err != nil {
 		return err
 	}
-	basePID, err := start(filepath.Join(tmp, "baseline"), "-sse", "-addr", baseAddr)
+	basePID, err := start(baseline, "-sse", "-addr", baseAddr)
 	if err != nil {
 		return err
 	}

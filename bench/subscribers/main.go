@@ -11,7 +11,8 @@
 // go_goroutines); the heap moves with garbage not yet collected, so run it twice.
 //
 // With -fanout it runs the fan-out benchmark instead, starting its own servers (fanout.go); with
-// -snapshot, the benchmark of ?snapshot subscribers of a large subtree (snapshot.go).
+// -snapshot, the benchmark of ?snapshot subscribers of a large subtree (snapshot.go); with -idle,
+// idle WebSockets against a bare coder/websocket server (idle.go).
 package main
 
 import (
@@ -37,10 +38,13 @@ func main() {
 	sockets := flag.Int("sockets", 1, "WebSockets the subscriptions share (with -ws)")
 	path := flag.String("path", "/bench/subscribers/", "the subtree to subscribe to")
 	flag.Parse()
-	if *fanoutMode || *snapshotMode {
+	if *fanoutMode || *snapshotMode || *idleMode {
 		run := runFanout
-		if *snapshotMode {
+		switch {
+		case *snapshotMode:
 			run = runSnapshot
+		case *idleMode:
+			run = runIdle
 		}
 		if err := run(); err != nil {
 			log.Fatal(err)
