@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // binary is the statehub executable that TestMain builds.
@@ -183,6 +185,52 @@ func TestSIGTERM(t *testing.T) {
 			t.Fatalf("after SIGTERM the stream got %v, want close shutdown", ev)
 		}
 		break
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("statehub exited with %v after SIGTERM, want status 0", p.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("statehub did not exit within 5 s of SIGTERM")
+	}
+}
+
+// TestSIGTERMWebSocket: at SIGTERM a WebSocket's subscription gets its close event with reason
+// shutdown, the socket closes with 1001 (going away), and the process exits with status 0.
+func TestSIGTERMWebSocket(t *testing.T) {
+	t.Parallel()
+	base, cmd, p := start(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/.ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"op":"sub","id":1,"path":"/e2e/"}`)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() string {
+		t.Helper()
+		_, b, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading the socket: %v", err)
+		}
+		return string(b)
+	}
+	for m := read(); !strings.Contains(m, `"type":"ready"`); m = read() {
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m != `{"sub":1,"type":"close","reason":"shutdown"}` {
+		t.Fatalf("after SIGTERM the socket got %s, want the subscription's close, reason shutdown", m)
+	}
+	if _, _, err := conn.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("then the socket ended with %v, want close status 1001", err)
 	}
 	select {
 	case <-p.done:

@@ -64,11 +64,13 @@
 // client's leaving wake it, and a goroutine runs it only while it has something to write; at most
 // one at a time, which alone reads the subscription and writes the connection. One goroutine of
 // the process waits in epoll for the clients of all of them to leave (closewatch_linux.go). On
-// HTTP/2 the handler stays until the stream ends. An idle WebSocket has two goroutines (ws.go):
+// HTTP/2 the handler stays until the stream ends. A WebSocket's handler returns once the socket
+// is upgraded, and the connection keeps its place among the open ones (connLease); an idle
+// WebSocket has two goroutines of its own (ws.go):
 //
-//   - its reader, on the handler's goroutine, which runs its requests one at a time in arrival
-//     order: a write is applied at once and its answer handed to the pipeline (ws_pipeline.go);
-//     any other request first waits until every earlier answer has been sent;
+//   - its reader, which runs its requests one at a time in arrival order: a write is applied at
+//     once and its answer handed to the pipeline (ws_pipeline.go); any other request first waits
+//     until every earlier answer has been sent;
 //   - its writer, which alone writes data frames: the answers from a bounded queue and the events
 //     of every subscription of the socket, which it takes from their hub queues itself
 //     (ws_events.go); it also sends the keep-alive pings and watches for shutdown.

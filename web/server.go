@@ -66,7 +66,7 @@ type Server struct {
 	metrics *metrics
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
 	preflight echo.HandlerFunc
-	streams   sync.WaitGroup // the SSE streams taken over from net/http (sse.go)
+	streams   sync.WaitGroup // the SSE streams (sse.go) and the WebSockets (ws.go) taken over from net/http
 }
 
 // New builds the HTTP server for h.
@@ -215,9 +215,9 @@ func NewHTTPServer(h http.Handler, l Limits) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: l.ReadHeaderTimeout, IdleTimeout: l.IdleTimeout, MaxHeaderBytes: 64 << 10}
 }
 
-// WaitStreams returns once every SSE stream taken over from net/http has ended, or when ctx
-// ends. http.Server.Shutdown does not wait for them; after hub.Drain each ends at once, with its
-// close event.
+// WaitStreams returns once every SSE stream and WebSocket taken over from net/http has ended, or
+// when ctx ends. http.Server.Shutdown does not wait for them; after hub.Drain each ends at once,
+// with its close event.
 func (s *Server) WaitStreams(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {

@@ -75,18 +75,21 @@ const (
 // wsConn is one WebSocket connection: its socket, its outgoing queue, its subscriptions and the
 // session that owns its ephemeral keys.
 //
-// Goroutines: serve runs the reader on the handler's goroutine (requests are handled there, one at
-// a time; a write's answer waits for durability on the answer goroutine, which runs while any
-// waits); writeLoop is the only writer of data frames, the subscriptions' events included
-// (ws_events.go), and pings and watches for shutdown (a ping's wait for its pong runs aside). So
-// an idle connection has the handler's goroutine and one of Statehub's own. serve waits for all of
-// them before it returns.
+// Goroutines: the handler returns once the socket is upgraded. serve runs the reader (requests are
+// handled there, one at a time; a write's answer waits for durability on the answer goroutine,
+// which runs while any waits); writeLoop is the only writer of data frames, the subscriptions'
+// events included (ws_events.go), and pings and watches for shutdown (a ping's wait for its pong
+// runs aside). So an idle connection has two goroutines, the reader and the writer. serve waits
+// for all of them before it gives up the connection's lease.
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
 	cork *corkConn     // ws's connection
 	req  *http.Request // the upgrade request
-	sess *hub.Session
+	// lease is the connection's place among the open streams and sockets, which it gives up at
+	// teardown; nil when the limits do not count it.
+	lease *connLease
+	sess  *hub.Session
 	// loopback: the client is on loopback (protected.go); on a protected server a request that
 	// holds only the local principal is refused otherwise.
 	loopback bool
@@ -183,7 +186,10 @@ func (s *Server) wsPrincipal(conn *wsConn) (*auth.Principal, error) {
 	return s.resolve(raw, err, conn.loopback)
 }
 
-// ws upgrades the request and serves the connection until it ends.
+// ws upgrades the request and returns: the connection runs on goroutines of its own (serve), not
+// under net/http's and echo's frames, and keeps its place among the open streams and sockets
+// (connLease) until it ends. So an idle socket's reader stays within 8 KiB of stack, as a bare
+// coder/websocket handler's goroutine does (go run ./bench/subscribers -idle).
 func (s *Server) ws(c echo.Context) error {
 	// Any origin: access is by token, never by cookie (see the comment at the top of this file).
 	hj := &corkHijacker{ResponseWriter: c.Response(), timeout: s.cfg.WriteTimeout}
@@ -192,7 +198,8 @@ func (s *Server) ws(c echo.Context) error {
 		return nil // Accept has answered the request already
 	}
 	conn.SetReadLimit(int64(s.hub.Limits().MaxValueBytes) + wsReadSlack)
-	ctx, cancel := context.WithCancel(c.Request().Context())
+	// The request's context ends when the handler returns: the connection's is its own.
+	ctx, cancel := context.WithCancel(context.Background())
 	wc := &wsConn{
 		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
@@ -203,7 +210,12 @@ func (s *Server) ws(c echo.Context) error {
 	if l := s.cfg.Limits; l.BroadcastRate > 0 {
 		wc.bcastRate = rate.NewLimiter(rate.Limit(l.BroadcastRate), l.BroadcastBurst)
 	}
-	wc.serve()
+	if l, ok := c.Get(leaseKey).(*connLease); ok {
+		l.keep()
+		wc.lease = l
+	}
+	s.streams.Add(1)
+	go wc.serve()
 	return nil
 }
 
@@ -224,8 +236,8 @@ func (c *wsConn) allowBroadcast(now time.Time) (time.Duration, bool) {
 	return spend(c.bcastRate, now)
 }
 
-// serve reads the connection's requests on the handler's goroutine until the socket fails or
-// closes (the writer closes it after end), then tears the connection down.
+// serve reads the connection's requests until the socket fails or closes (the writer closes it
+// after end), then tears the connection down.
 func (c *wsConn) serve() {
 	c.wg.Add(1)
 	go c.writeLoop()
@@ -234,7 +246,8 @@ func (c *wsConn) serve() {
 }
 
 // teardown runs once the reader has returned: the session ends (its ephemeral keys start their
-// grace period), every hub subscription is closed (no leak) and every goroutine has returned.
+// grace period), every hub subscription is closed (no leak), every goroutine has returned, then
+// the connection gives up its lease.
 func (c *wsConn) teardown() {
 	c.cancel()
 	if c.expiry != nil {
@@ -250,6 +263,10 @@ func (c *wsConn) teardown() {
 	}
 	c.wg.Wait()
 	c.ws.CloseNow()
+	if c.lease != nil {
+		c.lease.release()
+	}
+	c.s.streams.Done()
 }
 
 // end asks for the connection to close with d's code and reason: the writer stops (writing what is
