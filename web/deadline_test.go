@@ -75,7 +75,7 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 			return
 		}
 		defer ws.CloseNow()
-		conns <- &wsConn{s: s, ws: ws, cork: hj.conn, notify: notify, subs: map[string]*wsSub{}}
+		conns <- &wsConn{s: s, ws: ws, cork: hj.conn, subs: map[string]*wsSub{}}
 		<-done
 	}))
 	defer ts.Close()

@@ -66,17 +66,16 @@
 // the process waits in epoll for the clients of all of them to leave (closewatch_linux.go). On
 // HTTP/2 the handler stays until the stream ends. A WebSocket's handler returns once the socket
 // is upgraded, and the connection keeps its place among the open ones (connLease); an idle
-// WebSocket has two goroutines of its own (ws.go):
+// WebSocket has one goroutine, its reader (ws.go), which runs its requests one at a time in
+// arrival order: a write is applied at once and its answer handed to the pipeline
+// (ws_pipeline.go); any other request first waits until every earlier answer has been sent.
 //
-//   - its reader, which runs its requests one at a time in arrival order: a write is applied at
-//     once and its answer handed to the pipeline (ws_pipeline.go); any other request first waits
-//     until every earlier answer has been sent;
-//   - its writer, which alone writes data frames: the answers from a bounded queue and the events
-//     of every subscription of the socket, which it takes from their hub queues itself
-//     (ws_events.go); it also sends the keep-alive pings and watches for shutdown.
-//
-// Others run only while needed: an answer goroutine while any write's answer waits for durability,
-// which sends those answers in request order (at most 256 waiting; then the reader stops reading
-// the socket); a ping's wait for its pong; and each lock request with a wait (at most 64 per
-// socket).
+// Others run only while needed: the socket's writer, which alone writes data frames (the answers
+// from a bounded queue and the events of every subscription of the socket, which it takes from
+// their hub queues itself, ws_events.go), while it has something to write, at most one at a
+// time; an answer goroutine while any write's answer waits for durability, which sends those
+// answers in request order (at most 256 waiting; then the reader stops reading the socket); a
+// ping's wait for its pong (a timer sends one every 20 s); and each lock request with a wait (at
+// most 64 per socket). One goroutine of the server waits for the hub's shutdown and ends every
+// socket then (draining).
 package web

@@ -67,6 +67,8 @@ type Server struct {
 	// preflight answers OPTIONS requests (echo's CORS middleware with corsConfig).
 	preflight echo.HandlerFunc
 	streams   sync.WaitGroup // the SSE streams (sse.go) and the WebSockets (ws.go) taken over from net/http
+	drainOnce sync.Once
+	drainCtx  context.Context // ends when the hub drains (draining, ws.go)
 }
 
 // New builds the HTTP server for h.

@@ -17,10 +17,10 @@ package web
 // overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
-// One writer goroutine writes every outgoing message: the answers, from one queue bounded in
-// messages and in bytes, and the subscriptions' events, from their hub queues (ws_events.go). What
-// it finds to write when it runs leaves in one write to the connection (corkConn), which has a
-// deadline (writeDeadline). A consumer that leaves the answers' queue full for WriteTimeout is
+// One writer writes every outgoing message, on a goroutine that runs only while there is something
+// to write: the answers, from one queue bounded in messages and in bytes, and the subscriptions'
+// events, from their hub queues (ws_events.go). What it finds to write when it runs leaves in one
+// write to the connection (corkConn), which has a deadline (writeDeadline). A consumer that leaves the answers' queue full for WriteTimeout is
 // closed with status 4000, reason "slow"; a subscription whose hub queue overflows ends with
 // reason "slow" (above); a ping every 20 s closes a peer that stopped answering. At shutdown
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
@@ -77,10 +77,11 @@ const (
 //
 // Goroutines: the handler returns once the socket is upgraded. serve runs the reader (requests are
 // handled there, one at a time; a write's answer waits for durability on the answer goroutine,
-// which runs while any waits); writeLoop is the only writer of data frames, the subscriptions'
-// events included (ws_events.go), and pings and watches for shutdown (a ping's wait for its pong
-// runs aside). So an idle connection has two goroutines, the reader and the writer. serve waits
-// for all of them before it gives up the connection's lease.
+// which runs while any waits). runWriter is the only writer of data frames, the subscriptions'
+// events included (ws_events.go); wake runs it on a goroutine of its own while it has something
+// to write. A timer sends the pings (each on the timer's goroutine, while it waits for its pong),
+// and a hook ends the connection when the hub drains. So an idle connection has one goroutine,
+// the reader. serve waits for all of them before it gives up the connection's lease.
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
@@ -94,17 +95,20 @@ type wsConn struct {
 	// holds only the local principal is refused otherwise.
 	loopback bool
 
-	ctx    context.Context // canceled when the connection is torn down
-	cancel context.CancelFunc
-	// notify is signalled by queue, by the hub subscriptions and by their throttles: the writer
-	// has messages or events to write.
-	notify  chan struct{}
-	outMu   sync.Mutex    // guards out, outLen, outN, room and waiting
+	ctx     context.Context // canceled when the connection is torn down
+	cancel  context.CancelFunc
+	outMu   sync.Mutex    // guards out, outLen, outN, room, waiting and the writer's state below
 	out     []wsOut       // the outgoing queue; the writer takes it whole
 	outLen  int           // the messages in out and those the writer took but has not written yet
 	outN    int           // and their bytes: queue bounds both
 	room    chan struct{} // closed (and replaced) when the writer has written the messages a sender waits for
 	waiting bool          // a sender waits on room
+	// The writer runs on a goroutine of its own only while it has something to write (wake).
+	running bool          // a goroutine runs the writer
+	woken   bool          // wake was called since the writer last looked
+	over    bool          // the writer has closed the socket or failed, or teardown has begun: it never runs again
+	pinger  *time.Timer   // the next keep-alive ping
+	undrain func() bool   // stops the hook that ends the connection when the hub drains
 	stop    chan struct{} // closed by end: the writer stops (after flushing when flush is set)
 	wg      sync.WaitGroup
 
@@ -203,7 +207,7 @@ func (s *Server) ws(c echo.Context) error {
 	wc := &wsConn{
 		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
-		notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{}),
+		room: make(chan struct{}), stop: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
 		subs:  make(map[string]*wsSub),
 	}
@@ -219,13 +223,36 @@ func (s *Server) ws(c echo.Context) error {
 	return nil
 }
 
-// wake tells the writer that a subscription or its throttle has events to write
-// (hub.SubscribeOptions.Notify); it never blocks.
+// wake tells the writer that there is something to write: a queued message, a subscription's
+// events (hub.SubscribeOptions.Notify), a throttle's due events, or end. It starts the writer on
+// a goroutine when none runs it; it never blocks.
 func (c *wsConn) wake() {
-	select {
-	case c.notify <- struct{}{}:
-	default:
+	c.outMu.Lock()
+	c.woken = true
+	start := !c.running && !c.over
+	if start {
+		c.running = true
+		c.wg.Add(1)
 	}
+	c.outMu.Unlock()
+	if start {
+		go c.runWriter()
+	}
+}
+
+// draining returns a context that ends when the hub starts shutting down (hub.Draining), for
+// the sockets' hooks (context.AfterFunc): one goroutine of the server waits for the hub, none of
+// each socket.
+func (s *Server) draining() context.Context {
+	s.drainOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.drainCtx = ctx
+		go func() {
+			<-s.hub.Draining()
+			cancel()
+		}()
+	})
+	return s.drainCtx
 }
 
 // allowBroadcast spends one of the connection's broadcast tokens (reader goroutine only).
@@ -237,19 +264,31 @@ func (c *wsConn) allowBroadcast(now time.Time) (time.Duration, bool) {
 }
 
 // serve reads the connection's requests until the socket fails or closes (the writer closes it
-// after end), then tears the connection down.
+// after end), then tears the connection down. Meanwhile a ping goes out every wsPingInterval, and
+// the hub's shutdown ends the connection.
 func (c *wsConn) serve() {
-	c.wg.Add(1)
-	go c.writeLoop()
+	c.outMu.Lock()
+	c.pinger = time.AfterFunc(wsPingInterval, c.ping)
+	c.outMu.Unlock()
+	c.undrain = context.AfterFunc(c.s.draining(), func() {
+		// The hub has closed every subscription with ErrShutdown: their close events go out after
+		// what is queued, then the socket closes.
+		c.end(disconnectShutdown, true)
+	})
 	c.readLoop()
 	c.teardown()
 }
 
-// teardown runs once the reader has returned: the session ends (its ephemeral keys start their
-// grace period), every hub subscription is closed (no leak), every goroutine has returned, then
-// the connection gives up its lease.
+// teardown runs once the reader has returned: the writer runs no more, the session ends (its
+// ephemeral keys start their grace period), every hub subscription is closed (no leak), every
+// goroutine has returned, then the connection gives up its lease.
 func (c *wsConn) teardown() {
 	c.cancel()
+	c.undrain()
+	c.outMu.Lock()
+	c.over = true
+	c.pinger.Stop()
+	c.outMu.Unlock()
 	if c.expiry != nil {
 		c.expiry()
 	}
@@ -262,6 +301,9 @@ func (c *wsConn) teardown() {
 		sb.hs.Close()
 	}
 	c.wg.Wait()
+	for _, sb := range c.active {
+		sb.th.Stop()
+	}
 	c.ws.CloseNow()
 	if c.lease != nil {
 		c.lease.release()
@@ -275,6 +317,7 @@ func (c *wsConn) end(d disconnect, flush bool) {
 	c.endOnce.Do(func() {
 		c.ending, c.flush = d, flush
 		close(c.stop)
+		c.wake()
 	})
 }
 
@@ -305,52 +348,48 @@ func (c *wsConn) leaveReason() string {
 	return hub.ReasonTimeout
 }
 
-// writeLoop is the connection's only writer: the queued messages in order, and the events of
-// its subscriptions (ws_events.go). What it finds to write each time it runs leaves in one write
-// to the connection (corkConn), or in writes of about wsKeepBuffer.
+// runWriter is the connection's only writer: the queued messages in order, and the events of its
+// subscriptions (ws_events.go). What it finds to write each time it looks leaves in one write to
+// the connection (corkConn), or in writes of about wsKeepBuffer. It returns when it finds nothing
+// more; wake starts it again. After end it writes what is queued when asked to, then closes the
+// socket with the close handshake; the reader sees the close and serve tears the connection
+// down. A failed write closes the socket at once.
 //
-// It also pings the peer every wsPingInterval (each ping waits for its pong on a goroutine of its
-// own, which closes the socket when none comes within WriteTimeout), and ends the connection when
-// the hub shuts down. After end it writes what is queued when asked to, then closes the socket
-// with the close handshake; the reader sees the close and serve tears the connection down.
-func (c *wsConn) writeLoop() {
+// An idle socket has no writer goroutine, only its reader's: its 4 KiB of stack would be most of
+// what an idle socket holds beyond a bare coder/websocket connection (go run
+// ./bench/subscribers -idle).
+func (c *wsConn) runWriter() {
 	defer c.wg.Done()
-	defer func() {
-		for _, sb := range c.active {
-			sb.th.Stop()
-		}
-	}()
-	ping := time.NewTicker(wsPingInterval)
-	defer ping.Stop()
-	draining := c.s.hub.Draining()
 	for {
-		var err error
-		select {
-		case <-c.ctx.Done():
+		c.outMu.Lock()
+		if !c.woken || c.over {
+			c.running = false
+			c.outMu.Unlock()
 			return
-		case <-c.stop:
-			if c.flush {
-				if c.writeAll() != nil {
-					return
-				}
-			}
-			c.ws.Close(c.ending.code, c.ending.reason)
-			return
-		case <-draining:
-			// The hub has closed every subscription with ErrShutdown: their close events go out
-			// after what is queued, then the socket closes.
-			draining = nil
-			c.end(disconnectShutdown, true)
-		case <-ping.C:
-			c.wg.Add(1)
-			go c.ping()
-		case <-c.notify:
-			err = c.writeAll()
 		}
-		if err != nil {
+		c.woken = false
+		c.outMu.Unlock()
+		select {
+		case <-c.stop:
+			if !c.flush || c.writeAll() == nil {
+				c.ws.Close(c.ending.code, c.ending.reason)
+			}
+			c.halt()
+			return
+		default:
+		}
+		if c.writeAll() != nil {
+			c.halt()
 			return
 		}
 	}
+}
+
+// halt stops the writer for good.
+func (c *wsConn) halt() {
+	c.outMu.Lock()
+	c.over, c.running = true, false
+	c.outMu.Unlock()
 }
 
 // writeAll writes the queued messages, then the subscriptions' events. A failed write closes the
@@ -443,14 +482,28 @@ func (c *wsConn) writeMsg(b []byte) error {
 	return err
 }
 
-// ping pings the peer and closes the socket when no pong comes within WriteTimeout.
+// ping pings the peer, closes the socket when no pong comes within WriteTimeout, and arms the
+// next ping. It runs on the ping timer's goroutine.
 func (c *wsConn) ping() {
+	c.outMu.Lock()
+	if c.over {
+		c.outMu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.outMu.Unlock()
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Ping(ctx); err != nil {
 		c.ws.CloseNow()
+		return
 	}
+	c.outMu.Lock()
+	if !c.over {
+		c.pinger.Reset(wsPingInterval)
+	}
+	c.outMu.Unlock()
 }
 
 // wsOut is one queued message, and, with start, a sub's answer, after which the writer starts
@@ -478,10 +531,7 @@ func (c *wsConn) queue(m wsOut) bool {
 			c.outLen++
 			c.outN += m.size()
 			c.outMu.Unlock()
-			select {
-			case c.notify <- struct{}{}:
-			default:
-			}
+			c.wake()
 			return true
 		}
 		room := c.room

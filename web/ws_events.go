@@ -9,9 +9,9 @@ import (
 )
 
 // WebSocket subscriptions' events (PROTOCOL.md, "WebSocket", events). The connection's writer
-// (writeLoop) alone writes them: its subscriptions signal one channel (notify), and it takes each
-// one's queued events and writes them, so an event goes from the hub's queue to the socket with
-// no goroutine in between. A live change is encoded once for every socket
+// (runWriter) alone writes them: its subscriptions wake it (wake), and it takes each one's queued
+// events and writes them, so an event goes from the hub's queue to the socket with no goroutine
+// in between. A live change is encoded once for every socket
 // (hub.Event.AppendEncoded); each message adds only its subscription's id in front.
 //
 // A subscription starts when the writer meets its start in the outgoing queue, after the answers

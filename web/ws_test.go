@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -989,8 +991,9 @@ func TestWSQueueBound(t *testing.T) {
 	newConn := func() *wsConn {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
+		// over: no writer runs; the test takes the queue as the writer does.
 		return &wsConn{s: &Server{cfg: Config{WriteTimeout: time.Hour}}, ctx: ctx, cancel: cancel,
-			notify: make(chan struct{}, 1), room: make(chan struct{}), stop: make(chan struct{})}
+			room: make(chan struct{}), stop: make(chan struct{}), over: true}
 	}
 	// waitSender returns once a sender waits for room.
 	waitSender := func(c *wsConn) {
@@ -1048,4 +1051,45 @@ func TestWSQueueBound(t *testing.T) {
 			t.Fatal("a sender over wsQueueBytes went on after the connection ended")
 		}
 	})
+}
+
+// TestWSIdleSocketsHaveOneGoroutine: an idle socket has one goroutine, its reader; the writer runs
+// only while it has something to write, and the handler's goroutine has returned.
+func TestWSIdleSocketsHaveOneGoroutine(t *testing.T) {
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	const n = 20
+	clients, subs := make([]*wsClient, n), make([]int, n)
+	for i := range clients {
+		clients[i] = ts.dial(t)
+		clients[i].must(m{"op": "sub", "path": "/idle/"})
+		subs[i] = clients[i].id
+		clients[i].expectEvents(subs[i], "ready")
+	}
+	idle := func() bool { // every goroutine in a socket's methods is a reader; no handler is left
+		return wsGoroutines(`web\.\(\*wsConn\)\.\w+\+`) == n && wsGoroutines(`web\.\(\*wsConn\)\.readLoop\+`) == n &&
+			wsGoroutines(`web\.\(\*Server\)\.ws\+`) == 0
+	}
+	wsWaitFor(t, "one goroutine per idle socket", idle)
+	clients[0].must(m{"op": "set", "key": "/idle/k", "value": 1})
+	for i, c := range clients {
+		c.expectEvents(subs[i], "set /idle/k 1@0")
+	}
+	wsWaitFor(t, "one goroutine per idle socket after a change", idle)
+}
+
+// wsGoroutines counts the goroutines whose stack has a frame matching re.
+func wsGoroutines(re string) int {
+	frame := regexp.MustCompile(re)
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 1)
+	_, records, _ := strings.Cut(b.String(), "\n") // after "goroutine profile: total N"
+	n := 0
+	for _, g := range strings.Split(records, "\n\n") {
+		if frame.MatchString(g) {
+			count, _, _ := strings.Cut(g, " ")
+			c, _ := strconv.Atoi(count)
+			n += c
+		}
+	}
+	return n
 }
