@@ -131,7 +131,7 @@ func (s *Server) get(c echo.Context, key string) error {
 	}
 	setEntryHeaders(c, e.Revision, e.Seq)
 	setPresenceHeaders(c, e.Presence)
-	c.Response().Header().Set("Cache-Control", "no-cache")
+	c.Response().Header()["Cache-Control"] = noCache
 	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag(e.Seq)) {
 		return c.NoContent(http.StatusNotModified)
 	}
@@ -269,8 +269,12 @@ func setEntryHeaders(c echo.Context, revision int64, seq uint64) {
 	h["Etag"] = vals[2:3:3]
 }
 
-// jsonType is the Content-Type of JSON answers, shared like setEntryHeaders' values.
-var jsonType = []string{echo.MIMEApplicationJSON}
+// jsonType is the Content-Type of JSON answers and noCache the Cache-Control of a key's value,
+// shared like setEntryHeaders' values.
+var (
+	jsonType = []string{echo.MIMEApplicationJSON}
+	noCache  = []string{"no-cache"}
+)
 
 // writeStoredJSON answers status with body, a JSON value as the hub stores it. It writes the answer
 // itself: echo's Blob would look the Content-Type up again before setting it.

@@ -167,6 +167,12 @@ var corsConfig = middleware.CORSConfig{
 	MaxAge: 86400,
 }
 
+// anyValue is the value "*" of the two CORS headers wrapRoute puts on every answer, assigned under
+// their canonical names and shared by every answer as jsonType is: a handler may replace a
+// header's values or add to them (append copies the full slice), never change them in place
+// (BenchmarkGetHandler: about 0.87 of the CPU time of Header.Set, two allocations fewer).
+var anyValue = []string{"*"}
+
 // wrapRoute is the one middleware, run for every request of the route registered at path, in this
 // order: the CORS headers, which every answer carries, also to requests without an Origin; the
 // preflight answer (OPTIONS), or protected mode's refusal (protect), the limits and the handler;
@@ -178,11 +184,11 @@ func (s *Server) wrapRoute(path string, next echo.HandlerFunc) echo.HandlerFunc 
 		start := time.Now()
 		kind := streamKind(c.Request())
 		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Origin", "*")
+		h["Access-Control-Allow-Origin"] = anyValue
 		// The wildcard exposes every header of an answer to a request without credentials, and
 		// no request to Statehub carries credentials (access is by token): X-Revision, X-Seq,
 		// ETag, Idempotent-Replayed, Retry-After, Location and any added later.
-		h.Set("Access-Control-Expose-Headers", "*")
+		h["Access-Control-Expose-Headers"] = anyValue
 		var err error
 		if c.Request().Method == http.MethodOptions {
 			s.privateNetworkPreflight(c)
