@@ -122,7 +122,8 @@ func (c *corkConn) uncork() error {
 type corkHijacker struct {
 	http.ResponseWriter
 	timeout time.Duration
-	conn    *corkConn // set by Hijack
+	conn    *corkConn     // set by Hijack
+	br      *bufio.Reader // set by Hijack: the reader the library reads the connection through
 }
 
 func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -136,5 +137,6 @@ func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	h.conn = newCorkConn(nc, h.timeout)
 	brw.Writer.Reset(h.conn)
+	h.br = brw.Reader
 	return h.conn, brw, nil
 }

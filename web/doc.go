@@ -72,10 +72,11 @@
 //
 // Others run only while needed: the socket's writer, which alone writes data frames (the answers
 // from a bounded queue and the events of every subscription of the socket, which it takes from
-// their hub queues itself, ws_events.go), while it has something to write, at most one at a
-// time; an answer goroutine while any write's answer waits for durability, which sends those
-// answers in request order (at most 256 waiting; then the reader stops reading the socket); a
-// ping's wait for its pong (a timer sends one every 20 s); and each lock request with a wait (at
-// most 64 per socket). One goroutine of the server waits for the hub's shutdown and ends every
-// socket then (draining).
+// their hub queues itself, ws_events.go), while it has something to write, at most one at a time
+// (the reader runs it itself for the answers it gave at once, once no request is buffered); an
+// answer goroutine while any write's answer waits for durability, which sends those answers in
+// request order (at most 256 waiting; then the reader stops reading the socket); a ping's wait for
+// its pong (a timer sends one every 20 s); and each lock request with a wait (at most 64 per
+// socket). One goroutine of the server waits for the hub's shutdown and ends every socket then
+// (draining).
 package web

@@ -17,12 +17,14 @@ package web
 // overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
-// One writer writes every outgoing message, on a goroutine that runs only while there is something
-// to write: the answers, from one queue bounded in messages and in bytes, and the subscriptions'
-// events, from their hub queues (ws_events.go). What it finds to write when it runs leaves in one
-// write to the connection (corkConn), which has a deadline (writeDeadline). A consumer that leaves the answers' queue full for WriteTimeout is
-// closed with status 4000, reason "slow"; a subscription whose hub queue overflows ends with
-// reason "slow" (above); a ping every 20 s closes a peer that stopped answering. At shutdown
+// One writer at a time writes every outgoing message, on a goroutine that runs only while there
+// is something to write, or on the reader for the answers it gave at once: the answers, from one
+// queue bounded in messages and in bytes, and the subscriptions' events, from their hub queues
+// (ws_events.go). What it finds to write when it runs leaves in one write to the connection
+// (corkConn), which has a deadline (writeDeadline). A consumer that leaves the answers' queue
+// full for WriteTimeout is closed with status 4000, reason "slow"; a subscription whose hub queue
+// overflows ends with reason "slow" (above); a ping every 20 s closes a peer that stopped
+// answering. At shutdown
 // (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
 // with 1001 (going away); the client reconnects and resumes.
 //
@@ -46,6 +48,7 @@ package web
 // "auth" replaces the token; the connection closes when its token expires (tokenexpiry.go).
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -78,14 +81,19 @@ const (
 // Goroutines: the handler returns once the socket is upgraded. serve runs the reader (requests are
 // handled there, one at a time; a write's answer waits for durability on the answer goroutine,
 // which runs while any waits). runWriter is the only writer of data frames, the subscriptions'
-// events included (ws_events.go); wake runs it on a goroutine of its own while it has something
-// to write. A timer sends the pings (each on the timer's goroutine, while it waits for its pong),
-// and a hook ends the connection when the hub drains. So an idle connection has one goroutine,
-// the reader. serve waits for all of them before it gives up the connection's lease.
+// events included (ws_events.go); wake runs it on a goroutine of its own while it has something to
+// write, and writeOwn on the reader, for the answers the reader gave at once, when no goroutine
+// runs it. A timer sends the pings (each on the timer's goroutine, while it waits for its pong),
+// and a hook ends the connection when the hub drains. So an idle connection has one goroutine, the
+// reader. serve waits for all of them before it gives up the connection's lease.
 type wsConn struct {
 	s    *Server
 	ws   *websocket.Conn
-	cork *corkConn     // ws's connection
+	cork *corkConn // ws's connection
+	// br is what ws reads the connection through: the reader writes its answers once br holds no
+	// request (writeOwn). brMu guards it between reads: ws.Close reads the close handshake from it.
+	br   *bufio.Reader
+	brMu sync.Mutex
 	req  *http.Request // the upgrade request
 	// lease is the connection's place among the open streams and sockets, which it gives up at
 	// teardown; nil when the limits do not count it.
@@ -104,13 +112,14 @@ type wsConn struct {
 	room    chan struct{} // closed (and replaced) when the writer has written the messages a sender waits for
 	waiting bool          // a sender waits on room
 	// The writer runs on a goroutine of its own only while it has something to write (wake).
-	running bool          // a goroutine runs the writer
-	woken   bool          // wake was called since the writer last looked
-	over    bool          // the writer has closed the socket or failed, or teardown has begun: it never runs again
-	pinger  *time.Timer   // the next keep-alive ping
-	undrain func() bool   // stops the hook that ends the connection when the hub drains
-	stop    chan struct{} // closed by end: the writer stops (after flushing when flush is set)
-	wg      sync.WaitGroup
+	running  bool          // a goroutine runs the writer, or the reader does (writeOwn)
+	deferred bool          // the reader is queueing an answer it will write itself (writeOwn): wake does not start the writer
+	woken    bool          // wake was called since the writer last looked
+	over     bool          // the writer has closed the socket or failed, or teardown has begun: it never runs again
+	pinger   *time.Timer   // the next keep-alive ping
+	undrain  func() bool   // stops the hook that ends the connection when the hub drains
+	stop     chan struct{} // closed by end: the writer stops (after flushing when flush is set)
+	wg       sync.WaitGroup
 
 	endOnce sync.Once
 	ending  disconnect // set by end, before stop is closed
@@ -205,7 +214,7 @@ func (s *Server) ws(c echo.Context) error {
 	// The request's context ends when the handler returns: the connection's is its own.
 	ctx, cancel := context.WithCancel(context.Background())
 	wc := &wsConn{
-		s: s, ws: conn, cork: hj.conn, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
+		s: s, ws: conn, cork: hj.conn, br: hj.br, req: c.Request(), loopback: s.fromLoopback(c), sess: s.hub.NewSession(),
 		ctx: ctx, cancel: cancel,
 		room: make(chan struct{}), stop: make(chan struct{}),
 		slots: make(chan struct{}, wsMaxPipeline),
@@ -229,11 +238,53 @@ func (s *Server) ws(c echo.Context) error {
 func (c *wsConn) wake() {
 	c.outMu.Lock()
 	c.woken = true
-	start := !c.running && !c.over
+	start := !c.deferred && c.startLocked()
+	c.outMu.Unlock()
 	if start {
-		c.running = true
-		c.wg.Add(1)
+		go c.runWriter()
 	}
+}
+
+// startLocked reports whether the caller is to start the writer's goroutine, and counts it.
+func (c *wsConn) startLocked() bool {
+	if c.running || c.over {
+		return false
+	}
+	c.running = true
+	c.wg.Add(1)
+	return true
+}
+
+// writeOwn writes, on the reader's goroutine, what was queued when no writer runs. The reader calls
+// it once it has no request buffered, or many answers queued, so that a burst of pipelined
+// requests that are answered at once (memory-only writes) is answered in one write with no
+// goroutine between the reader and the socket (bench/pipeline.sh, memory only). After end, the
+// writer's goroutine closes the socket.
+func (c *wsConn) writeOwn() {
+	c.outMu.Lock()
+	if !c.woken || c.running || c.over {
+		c.outMu.Unlock()
+		return
+	}
+	select {
+	case <-c.stop:
+		start := c.startLocked()
+		c.outMu.Unlock()
+		if start {
+			go c.runWriter()
+		}
+		return
+	default:
+	}
+	c.running, c.woken = true, false
+	c.outMu.Unlock()
+	if c.writeAll() != nil {
+		c.halt()
+		return
+	}
+	c.outMu.Lock()
+	c.running = false
+	start := c.woken && c.startLocked() // woken meanwhile
 	c.outMu.Unlock()
 	if start {
 		go c.runWriter()
@@ -329,6 +380,9 @@ func (c *wsConn) readLoop() {
 			return // the peer closed, the connection failed, or serve is closing it
 		}
 		c.handle(data)
+		if c.idle() || c.queued() >= wsKeepQueue {
+			c.writeOwn()
+		}
 	}
 }
 
@@ -348,12 +402,12 @@ func (c *wsConn) leaveReason() string {
 	return hub.ReasonTimeout
 }
 
-// runWriter is the connection's only writer: the queued messages in order, and the events of its
-// subscriptions (ws_events.go). What it finds to write each time it looks leaves in one write to
-// the connection (corkConn), or in writes of about wsKeepBuffer. It returns when it finds nothing
-// more; wake starts it again. After end it writes what is queued when asked to, then closes the
-// socket with the close handshake; the reader sees the close and serve tears the connection
-// down. A failed write closes the socket at once.
+// runWriter is the connection's writer (it and writeOwn run one at a time): the queued
+// messages in order, and the events of its subscriptions (ws_events.go). What it finds to write
+// each time it looks leaves in one write to the connection (corkConn), or in writes of about
+// wsKeepBuffer. It returns when it finds nothing more; wake starts it again. After end it writes
+// what is queued when asked to, then closes the socket with the close handshake; the reader sees
+// the close and serve tears the connection down. A failed write closes the socket at once.
 //
 // An idle socket has no writer goroutine, only its reader's: its 4 KiB of stack would be most of
 // what an idle socket holds beyond a bare coder/websocket connection (go run
@@ -372,7 +426,9 @@ func (c *wsConn) runWriter() {
 		select {
 		case <-c.stop:
 			if !c.flush || c.writeAll() == nil {
+				c.brMu.Lock()
 				c.ws.Close(c.ending.code, c.ending.reason)
+				c.brMu.Unlock()
 			}
 			c.halt()
 			return
@@ -383,6 +439,20 @@ func (c *wsConn) runWriter() {
 			return
 		}
 	}
+}
+
+// idle reports whether no request is buffered: the reader's next read waits for the peer.
+func (c *wsConn) idle() bool {
+	c.brMu.Lock()
+	defer c.brMu.Unlock()
+	return c.br.Buffered() == 0
+}
+
+// queued returns the number of messages queued and not yet written.
+func (c *wsConn) queued() int {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.outLen
 }
 
 // halt stops the writer for good.
@@ -536,7 +606,11 @@ func (c *wsConn) queue(m wsOut) bool {
 		}
 		room := c.room
 		c.waiting = true
+		start := c.woken && c.startLocked() // the reader may have deferred the writer's start
 		c.outMu.Unlock()
+		if start {
+			go c.runWriter()
+		}
 		if timeout == nil {
 			t := time.NewTimer(c.s.cfg.WriteTimeout)
 			defer t.Stop()

@@ -11,7 +11,10 @@ import (
 // goroutine, started while answers wait, sends them in request order, each once its commit is
 // durable. At most wsMaxPipeline answers wait: past that the reader stops reading the socket (TCP
 // backpressure) until the oldest is sent. Requests other than writes wait until every earlier
-// answer has been sent (drain), then run on the reader as before.
+// answer has been sent (drain), then run on the reader as before. A write that is durable at once
+// (memory only) with none waiting before it is answered on the reader, which writes such answers
+// itself once it has no request buffered (writeOwn): no goroutine between the request and its
+// answer.
 
 // wsMaxPipeline bounds the answers of one socket that wait for durability.
 const wsMaxPipeline = 256
@@ -32,7 +35,13 @@ func (c *wsConn) reply(it wsPending) {
 	direct := !c.answering && it.p.Ready()
 	c.pmu.Unlock()
 	if direct {
+		c.outMu.Lock()
+		c.deferred = true // the reader writes it (writeOwn)
+		c.outMu.Unlock()
 		c.settle(&it)
+		c.outMu.Lock()
+		c.deferred = false
+		c.outMu.Unlock()
 		return
 	}
 	c.slots <- struct{}{} // blocks while wsMaxPipeline answers wait

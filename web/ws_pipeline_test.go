@@ -1,11 +1,14 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/coder/websocket"
 	"github.com/statehub/statehub/hub"
 	"github.com/statehub/statehub/hub/hubtest"
 )
@@ -57,6 +60,42 @@ func TestWSPipelineKeepsOrder(t *testing.T) {
 			t.Fatalf("commit %+v after seq %d: not in the order sent", cm, prev)
 		}
 		prev = cm.Seq
+	}
+}
+
+// TestWSPipelineMemoryOnly: a memory-only hub answers each write at once, and the reader writes
+// the answers itself once it has no request buffered (writeOwn): a socket that sends many writes
+// without reading, over small socket buffers too, gets every answer in request order.
+func TestWSPipelineMemoryOnly(t *testing.T) {
+	t.Parallel()
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("small buffers %v", small), func(t *testing.T) {
+			t.Parallel()
+			ts := newWSServer(t, hub.Config{}, Config{}, small)
+			c := ts.dial(t)
+			const n = 2000
+			sent := make(chan error, 1)
+			go func() { // writes while the test reads, as a pipelining client does
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				for i := 1; i <= n; i++ {
+					if err := c.c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"id":%d,"op":"incr","key":"/n"}`, i)); err != nil {
+						sent <- err
+						return
+					}
+				}
+				sent <- nil
+			}()
+			for i := 1; i <= n; i++ {
+				a := c.read()
+				if string(a.ID) != strconv.Itoa(i) || !a.OK || string(a.Value) != strconv.Itoa(i) {
+					t.Fatalf("answer %d: %s", i, a.raw)
+				}
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
