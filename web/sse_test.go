@@ -615,8 +615,9 @@ func TestSSEIdleStreamsHaveNoGoroutine(t *testing.T) {
 func streamGoroutines() int {
 	var b strings.Builder
 	pprof.Lookup("goroutine").WriteTo(&b, 1)
+	_, records, _ := strings.Cut(b.String(), "\n") // after "goroutine profile: total N"
 	n := 0
-	for _, g := range strings.Split(b.String(), "\n\n") {
+	for _, g := range strings.Split(records, "\n\n") {
 		if strings.Contains(g, "web.(*sseStream)") || strings.Contains(g, "web.(*Server).stream") {
 			count, _, _ := strings.Cut(g, " ")
 			c, _ := strconv.Atoi(count)
