@@ -46,6 +46,7 @@ func TestSSEConcurrentResume(t *testing.T) {
 		start  uint64
 		events []event
 		conns  int
+		begun  bool // the first ready has been seen (a connection may be cut before its ready)
 	}
 	subs := make([]*sub, subscribers)
 	var finalSeq atomic.Uint64 // set when the writers are done
@@ -96,7 +97,8 @@ func TestSSEConcurrentResume(t *testing.T) {
 					switch ev.event {
 					case "ready":
 						seq, _ := strconv.ParseUint(ev.id, 10, 64)
-						if s.conns == 1 {
+						if !s.begun {
+							s.begun = true
 							s.start = seq
 							started <- struct{}{}
 						}
