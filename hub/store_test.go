@@ -770,3 +770,34 @@ func TestStoreCloseReportsFlushFailure(t *testing.T) {
 		t.Fatalf("Close with a failing fsync: %v, want ErrSyncFailed and ENOSPC", err)
 	}
 }
+
+// TestStoreSnapshotLoadsEveryKey: a snapshot of a tree many nodes deep loads back every key, in
+// order, with its value (the entries go into the tree in two passes: snapshot.go).
+func TestStoreSnapshotLoadsEveryKey(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 2, 3, 63, 64, 65, 5001} {
+		dir := t.TempDir()
+		sc := StoreConfig{Dir: dir, SnapshotRecords: 1 << 30}
+		h := openTestStore(t, Config{}, sc)
+		for i := range n {
+			mustSet(t, h, "/k/"+strconv.Itoa(i*7919%n), strconv.Itoa(i), WriteOptions{})
+		}
+		want := h.local().freeze().tree.Copy()
+		if err := h.local().store.snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		h = openTestStore(t, Config{}, sc)
+		got := h.local().freeze().tree
+		if got.Len() != n || want.Len() != n {
+			t.Fatalf("%d keys: %d after reopen, %d before", n, got.Len(), want.Len())
+		}
+		wi, gi := want.Iter(), got.Iter()
+		for ok := wi.First() && gi.First(); ok; ok = wi.Next() && gi.Next() {
+			if w, g := wi.Item(), gi.Item(); w.key != g.key || string(w.value()) != string(g.value()) {
+				t.Fatalf("%d keys: %q=%s after reopen, want %q=%s", n, g.key, g.value(), w.key, w.value())
+			}
+		}
+		h.Close()
+	}
+}
