@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -280,4 +282,80 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestSSEClientsLeave: the binary releases the streams whose clients close their connections at
+// once, though no goroutine reads an idle stream's connection: its open streams and subscribers go
+// back to zero, and -max-conns counts them no more, round after round.
+func TestSSEClientsLeave(t *testing.T) {
+	t.Parallel()
+	const max, admin = 8, "e2e-admin-token-0123456789"
+	base, _, _ := startWith(t, "-data", "", "-max-conns", strconv.Itoa(max), "-admin-token", admin)
+	open := func() (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/leave/", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+admin)
+		return http.DefaultClient.Do(req)
+	}
+	for round := range 3 {
+		var streams []*http.Response
+		for range max {
+			res, err := open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("round %d: a stream answered %d", round, res.StatusCode)
+			}
+			events := bufio.NewReader(res.Body)
+			for ev := readEvent(t, events); ev["event"] != "ready"; ev = readEvent(t, events) {
+			}
+			streams = append(streams, res)
+		}
+		res, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("round %d: stream %d answered %d, want 429 (-max-conns %d)", round, max+1, res.StatusCode, max)
+		}
+		for _, res := range streams {
+			res.Body.Close() // the client leaves
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for metric(t, base, admin, `statehub_open_streams{transport="sse"}`) != 0 || metric(t, base, admin, "statehub_subscribers") != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: streams still open 10 s after their clients left", round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// metric reads one sample of the binary's /.metrics with the admin token.
+func metric(t *testing.T, base, admin, name string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/.metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /.metrics (%d)", name, res.StatusCode)
+	return 0
 }
