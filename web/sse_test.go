@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"runtime/pprof"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -567,20 +565,9 @@ func TestSSEClientGone(t *testing.T) {
 }
 
 // openStreams reads statehub_open_streams{transport="sse"} from /.metrics.
-func openStreams(t testing.TB, ts *testServer) float64 {
+func openStreams(t *testing.T, ts *testServer) float64 {
 	t.Helper()
-	r := ts.do(t, "GET", "/.metrics", "", "Authorization", "Bearer "+testAdminToken)
-	for _, line := range strings.Split(r.body, "\n") {
-		if v, ok := strings.CutPrefix(line, `statehub_open_streams{transport="sse"} `); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no statehub_open_streams in /.metrics:\n%s", r.body)
-	return 0
+	return value(t, scrape(t, ts), "statehub_open_streams", "transport", "sse")
 }
 
 // TestSSEIdleStreamsHaveNoGoroutine checks that a live stream with nothing to send has no
@@ -613,18 +600,7 @@ func TestSSEIdleStreamsHaveNoGoroutine(t *testing.T) {
 
 // streamGoroutines counts the goroutines whose stack is in the SSE stream code.
 func streamGoroutines() int {
-	var b strings.Builder
-	pprof.Lookup("goroutine").WriteTo(&b, 1)
-	_, records, _ := strings.Cut(b.String(), "\n") // after "goroutine profile: total N"
-	n := 0
-	for _, g := range strings.Split(records, "\n\n") {
-		if strings.Contains(g, "web.(*sseStream)") || strings.Contains(g, "web.(*Server).stream") {
-			count, _, _ := strings.Cut(g, " ")
-			c, _ := strconv.Atoi(count)
-			n += c
-		}
-	}
-	return n
+	return web.GoroutinesIn(`web\.\(\*sseStream\)|web\.\(\*Server\)\.stream\+`)
 }
 
 // readUntil reads lines from r until one equals line (with its newline).

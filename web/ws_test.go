@@ -1066,8 +1066,8 @@ func TestWSIdleSocketsHaveOneGoroutine(t *testing.T) {
 		clients[i].expectEvents(subs[i], "ready")
 	}
 	idle := func() bool { // every goroutine in a socket's methods is a reader; no handler is left
-		return wsGoroutines(`web\.\(\*wsConn\)\.\w+\+`) == n && wsGoroutines(`web\.\(\*wsConn\)\.readLoop\+`) == n &&
-			wsGoroutines(`web\.\(\*Server\)\.ws\+`) == 0
+		return goroutinesIn(`web\.\(\*wsConn\)\.\w+\+`) == n && goroutinesIn(`web\.\(\*wsConn\)\.readLoop\+`) == n &&
+			goroutinesIn(`web\.\(\*Server\)\.ws\+`) == 0
 	}
 	wsWaitFor(t, "one goroutine per idle socket", idle)
 	clients[0].must(m{"op": "set", "key": "/idle/k", "value": 1})
@@ -1077,8 +1077,8 @@ func TestWSIdleSocketsHaveOneGoroutine(t *testing.T) {
 	wsWaitFor(t, "one goroutine per idle socket after a change", idle)
 }
 
-// wsGoroutines counts the goroutines whose stack has a frame matching re.
-func wsGoroutines(re string) int {
+// goroutinesIn counts the goroutines whose stack has a frame matching re.
+func goroutinesIn(re string) int {
 	frame := regexp.MustCompile(re)
 	var b strings.Builder
 	pprof.Lookup("goroutine").WriteTo(&b, 1)

@@ -1,0 +1,4 @@
+package web
+
+// GoroutinesIn is goroutinesIn, for the external tests.
+var GoroutinesIn = goroutinesIn
