@@ -374,7 +374,9 @@ func (c *wsConn) end(d disconnect, flush bool) {
 
 func (c *wsConn) readLoop() {
 	for {
-		_, data, err := c.ws.Read(c.ctx)
+		// No context: teardown, which ends c.ctx, runs after this loop; the socket's closing ends
+		// a read. A context would cost the library a callback registered per message.
+		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			c.readErr = err
 			return // the peer closed, the connection failed, or serve is closing it

@@ -68,7 +68,7 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 		if !validID(id) {
 			return req, badRequest("invalid_id", "id must be a number or a string of valid UTF-8")
 		}
-		req.ID = compactJSON(id)
+		req.ID = id
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -92,18 +92,16 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 	return req, nil
 }
 
-// validID accepts a JSON number or string. The id is echoed as it came, so it must be UTF-8.
+// validID accepts a JSON string of valid UTF-8 (the id is echoed as it came) or a number that a
+// float64 holds (as JavaScript reads it back). id is one JSON value of a message that parsed, so its
+// first byte tells which, and neither has whitespace to compact.
 func validID(id json.RawMessage) bool {
-	if !utf8.Valid(id) {
-		return false
-	}
-	var v any
-	if json.Unmarshal(id, &v) != nil {
-		return false
-	}
-	switch v.(type) {
-	case float64, string:
-		return true
+	switch {
+	case id[0] == '"':
+		return utf8.Valid(id)
+	case id[0] == '-' || '0' <= id[0] && id[0] <= '9':
+		_, err := strconv.ParseFloat(string(id), 64)
+		return err == nil
 	}
 	return false
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -953,6 +954,7 @@ func FuzzWSMessage(f *testing.F) {
 		`{"op":"hello","id":5}`,
 		`{"op":"broadcast","id":6,"path":"/room/1/","msg":{"x":[1,2]}}`, `{"op":"broadcast","id":7,"path":"/r","msg":"\ud800"}`,
 		`{"op":5}`, `[]`, `null`, `{"op":"incr","by":1e400}`, "\x00", `{"id":1e999}`,
+		"{\"id\" : -7.5e3 ,\"op\":\"get\"}", "{\"id\":\t\"a b\"\n,\"op\":\"get\"}", `{"id":true,"op":"get"}`, `{"id":null,"op":"get"}`,
 		"{\"op\":\"set\",\"id\":\"\xff\",\"key\":\"/a\",\"value\":1}", "{\"op\":\"lock\",\"id\":1,\"key\":\"/l\",\"owner\":\"\xed\xa0\x80\"}",
 		"{\"op\":\"tx\",\"id\":2,\"ops\":[{\"op\":\"set\",\"key\":\"/a\",\"value\":{\"\xc0\xaf\":1}}]}",
 	} {
@@ -976,6 +978,19 @@ func FuzzWSMessage(f *testing.F) {
 			t.Fatalf("a request that is not UTF-8 was accepted: %q", data)
 		}
 		if req.ID != nil {
+			var v any
+			if json.Unmarshal(req.ID, &v) != nil {
+				t.Fatalf("id %q is not JSON", req.ID)
+			}
+			switch v.(type) {
+			case float64, string:
+			default:
+				t.Fatalf("id %q is neither a number nor a string", req.ID)
+			}
+			var compact bytes.Buffer
+			if json.Compact(&compact, req.ID) != nil || !bytes.Equal(compact.Bytes(), req.ID) {
+				t.Fatalf("id %q is not compact", req.ID)
+			}
 			if _, err := json.Marshal(wsAnswer{ID: req.ID}); err != nil {
 				t.Fatalf("id %q cannot be echoed: %v", req.ID, err)
 			}
