@@ -113,7 +113,7 @@ type wsConn struct {
 	waiting bool          // a sender waits on room
 	// The writer runs on a goroutine of its own only while it has something to write (wake).
 	running  bool          // a goroutine runs the writer, or the reader does (writeOwn)
-	deferred bool          // the reader is queueing an answer it will write itself (writeOwn): wake does not start the writer
+	deferred bool          // the reader or the answer goroutine is queueing an answer it will write itself (writeOwn): wake does not start the writer
 	woken    bool          // wake was called since the writer last looked
 	over     bool          // the writer has closed the socket or failed, or teardown has begun: it never runs again
 	pinger   *time.Timer   // the next keep-alive ping
@@ -255,11 +255,12 @@ func (c *wsConn) startLocked() bool {
 	return true
 }
 
-// writeOwn writes, on the reader's goroutine, what was queued when no writer runs. The reader calls
+// writeOwn writes, on the caller's goroutine, what was queued when no writer runs. The reader calls
 // it once it has no request buffered, or many answers queued, so that a burst of pipelined
 // requests that are answered at once (memory-only writes) is answered in one write with no
-// goroutine between the reader and the socket (bench/pipeline.sh, memory only). After end, the
-// writer's goroutine closes the socket.
+// goroutine between the reader and the socket (bench/pipeline.sh, memory only); the answer
+// goroutine once it has no answer left waiting. After end, the writer's goroutine closes the
+// socket.
 func (c *wsConn) writeOwn() {
 	c.outMu.Lock()
 	if !c.woken || c.running || c.over {

@@ -14,7 +14,7 @@ import (
 // answer has been sent (drain), then run on the reader as before. A write that is durable at once
 // (memory only) with none waiting before it is answered on the reader, which writes such answers
 // itself once it has no request buffered (writeOwn): no goroutine between the request and its
-// answer.
+// answer. The answer goroutine likewise writes the last answer waiting itself.
 
 // wsMaxPipeline bounds the answers of one socket that wait for durability.
 const wsMaxPipeline = 256
@@ -35,13 +35,7 @@ func (c *wsConn) reply(it wsPending) {
 	direct := !c.answering && it.p.Ready()
 	c.pmu.Unlock()
 	if direct {
-		c.outMu.Lock()
-		c.deferred = true // the reader writes it (writeOwn)
-		c.outMu.Unlock()
-		c.settle(&it)
-		c.outMu.Lock()
-		c.deferred = false
-		c.outMu.Unlock()
+		c.show(&it, nil, true) // the reader writes it (writeOwn)
 		return
 	}
 	c.slots <- struct{}{} // blocks while wsMaxPipeline answers wait
@@ -56,7 +50,9 @@ func (c *wsConn) reply(it wsPending) {
 }
 
 // answerLoop sends the waiting answers in order and returns once none is left. Every answer's wait
-// runs, even when the connection is ending, so every commit is published.
+// runs, even when the connection is ending, so every commit is published. The last answer waiting
+// it writes itself, as the reader does (writeOwn): a lone write's answer has no writer's goroutine
+// between its commit and the socket, and answers that wait together still leave in one write.
 func (c *wsConn) answerLoop() {
 	defer c.wg.Done()
 	for {
@@ -73,23 +69,38 @@ func (c *wsConn) answerLoop() {
 		it := c.pend[0]
 		c.pend[0] = wsPending{}
 		c.pend = c.pend[1:]
+		last := len(c.pend) == 0
 		c.pmu.Unlock()
-		c.settle(&it)
+		c.show(&it, it.p.Wait(), last)
+		if last {
+			c.writeOwn()
+		}
 		<-c.slots
 	}
 }
 
-// settle waits for it to be durable and queues its answer.
-func (c *wsConn) settle(it *wsPending) {
-	if err := it.p.Wait(); err != nil {
+// show queues its answer once its wait has returned err: the answer, it.err, or err (503 after a
+// journal failure). With own, the caller writes it itself (writeOwn): its queueing does not start
+// the writer.
+func (c *wsConn) show(it *wsPending, err error, own bool) {
+	if own {
+		c.outMu.Lock()
+		c.deferred = true
+		c.outMu.Unlock()
+		defer func() {
+			c.outMu.Lock()
+			c.deferred = false
+			c.outMu.Unlock()
+		}()
+	}
+	switch {
+	case err != nil:
 		c.fail(it.id, err)
-		return
-	}
-	if it.err != nil {
+	case it.err != nil:
 		c.fail(it.id, it.err)
-		return
+	default:
+		c.answer(it.a)
 	}
-	c.answer(it.a)
 }
 
 // drain returns once every answer queued so far has been sent. Only the reader calls it.
