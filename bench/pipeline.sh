@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Pipelined and single-client durable writes against redis, alternating in one run, on 127.0.0.1:
-#  - one WebSocket with 64 increments in flight (bench/pipeline) on Statehub with -sync=always
-#    against redis-benchmark -P 64 -c 1 INCR on redis-server with appendfsync always; the
-#    records per fsync of Statehub's log over the run;
+#  - one WebSocket with 64 increments in flight (bench/pipeline -burst: 64 requests in one write,
+#    then their answers, as redis-benchmark -P sends them) on Statehub with -sync=always against
+#    redis-benchmark -P 64 -c 1 INCR on redis-server with appendfsync always; the records per
+#    fsync of Statehub's log over the run; and Statehub's rate when each request leaves as an
+#    answer comes back (bench/pipeline without -burst), as a browser that writes fast sends them;
 #  - the same on a memory-only Statehub against redis-benchmark -P 16 -c 1 INCR on redis-server
 #    without persistence;
 #  - one client, one request at a time, -sync=always against appendfsync always: p50 latency of
@@ -54,15 +56,16 @@ redis() {
 hub() { local port=$1; shift; "$tmp/pipeline" -url http://127.0.0.1:"$port" -token $token -d "$dur" "$@"; }
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-p64=() mem16=() perfs=() lat_ws=() lat_http=() cs_ws=() cs_http=() cs_redis=()
+p64=() mem16=() perfs=() rolling=() lat_ws=() lat_http=() cs_ws=() cs_http=() cs_redis=()
 for round in $(seq "$rounds"); do
-  out=$(hub $always -inflight 64)
+  out=$(hub $always -inflight 64 -burst)
   read -r r64 _ < <(redis $raof -c 1 -P 64 -n 200000)
   ops=$(field "$out" ops_per_s)
   p64+=("$(ratio "$ops" "$r64")") perfs+=("$(field "$out" records_per_fsync)")
-  echo "round $round: 64 in flight, durable: statehub $ops incr/s, $(field "$out" records_per_fsync) records per fsync; redis -P64 appendfsync always $r64/s; ratio ${p64[-1]}"
+  rolling+=("$(field "$(hub $always -inflight 64)" ops_per_s)")
+  echo "round $round: 64 in flight, durable: statehub $ops incr/s in bursts, $(field "$out" records_per_fsync) records per fsync, ${rolling[-1]}/s rolling; redis -P64 appendfsync always $r64/s; ratio ${p64[-1]}"
 
-  out=$(hub $mem -inflight 64)
+  out=$(hub $mem -inflight 64 -burst)
   read -r r16 _ < <(redis $rmem -c 1 -P 16 -n 2000000)
   mem16+=("$(ratio "$(field "$out" ops_per_s)" "$r16")")
   echo "round $round: 64 in flight, memory only: statehub $(field "$out" ops_per_s) incr/s; redis -P16 $r16/s; ratio ${mem16[-1]}"
@@ -84,7 +87,7 @@ for round in $(seq "$rounds"); do
   echo "round $round: one client, durable: p50 statehub WebSocket ${ws_p50} µs (${cs_ws[-1]} context switches a write), HTTP ${http_p50} µs (${cs_http[-1]}); redis ${r_p50} µs (${cs_redis[-1]}); ratios ${lat_ws[-1]}, ${lat_http[-1]}"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-echo "median ratio, 64 in flight, statehub -sync=always / redis -P64 appendfsync always: $(median "${p64[@]}") ($(median "${perfs[@]}") records per fsync)"
+echo "median ratio, 64 in flight, statehub -sync=always / redis -P64 appendfsync always: $(median "${p64[@]}") ($(median "${perfs[@]}") records per fsync; rolling: $(median "${rolling[@]}")/s)"
 echo "median ratio, 64 in flight, statehub memory only / redis -P16: $(median "${mem16[@]}")"
 echo "median ratio of p50, one client, statehub / redis appendfsync always: WebSocket $(median "${lat_ws[@]}"), HTTP $(median "${lat_http[@]}")"
 echo "median context switches per durable write, one client: statehub WebSocket $(median "${cs_ws[@]}"), HTTP $(median "${cs_http[@]}"); redis $(median "${cs_redis[@]}")"
