@@ -1,8 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -111,5 +115,97 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 	}
 	if cap(c.taken) > keepEvents || cap(c.due) > keepEvents {
 		t.Fatalf("after a burst of %d events the writer keeps room for %d and %d", burst, cap(c.taken), cap(c.due))
+	}
+}
+
+// TestCorkConnTextFrames: the messages the writer frames itself (corkConn.text) are read back
+// whole by coder/websocket's client, at each of the frame's three length encodings and at their
+// edges, alone and several in one write.
+func TestCorkConnTextFrames(t *testing.T) {
+	t.Parallel()
+	sizes := []int{0, 1, 125, 126, 127, 1000, 65535, 65536, 70000, 1 << 20}
+	payload := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		return b
+	}
+	done := make(chan error, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hj := &corkHijacker{ResponseWriter: w, timeout: 5 * time.Second}
+		ws, err := websocket.Accept(hj, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ws.CloseNow()
+		for _, batch := range [][]int{sizes[:1], sizes[1:2], sizes[2:3], sizes[3:5], sizes[5:]} {
+			hj.conn.cork()
+			for _, n := range batch {
+				if err := hj.conn.text(payload(n)); err != nil {
+					done <- err
+					return
+				}
+			}
+			if err := hj.conn.uncork(); err != nil {
+				done <- err
+				return
+			}
+		}
+		_, _, err = ws.Read(context.Background()) // until the client closes
+		done <- nil
+	}))
+	defer ts.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(2 << 20)
+	for _, n := range sizes {
+		typ, got, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading the message of %d bytes: %v", n, err)
+		}
+		if typ != websocket.MessageText || !bytes.Equal(got, payload(n)) {
+			t.Fatalf("message of %d bytes read back as %v of %d bytes", n, typ, len(got))
+		}
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close after the messages: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCorkConnNoTextAfterClose: once the library has written a close frame, the connection takes
+// no message, corked or not: the protocol allows none after it.
+func TestCorkConnNoTextAfterClose(t *testing.T) {
+	t.Parallel()
+	for _, corked := range []bool{false, true} {
+		server, client := net.Pipe()
+		go io.Copy(io.Discard, client)
+		c := newCorkConn(server, 5*time.Second)
+		c.cork()
+		if err := c.text([]byte(`{"a":1}`)); err != nil {
+			t.Fatalf("a message before the close frame: %v", err)
+		}
+		if !corked {
+			if err := c.uncork(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Write([]byte{wsCloseFrame, 2, 0x03, 0xe8}); err != nil { // close, 1000
+			t.Fatal(err)
+		}
+		if err := c.text([]byte(`{"a":2}`)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("corked %v: a message after the close frame: %v, want net.ErrClosed", corked, err)
+		}
+		c.Close()
+		client.Close()
 	}
 }

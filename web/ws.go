@@ -540,11 +540,10 @@ func (c *wsConn) wrote(n, size int) {
 	c.outMu.Unlock()
 }
 
-// writeMsg writes one message into the cork, and what the cork holds to the connection once it
-// reaches wsKeepBuffer. The connection's write deadline bounds every write (corkConn), so there is
-// no context deadline.
+// writeMsg adds one message to the cork, and writes what the cork holds to the connection once it
+// reaches wsKeepBuffer. The connection's write deadline bounds every write (corkConn).
 func (c *wsConn) writeMsg(b []byte) error {
-	if err := c.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+	if err := c.cork.text(b); err != nil {
 		return err
 	}
 	if c.cork.buffered() < wsKeepBuffer {
