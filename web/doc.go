@@ -41,7 +41,8 @@
 //     connection's earlier writes and only durable state.
 //   - A live change is encoded once per transport and the bytes shared by every stream and
 //     socket it reaches (hub.Event.AppendEncoded); a WebSocket message adds only its "sub" in
-//     front. What a socket's writer finds queued leaves in one write (corkConn).
+//     front, and the writer frames it itself. What a socket's writer finds queued leaves in one
+//     write (corkConn).
 //   - A throttled stream or subscription (throttle.go) sends per key at most one event per
 //     interval, the key's latest change with its own position, on one timer of the server's Clock
 //     per subscription; positions never go backwards, so a resume stays exact.

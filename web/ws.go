@@ -17,16 +17,16 @@ package web
 // overflows it ends with {"type":"close","reason":"slow"} and the client subscribes again with
 // "since"; "unsub" and the end of the connection close the hub subscriptions.
 //
-// One writer at a time writes every outgoing message, on a goroutine that runs only while there
-// is something to write, or on the reader for the answers it gave at once: the answers, from one
-// queue bounded in messages and in bytes, and the subscriptions' events, from their hub queues
-// (ws_events.go). What it finds to write when it runs leaves in one write to the connection
-// (corkConn), which has a deadline (writeDeadline). A consumer that leaves the answers' queue
-// full for WriteTimeout is closed with status 4000, reason "slow"; a subscription whose hub queue
-// overflows ends with reason "slow" (above); a ping every 20 s closes a peer that stopped
-// answering. At shutdown
-// (hub.Drain) every subscription gets {"type":"close","reason":"shutdown"} and the socket is closed
-// with 1001 (going away); the client reconnects and resumes.
+// One writer at a time writes every outgoing message: a goroutine that runs only while there is
+// something to write, the reader for the answers it gave at once, or the answer goroutine for the
+// last answer waiting (ws_pipeline.go). It writes the answers, from one queue bounded in messages
+// and in bytes, and the subscriptions' events, from their hub queues (ws_events.go). What it finds
+// to write when it runs leaves in one write to the connection (corkConn), which has a deadline
+// (writeDeadline). A consumer that leaves the answers' queue full for WriteTimeout is closed with
+// status 4000, reason "slow"; a subscription whose hub queue overflows ends with reason "slow"
+// (above); a ping every 20 s closes a peer that stopped answering. At shutdown (hub.Drain) every
+// subscription gets {"type":"close","reason":"shutdown"} and the socket is closed with 1001 (going
+// away); the client reconnects and resumes.
 //
 // Broadcasts: "broadcast" {"path","msg"} sends a message to the subscriptions of path and of the
 // prefixes above it, on every connection, as {"sub","type":"broadcast","path","msg"}, never stored
