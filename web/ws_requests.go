@@ -70,26 +70,33 @@ func decodeWSMessage(data []byte) (wsRequest, error) {
 		}
 		req.ID = id
 	}
+	if err != nil || !utf8.Valid(data) {
+		return req, decodeError(data, err)
+	}
+	if req.Op == "" {
+		return req, badRequest("unknown_op", "the message has no op")
+	}
+	return req, nil
+}
+
+// decodeError is the 400 for a message that did not decode (err) or is not UTF-8 (err nil).
+func decodeError(data []byte, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return req, badRequest("bad_message", "the message is not JSON: "+err.Error())
+		return badRequest("bad_message", "the message is not JSON: "+err.Error())
 	case !utf8.Valid(data):
 		// JSON is UTF-8. encoding/json turns invalid bytes in string fields into U+FFFD and keeps
 		// them in raw ones (value), so the message is checked as a whole: ErrInvalidValue, 400.
-		return req, hub.CheckUTF8("the message", data)
+		return hub.CheckUTF8("the message", data)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return req, badRequest("bad_message", "a message must be a JSON object")
+			return badRequest("bad_message", "a message must be a JSON object")
 		}
-		return req, badRequest("bad_field", "field "+typ.Field+" must be a "+typ.Type.String()+", not a JSON "+typ.Value)
-	case err != nil:
-		return req, badRequest("bad_message", err.Error())
-	case req.Op == "":
-		return req, badRequest("unknown_op", "the message has no op")
+		return badRequest("bad_field", "field "+typ.Field+" must be a "+typ.Type.String()+", not a JSON "+typ.Value)
 	}
-	return req, nil
+	return badRequest("bad_message", err.Error())
 }
 
 // validID accepts a JSON string of valid UTF-8 (the id is echoed as it came) or a number that a
