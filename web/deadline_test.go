@@ -24,6 +24,25 @@ import (
 // so its close handshake completes cleanly.
 func TestCorkedCloseFrameLeaves(t *testing.T) {
 	t.Parallel()
+	ws, _, done := dialCorked(t, func(ws *websocket.Conn, cork *corkConn) error {
+		cork.cork() // as the writer holds it while it writes a batch
+		_, _, err := ws.Read(context.Background())
+		return err
+	})
+	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("the client's close handshake: %v", err)
+	}
+	if err := <-done; websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+		t.Fatalf("the server read %v, want the client's close", err)
+	}
+}
+
+// dialCorked serves one WebSocket accepted as Server.ws accepts it (through a corkHijacker) and
+// dials it with coder/websocket's client. serve runs on the server's side with the connection and
+// its cork; its error, or the accept's, comes on the returned channel. The client's connection and
+// the context for its reads (10 s) end with the test.
+func dialCorked(t *testing.T, serve func(ws *websocket.Conn, cork *corkConn) error) (*websocket.Conn, context.Context, <-chan error) {
+	t.Helper()
 	done := make(chan error, 1)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hj := &corkHijacker{ResponseWriter: w, timeout: 5 * time.Second}
@@ -32,23 +51,18 @@ func TestCorkedCloseFrameLeaves(t *testing.T) {
 			done <- err
 			return
 		}
-		hj.conn.cork() // as the writer holds it while it writes a batch
-		_, _, err = ws.Read(context.Background())
-		done <- err
+		defer ws.CloseNow()
+		done <- serve(ws, hj.conn)
 	}))
-	defer ts.Close()
+	t.Cleanup(ts.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
-		t.Fatalf("the client's close handshake: %v", err)
-	}
-	if err := <-done; websocket.CloseStatus(err) != websocket.StatusNormalClosure {
-		t.Fatalf("the server read %v, want the client's close", err)
-	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return ws, ctx, done
 }
 
 // TestWSWriterGivesBurstsBack: once the writer has written a burst of a subscription's events,
@@ -70,27 +84,13 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hs.Close()
-	conns, done := make(chan *wsConn, 1), make(chan struct{})
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hj := &corkHijacker{ResponseWriter: w, timeout: 5 * time.Second}
-		ws, err := websocket.Accept(hj, r, nil)
-		if err != nil {
-			close(conns)
-			return
-		}
-		defer ws.CloseNow()
-		conns <- &wsConn{s: s, ws: ws, cork: hj.conn, subs: map[string]*wsSub{}}
-		<-done
-	}))
-	defer ts.Close()
-	defer close(done)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
+	conns, release := make(chan *wsConn, 1), make(chan struct{})
+	defer close(release)
+	client, ctx, done := dialCorked(t, func(ws *websocket.Conn, cork *corkConn) error {
+		conns <- &wsConn{s: s, ws: ws, cork: cork, subs: map[string]*wsSub{}}
+		<-release
+		return nil
+	})
 	go func() { // reads and drops what the server writes
 		for {
 			if _, _, err := client.Read(ctx); err != nil {
@@ -98,9 +98,11 @@ func TestWSWriterGivesBurstsBack(t *testing.T) {
 			}
 		}
 	}()
-	c := <-conns
-	if c == nil {
-		t.Fatal("no connection")
+	var c *wsConn
+	select {
+	case c = <-conns:
+	case err := <-done:
+		t.Fatalf("no connection: %v", err)
 	}
 	sb := &wsSub{id: json.RawMessage(`1`), hs: hs}
 	c.subs["1"], c.active = sb, []*wsSub{sb}
@@ -131,39 +133,21 @@ func TestCorkConnTextFrames(t *testing.T) {
 		}
 		return b
 	}
-	done := make(chan error, 1)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hj := &corkHijacker{ResponseWriter: w, timeout: 5 * time.Second}
-		ws, err := websocket.Accept(hj, r, nil)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer ws.CloseNow()
+	ws, ctx, done := dialCorked(t, func(ws *websocket.Conn, cork *corkConn) error {
 		for _, batch := range [][]int{sizes[:1], sizes[1:2], sizes[2:3], sizes[3:5], sizes[5:]} {
-			hj.conn.cork()
+			cork.cork()
 			for _, n := range batch {
-				if err := hj.conn.text(payload(n)); err != nil {
-					done <- err
-					return
+				if err := cork.text(payload(n)); err != nil {
+					return err
 				}
 			}
-			if err := hj.conn.uncork(); err != nil {
-				done <- err
-				return
+			if err := cork.uncork(); err != nil {
+				return err
 			}
 		}
-		_, _, err = ws.Read(context.Background()) // until the client closes
-		done <- nil
-	}))
-	defer ts.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.CloseNow()
+		ws.Read(context.Background()) // until the client closes
+		return nil
+	})
 	ws.SetReadLimit(2 << 20)
 	for _, n := range sizes {
 		typ, got, err := ws.Read(ctx)
