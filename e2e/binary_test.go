@@ -74,6 +74,19 @@ type proc struct {
 	err  error
 }
 
+// exitsAfterSIGTERM fails the test unless the process exits with status 0 within 5 s.
+func (p *proc) exitsAfterSIGTERM(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("statehub exited with %v after SIGTERM, want status 0", p.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("statehub did not exit within 5 s of SIGTERM")
+	}
+}
+
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -188,14 +201,7 @@ func TestSIGTERM(t *testing.T) {
 		}
 		break
 	}
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("statehub exited with %v after SIGTERM, want status 0", p.err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("statehub did not exit within 5 s of SIGTERM")
-	}
+	p.exitsAfterSIGTERM(t)
 }
 
 // TestSIGTERMWebSocket: at SIGTERM a WebSocket's subscription gets its close event with reason
@@ -234,14 +240,7 @@ func TestSIGTERMWebSocket(t *testing.T) {
 	if _, _, err := conn.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("then the socket ended with %v, want close status 1001", err)
 	}
-	select {
-	case <-p.done:
-		if p.err != nil {
-			t.Fatalf("statehub exited with %v after SIGTERM, want status 0", p.err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("statehub did not exit within 5 s of SIGTERM")
-	}
+	p.exitsAfterSIGTERM(t)
 }
 
 // readEvent reads one block of an event stream into its fields; comments go under ":".
