@@ -17,7 +17,7 @@ import (
 // for concurrent use.
 type FS interface {
 	// OpenFile opens a file like os.OpenFile. Flags used by this package: O_RDONLY, O_WRONLY,
-	// O_CREATE, O_EXCL, O_TRUNC, O_APPEND.
+	// O_CREATE, O_EXCL, O_TRUNC.
 	OpenFile(name string, flag int, perm fs.FileMode) (File, error)
 	// Remove removes a file or an empty directory, like os.Remove. A file's removal is durable
 	// only after SyncDir of its directory.
@@ -40,6 +40,7 @@ type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	io.WriterAt
 	// Sync makes the file's written contents durable (fsync). After a failed Sync the contents
 	// are unknown: the caller must not assume a later Sync covers earlier writes.
 	Sync() error

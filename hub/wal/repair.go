@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +42,11 @@ type scanResult struct {
 	size       int64  // bytes of good records (the file size if there is no bad record)
 	tail       int64  // bytes from bad to the end of the file
 	bad        *badRecordError
+	zeros      bool // bad is where zeros start that run to the end of the file: the log's grown space
 	validAfter bool // a well-formed record exists after bad (so bad is not a torn tail)
-	// partial: the bytes from bad on hold no complete record, only the start of one that runs past
-	// the end of the file, or zeros. Such a record was never wholly written; nothing in it can be
-	// checked.
+	// partial: the bytes from bad on hold no complete record: only the start of one that runs past
+	// the end of the file or into zeros that run to its end, or zeros alone. Such a record was
+	// never wholly written; nothing in it can be checked.
 	partial bool
 }
 
@@ -100,24 +103,22 @@ func scanSegment(fsys FS, s segment, prev, next uint64) (res scanResult, err err
 	if _, err := f.ReadAt(tail, res.bad.offset); err != nil && err != io.EOF {
 		return res, fmt.Errorf("wal: read %s: %w", s.path, err)
 	}
+	written := len(bytes.TrimRight(tail, "\x00"))
+	res.zeros = written == 0
 	res.validAfter = validRecordAfter(tail)
-	res.partial = res.bad.reason == errShortHeader || res.bad.reason == errShortBody || allZero(tail)
-	return res, nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+	switch res.bad.reason {
+	case errShortHeader, errShortBody:
+		res.partial = true
+	case errChecksum: // whole in the file, but its bytes may end in the zeros of grown space
+		res.partial = int64(written) < headerSize+int64(binary.LittleEndian.Uint32(tail))
 	}
-	return true
+	res.partial = res.partial || res.zeros
+	return res, nil
 }
 
 // recovered is what Open needs from recovery.
 type recovered struct {
 	lastIndex uint64 // last good index in the log, 0 if empty
-	lastSize  int64  // size of the last segment after repair
 }
 
 // recover scans all segments, repairs a torn tail (or, with AllowRepair, corruption) and leaves
@@ -151,6 +152,11 @@ func (l *Log) recover() (recovered, error) {
 			return rec, err
 		}
 		rec.lastIndex = res.lastIndex
+		if bad := res.bad; bad != nil && isLast && res.zeros {
+			// Zeros from the end of a record to the end of the last segment: the space the log
+			// grew the file by (grow), into which it writes on.
+			res.bad = nil
+		}
 		if bad := res.bad; bad != nil {
 			cerr := &CorruptError{File: s.path, Offset: bad.offset, Err: bad.reason}
 			switch {
@@ -193,6 +199,7 @@ func (l *Log) recover() (recovered, error) {
 				segs = segs[:i+1]
 			}
 		}
+		s.size = res.size
 		l.segs = append(l.segs, s)
 		sizes = append(sizes, res.size)
 	}
@@ -208,9 +215,6 @@ func (l *Log) recover() (recovered, error) {
 		if err := l.fs.SyncDir(l.opts.Dir); err != nil {
 			return rec, fmt.Errorf("wal: remove empty segment: %w", err)
 		}
-	}
-	if n := len(sizes); n > 0 {
-		rec.lastSize = sizes[n-1]
 	}
 	return rec, nil
 }

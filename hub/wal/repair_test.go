@@ -110,13 +110,21 @@ func TestRepairClassification(t *testing.T) {
 			want: torn, keep: 5},
 		{name: "data of last record", seg: 1, c: func(f *fixture) corruption { return flipByte(f.ends[5] - 1) },
 			want: torn, keep: 5},
-		{name: "zero-filled tail", seg: 1, c: func(*fixture) corruption { return appendBytes(make([]byte, 4096)) },
-			want: torn, keep: 6},
+		{name: "zeros after the last record (grown space)", seg: 1, c: func(*fixture) corruption { return appendBytes(make([]byte, 4096)) },
+			want: clean, keep: 6},
+		{name: "last record ends in zeros (a write into grown space that did not complete)", seg: 1, c: func(f *fixture) corruption {
+			return func(b []byte) []byte { return append(b[:f.ends[5]-3], make([]byte, 4096)...) }
+		}, want: torn, keep: 5},
 		{name: "garbage tail", seg: 1, c: func(*fixture) corruption { return appendBytes([]byte("\xff\xff\xff\x7fjunkjunkjunk")) },
 			want: torn, keep: 6},
-		{name: "whole last segment zeroed", seg: 1, c: func(*fixture) corruption {
+		{name: "whole last segment zeroed (grown, nothing written)", seg: 1, c: func(*fixture) corruption {
 			return func(b []byte) []byte { return make([]byte, len(b)) }
-		}, want: torn, keep: 3},
+		}, want: clean, keep: 3},
+		{name: "zeros in the middle of the last segment", seg: 1, c: func(f *fixture) corruption {
+			return func(b []byte) []byte { return append(b[:f.offs[4]], append(make([]byte, 64), b[f.offs[4]:]...)...) }
+		}, want: corrupted, keep: 4, wantOffset: func(f *fixture) int { return f.offs[4] }},
+		{name: "zeros after the last record of a non-last segment", seg: 0, c: func(*fixture) corruption { return appendBytes(make([]byte, 64)) },
+			want: corrupted, keep: 3, wantOffset: func(f *fixture) int { return f.ends[2] }},
 		{name: "bad record before the tail", seg: 1, c: func(f *fixture) corruption { return flipByte(f.offs[4] + 9) },
 			want: corrupted, keep: 4, wantOffset: func(f *fixture) int { return f.offs[4] }},
 		{name: "garbage in the middle", seg: 1, c: func(f *fixture) corruption { return garbageAt(f.offs[3], 4) },
@@ -301,8 +309,9 @@ func TestTornTailCopyIsTheCutBytes(t *testing.T) {
 }
 
 // TestTornTailOnAFullDisk: when not even the copy of the cut bytes fits, Open still cuts a tail that
-// holds no complete record (a partial header or body, or zeros), logging that no copy was kept; a
-// tail that holds a whole record (a checksum mismatch) is refused until the copy can be written.
+// holds no complete record (a partial header or body, at the end of the file or followed by the
+// zeros of grown space), logging that no copy was kept; a tail that holds a whole record (a
+// checksum mismatch) is refused until the copy can be written.
 func TestTornTailOnAFullDisk(t *testing.T) {
 	t.Parallel()
 	whole := encode(rec{257, strings.Repeat("z", 100)})
@@ -315,7 +324,7 @@ func TestTornTailOnAFullDisk(t *testing.T) {
 	}{
 		{"partial header", whole[:6], true},
 		{"partial body", whole[:len(whole)-10], true},
-		{"zeros", make([]byte, 4096), true},
+		{"partial body and zeros", append(whole[:len(whole)-10:len(whole)-10], make([]byte, 4096)...), true},
 		{"checksum mismatch", flipped, false},
 	}
 	for _, tc := range tests {

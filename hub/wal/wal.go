@@ -240,6 +240,9 @@ type cut struct {
 type segment struct {
 	first uint64 // index in the name: no record in it is lower, every record of the previous is lower
 	path  string
+	// size is the bytes of its records, as Open found them: the last segment's file may be longer,
+	// with zeros after them (its grown space).
+	size int64
 }
 
 // Log is a write-ahead log. See the package documentation for the concurrency model.
@@ -273,7 +276,9 @@ type Log struct {
 
 	// Owned by the writer goroutine, or under SyncAlways by the leader (and by Open before either).
 	active File
-	dirty  bool // active has writes not yet fsynced
+	dirty  bool  // active has writes not yet fsynced
+	off    int64 // where active's next record goes: the end of its records
+	end    int64 // active's size: off, or more once grown (grow)
 
 	removeMu sync.Mutex // serializes RemoveBefore and Replay
 	segMu    sync.Mutex
@@ -311,13 +316,19 @@ func Open(opts Options) (*Log, error) {
 	l.lastIndex = st.lastIndex
 	if n := len(l.segs); n > 0 {
 		last := l.segs[n-1]
-		f, err := l.fs.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := l.fs.OpenFile(last.path, os.O_WRONLY, 0)
 		if err != nil {
 			return nil, fmt.Errorf("wal: open %s: %w", last.path, err)
 		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("wal: stat %s: %w", last.path, err)
+		}
 		l.active = f
 		l.haveSeg = true
-		l.segSize = st.lastSize
+		l.segSize = last.size
+		l.off, l.end = last.size, fi.Size()
 	}
 	l.led = sync.NewCond(&l.mu)
 	if opts.Sync != SyncAlways {
@@ -538,11 +549,9 @@ func (l *Log) replaySegment(s segment, prev *uint64, after uint64, fn func(uint6
 		return fmt.Errorf("wal: replay: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("wal: replay: %w", err)
-	}
-	d := newDecoder(newBufReader(f, fi.Size()), fi.Size())
+	// The last segment's file may hold zeros after its records (grow): only the records Open
+	// found are read. A file that shrank since fails the decoder as a bad record.
+	d := newDecoder(newBufReader(f, s.size), s.size)
 	for {
 		off := d.off
 		index, data, err := d.next()
@@ -633,12 +642,18 @@ func (l *Log) run() {
 	}
 }
 
-// finalRound writes and fsyncs what is left, closes the active segment and sets closeErr.
+// finalRound writes and fsyncs what is left, trims and closes the active segment and sets
+// closeErr.
 func (l *Log) finalRound() {
 	l.round(true)
 	l.mu.Lock()
 	err := l.failErr
 	l.mu.Unlock()
+	if err == nil && l.active != nil {
+		if terr := l.trim(); terr != nil {
+			err = fmt.Errorf("wal: close: %w", terr)
+		}
+	}
 	if l.active != nil {
 		if cerr := l.active.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("wal: close: %w", cerr)
@@ -725,7 +740,12 @@ func (l *Log) writeActive(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	n, err := l.active.Write(b)
+	if l.off+int64(len(b)) > l.end {
+		l.grow(int64(len(b)))
+	}
+	n, err := l.active.WriteAt(b, l.off)
+	l.off += int64(n)
+	l.end = max(l.end, l.off)
 	l.bytes.Add(uint64(n))
 	if n > 0 {
 		l.dirty = true
@@ -748,12 +768,39 @@ func (l *Log) syncActive() error {
 	return nil
 }
 
-// rotate fsyncs and closes the active segment and makes a new one, durably, for records from
-// first on. The old segment is complete on disk before the new one exists, so only the last
-// segment can ever have a torn tail.
+// growStep is how far grow extends the active segment's file ahead of its writes.
+const growStep = 1 << 20
+
+// grow extends the active segment's file (sparsely: no block is written) to hold need bytes more
+// and about growStep after them, but not past SegmentSize unless need does. Records are then
+// written within the file's size, so an fsync covering them does not also record a new size
+// (BenchmarkAppendWaitOne). A file system that cannot extend a file gets its records appended.
+func (l *Log) grow(need int64) {
+	size := max(l.off+need, min(l.off+need+growStep, l.opts.SegmentSize))
+	if l.active.Truncate(size) == nil {
+		l.end = size
+	}
+}
+
+// trim cuts the active segment's file back to its records and fsyncs it: a segment the log stops
+// writing (at a rotation, or Close) ends with its last record.
+func (l *Log) trim() error {
+	if l.end > l.off {
+		if err := l.active.Truncate(l.off); err != nil {
+			return err
+		}
+		l.end = l.off
+		l.dirty = true
+	}
+	return l.syncActive()
+}
+
+// rotate trims, fsyncs and closes the active segment and makes a new one, durably, for records
+// from first on. The old segment is complete on disk before the new one exists, so only the last
+// segment can ever have a torn tail or grown space.
 func (l *Log) rotate(first uint64) error {
 	if l.active != nil {
-		if err := l.syncActive(); err != nil {
+		if err := l.trim(); err != nil {
 			return err
 		}
 		if err := l.active.Close(); err != nil {
@@ -762,11 +809,11 @@ func (l *Log) rotate(first uint64) error {
 		l.active = nil
 	}
 	path := filepath.Join(l.opts.Dir, segmentName(first))
-	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	l.active = f
+	l.active, l.off, l.end = f, 0, 0
 	l.segMu.Lock()
 	l.segs = append(l.segs, segment{first: first, path: path})
 	l.segMu.Unlock()

@@ -1,8 +1,10 @@
 package wal_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -505,4 +507,98 @@ func TestSynced(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGrownSpace: the active segment's file is grown ahead of its records and written into, on
+// the real file system and the simulated one. Every segment the log stops writing (rotated, or
+// the last at Close) ends with its last record; a log that was not closed reopens with the zeros
+// after its records and writes on from its last record, with nothing in between.
+func TestGrownSpace(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		fsys func(t *testing.T) (wal.FS, string)
+	}{
+		{"os", func(t *testing.T) (wal.FS, string) { return wal.OSFS{}, t.TempDir() }},
+		{"waltest", func(*testing.T) (wal.FS, string) { return waltest.New(7), dir }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsys, d := tc.fsys(t)
+			size := func(path string) int64 {
+				t.Helper()
+				fi, err := fsys.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return fi.Size()
+			}
+			segments := func() []string {
+				t.Helper()
+				entries, err := fsys.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, e := range entries {
+					if strings.HasSuffix(e.Name(), ".wal") {
+						out = append(out, filepath.Join(d, e.Name()))
+					}
+				}
+				return out
+			}
+			const segSize = 4 << 10
+			recs := records(1, 300) // about 9 KiB: three segments
+			l := open(t, wal.Options{Dir: d, FS: fsys, SegmentSize: segSize})
+			mustAppend(t, l, recs[:200]...)
+			segs := segments()
+			if len(segs) < 2 {
+				t.Fatalf("segments %v, want more than one", segs)
+			}
+			last := segs[len(segs)-1]
+			if got := size(last); got != segSize {
+				t.Fatalf("active segment of %d bytes, want it grown to %d", got, segSize)
+			}
+			var written int64
+			for _, p := range segs[:len(segs)-1] {
+				written += size(p)
+			}
+			if want := int64(len(encode(recs[:200]...))); written >= want {
+				t.Fatalf("rotated segments hold %d bytes of %d: nothing left for the last", written, want)
+			}
+			// Reopen without Close, as after a kill (l is left as it is, never to write again): the
+			// zeros after the records are not a tear.
+			var logs logBuffer
+			l2 := open(t, wal.Options{Dir: d, FS: fsys, SegmentSize: segSize, Logger: logs.logger()})
+			if s := logs.String(); s != "" {
+				t.Fatalf("reopening a grown segment logged %q", s)
+			}
+			equalRecs(t, replay(t, l2, 0), recs[:200])
+			mustAppend(t, l2, recs[200:]...)
+			mustClose(t, l2)
+			var all []byte
+			for _, p := range segments() {
+				b, err := readAll(fsys, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, b...)
+			}
+			if want := encode(recs...); !bytes.Equal(all, want) {
+				t.Fatalf("after Close the segments hold %d bytes, want exactly the %d of the records", len(all), len(want))
+			}
+			l = open(t, wal.Options{Dir: d, FS: fsys})
+			defer mustClose(t, l)
+			equalRecs(t, replay(t, l, 0), recs)
+		})
+	}
+}
+
+func readAll(fsys wal.FS, path string) ([]byte, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -12,8 +12,10 @@
 //     order (as a journaling file system commits them). SyncDir(dir) makes every change up to the
 //     last one touching dir durable. A rename or create not followed by SyncDir may be lost.
 //   - Contents: each surviving file keeps its synced bytes plus a random prefix of the bytes
-//     written after them. If the file was truncated or overwritten below the synced length since
-//     the last Sync, it keeps either the synced contents or the current ones, at random.
+//     written after them, or written over zeros that end its synced bytes (a file extended by
+//     Truncate, then written into), with the zeros after that prefix. If the file was truncated or
+//     overwritten elsewhere below the synced length since the last Sync, it keeps either the
+//     synced contents or the current ones, at random.
 //   - Directories are durable as soon as MkdirAll returns, and their removal (Remove of an empty
 //     directory) as soon as it returns.
 //
@@ -234,10 +236,17 @@ func (fsys *FS) crashLocked() {
 // survive returns the contents of ino after a crash.
 func (fsys *FS) survive(ino *inode) *inode {
 	d, s := ino.data, ino.durable
+	p := 0 // the first byte where the current contents differ from the synced ones
+	for p < min(len(d), len(s)) && d[p] == s[p] {
+		p++
+	}
 	var keep []byte
 	switch {
-	case len(d) >= len(s) && bytes.Equal(d[:len(s)], s):
-		keep = d[:len(s)+fsys.rng.IntN(len(d)-len(s)+1)]
+	case len(d) >= len(s) && !slices.ContainsFunc(s[p:], func(b byte) bool { return b != 0 }):
+		// Bytes were only added after the synced ones, or written over their zeros (space a file
+		// was extended by): what survives of them is a prefix, and zeros after it.
+		n := p + fsys.rng.IntN(len(d)-p+1)
+		keep = append(d[:n:n], s[min(n, len(s)):]...)
 	case fsys.rng.IntN(2) == 0:
 		keep = s
 	default:
@@ -583,7 +592,18 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (f *file) Write(p []byte) (int, error) {
+func (f *file) Write(p []byte) (int, error) { return f.write(p, -1) }
+
+// WriteAt writes at off, like os.File.WriteAt: not on a file opened with O_APPEND.
+func (f *file) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, pathErr(OpWrite, f.name, fs.ErrInvalid)
+	}
+	return f.write(p, off)
+}
+
+// write writes p at off, or at the file's position (then moving it) if off < 0.
+func (f *file) write(p []byte, off int64) (int, error) {
 	if err := f.enter(OpWrite); err != nil {
 		return 0, err
 	}
@@ -591,19 +611,28 @@ func (f *file) Write(p []byte) (int, error) {
 	if f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
 		return 0, pathErr(OpWrite, f.name, fs.ErrPermission)
 	}
-	if f.flag&os.O_APPEND != 0 {
-		f.pos = int64(len(f.ino.data))
+	at := off
+	switch {
+	case off >= 0 && f.flag&os.O_APPEND != 0:
+		return 0, pathErr(OpWrite, f.name, errors.New("WriteAt on a file opened with O_APPEND"))
+	case off >= 0:
+	case f.flag&os.O_APPEND != 0:
+		at = int64(len(f.ino.data))
+	default:
+		at = f.pos
 	}
 	var err error
-	if room := f.fs.roomLocked(f.ino); f.pos+int64(len(p)) > room {
-		p = p[:max(room-f.pos, 0)]
+	if room := f.fs.roomLocked(f.ino); at+int64(len(p)) > room {
+		p = p[:max(room-at, 0)]
 		err = pathErr(OpWrite, f.name, syscall.ENOSPC)
 		if len(p) == 0 {
 			return 0, err
 		}
 	}
-	f.ino.writeAt(p, f.pos)
-	f.pos += int64(len(p))
+	f.ino.writeAt(p, at)
+	if off < 0 {
+		f.pos = at + int64(len(p))
+	}
 	return len(p), err
 }
 

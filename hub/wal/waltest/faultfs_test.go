@@ -53,6 +53,47 @@ func TestCrashKeepsSyncedBytesAndAPrefix(t *testing.T) {
 	}
 }
 
+// TestCrashKeepsAPrefixOfWritesIntoZeros: bytes written over the synced zeros of a file extended by
+// Truncate survive as a prefix, with the zeros after it; the size stays.
+func TestCrashKeepsAPrefixOfWritesIntoZeros(t *testing.T) {
+	t.Parallel()
+	const synced, written = "synced|", "unsynced"
+	want := synced + written
+	sawPartial, sawNone, sawAll := false, false, false
+	for seed := range uint64(200) {
+		fsys := waltest.New(seed)
+		fsys.MkdirAll("/d", 0o755)
+		f, err := fsys.OpenFile("/d/f", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte(synced))
+		if err := f.Truncate(32); err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(f.Sync(), fsys.SyncDir("/d")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte(written), int64(len(synced))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := fsys.Crash().ReadFile("/d/f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(bytes.TrimRight(got, "\x00"))
+		if len(got) != 32 || n < len(synced) || !bytes.HasPrefix([]byte(want), got[:n]) {
+			t.Fatalf("seed %d: after crash %q", seed, got)
+		}
+		sawNone = sawNone || n == len(synced)
+		sawAll = sawAll || n == len(want)
+		sawPartial = sawPartial || (n > len(synced) && n < len(want))
+	}
+	if !sawPartial || !sawNone || !sawAll {
+		t.Fatalf("crashes not varied: partial=%v none=%v all=%v", sawPartial, sawNone, sawAll)
+	}
+}
+
 func TestCrashMayForgetUnsyncedNamespaceChanges(t *testing.T) {
 	t.Parallel()
 	lost, kept := 0, 0
