@@ -21,7 +21,7 @@ import (
 
 // startSub queues the answer of sub request and, behind it, the start of sb's events.
 func (c *wsConn) startSub(sb *wsSub, answer wsAnswer) {
-	b, err := json.Marshal(answer)
+	b, err := answer.appendJSON(nil)
 	if err != nil { // cannot happen: every field is already valid JSON
 		c.s.log.Error("encoding a websocket answer", "err", err)
 		return
