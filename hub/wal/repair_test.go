@@ -1,6 +1,7 @@
 package wal_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -395,4 +396,67 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 	if s := logs.String(); !strings.Contains(s, "removed stale temporary files") || !strings.Contains(s, stale) {
 		t.Fatalf("log: %q", s)
 	}
+}
+
+// FuzzOpenLastSegment gives the last segment arbitrary bytes. Open must not panic; it either
+// refuses with a *CorruptError or opens a log that holds the records before the first bad one.
+// What follows them is left only if it is zeros (grown space), else cut off with a .broken copy of
+// exactly those bytes. Then a record appended after the last one must come back after a reopen,
+// right after them.
+func FuzzOpenLastSegment(f *testing.F) {
+	fx := newFixture(f)
+	seg1, err := fx.fsys.ReadFile(fx.segs[1])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seg1)
+	f.Add(append(slices.Clone(seg1), make([]byte, 100)...))
+	f.Add(append(slices.Clone(seg1[:len(seg1)-3]), make([]byte, 100)...))
+	f.Add(append(slices.Clone(seg1), 0, 0, 0, 1))
+	f.Add(make([]byte, 64))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fx := newFixture(t)
+		if err := fx.fsys.WriteFile(fx.segs[1], in); err != nil {
+			t.Fatal(err)
+		}
+		// A small SegmentSize keeps the grown space small (and fuzzing fast); the appended record
+		// may start a new segment.
+		opts := wal.Options{Dir: dir, FS: fx.fsys, Logger: quiet, SegmentSize: 4 << 10}
+		l, err := wal.Open(opts)
+		if err != nil {
+			if !errors.Is(err, wal.ErrCorrupt) {
+				t.Fatalf("Open = %v, want a *CorruptError or success", err)
+			}
+			return
+		}
+		got := replay(t, l, 0)
+		if len(got) < 3 || !slices.Equal(got[:3], fx.recs[:3]) {
+			t.Fatalf("the first segment's records are not replayed first: %v", short(got))
+		}
+		kept := encode(got[3:]...)
+		if !bytes.HasPrefix(in, kept) {
+			t.Fatalf("replayed records that are not the segment's first bytes")
+		}
+		rest := in[len(kept):]
+		broken := files(t, fx.fsys, ".broken")
+		switch {
+		case len(bytes.TrimRight(rest, "\x00")) == 0:
+			if len(broken) != 0 {
+				t.Fatalf("nothing but zeros after the records, yet a .broken copy: %v", broken)
+			}
+		case len(broken) != 1:
+			t.Fatalf("%d bytes cut off with .broken copies %v", len(rest), broken)
+		default:
+			if b, _ := fx.fsys.ReadFile(broken[0]); !bytes.Equal(b, rest) {
+				t.Fatalf(".broken holds %d bytes, want the %d cut off", len(b), len(rest))
+			}
+		}
+		next := rec{got[len(got)-1].index + 1, "next"}
+		mustAppend(t, l, next)
+		mustClose(t, l)
+		l = open(t, opts)
+		defer mustClose(t, l)
+		equalRecs(t, replay(t, l, 0), append(got, next))
+	})
 }
