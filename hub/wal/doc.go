@@ -56,11 +56,12 @@
 // A .broken file is never overwritten: a later one is named "<name>.broken.N". When the copy of a
 // torn tail cannot be written (the disk is full), Open still cuts a tail that holds no complete
 // record (a partial header, or a record whose length runs past the end of the file or into zeros
-// that run to its end): that is a write that never completed, nothing in it can be checked, and refusing would keep a server
-// on a full disk from starting. It logs an error saying that no copy was kept. Any other tail (a
-// whole record whose checksum fails, or a bad length field), and any repair of corruption, is
-// refused with the copy's error, leaving the files as they were, until there is room for the
-// copy: the size of the tail, which is at most 2*MaxRecordSize (a longer one is corruption).
+// that run to its end): that is a write that never completed, nothing in it can be checked, and
+// refusing would keep a server on a full disk from starting. It logs an error saying that no copy
+// was kept. Any other tail (a whole record whose checksum fails, or a bad length field), and any
+// repair of corruption, is refused with the copy's error, leaving the files as they were, until
+// there is room for the copy: the size of the tail, which is at most 2*MaxRecordSize (a longer
+// one is corruption).
 //
 // The decoder checks a length field against the bytes left in the file and MaxRecordSize before it
 // allocates, so a corrupt length never causes a large allocation.
