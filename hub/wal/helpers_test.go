@@ -121,14 +121,20 @@ func writeLog(t testing.TB, fsys *waltest.FS, segSize int64, recs []rec) {
 // files lists the names in dir with the given suffix.
 func files(t testing.TB, fsys wal.FS, suffix string) []string {
 	t.Helper()
-	entries, err := fsys.ReadDir(dir)
+	return filesIn(t, fsys, dir, suffix)
+}
+
+// filesIn lists the names in d with the given suffix.
+func filesIn(t testing.TB, fsys wal.FS, d, suffix string) []string {
+	t.Helper()
+	entries, err := fsys.ReadDir(d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), suffix) {
-			out = append(out, filepath.Join(dir, e.Name()))
+			out = append(out, filepath.Join(d, e.Name()))
 		}
 	}
 	slices.Sort(out)

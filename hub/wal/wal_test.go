@@ -533,20 +533,7 @@ func TestGrownSpace(t *testing.T) {
 				}
 				return fi.Size()
 			}
-			segments := func() []string {
-				t.Helper()
-				entries, err := fsys.ReadDir(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var out []string
-				for _, e := range entries {
-					if strings.HasSuffix(e.Name(), ".wal") {
-						out = append(out, filepath.Join(d, e.Name()))
-					}
-				}
-				return out
-			}
+			segments := func() []string { return filesIn(t, fsys, d, ".wal") }
 			const segSize = 4 << 10
 			recs := records(1, 300) // about 9 KiB: three segments
 			l := open(t, wal.Options{Dir: d, FS: fsys, SegmentSize: segSize})
