@@ -139,7 +139,6 @@ func (l *Log) recover() (recovered, error) {
 	if err != nil {
 		return rec, err
 	}
-	var sizes []int64
 	for i := 0; i < len(segs); i++ {
 		s := segs[i]
 		isLast := i == len(segs)-1
@@ -201,14 +200,13 @@ func (l *Log) recover() (recovered, error) {
 		}
 		s.size = res.size
 		l.segs = append(l.segs, s)
-		sizes = append(sizes, res.size)
 	}
 	removed := false
-	for n := len(l.segs); n > 0 && sizes[n-1] == 0; n-- {
+	for n := len(l.segs); n > 0 && l.segs[n-1].size == 0; n-- {
 		if err := l.fs.Remove(l.segs[n-1].path); err != nil {
 			return rec, fmt.Errorf("wal: remove empty segment: %w", err)
 		}
-		l.segs, sizes = l.segs[:n-1], sizes[:n-1]
+		l.segs = l.segs[:n-1]
 		removed = true
 	}
 	if removed {
