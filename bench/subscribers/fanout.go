@@ -2,25 +2,40 @@ package main
 
 // The fan-out benchmark (-fanout): deliveries of one key's changes to -fanout-subs subscribers
 // over SSE and over WebSockets, against a trivial net/http SSE broadcaster (bench/baseline -sse)
-// doing the same deliveries, in one alternating run. It builds and starts both servers itself
-// on loopback and kills them by their PIDs at the end:
+// doing the same deliveries, in one alternating run. It builds and starts the servers itself on
+// loopback (a Statehub for each transport, so that each holds only its own subscribers' sockets
+// and its CPU time is theirs) and kills them by their PIDs at the end:
 //
 //	go run ./bench/subscribers -fanout                      # from the repository's root
-//	go run ./bench/subscribers -fanout -fanout-subs 10000 -fanout-rounds 3 -fanout-duration 5s
+//	go run ./bench/subscribers -fanout -fanout-subs 10000 -fanout-rounds 10 -fanout-duration 2s
 //
-// Each round runs the three targets in turn (the broadcaster, Statehub's SSE, Statehub's
-// WebSocket). A target's subscribers connect (each its own TCP connection; a WebSocket holds one
-// subscription), then two phases of -fanout-duration each:
-//   - throughput: the writer keeps -fanout-window changes in flight (it sends change k once
-//     (k - window) × subscribers deliveries have arrived): deliveries per second, and the
-//     server's CPU time per delivery (utime + stime of /proc/PID/stat);
-//   - paced: -fanout-rate changes a second; the p99 of the delivery latency (the change carries
-//     the time it was sent) and the deliveries that did not arrive.
+// The three targets (the broadcaster, Statehub's SSE, Statehub's WebSocket) each get their
+// subscribers first, all connected at once: each target's in a child process of this command
+// (-fanout-client), so that every process stays within the open-file limit, each subscriber on
+// its own TCP connection (a WebSocket holds one subscription); every subscriber has had a
+// delivery before the rounds start. Each of -fanout-rounds rounds then measures the targets in
+// turn, each round starting with the next one, so that the machine's other load, which swings by
+// a quarter from one second to the next, falls on all three alike:
+//   - throughput, -fanout-duration for each target: the writer keeps -fanout-window changes in
+//     flight (it sends change k once (k - window) × subscribers deliveries have arrived):
+//     deliveries per second, and the server's CPU time per delivery (utime + stime of
+//     /proc/PID/stat). The next target starts once every change sent has reached every
+//     subscriber;
+//   - paced, -fanout-duration for all three together: each target gets -fanout-rate changes a
+//     second, the targets' changes spread evenly over each period; the latency of every delivery
+//     (the change carries the time it was sent), the server's CPU time per delivery, and the
+//     deliveries that did not arrive.
+//
+// It prints each round's figures, the median over the rounds of each round's ratios, and each
+// target's latencies over all its paced deliveries. -compare BIN adds BIN's SSE and WebSocket as
+// two more targets, and prints this tree's ratios to them, for a before-and-after comparison:
+//
+//	go run ./bench/subscribers -fanout -fanout-only WebSocket -compare /tmp/statehub-before -fanout-rounds 20
 //
 // The subscribers read raw bytes (HTTP/1.0 streams, WebSocket frames) and find each change by its
-// value {"t":<µs>}, so the client's work per delivery is the same for every target; it shares the
-// machine with the servers. The process's open-file limit is raised to its hard limit (the
-// servers inherit it); -fanout-subs must stay below it.
+// value {"t":<µs>}, so the client's work per delivery is the same for every target; they share
+// the machine with the servers. A child counts its deliveries and their latencies in a file this
+// process maps too (fanCounters).
 
 import (
 	"bufio"
@@ -36,47 +51,70 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 var (
 	fanoutMode     = flag.Bool("fanout", false, "run the fan-out benchmark (starts its own servers; see fanout.go)")
 	fanoutSubs     = flag.Int("fanout-subs", 10000, "subscribers of each target")
-	fanoutRounds   = flag.Int("fanout-rounds", 3, "alternating rounds")
-	fanoutDuration = flag.Duration("fanout-duration", 5*time.Second, "length of each phase")
+	fanoutRounds   = flag.Int("fanout-rounds", 10, "alternating rounds")
+	fanoutDuration = flag.Duration("fanout-duration", 2*time.Second, "length of each target's throughput phase, and of each round's paced phase")
 	fanoutWindow   = flag.Int("fanout-window", 8, "changes in flight in the throughput phase")
-	fanoutRate     = flag.Float64("fanout-rate", 5, "changes a second in the paced phase")
+	fanoutRate     = flag.Float64("fanout-rate", 1, "changes a second to each target in the paced phase")
 	fanoutOnly     = flag.String("fanout-only", "", "run only the targets whose names contain this (broadcaster, SSE, WebSocket)")
 	fanoutBin      = flag.String("statehub", "", "a statehub binary to measure instead of building this tree's (-fanout, -snapshot, -idle)")
+	fanoutCompare  = flag.String("compare", "", "a second statehub binary measured beside the first (-fanout): two more targets, its SSE and WebSocket")
+
+	// The child process of one target (started by -fanout).
+	fanoutClient   = flag.String("fanout-client", "", "internal: hold the subscribers of the target of this name")
+	fanoutAddr     = flag.String("fanout-addr", "", "internal: the child's server")
+	fanoutCounters = flag.String("fanout-counters", "", "internal: the file of the child's counters")
 )
 
-// fanTarget is one server and transport under test.
+// fanTarget is one server and transport under test, with its subscribers.
 type fanTarget struct {
 	name    string
-	pid     int
-	addr    string
-	request []byte // sent on a new connection
-	ws      bool   // the answer is a WebSocket: read frames
+	bin     string // the server's binary, for Statehub's targets
+	pid     int    // the server's
+	addr    string // the server's
+	path    string // the key the changes are written to
 	publish string // the URL a change is POSTed to
+
+	fc      *fanCounters
+	pub     *http.Client
+	sent    int64 // changes sent since the subscribers all had one
+	missing int64 // deliveries of those that never arrived
 }
 
-// fanResult is one target's figures in one round.
+// request is what a subscriber of target name sends on its new connection, and whether the
+// answer is a WebSocket.
+func fanRequest(name string) (req []byte, ws bool) {
+	switch {
+	case name == "broadcaster":
+		return []byte("GET /events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"), false
+	case strings.HasSuffix(name, "SSE"):
+		return []byte("GET /fanout HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"), false
+	}
+	return wsOpen(`{"op":"sub","id":1,"path":"/fanout"}`), true
+}
+
+// fanResult is one target's figures in one throughput phase.
 type fanResult struct {
-	rate   float64 // deliveries a second, throughput phase
-	cpu    float64 // server CPU µs per delivery, throughput phase
-	p99    time.Duration
-	lost   int64
-	paced  int64 // deliveries of the paced phase
-	pacedC float64
+	rate float64 // deliveries a second
+	cpu  float64 // server CPU µs per delivery
 }
 
 func runFanout() error {
+	if *fanoutClient != "" {
+		return runFanoutClient()
+	}
 	if err := raiseOpenFiles(*fanoutSubs); err != nil {
 		return err
 	}
@@ -85,6 +123,10 @@ func runFanout() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	var procs []*exec.Cmd
 	defer func() {
 		for _, c := range procs {
@@ -92,56 +134,81 @@ func runFanout() error {
 			c.Wait()
 		}
 	}()
-	start := func(bin string, args ...string) (int, error) {
+	start := func(bin string, args ...string) (*exec.Cmd, error) {
 		cmd := exec.Command(bin, args...)
+		if bin == self { // a child's errors; the servers' lines are of no use here
+			cmd.Stderr = os.Stderr
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
-			return 0, err
+			return nil, err
 		}
 		procs = append(procs, cmd)
-		return cmd.Process.Pid, nil
+		return cmd, nil
 	}
-	hubAddr, baseAddr := freeAddr(), freeAddr()
-	hubPID, err := start(bin, "-addr", hubAddr, "-data", "", "-max-conns", "0", "-log-level", "error")
-	if err != nil {
-		return err
+	all := []*fanTarget{{name: "broadcaster"}, {name: "statehub SSE", bin: bin}, {name: "statehub WebSocket", bin: bin}}
+	if *fanoutCompare != "" {
+		all = append(all, &fanTarget{name: "compared SSE", bin: *fanoutCompare}, &fanTarget{name: "compared WebSocket", bin: *fanoutCompare})
 	}
-	basePID, err := start(baseline, "-sse", "-addr", baseAddr)
-	if err != nil {
-		return err
-	}
-	for _, u := range []string{"http://" + hubAddr + "/fanout/sse", "http://" + baseAddr + "/publish"} {
-		if err := waitPost(u); err != nil {
+	var targets []*fanTarget
+	for _, t := range all {
+		if !strings.Contains(t.name, *fanoutOnly) {
+			continue
+		}
+		t.addr = freeAddr()
+		var server *exec.Cmd
+		if t.name == "broadcaster" {
+			t.publish = "http://" + t.addr + "/publish"
+			server, err = start(baseline, "-sse", "-addr", t.addr)
+		} else {
+			t.publish = "http://" + t.addr + "/fanout"
+			server, err = start(t.bin, "-addr", t.addr, "-data", "", "-max-conns", "0", "-log-level", "error")
+		}
+		if err != nil {
 			return err
 		}
+		t.pid = server.Process.Pid
+		if err := waitPost(t.publish); err != nil {
+			return err
+		}
+		targets = append(targets, t)
 	}
-	targets := []*fanTarget{
-		{name: "broadcaster", pid: basePID, addr: baseAddr, publish: "http://" + baseAddr + "/publish",
-			request: []byte("GET /events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")},
-		{name: "statehub SSE", pid: hubPID, addr: hubAddr, publish: "http://" + hubAddr + "/fanout/sse",
-			request: []byte("GET /fanout/sse HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")},
-		{name: "statehub WebSocket", pid: hubPID, addr: hubAddr, publish: "http://" + hubAddr + "/fanout/ws", ws: true,
-			request: wsOpen(`{"op":"sub","id":1,"path":"/fanout/ws"}`)},
+	fmt.Printf("%d subscribers per target, %d rounds, throughput phases of %v (window %d), paced phases of %v at %g changes/s to each target\n",
+		*fanoutSubs, *fanoutRounds, *fanoutDuration, *fanoutWindow, *fanoutDuration, *fanoutRate)
+	for i, t := range targets {
+		file := filepath.Join(tmp, "counters-"+strconv.Itoa(i))
+		if t.fc, err = mapCounters(file, true); err != nil {
+			return err
+		}
+		t.pub = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+		child, err := start(self, "-fanout", "-fanout-client", t.name, "-fanout-addr", t.addr,
+			"-fanout-counters", file, "-fanout-subs", strconv.Itoa(*fanoutSubs))
+		if err != nil {
+			return err
+		}
+		if err := t.connect(child); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
 	}
-	fmt.Printf("%d subscribers per target, %d rounds, phases of %v, window %d, paced at %g changes/s\n",
-		*fanoutSubs, *fanoutRounds, *fanoutDuration, *fanoutWindow, *fanoutRate)
 	results := make(map[string][]fanResult)
 	for round := range *fanoutRounds {
-		for _, t := range targets {
-			if !strings.Contains(t.name, *fanoutOnly) {
-				continue
-			}
-			r, err := fanRound(t)
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			r, err := t.throughput()
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			results[t.name] = append(results[t.name], r)
-			fmt.Printf("round %d %-19s %9.0f deliveries/s, %5.2f µs CPU each; paced: p99 %v, %.2f µs CPU each, %d of %d lost\n",
-				round+1, t.name, r.rate, r.cpu, r.p99.Round(100*time.Microsecond), r.pacedC, r.lost, r.paced+r.lost)
+			fmt.Printf("round %d %-19s %9.0f deliveries/s, %5.2f µs CPU each\n", round+1, t.name, r.rate, r.cpu)
+		}
+		if err := paced(targets); err != nil {
+			return err
 		}
 	}
-	if *fanoutOnly != "" {
-		return nil
+	for _, t := range targets {
+		fc := t.fc
+		fmt.Printf("%-19s paced: p50 %v, p99 %v, max %v; %.2f µs CPU each; %d of %d deliveries lost\n", t.name,
+			fc.quantile(0.5), fc.quantile(0.99), fc.quantile(1), ticksMicros(fc.pacedCPU)/float64(max(fc.paced, 1)), fc.lost, fc.paced)
 	}
 	ratio := func(name string, f func(a, b fanResult) float64, base string) float64 {
 		var rs []float64
@@ -153,113 +220,196 @@ func runFanout() error {
 	}
 	thr := func(a, b fanResult) float64 { return a.rate / b.rate }
 	cpu := func(a, b fanResult) float64 { return a.cpu / b.cpu }
-	p99 := func(a, _ fanResult) float64 { return float64(a.p99) / float64(time.Millisecond) }
+	if *fanoutCompare != "" {
+		for _, tr := range []string{"SSE", "WebSocket"} {
+			if results["compared "+tr] != nil && results["statehub "+tr] != nil {
+				lower := 0
+				for i, r := range results["statehub "+tr] {
+					if r.cpu < results["compared "+tr][i].cpu {
+						lower++
+					}
+				}
+				fmt.Printf("%s, median ratio of this tree's to the compared binary's: %.2f in deliveries/s, %.2f in CPU per delivery (lower in %d of %d rounds)\n", tr,
+					ratio("statehub "+tr, thr, "compared "+tr), ratio("statehub "+tr, cpu, "compared "+tr), lower, len(results["statehub "+tr]))
+			}
+		}
+	}
+	if results["broadcaster"] == nil || results["statehub SSE"] == nil || results["statehub WebSocket"] == nil {
+		return nil
+	}
 	fmt.Printf("median ratio of deliveries/s to the broadcaster's: SSE %.2f, WebSocket %.2f\n",
 		ratio("statehub SSE", thr, "broadcaster"), ratio("statehub WebSocket", thr, "broadcaster"))
 	fmt.Printf("median ratio of CPU per delivery: SSE/broadcaster %.2f, WebSocket/broadcaster %.2f, WebSocket/SSE %.2f\n",
 		ratio("statehub SSE", cpu, "broadcaster"), ratio("statehub WebSocket", cpu, "broadcaster"), ratio("statehub WebSocket", cpu, "statehub SSE"))
-	fmt.Printf("median paced p99: broadcaster %.1f ms, SSE %.1f ms, WebSocket %.1f ms\n",
-		ratio("broadcaster", p99, "broadcaster"), ratio("statehub SSE", p99, "broadcaster"), ratio("statehub WebSocket", p99, "broadcaster"))
 	return nil
 }
 
-// fanClients are one target's subscribers.
-type fanClients struct {
-	delivered atomic.Int64
-	started   atomic.Int64 // subscribers that have had a delivery
-	latency   atomic.Bool  // record latencies
-	hist      [100_000]atomic.Int64
-	conns     []net.Conn
-	wg        sync.WaitGroup
+// send posts one change, its value the time it is sent.
+func (t *fanTarget) send() error {
+	t.sent++
+	body := `{"t":` + strconv.FormatInt(time.Now().UnixMicro(), 10) + `}`
+	res, err := t.pub.Post(t.publish, "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("POST %s: %s", t.publish, res.Status)
+	}
+	return nil
 }
 
-const fanBucket = 100 * time.Microsecond
+// expected is how many deliveries the changes sent so far make, less those that never arrived.
+func (t *fanTarget) expected() int64 { return t.sent*int64(*fanoutSubs) - t.missing }
 
-func fanRound(t *fanTarget) (fanResult, error) {
-	fc := &fanClients{}
-	defer func() {
-		for _, c := range fc.conns {
-			c.Close()
+// connect waits until the child holds every subscriber, then sends changes until every one has
+// had a delivery.
+func (t *fanTarget) connect(child *exec.Cmd) error {
+	fc, n := t.fc, int64(*fanoutSubs)
+	exited := make(chan error, 1)
+	go func() { _, err := child.Process.Wait(); exited <- err }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for fc.connected.Load() < n {
+		select {
+		case <-exited:
+			return errors.New("the subscribers' process ended")
+		case <-time.After(100 * time.Millisecond):
 		}
-		fc.wg.Wait()
-	}()
-	if err := fc.connect(t); err != nil {
-		return fanResult{}, err
-	}
-	pub := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	seq := 0
-	publish := func() error {
-		seq++
-		body := `{"t":` + strconv.FormatInt(time.Now().UnixMicro(), 10) + `}`
-		res, err := pub.Post(t.publish, "application/json", strings.NewReader(body))
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode >= 300 {
-			return fmt.Errorf("POST %s: %s", t.publish, res.Status)
-		}
-		return nil
-	}
-	// Every subscriber has its first delivery before the phases start.
-	deadline := time.Now().Add(time.Minute)
-	for fc.started.Load() < int64(len(fc.conns)) {
 		if time.Now().After(deadline) {
-			return fanResult{}, fmt.Errorf("%d of %d subscribers had a delivery within a minute", fc.started.Load(), len(fc.conns))
+			return fmt.Errorf("%d of %d subscribers connected within two minutes", fc.connected.Load(), n)
 		}
-		if err := publish(); err != nil {
-			return fanResult{}, err
+	}
+	deadline = time.Now().Add(time.Minute)
+	for fc.started.Load() < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d subscribers had a delivery within a minute", fc.started.Load(), n)
+		}
+		if err := t.send(); err != nil {
+			return err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Those sent before a subscriber connected never reach it: count from here.
 	fc.settle()
-	n := int64(len(fc.conns))
-	var r fanResult
+	t.sent = 0
+	fc.delivered.Store(0)
+	return nil
+}
 
-	// Throughput: -fanout-window changes in flight.
+// drain waits until every change sent has reached every subscriber, for up to 20 s, and returns
+// how many deliveries did not arrive (counted as missing from then on).
+func (t *fanTarget) drain() int64 {
+	deadline := time.Now().Add(20 * time.Second)
+	for t.fc.delivered.Load() < t.expected() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	lost := t.expected() - t.fc.delivered.Load()
+	t.missing += lost
+	return lost
+}
+
+// throughput runs one throughput phase of t.
+func (t *fanTarget) throughput() (fanResult, error) {
+	fc, n := t.fc, int64(*fanoutSubs)
 	base := fc.delivered.Load()
 	c0, t0 := cpuTicks(t.pid), time.Now()
 	for k := int64(1); time.Since(t0) < *fanoutDuration; k++ {
 		for fc.delivered.Load()-base < (k-int64(*fanoutWindow))*n && time.Since(t0) < *fanoutDuration {
 			time.Sleep(200 * time.Microsecond)
 		}
-		if err := publish(); err != nil {
-			return r, err
+		if err := t.send(); err != nil {
+			return fanResult{}, err
 		}
 	}
 	d, el, c1 := fc.delivered.Load()-base, time.Since(t0), cpuTicks(t.pid)
-	r.rate = float64(d) / el.Seconds()
-	r.cpu = ticksMicros(c1-c0) / float64(d)
-	fc.settle()
+	if lost := t.drain(); lost != 0 {
+		return fanResult{}, fmt.Errorf("%d deliveries of the throughput phase did not arrive", lost)
+	}
+	return fanResult{rate: float64(d) / el.Seconds(), cpu: ticksMicros(c1-c0) / float64(d)}, nil
+}
 
-	// Paced: -fanout-rate changes a second, each time from the start (no drift).
-	base = fc.delivered.Load()
-	for i := range fc.hist {
-		fc.hist[i].Store(0)
+// paced runs one paced phase of every target: each gets -fanout-rate changes a second, the
+// targets' changes spread evenly over each period (no drift: each is timed from the start).
+func paced(targets []*fanTarget) error {
+	period := time.Duration(float64(time.Second) / *fanoutRate)
+	before, cpu := make([]int64, len(targets)), make([]int64, len(targets))
+	for i, t := range targets {
+		before[i], cpu[i] = t.expected(), cpuTicks(t.pid)
+		t.fc.latency.Store(1)
 	}
-	fc.latency.Store(true)
-	c0, t0 = cpuTicks(t.pid), time.Now()
-	sent := int64(0)
-	for time.Since(t0) < *fanoutDuration {
-		time.Sleep(time.Until(t0.Add(time.Duration(float64(sent) / *fanoutRate * float64(time.Second)))))
-		if err := publish(); err != nil {
-			return r, err
+	t0 := time.Now()
+send:
+	for k := 0; ; k++ {
+		for i, t := range targets {
+			at := time.Duration(k)*period + time.Duration(i)*period/time.Duration(len(targets))
+			if at >= *fanoutDuration {
+				break send
+			}
+			time.Sleep(time.Until(t0.Add(at)))
+			if err := t.send(); err != nil {
+				return err
+			}
 		}
-		sent++
 	}
-	fc.settle()
-	c1 = cpuTicks(t.pid)
-	fc.latency.Store(false)
-	r.paced = fc.delivered.Load() - base
-	r.lost = sent*n - r.paced
-	r.pacedC = ticksMicros(c1-c0) / float64(max(r.paced, 1))
-	r.p99 = fc.quantile(0.99)
-	return r, nil
+	for i, t := range targets {
+		lost := t.drain()
+		t.fc.latency.Store(0)
+		t.fc.lost += lost
+		t.fc.paced += t.expected() + lost - before[i]
+		t.fc.pacedCPU += cpuTicks(t.pid) - cpu[i]
+	}
+	return nil
+}
+
+// fanCounters are one target's subscribers' counts, in a file mapped by the benchmark and by the
+// child process holding the subscribers (MAP_SHARED), so that both read and write them with
+// atomic operations.
+type fanCounters struct {
+	delivered *atomic.Int64 // deliveries
+	started   *atomic.Int64 // subscribers that have had a delivery
+	connected *atomic.Int64 // subscribers connected
+	latency   *atomic.Int64 // non-zero: record the latencies
+	hist      []atomic.Int64
+
+	// The benchmark's own, over the paced phases: deliveries, those lost, the server's CPU
+	// time in clock ticks.
+	paced, lost, pacedCPU int64
+}
+
+const (
+	fanBucket = 100 * time.Microsecond
+	fanSlots  = 8       // counters before the histogram
+	fanHist   = 100_000 // latency buckets of fanBucket
+)
+
+// mapCounters maps the counters' file, creating it when create is set.
+func mapCounters(path string, create bool) (*fanCounters, error) {
+	size := (fanSlots + fanHist) * 8
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if create {
+		if err := f.Truncate(int64(size)); err != nil {
+			return nil, err
+		}
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	w := unsafe.Slice((*atomic.Int64)(unsafe.Pointer(&b[0])), size/8) // page-aligned: 8-byte aligned
+	return &fanCounters{delivered: &w[0], started: &w[1], connected: &w[2], latency: &w[3], hist: w[fanSlots:]}, nil
 }
 
 // settle waits until no delivery has arrived for half a second (at most 20 s).
-func (fc *fanClients) settle() {
+func (fc *fanCounters) settle() {
 	last := fc.delivered.Load()
 	for i := 0; i < 40; i++ {
 		time.Sleep(500 * time.Millisecond)
@@ -271,12 +421,13 @@ func (fc *fanClients) settle() {
 	}
 }
 
-func (fc *fanClients) quantile(q float64) time.Duration {
+// quantile is the q-quantile of the recorded latencies (1: the largest), to fanBucket.
+func (fc *fanCounters) quantile(q float64) time.Duration {
 	var total int64
 	for i := range fc.hist {
 		total += fc.hist[i].Load()
 	}
-	want, seen := int64(q*float64(total)), int64(0)
+	want, seen := min(int64(q*float64(total)), total-1), int64(0)
 	for i := range fc.hist {
 		seen += fc.hist[i].Load()
 		if seen > want {
@@ -286,53 +437,43 @@ func (fc *fanClients) quantile(q float64) time.Duration {
 	return time.Duration(len(fc.hist)) * fanBucket
 }
 
-// connect opens the subscribers, 64 at a time.
-func (fc *fanClients) connect(t *fanTarget) error {
-	fc.conns = make([]net.Conn, *fanoutSubs)
+// runFanoutClient is the child process of one target (-fanout-client): it opens -fanout-subs
+// subscribers, 64 at a time, counts their deliveries in the counters' file and runs until the
+// benchmark kills it.
+func runFanoutClient() error {
+	fc, err := mapCounters(*fanoutCounters, false)
+	if err != nil {
+		return err
+	}
+	req, ws := fanRequest(*fanoutClient)
 	sem := make(chan struct{}, 64)
-	var mu sync.Mutex
-	var first error
-	var wg sync.WaitGroup
-	for i := range fc.conns {
+	errs := make(chan error, 1)
+	for range *fanoutSubs {
 		sem <- struct{}{}
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := net.Dial("tcp", t.addr)
+			c, err := net.Dial("tcp", *fanoutAddr)
 			if err == nil {
-				_, err = c.Write(t.request)
+				_, err = c.Write(req)
 			}
+			<-sem
 			if err != nil {
-				mu.Lock()
-				first = cmpErr(first, err)
-				mu.Unlock()
+				select {
+				case errs <- err:
+				default:
+				}
 				return
 			}
-			fc.conns[i] = c
-			fc.wg.Add(1)
-			go fc.read(c, t.ws)
+			fc.connected.Add(1)
+			fc.read(c, ws)
 		}()
 	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	return <-errs
 }
 
 var marker = []byte(`{"t":`)
 
 // read counts the deliveries of one subscriber until its connection closes.
-func (fc *fanClients) read(c net.Conn, ws bool) {
-	defer fc.wg.Done()
+func (fc *fanCounters) read(c net.Conn, ws bool) {
 	started := false
 	seen := func(p []byte) []byte { // counts the changes in p; returns an unfinished tail
 		now := time.Now().UnixMicro()
@@ -355,7 +496,7 @@ func (fc *fanClients) read(c net.Conn, ws bool) {
 				started = true
 				fc.started.Add(1)
 			}
-			if fc.latency.Load() {
+			if fc.latency.Load() != 0 {
 				b := min(int((now-t)*int64(time.Microsecond)/int64(fanBucket)), len(fc.hist)-1)
 				fc.hist[max(b, 0)].Add(1)
 			}
