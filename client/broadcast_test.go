@@ -55,6 +55,30 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
+// TestBroadcastsOnly: a watch with BroadcastsOnly gets ready, then the broadcasts to its path and
+// below it, never a change; Since, Snapshot and Throttle are ignored.
+func TestBroadcastsOnly(t *testing.T) {
+	ts := newServer(t, hub.Config{}, web.Config{})
+	c := newClient(t, ts.URL)
+	ctx := testContext(t)
+	r, _ := c.Set(ctx, "/room/1/ann", 1)
+	only := watch(t, c, ctx, "/room/", client.WatchOptions{BroadcastsOnly: true, Since: "/room/1/ann:0:" + strconv.FormatUint(r.Seq-1, 10), Snapshot: true, Throttle: time.Second})
+	only.expect("ready")
+	c.Set(ctx, "/room/1/ann", 2)
+	if err := c.Broadcast(ctx, "/room/1/cursor", map[string]int{"x": 10}); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(ctx, "/room/2/bob", 1)
+	if err := c.Broadcast(ctx, "/room/", json.RawMessage(`"end"`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct{ path, msg string }{{"/room/1/cursor", `{"x":10}`}, {"/room/", `"end"`}} {
+		if ev := only.event(); ev.Type != client.EventBroadcast || ev.Path != want.path || string(ev.Value) != want.msg {
+			t.Fatalf("event %+v, want the broadcast %s to %s and no change", ev, want.msg, want.path)
+		}
+	}
+}
+
 // TestBroadcastErrors: the server's refusals arrive as the sentinels: a path the token may not
 // broadcast to, a message over the size limit, a client over the rate.
 func TestBroadcastErrors(t *testing.T) {

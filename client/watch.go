@@ -129,6 +129,10 @@ type WatchOptions struct {
 	// below it, as EventBroadcast events between the changes, in the order the server delivered
 	// them. They are never replayed: one sent while the watch reconnects is not seen.
 	Broadcasts bool
+	// BroadcastsOnly makes the watch one of the path's broadcasts alone: the server sends it
+	// ready, then only broadcasts, never a change, so a busy path costs it nothing (cursors,
+	// typing indicators). Since, Snapshot and Throttle are ignored.
+	BroadcastsOnly bool
 }
 
 // watchIdle is how long a stream may be silent (the server sends a keep-alive every 15 s) before
@@ -196,6 +200,9 @@ func (c *Client) Watch(ctx context.Context, path string, opts WatchOptions) iter
 			return
 		}
 		w := &watcher{c: c, path: path, pos: opts.Since, snapshot: opts.Snapshot, throttle: opts.Throttle, broadcasts: opts.Broadcasts}
+		if opts.BroadcastsOnly {
+			w = &watcher{c: c, path: path, broadcasts: true, only: true}
+		}
 		failures := 0
 		for {
 			stopped, started, err := w.stream(ctx, yield)
@@ -236,6 +243,7 @@ type watcher struct {
 	snapshot   bool
 	throttle   time.Duration
 	broadcasts bool // yield EventBroadcast
+	only       bool // of broadcasts alone (WatchOptions.BroadcastsOnly)
 }
 
 // stream runs one connection: it yields its events, keeping the position, until the stream ends
@@ -244,9 +252,12 @@ func (w *watcher) stream(ctx context.Context, yield func(Event, error) bool) (st
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := request{method: http.MethodGet, path: w.path, accept: "text/event-stream", header: http.Header{"Cache-Control": {"no-cache"}}}
-	if w.pos != "" {
+	switch {
+	case w.only: // never resumed: broadcasts are not replayed
+		r.query = query{}.flag("broadcasts")
+	case w.pos != "":
 		r.header.Set("Last-Event-ID", w.pos)
-	} else if w.snapshot {
+	case w.snapshot:
 		r.query = query{}.flag("snapshot")
 	}
 	if w.throttle != 0 {

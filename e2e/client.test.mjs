@@ -32,12 +32,12 @@ const annToken = (exp) => jwt({ sub: 'ann', exp: Math.floor(Date.now() / 1000) +
 // upgrades while `blocked`: a network that blocks WebSockets. Counts what it sees.
 async function proxy(sc, target) {
   const { port } = new URL(target);
-  const seen = { upgrades: 0, refused: 0, streams: 0, openStreams: 0 };
+  const seen = { upgrades: 0, refused: 0, streams: 0, openStreams: 0, streamURLs: [] };
   const sockets = new Set();
   const state = { blocked: true, seen };
   const srv = http.createServer((req, res) => {
     const stream = /text\/event-stream/.test(req.headers.accept || '');
-    if (stream) seen.streams++, seen.openStreams++;
+    if (stream) seen.streams++, seen.openStreams++, seen.streamURLs.push(req.url);
     const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode, answer.headers);
       answer.pipe(res);
@@ -198,6 +198,12 @@ scenarioTest(test, 'Broadcast: one page\'s message reaches the other\'s onBroadc
     await page.evaluate(async (label) => {
       window.heard = [];
       window.changes = [];
+      window.sent = []; // the WebSocket messages the client sends
+      const send = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        window.sent.push(String(data));
+        return send.call(this, data);
+      };
       Statehub.onBroadcast('/room/1/cursors/', (msg, from) => window.heard.push([from, msg]));
       Statehub.on('/room/1/', (key, value) => window.changes.push([key, value]), { snapshot: false });
       while (!window.heard.some(([, msg]) => msg === 'hello ' + label)) {
@@ -219,6 +225,13 @@ scenarioTest(test, 'Broadcast: one page\'s message reaches the other\'s onBroadc
   assert.equal((await server.get('/room/1/cursors/ann')).status, 404);
   assert.deepEqual(await ws.evaluate(() => window.changes), []);
   assert.deepEqual(await sse.evaluate(() => window.changes), []);
+  // onBroadcast asks for the path's broadcasts alone; on() for its changes.
+  const subs = (await ws.evaluate(() => window.sent)).map((m) => JSON.parse(m)).filter((m) => m.op === 'sub');
+  assert.ok(subs.some((m) => m.path === '/room/1/cursors/' && m.broadcasts === true && !m.since && !m.snapshot), JSON.stringify(subs));
+  assert.ok(subs.some((m) => m.path === '/room/1/' && !m.broadcasts), JSON.stringify(subs));
+  const streams = gate.seen.streamURLs.map((u) => new URL(u, 'http://x'));
+  assert.ok(streams.some((u) => u.pathname === '/room/1/cursors/' && u.searchParams.get('broadcasts') === 'true'), gate.seen.streamURLs.join(' '));
+  assert.ok(streams.some((u) => u.pathname === '/room/1/' && !u.searchParams.has('broadcasts')), gate.seen.streamURLs.join(' '));
 });
 
 scenarioTest(test, 'A write has resolved only once durable: it survives kill -9 right after', async (sc) => {

@@ -179,6 +179,39 @@ func TestBroadcastSlowConsumer(t *testing.T) {
 	}
 }
 
+// TestBroadcastsOnlyIgnoresChanges: a subscription of broadcasts alone is never offered a change,
+// so however many changes its path takes, its queue stays empty and it is never closed as a slow
+// consumer; it counts among the subscribers, and closing or draining ends it.
+func TestBroadcastsOnlyIgnoresChanges(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, hub.Config{QueueSize: 2})
+	only := must(h.Subscribe("/r/", hub.SubscribeOptions{BroadcastsOnly: true}))
+	closed := must(h.Subscribe("/r/", hub.SubscribeOptions{BroadcastsOnly: true}))
+	if n := h.Subscribers(); n != 2 {
+		t.Fatalf("Subscribers() = %d, want 2", n)
+	}
+	closed.Close()
+	if n := h.Subscribers(); n != 1 {
+		t.Fatalf("after Close: Subscribers() = %d, want 1", n)
+	}
+	for i := range 10 {
+		set(t, h, fmt.Sprintf("/r/k%d", i), `1`)
+	}
+	if q := queued(only); len(q) != 0 || only.Err() != nil {
+		t.Fatalf("after 10 changes: queued %v, Err %v; want nothing", bcastAll(q), only.Err())
+	}
+	if err := h.Broadcast("/r/k1", []byte(`"hi"`)); err != nil {
+		t.Fatal(err)
+	}
+	if q := queued(only); len(q) != 1 || bcastOf(q[0]) != `broadcast /r/k1 "hi"` {
+		t.Fatalf("queued %v, want the broadcast", bcastAll(q))
+	}
+	h.Drain()
+	if _, ok := only.Next(); ok || !errors.Is(only.Err(), hub.ErrShutdown) {
+		t.Fatalf("after Drain: open %v, Err %v; want ErrShutdown", ok, only.Err())
+	}
+}
+
 // TestBroadcastAfterClose: a closed hub refuses a broadcast.
 func TestBroadcastAfterClose(t *testing.T) {
 	t.Parallel()

@@ -99,6 +99,7 @@ func TestConformance(t *testing.T) {
 		{"on disconnect", confOnDisconnect},
 		{"history", confHistory},
 		{"broadcast", confBroadcast},
+		{"broadcasts only", confBroadcastsOnly},
 		{"history retention", confHistoryRetention},
 	}
 	for _, c := range cases {
@@ -1648,5 +1649,44 @@ func confBroadcast(t *testing.T, mk func(hub.Config) *hub.Hub) {
 		if e.Broadcast {
 			t.Fatalf("a replay holds a broadcast: %v", confEvents(s.sub.TestInitial()))
 		}
+	}
+}
+
+// confBroadcastsOnly: a subscription of broadcasts alone gets the broadcasts to its path and to the
+// paths below it, and no change, replay or snapshot (its Since and Snapshot are ignored), while a
+// plain subscription of the same path gets both.
+func confBroadcastsOnly(t *testing.T, mk func(hub.Config) *hub.Hub) {
+	h := mk(hub.Config{})
+	r0 := set(t, h, "/bo/room/x", `0`)
+	only := confSubscribe(t, h, "/bo/", hub.SubscribeOptions{BroadcastsOnly: true, Since: &hub.Position{Seq: r0.Seq - 1}, Snapshot: true})
+	if only.sub.Reset || len(only.sub.TestInitial()) != 0 {
+		t.Fatalf("broadcasts only, with since and snapshot: reset %v, replay %v; want neither", only.sub.Reset, confEvents(only.sub.TestInitial()))
+	}
+	if es, err := only.sub.NextEntries(nil); err != nil || len(es) != 0 {
+		t.Fatalf("broadcasts only, with snapshot: entries %v, %v; want none", confEvents(es), err)
+	}
+	all := confSubscribe(t, h, "/bo/", hub.SubscribeOptions{})
+	r1 := set(t, h, "/bo/room/x", `1`)
+	if err := h.Broadcast("/bo/room/x", []byte(`{"c":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	r2 := set(t, h, "/bo/room/x", `2`)
+	if err := h.Broadcast("/bo/", []byte(`"end"`)); err != nil {
+		t.Fatal(err)
+	}
+	isBroadcast := func(e hub.Event, path, msg string) bool {
+		return e.Broadcast && e.Key == path && string(e.Value) == msg
+	}
+	confEvent(t, all.next(), "/bo/room/x", 1, r1.Seq, false)
+	if e := all.next(); !isBroadcast(e, "/bo/room/x", `{"c":1}`) {
+		t.Fatalf("plain subscription: %v, want the broadcast", confEvents([]hub.Event{e}))
+	}
+	confEvent(t, all.next(), "/bo/room/x", 2, r2.Seq, false)
+	// The second broadcast comes right after the first: no change came between them.
+	if e := only.next(); !isBroadcast(e, "/bo/room/x", `{"c":1}`) {
+		t.Fatalf("broadcasts only: %v, want the broadcast", confEvents([]hub.Event{e}))
+	}
+	if e := only.next(); !isBroadcast(e, "/bo/", `"end"`) {
+		t.Fatalf("broadcasts only: %v, want the second broadcast and no change", confEvents([]hub.Event{e}))
 	}
 }

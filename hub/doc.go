@@ -80,6 +80,8 @@
 //     under <prefix>b/, and every node's one watch delivers it in revision order with the
 //     changes. The revision it takes in etcd is passed as the feed's position but is never an
 //     event's position, so no client resumes from it and a resume never waits for it.
+//     A subscription of broadcasts alone (SubscribeOptions.BroadcastsOnly) is kept apart from the
+//     others (Hub.bsubs): a change never visits it, and only broadcasts are offered to it.
 //   - The history holds the newest changes within two bounds, a count and a byte size, and no
 //     pointers (history.go): the collector never scans it. Resuming from a position it no longer
 //     covers gives a reset, never a gap. A key's history read (keyhistory.go) takes the history,

@@ -95,10 +95,11 @@ type Hub struct {
 
 	cfg Config
 
-	mu            sync.Mutex // guards everything below
-	history       history    // recent delivered events, for resuming streams
-	delivered     uint64     // the seq of the last event delivered by the store
-	subs          map[string]map[*Subscription]struct{}
+	mu            sync.Mutex                            // guards everything below
+	history       history                               // recent delivered events, for resuming streams
+	delivered     uint64                                // the seq of the last event delivered by the store
+	subs          map[string]map[*Subscription]struct{} // by path: the subscriptions of changes and broadcasts
+	bsubs         map[string]map[*Subscription]struct{} // by path: those of broadcasts alone (SubscribeOptions.BroadcastsOnly)
 	nsubs         int
 	slowConsumers uint64                   // subscriptions closed as slow consumers, for Stats
 	lockWait      map[string][]*lockWaiter // per key, the waiters of Lock in arrival order: the head attempts
@@ -114,6 +115,7 @@ func newHub(cfg Config) *Hub {
 		cfg:      cfg,
 		history:  newHistory(cfg.HistorySize, cfg.HistoryBytes),
 		subs:     make(map[string]map[*Subscription]struct{}),
+		bsubs:    make(map[string]map[*Subscription]struct{}),
 		lockWait: make(map[string][]*lockWaiter),
 		drained:  make(chan struct{}),
 	}
@@ -140,11 +142,21 @@ func (h *Hub) Interrupt(err error) {
 }
 
 func (h *Hub) closeAllLocked(err error) {
-	for _, set := range h.subs {
-		for s := range set {
-			h.closeSubLocked(s, err)
+	for _, index := range []map[string]map[*Subscription]struct{}{h.subs, h.bsubs} {
+		for _, set := range index {
+			for s := range set {
+				h.closeSubLocked(s, err)
+			}
 		}
 	}
+}
+
+// indexOf returns the index s is in: h.bsubs for a subscription of broadcasts alone, else h.subs.
+func (h *Hub) indexOf(s *Subscription) map[string]map[*Subscription]struct{} {
+	if s.broadcastsOnly {
+		return h.bsubs
+	}
+	return h.subs
 }
 
 // Deliver implements Feed: the events go into the history, to every subscription of their keys
@@ -237,9 +249,12 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 	if p := opt.Since; p != nil && !p.Snapshot {
 		h.awaitDelivered(p.Seq)
 	}
-	s := &Subscription{Path: path, h: h, notify: opt.Notify, limit: h.cfg.QueueSize}
+	s := &Subscription{Path: path, h: h, notify: opt.Notify, limit: h.cfg.QueueSize, broadcastsOnly: opt.BroadcastsOnly}
 	if s.notify == nil {
 		s.ready = make(chan struct{}, 1)
+	}
+	if s.broadcastsOnly {
+		opt.Since, opt.Snapshot = nil, false
 	}
 	h.mu.Lock()
 	if h.draining {
@@ -267,10 +282,11 @@ func (h *Hub) Subscribe(path string, opt SubscribeOptions) (*Subscription, error
 		// (they are in the snapshot) and is handed out once they are durable (below).
 		s.Start, entries = h.Store.Snapshot(path)
 	}
-	set := h.subs[s.Path]
+	index := h.indexOf(s)
+	set := index[s.Path]
 	if set == nil {
 		set = make(map[*Subscription]struct{})
-		h.subs[s.Path] = set
+		index[s.Path] = set
 	}
 	set[s] = struct{}{}
 	h.nsubs++
@@ -322,10 +338,11 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 	}
 	s.closed = true
 	s.err = err
-	set := h.subs[s.Path]
+	index := h.indexOf(s)
+	set := index[s.Path]
 	delete(set, s)
 	if len(set) == 0 {
-		delete(h.subs, s.Path)
+		delete(index, s.Path)
 	}
 	h.nsubs--
 	s.signal()
@@ -333,27 +350,37 @@ func (h *Hub) closeSubLocked(s *Subscription, err error) {
 
 // fanoutLocked offers e to the subscribers of its key and of every prefix above it (a broadcast
 // to a prefix: of that prefix and every prefix above it). A subscription skips the changes its
-// start covers; a broadcast has no position and reaches every subscription open when it comes.
-// Their copies share one set of encodings (AppendEncoded), made for the first.
+// start covers; a broadcast has no position and reaches every subscription open when it comes,
+// those of broadcasts alone too, which a change never visits. Their copies share one set of
+// encodings (AppendEncoded), made for the first.
 func (h *Hub) fanoutLocked(e Event) {
 	deliver := func(path string) {
-		for s := range h.subs[path] {
-			if e.Seq <= s.Start && !e.Broadcast {
-				continue
-			}
-			if e.enc == nil {
-				e.enc = new(encodings)
-			}
-			if !s.offer(e) {
-				h.slowConsumers++
-				h.closeSubLocked(s, ErrSlowConsumer)
-			}
+		h.offerLocked(h.subs[path], &e)
+		if e.Broadcast {
+			h.offerLocked(h.bsubs[path], &e)
 		}
 	}
 	deliver(e.Key)
 	for i := len(e.Key) - 2; i >= 0; i-- { // a key never ends in "/"; a prefix is delivered above
 		if e.Key[i] == '/' {
 			deliver(e.Key[:i+1])
+		}
+	}
+}
+
+// offerLocked offers e to the subscriptions of set (fanoutLocked), giving e its encodings for the
+// first.
+func (h *Hub) offerLocked(set map[*Subscription]struct{}, e *Event) {
+	for s := range set {
+		if e.Seq <= s.Start && !e.Broadcast {
+			continue
+		}
+		if e.enc == nil {
+			e.enc = new(encodings)
+		}
+		if !s.offer(*e) {
+			h.slowConsumers++
+			h.closeSubLocked(s, ErrSlowConsumer)
 		}
 	}
 }

@@ -49,6 +49,11 @@ type SubscribeOptions struct {
 	// waiting for several subscriptions) or starts a goroutine (a stream with none while idle).
 	// Ready and Next are not for such a subscription.
 	Notify func()
+	// BroadcastsOnly makes a subscription of the path's broadcasts alone (Event.Broadcast): no
+	// replay, snapshot or change ever reaches it, and a change costs it nothing, as it is not
+	// among the subscriptions a change visits. Since and Snapshot are ignored; Start is the
+	// position it was opened at.
+	BroadcastsOnly bool
 }
 
 // Subscription delivers the changes of a path. Read Initial (a replay) or the entries of a snapshot
@@ -73,6 +78,8 @@ type Subscription struct {
 	ready  chan struct{} // capacity 1: signalled when the queue becomes non-empty or is closed; nil with notify
 	notify func()        // SubscribeOptions.Notify
 	limit  int
+	// broadcastsOnly: of broadcasts alone (SubscribeOptions.BroadcastsOnly), in the hub's bsubs.
+	broadcastsOnly bool
 
 	mu     sync.Mutex // guards queue, bytes, closed and err
 	queue  []Event

@@ -345,7 +345,8 @@ export declare class Client {
   /**
    * Calls `cb(msg, path)` with every message broadcast to `path` or to a key below it (`path` says
    * which) while the client is connected: broadcasts are never replayed, so one sent during a
-   * reconnect is missed. It subscribes to `path` (needing read on it). Returns the function that stops.
+   * reconnect is missed. It subscribes to the broadcasts of `path` alone (needing read on it): the
+   * server sends it no change. Returns the function that stops.
    */
   onBroadcast<T = any>(path: string, cb: (msg: T, path: string) => void): () => void;
 

@@ -53,6 +53,33 @@ func TestBroadcastSSE(t *testing.T) {
 	}
 }
 
+// TestBroadcastsOnlySSE: a stream with ?broadcasts gets ready, then the broadcasts to its path and
+// to the paths below it, never a change. The Last-Event-ID an EventSource sends when it reconnects
+// replays nothing; since or snapshot with it is 400.
+func TestBroadcastsOnlySSE(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, hub.Config{}, web.Config{})
+	ts.must(t, "POST", "/room/1/cursor", `1`) // 1
+	ts.must(t, "POST", "/room/1/cursor", `2`) // 2
+	only := ts.subscribe(t, "/room/?broadcasts", "/room/1/cursor:0:1")
+	only.expect(t, `ready 2 {"seq":2}`)
+	ts.must(t, "POST", "/room/1/cursor", `3`) // 3
+	if r := ts.do(t, "POST", "/room/1/cursor?broadcast", `{"x":1}`); r.status != http.StatusAccepted {
+		t.Fatalf("broadcast: %d %s", r.status, r.body)
+	}
+	ts.must(t, "POST", "/room/2/cursor", `1`) // 4
+	if r := ts.do(t, "POST", "/room/?broadcast", `"end"`); r.status != http.StatusAccepted {
+		t.Fatalf("broadcast: %d %s", r.status, r.body)
+	}
+	only.expect(t, `broadcast  {"path":"/room/1/cursor","msg":{"x":1}}`, `broadcast  {"path":"/room/","msg":"end"}`)
+	for _, q := range []string{"?broadcasts&since=1", "?broadcasts&snapshot"} {
+		r := ts.do(t, "GET", "/room/"+q, "", "Accept", "text/event-stream")
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, `"code":"bad_request"`) || !strings.Contains(r.body, "never replayed") {
+			t.Errorf("GET /room/%s: %d %s, want 400 bad_request", q, r.status, r.body)
+		}
+	}
+}
+
 // TestBroadcastRefused: every bad broadcast gets its 4xx and a JSON error.
 func TestBroadcastRefused(t *testing.T) {
 	t.Parallel()

@@ -34,7 +34,7 @@ func (s *Server) keyRoute(c echo.Context) error {
 	case http.MethodGet, http.MethodHead:
 		switch {
 		case isEventStream(r):
-			if err := only("since", "snapshot", "throttle"); err != nil {
+			if err := only("since", "snapshot", "throttle", "broadcasts"); err != nil {
 				return err
 			}
 			return s.stream(c, path, q)

@@ -16,7 +16,8 @@ import (
 )
 
 // stream serves a path as Server-Sent Events (PROTOCOL.md): an optional reset, the replay or
-// snapshot, a ready event with the starting position, then every change as it commits.
+// snapshot, a ready event with the starting position, then every change as it commits. With
+// ?broadcasts: ready, then the path's broadcasts alone.
 //
 // On HTTP/1.x the body is sent unframed and ends when the connection closes (net/http's
 // "Transfer-Encoding: identity": no chunks, "Connection: close"), so once the headers are out the
@@ -28,8 +29,15 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	if err != nil {
 		return err
 	}
-	opt, err := subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), boolOption(q, "snapshot"))
-	if err != nil {
+	var opt hub.SubscribeOptions
+	if boolOption(q, "broadcasts") {
+		// Broadcasts are never replayed: Last-Event-ID, which EventSource sends from the ready
+		// event's id when it reconnects, is ignored.
+		if q.Has("since") || q.Has("snapshot") {
+			return badRequest("bad_request", "?broadcasts takes no since or snapshot: broadcasts are never replayed")
+		}
+		opt.BroadcastsOnly = true
+	} else if opt, err = subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), boolOption(q, "snapshot")); err != nil {
 		return err
 	}
 	every, err := parseThrottle(q.Get("throttle"))

@@ -61,6 +61,34 @@ func TestWSBroadcast(t *testing.T) {
 	}
 }
 
+// TestWSBroadcastsOnly: a sub with "broadcasts": true is answered with its seq, then gets ready
+// and the broadcasts to its path and below it, never a change; since or snapshot with it is 400.
+func TestWSBroadcastsOnly(t *testing.T) {
+	t.Parallel()
+	ts := newWSServer(t, hub.Config{}, Config{}, false)
+	a, b := ts.dial(t), ts.dial(t)
+	b.must(m{"op": "set", "key": "/room/1/c", "value": 1})
+	a.must(m{"op": "sub", "path": "/room/", "broadcasts": true}) // id 1
+	a.expectEvents(1, "ready")
+	b.must(m{"op": "sub", "path": "/room/"}) // id 2: every change and broadcast, for comparison
+	b.expectEvents(2, "ready")
+	b.must(m{"op": "set", "key": "/room/1/c", "value": 2})
+	b.must(m{"op": "broadcast", "path": "/room/1/c", "msg": 1})
+	b.must(m{"op": "set", "key": "/room/2/c", "value": 1})
+	b.must(m{"op": "broadcast", "path": "/room/", "msg": "end"})
+	b.expectEvents(2, "set /room/1/c 2@1", `{"sub":2,"type":"broadcast","path":"/room/1/c","msg":1}`,
+		"set /room/2/c 1@0", `{"sub":2,"type":"broadcast","path":"/room/","msg":"end"}`)
+	a.expectEvents(1, `{"sub":1,"type":"broadcast","path":"/room/1/c","msg":1}`, `{"sub":1,"type":"broadcast","path":"/room/","msg":"end"}`)
+	for _, req := range []m{
+		{"op": "sub", "path": "/room/", "broadcasts": true, "since": "1"},
+		{"op": "sub", "path": "/room/", "broadcasts": true, "snapshot": true},
+	} {
+		if ans := a.call(req); ans.OK || ans.Code != "bad_request" || ans.Status != 400 {
+			t.Fatalf("%v: %s, want 400 bad_request", req, ans.raw)
+		}
+	}
+}
+
 // TestWSBroadcastRate: each connection has its own broadcast bucket: one over its rate is
 // refused with 429 rate_limited, while another connection from the same address still sends.
 func TestWSBroadcastRate(t *testing.T) {

@@ -18,34 +18,35 @@ import (
 
 // wsRequest is every field a request may carry (PROTOCOL.md, WebSocket).
 type wsRequest struct {
-	ID        json.RawMessage `json:"id"`
-	Op        string          `json:"op"`
-	Token     string          `json:"token"`
-	Key       string          `json:"key"`
-	Path      string          `json:"path"`
-	Value     json.RawMessage `json:"value"`
-	Msg       json.RawMessage `json:"msg"`
-	Revision  *int64          `json:"revision"`
-	TTL       *string         `json:"ttl"`
-	Ephemeral bool            `json:"ephemeral"`
-	Delete    bool            `json:"delete"` // ondisconnect: the write is a delete
-	Cancel    bool            `json:"cancel"` // ondisconnect: drop the registration
-	Fence     *uint64         `json:"fence"`
-	FenceLock string          `json:"fence_lock"`
-	Idem      string          `json:"idem"`
-	By        *int64          `json:"by"`
-	Limit     int             `json:"limit"`
-	Cursor    string          `json:"cursor"`
-	Keys      bool            `json:"keys"`
-	Children  bool            `json:"children"`
-	Since     string          `json:"since"`
-	Snapshot  bool            `json:"snapshot"`
-	Throttle  string          `json:"throttle"`
-	Sub       json.RawMessage `json:"sub"`
-	Owner     string          `json:"owner"`
-	Wait      *string         `json:"wait"`
-	Checks    []TxCheck       `json:"checks"`
-	Ops       []TxOp          `json:"ops"`
+	ID         json.RawMessage `json:"id"`
+	Op         string          `json:"op"`
+	Token      string          `json:"token"`
+	Key        string          `json:"key"`
+	Path       string          `json:"path"`
+	Value      json.RawMessage `json:"value"`
+	Msg        json.RawMessage `json:"msg"`
+	Revision   *int64          `json:"revision"`
+	TTL        *string         `json:"ttl"`
+	Ephemeral  bool            `json:"ephemeral"`
+	Delete     bool            `json:"delete"` // ondisconnect: the write is a delete
+	Cancel     bool            `json:"cancel"` // ondisconnect: drop the registration
+	Fence      *uint64         `json:"fence"`
+	FenceLock  string          `json:"fence_lock"`
+	Idem       string          `json:"idem"`
+	By         *int64          `json:"by"`
+	Limit      int             `json:"limit"`
+	Cursor     string          `json:"cursor"`
+	Keys       bool            `json:"keys"`
+	Children   bool            `json:"children"`
+	Since      string          `json:"since"`
+	Snapshot   bool            `json:"snapshot"`
+	Throttle   string          `json:"throttle"`
+	Broadcasts bool            `json:"broadcasts"` // sub: the path's broadcasts alone
+	Sub        json.RawMessage `json:"sub"`
+	Owner      string          `json:"owner"`
+	Wait       *string         `json:"wait"`
+	Checks     []TxCheck       `json:"checks"`
+	Ops        []TxOp          `json:"ops"`
 }
 
 // wsFence reads a write's fence and fence_lock (If-Fence over HTTP) into cond.
@@ -588,8 +589,14 @@ func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 		return &apiError{http.StatusTooManyRequests, "too_many_subscriptions",
 			"at most " + strconv.Itoa(limit) + " subscriptions per connection; unsub first"}
 	}
-	opt, err := subscribeOptions("", req.Since, req.Snapshot)
-	if err != nil {
+	var opt hub.SubscribeOptions
+	var err error
+	if req.Broadcasts {
+		if req.Since != "" || req.Snapshot {
+			return badRequest("bad_request", "a sub with broadcasts takes no since or snapshot: broadcasts are never replayed")
+		}
+		opt.BroadcastsOnly = true
+	} else if opt, err = subscribeOptions("", req.Since, req.Snapshot); err != nil {
 		return err
 	}
 	every, err := parseThrottle(req.Throttle)

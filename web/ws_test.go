@@ -948,6 +948,7 @@ func FuzzWSMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"op":"set","id":1,"key":"/a","value":{"x":[1,2]},"ttl":"1s","ephemeral":true,"idem":"k"}`,
 		`{"op":"sub","id":"s","path":"/a/","since":"/a/b:1:2","snapshot":true}`,
+		`{"op":"sub","id":"b","path":"/a/","broadcasts":true}`, `{"op":"sub","id":"c","path":"/a/","broadcasts":"yes","since":"1"}`,
 		`{"op":"tx","id":2,"checks":[{"key":"/a","revision":-1}],"ops":[{"op":"set","key":"/a","value":1}]}`,
 		`{"op":"get","id":{},"key":"/a"}`,
 		`{"op":"ondisconnect","id":3,"key":"/a","value":{"x":1}}`, `{"op":"ondisconnect","id":4,"key":"/a","delete":"yes","cancel":1}`,

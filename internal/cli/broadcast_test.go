@@ -48,3 +48,28 @@ func TestBroadcast(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchBroadcastsOnly: "watch -broadcasts-only" prints ready, then the broadcasts alone, no
+// change; with -since, -snapshot or -throttle it is a usage error.
+func TestWatchBroadcastsOnly(t *testing.T) {
+	ts := newServer(t, hub.Config{})
+	e := env(ts.URL)
+	only := start(t, e, "watch", "-broadcasts-only", "/room/")
+	if ev := event(t, only.line()); ev["type"] != "ready" {
+		t.Fatalf("first: %v", ev)
+	}
+	must(t, e, "set", "/room/1/ann", "1")
+	must(t, e, "broadcast", "/room/1/cursor", `{"x": 10}`)
+	must(t, e, "set", "/room/1/ann", "2")
+	must(t, e, "broadcast", "/room/", `"end"`)
+	for _, want := range []string{`{"type":"broadcast","path":"/room/1/cursor","msg":{"x":10}}`, `{"type":"broadcast","path":"/room/","msg":"end"}`} {
+		if line := only.line(); line != want {
+			t.Fatalf("watch -broadcasts-only printed %s, want %s", line, want)
+		}
+	}
+	for _, flag := range []string{"-since=1", "-snapshot", "-throttle=1s"} {
+		if r := run(t, e, "", "watch", "-broadcasts-only", flag, "/room/"); r.code != 2 || !strings.Contains(r.stderr, "never replayed") {
+			t.Fatalf("watch -broadcasts-only %s: %+v, want a usage error", flag, r)
+		}
+	}
+}

@@ -325,9 +325,10 @@ export class Client {
   }
 
   onBroadcast<T = any>(path: string, cb: (msg: T, path: string) => void): () => void {
-    // A subscription of its own, whose changes are dropped: only its broadcasts are called back.
-    const subscription = this.startSubscription_(path, false, () => {}, logError(path));
+    // A subscription of the path's broadcasts alone: the server sends it no change.
+    const subscription = new Subscription(path, false, () => {}, logError(path));
     subscription.broadcast_ = (msg, to) => callSafely(cb, msg as T, to);
+    this.transport_.subscribe(subscription);
     return () => this.transport_.unsubscribe(subscription);
   }
 

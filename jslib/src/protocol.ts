@@ -143,6 +143,8 @@ export interface SubRequest extends RequestHead<"sub"> {
   snapshot?: boolean;
   /** Per key at most one event per this interval ("250ms", 10 ms to 1 min): the key's latest change. */
   throttle?: GoDuration;
+  /** The path's broadcasts alone: no change, replay or snapshot (not with since or snapshot). */
+  broadcasts?: true;
 }
 
 /** Sends `msg` to the current subscribers of `path` (a key or a path ending in "/") and of the paths above it; never stored. */

@@ -28,7 +28,7 @@ export class Subscription {
   /** The server's throttle interval for this subscription, sent with every `sub` (or SSE query). */
   readonly throttle_?: GoDuration;
   readonly deliver_: Sink;
-  /** Receives the broadcasts of the subscription's path (onBroadcast); others drop them. */
+  /** Receives the broadcasts of the subscription's path (onBroadcast), set before it is sent: such a subscription asks for broadcasts alone. Others drop them. */
   broadcast_?: (msg: unknown, path: string) => void;
   /** Called once with the error that ended the subscription, or with null when the client closes. */
   end_: (error: unknown) => void;
@@ -47,8 +47,9 @@ export class Subscription {
     return !!this.rebuildKeys_;
   }
 
-  /** The fields of the next `sub` request (or SSE query): a new snapshot while one is incomplete, else resume; the throttle. */
-  resumeFields_(): { snapshot?: true; since?: Position; throttle?: GoDuration } {
+  /** The fields of the next `sub` request (or SSE query): broadcasts alone (onBroadcast); else a new snapshot while one is incomplete, or resume; the throttle. */
+  resumeFields_(): { snapshot?: true; since?: Position; throttle?: GoDuration; broadcasts?: true } {
+    if (this.broadcast_) return { broadcasts: true };
     const throttle = this.throttle_ ? { throttle: this.throttle_ } : {};
     if (this.rebuildKeys_) {
       this.rebuildKeys_ = new Set();
