@@ -180,7 +180,7 @@ for (const { name, options, loseAnswer } of transports) {
     c.close();
   });
 
-  test(`${name}: broadcast reaches onBroadcast of its path and the paths above it, between the changes, never a change's callback nor the position`, async () => {
+  test(`${name}: broadcast reaches onBroadcast of its path and the paths above it, between the changes; onBroadcast asks for broadcasts alone, never resumes`, async () => {
     const c = fresh();
     const heard = { room: [], cursor: [], other: [] };
     const changes = [];
@@ -189,6 +189,8 @@ for (const { name, options, loseAnswer } of transports) {
     c.onBroadcast("/other/", (msg, path) => heard.other.push([path, msg]));
     c.on("/room/", (key, value) => changes.push(value), { snapshot: false });
     await until(() => server.subscribers.size == 4);
+    const subs = () => server.received.filter((m) => m.op == "sub").map((m) => [m.path, !!m.broadcasts, m.since ?? null, !!m.snapshot]);
+    assert.deepEqual(subs(), [["/room/", true, null, false], ["/room/1/cursor", true, null, false], ["/other/", true, null, false], ["/room/", false, null, false]]);
     await c.set("/room/1/cursor", 0);
     await c.broadcast("/room/1/cursor", { x: 10 });
     await c.broadcast("/room/", "hi");
@@ -200,11 +202,11 @@ for (const { name, options, loseAnswer } of transports) {
     assert.deepEqual(changes, [0, 1]);
     assert.deepEqual(server.received.filter((m) => m.op == "broadcast").map((m) => [m.path, m.msg]), [["/room/1/cursor", { x: 10 }], ["/room/", "hi"]]);
     await assert.rejects(c.broadcast("/room/", undefined), (e) => e.code == "invalid_json" && e.status == 400);
-    // The position is the last change's: a resume after a drop replays nothing and no broadcast.
+    // After a drop, on() resumes after the last change; onBroadcast asks for broadcasts alone again.
     server.drop();
     await until(() => server.subscribers.size == 4);
-    const since = server.received.filter((m) => m.op == "sub" && m.path == "/room/").map((m) => m.since).slice(-2);
-    assert.deepEqual(since.sort(), ["/room/1/cursor:1:2", "/room/1/cursor:1:2"]);
+    const again = subs().slice(-4).filter(([path]) => path == "/room/");
+    assert.deepEqual(again.sort(), [["/room/", false, "/room/1/cursor:1:2", false], ["/room/", true, null, false]]);
     stop();
     await c.broadcast("/room/", "after");
     await c.set("/room/1/cursor", 2); // reaches on() after the broadcast would have reached onBroadcast

@@ -50,7 +50,7 @@ export class Server {
     /** @type {ChangeEvent} */
     const event = del ? { type: "delete", key, revision, seq } : { type: "set", key, value, revision, seq };
     this.log.push(event);
-    for (const s of this.subscribers) if (match(s.path, key)) s.send(event);
+    for (const s of this.subscribers) if (!s.broadcasts && match(s.path, key)) s.send(event);
     return { key, revision, seq };
   }
 
@@ -142,12 +142,19 @@ export class Server {
 
   /**
    * Sends a subscription's replay (or reset and state, or snapshot) and `ready`, then its live changes
-   * until the returned subscriber is removed from `subscribers`.
+   * until the returned subscriber is removed from `subscribers`; with `broadcasts`, `ready` and then
+   * its broadcasts alone.
    * @param {string} path @param {Position | undefined} since @param {boolean} snapshot
-   * @param {(event: StreamEvent) => void} send
+   * @param {(event: StreamEvent) => void} send @param {boolean} [broadcasts]
    * @returns {Subscriber}
    */
-  stream(path, since, snapshot, send) {
+  stream(path, since, snapshot, send, broadcasts = false) {
+    if (broadcasts) {
+      send({ type: "ready", seq: this.seq });
+      const subscriber = { path, send, broadcasts };
+      this.subscribers.add(subscriber);
+      return subscriber;
+    }
     const state = () => {
       for (const [key, e] of [...this.data].sort())
         if (match(path, key)) send({ type: "set", key, value: e.value, revision: e.revision, seq: e.seq, snapshot: true });
@@ -226,7 +233,7 @@ export function fakeWebSocket(current) {
       }
       if (m.op == "sub" && reply.ok) {
         const id = m.id ?? 0;
-        this.subs.set(id, this.server.stream(m.path, m.since, !!m.snapshot, (e) => this.push({ sub: id, ...e })));
+        this.subs.set(id, this.server.stream(m.path, m.since, !!m.snapshot, (e) => this.push({ sub: id, ...e }), !!m.broadcasts));
       }
       if (m.op == "unsub") this.unsubscribe(m.sub);
     }
@@ -347,9 +354,10 @@ export function fakeEventSource(current) {
         const since = query.get("since") ?? undefined;
         const snapshot = query.has("snapshot");
         const token = query.get("token");
-        this.server.received.push({ op: "sub", path, since, snapshot: snapshot || undefined, throttle: query.get("throttle") ?? undefined });
+        const broadcasts = query.get("broadcasts") == "true";
+        this.server.received.push({ op: "sub", path, since, snapshot: snapshot || undefined, throttle: query.get("throttle") ?? undefined, broadcasts: broadcasts || undefined });
         if (token && !goodToken(token)) return this.drop();
-        this.subscriber = this.server.stream(path, since, snapshot, (e) => this.dispatch(e));
+        this.subscriber = this.server.stream(path, since, snapshot, (e) => this.dispatch(e), broadcasts);
       }, 1);
     }
 
