@@ -29,15 +29,8 @@ func (s *Server) stream(c echo.Context, path string, q url.Values) error {
 	if err != nil {
 		return err
 	}
-	var opt hub.SubscribeOptions
-	if boolOption(q, "broadcasts") {
-		// Broadcasts are never replayed: Last-Event-ID, which EventSource sends from the ready
-		// event's id when it reconnects, is ignored.
-		if q.Has("since") || q.Has("snapshot") {
-			return badRequest("bad_request", "?broadcasts takes no since or snapshot: broadcasts are never replayed")
-		}
-		opt.BroadcastsOnly = true
-	} else if opt, err = subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), boolOption(q, "snapshot")); err != nil {
+	opt, err := subscribeOptions(c.Request().Header.Get("Last-Event-ID"), q.Get("since"), boolOption(q, "snapshot"), boolOption(q, "broadcasts"))
+	if err != nil {
 		return err
 	}
 	every, err := parseThrottle(q.Get("throttle"))
@@ -370,8 +363,16 @@ func (s *Server) endStream(out *sseWriter, err error) {
 	out.send()
 }
 
-// subscribeOptions reads the resume position (Last-Event-ID wins over ?since) and ?snapshot.
-func subscribeOptions(lastEventID, since string, snapshot bool) (hub.SubscribeOptions, error) {
+// subscribeOptions reads the resume position (Last-Event-ID wins over ?since) and snapshot, or
+// makes a subscription of broadcasts alone, which takes no since or snapshot: broadcasts are never
+// replayed, and the Last-Event-ID an EventSource sends when it reconnects is ignored.
+func subscribeOptions(lastEventID, since string, snapshot, broadcasts bool) (hub.SubscribeOptions, error) {
+	if broadcasts {
+		if since != "" || snapshot {
+			return hub.SubscribeOptions{}, badRequest("bad_request", "broadcasts takes no since or snapshot: broadcasts are never replayed")
+		}
+		return hub.SubscribeOptions{BroadcastsOnly: true}, nil
+	}
 	opt := hub.SubscribeOptions{Snapshot: snapshot}
 	pos := lastEventID
 	if pos == "" {

@@ -589,14 +589,8 @@ func (c *wsConn) subscribe(p *auth.Principal, req wsRequest) error {
 		return &apiError{http.StatusTooManyRequests, "too_many_subscriptions",
 			"at most " + strconv.Itoa(limit) + " subscriptions per connection; unsub first"}
 	}
-	var opt hub.SubscribeOptions
-	var err error
-	if req.Broadcasts {
-		if req.Since != "" || req.Snapshot {
-			return badRequest("bad_request", "a sub with broadcasts takes no since or snapshot: broadcasts are never replayed")
-		}
-		opt.BroadcastsOnly = true
-	} else if opt, err = subscribeOptions("", req.Since, req.Snapshot); err != nil {
+	opt, err := subscribeOptions("", req.Since, req.Snapshot, req.Broadcasts)
+	if err != nil {
 		return err
 	}
 	every, err := parseThrottle(req.Throttle)
