@@ -6,7 +6,7 @@
 /** @import { Answer, ChangeEvent, ErrorAnswer, Position, RequestMessage, StreamEvent, SubscriptionEvent } from "../src/protocol" */
 
 /** @typedef {{ value: any, revision: number, seq: number }} Item */
-/** @typedef {{ path: string, send: (event: StreamEvent) => void }} Subscriber */
+/** @typedef {{ path: string, send: (event: StreamEvent) => void, broadcasts?: boolean }} Subscriber */
 /** @typedef {Answer | ErrorAnswer} Reply */
 
 /** @param {string} path @param {string} key */
