@@ -58,8 +58,12 @@
 //     the history, a resume and a replay of the log after a restart show the same reason.
 //   - A session's on-disconnect writes (ondisconnect.go) are made once it has ended for the grace
 //     period, in the commit of its ephemeral deletes, with its reason; one is pending per key (the
-//     latest registration's). Local keeps them in memory only; Etcd keeps them in etcd, and a
-//     compare on the registration makes each exactly once on whichever node makes it.
+//     latest registration's). A hub from Open journals them in a log of their own
+//     (<data>/ondisconnect, discjournal.go) and answers a registration once its record is durable;
+//     those found at start-up are made one grace period later with ReasonNodeLost (a crash right
+//     after one was made may make it once more). A memory-only Local keeps them in memory; Etcd
+//     keeps them in etcd, and a compare on the registration makes each exactly once on whichever
+//     node makes it.
 //   - Stored files' bytes go through a BlobStore, named by their sha256: a hub from Open keeps them
 //     in <data>/blobs on its StoreConfig.FS (so waltest's crash tests cover them), a memory-only
 //     hub in memory (it writes nothing to disk). A blob is durable, whole, under its name before

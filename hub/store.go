@@ -23,8 +23,8 @@ const (
 )
 
 // StoreConfig says where and how the hub persists. The data directory holds snapshots
-// (snap-<seq>.snap), the log (wal/) and the bytes of stored files (blobs/, an FSBlobStore), all on
-// FS.
+// (snap-<seq>.snap), the log (wal/), the pending on-disconnect writes (ondisconnect/, a log of
+// their own: discjournal.go) and the bytes of stored files (blobs/, an FSBlobStore), all on FS.
 type StoreConfig struct {
 	Dir             string
 	Sync            wal.SyncMode // default SyncAlways
@@ -41,6 +41,7 @@ type store struct {
 	cfg    StoreConfig
 	fs     *timedFS
 	log    *wal.Log
+	disc   *discJournal // the pending on-disconnect writes; used under Local's lock
 	logger *slog.Logger
 	buf    []byte // encoding scratch, used by Append (under the caller's lock)
 	kick   chan struct{}
@@ -129,8 +130,14 @@ func Open(cfg Config, sc StoreConfig) (*Hub, error) {
 		log.Close()
 		return nil, err
 	}
+	s.disc, err = openDiscJournal(sc.Dir, wal.Options{Sync: sc.Sync, FS: sc.FS, Logger: h.log, AllowRepair: sc.AllowRepair})
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
 	h.mu.Lock()
 	h.cfg.Journal, h.store, h.loading = s, s, false
+	h.recoverDisconnectWritesLocked(s.disc.pending)
 	h.scheduleLocked()
 	h.mu.Unlock()
 	h.sweepAllBlobs()
@@ -280,11 +287,11 @@ func readFile(fsys wal.FS, path string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// close stops the snapshotter and flushes and closes the log.
+// close stops the snapshotter and flushes and closes the logs.
 func (s *store) close() error {
 	close(s.done)
 	s.wg.Wait()
-	return s.log.Close()
+	return errors.Join(s.log.Close(), s.disc.close())
 }
 
 // Restore starts an empty data directory from a backup made by WriteBackup (or a plain snapshot
