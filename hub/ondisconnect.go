@@ -148,21 +148,15 @@ func (h *Local) CancelDisconnect(s *Session, key string) error {
 			if r, ok := h.disc[k]; ok && r.owner == s {
 				delete(h.disc, k)
 				if j != nil {
-					t = cmpTicket(j.drop(k), t)
+					if dt := j.drop(k); dt != nil {
+						t = dt
+					}
 				}
 			}
 		}
 	}
 	h.mu.Unlock()
 	return waitDisc(t) // the last record's ticket covers the ones before it
-}
-
-// cmpTicket returns a if it is not nil, else b.
-func cmpTicket(a, b *wal.Ticket) *wal.Ticket {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // discChangesLocked returns the changes of s's on-disconnect writes, in key order, and forgets
